@@ -1,0 +1,69 @@
+//! `POST /v1/auth/tokens`: the token request, the token response and the JWT claims.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /v1/auth/tokens`. Every field is optional on the wire; the server decides which are needed
+/// for the grant and names the missing one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TokenRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<String>,
+    #[serde(default, alias = "name", skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_refresh_token: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookies: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_lifetime: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_revoke_unused_in: Option<i64>,
+}
+
+/// 200 answer of the token endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenResponse {
+    pub jwt: String,
+    pub duration: i64,
+    pub token_type: String,
+    pub client_id: String,
+    pub refresh_token: String,
+    pub refresh_token_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_in: Option<i64>,
+}
+
+/// The `cust` claim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CustClaims {
+    pub domain_id: String,
+    pub groups: Vec<String>,
+    pub sid: String,
+    pub zone_id: String,
+}
+
+/// The JWT claims CipherTrust Manager issues (note `jwtid`, not `jti`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub aud: String,
+    pub sub: String,
+    pub iss: String,
+    pub acc: String,
+    pub preferred_username: String,
+    pub cust: CustClaims,
+    pub jwtid: String,
+    pub iat: i64,
+    pub exp: i64,
+}

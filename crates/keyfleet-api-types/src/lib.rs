@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod aws;
+pub mod bulkjob;
+pub mod common;
+pub mod usermgmt;
+
+pub use common::{ErrorBody, ListEnvelope, Timestamp};

@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+pub mod crypto;
+pub mod ids;
+pub mod model;
+pub mod time;
+
+pub use ids::*;
+pub use model::*;

@@ -1,0 +1,411 @@
+//! Operations, state machines and the records keyfleet stores.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::*;
+
+/// A bulk-job operation, spelled on the wire as CCKM spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operation {
+    EnableKey,
+    DisableKey,
+    ScheduleKeyDeletion,
+    CancelKeyDeletion,
+    ApplyPolicyTemplate,
+}
+
+impl Operation {
+    pub const AWS: [Operation; 5] = [
+        Operation::EnableKey,
+        Operation::DisableKey,
+        Operation::ScheduleKeyDeletion,
+        Operation::CancelKeyDeletion,
+        Operation::ApplyPolicyTemplate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::EnableKey => "enablekey",
+            Operation::DisableKey => "disablekey",
+            Operation::ScheduleKeyDeletion => "schedulekeydeletion",
+            Operation::CancelKeyDeletion => "cancelkeydeletion",
+            Operation::ApplyPolicyTemplate => "applypolicytemplate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::AWS.into_iter().find(|op| op.as_str() == s)
+    }
+
+    /// The cloud API action that carries out the operation; also the name of its rate-limit bucket.
+    pub fn cloud_action(self) -> &'static str {
+        match self {
+            Operation::EnableKey => "EnableKey",
+            Operation::DisableKey => "DisableKey",
+            Operation::ScheduleKeyDeletion => "ScheduleKeyDeletion",
+            Operation::CancelKeyDeletion => "CancelKeyDeletion",
+            Operation::ApplyPolicyTemplate => "PutKeyPolicy",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Job `overall_status`. Terminal states never change again (cancel on a terminal job only sets `abort`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobStatus {
+    InProgress,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 4] = [
+        JobStatus::InProgress,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::InProgress => "in_progress",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self != JobStatus::InProgress
+    }
+}
+
+/// Item state machine: `pending → running → succeeded | failed | skipped`; a retry returns `running → pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ItemStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl ItemStatus {
+    pub const ALL: [ItemStatus; 5] = [
+        ItemStatus::Pending,
+        ItemStatus::Running,
+        ItemStatus::Succeeded,
+        ItemStatus::Failed,
+        ItemStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Pending => "pending",
+            ItemStatus::Running => "running",
+            ItemStatus::Succeeded => "succeeded",
+            ItemStatus::Failed => "failed",
+            ItemStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ItemStatus::Succeeded | ItemStatus::Failed | ItemStatus::Skipped)
+    }
+}
+
+/// Parameters a job was created with, echoed in its view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_template_id: Option<TemplateId>,
+}
+
+/// A bulk job as stored. Items are separate rows (`ItemRecord`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub cloud: String,
+    pub operation: Operation,
+    pub params: JobParams,
+    pub status: JobStatus,
+    pub abort: bool,
+    pub created_by: UserId,
+    pub total: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One key of a bulk job, with its own state and the evidence of what happened to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRecord {
+    pub job_id: JobId,
+    pub seq: i64,
+    pub key_id: KeyId,
+    pub status: ItemStatus,
+    pub attempts: i64,
+    /// The text shown in `detailed_status` once the item is terminal.
+    pub detail: Option<String>,
+    pub last_error_code: Option<String>,
+    pub last_error_message: Option<String>,
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An item a worker holds a lease on, with what it needs to act without further lookups of the job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedItem {
+    pub job_id: JobId,
+    pub seq: i64,
+    pub key_id: KeyId,
+    pub operation: Operation,
+    pub params: JobParams,
+    /// Attempts including the one this claim starts.
+    pub attempts: i64,
+}
+
+/// How a worker's attempt on an item ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    Succeeded {
+        detail: String,
+        state_before: Option<String>,
+        state_after: Option<String>,
+    },
+    Failed {
+        code: String,
+        message: String,
+        state_before: Option<String>,
+    },
+    /// Try again no earlier than `not_before`.
+    Retry {
+        code: String,
+        message: String,
+        not_before: DateTime<Utc>,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+/// Local user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub nickname: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+    pub logins_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRecord {
+    pub name: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub users_count: i64,
+}
+
+/// A stored refresh token: only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshTokenRecord {
+    pub id: RefreshTokenId,
+    pub user_id: UserId,
+    pub client_id: String,
+    pub token_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+/// Who an ACL entry is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Principal {
+    User(UserId),
+    Group(String),
+}
+
+/// The kinds of resource ACLs attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AclResource {
+    AwsKms(KmsId),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AclEntry {
+    pub principal: Principal,
+    pub actions: Vec<String>,
+}
+
+/// An AWS connection. The secret is kept only as ciphertext (see `crypto`).
+#[derive(Clone, PartialEq)]
+pub struct AwsConnectionRecord {
+    pub id: ConnectionId,
+    pub name: String,
+    pub description: String,
+    pub access_key_id: String,
+    pub secret_enc: Vec<u8>,
+    pub aws_region: String,
+    pub assume_role_arn: Option<String>,
+    pub assume_role_external_id: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub cloud_name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for AwsConnectionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsConnectionRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_enc", &"<redacted>")
+            .field("endpoint_url", &self.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An AWS KMS container: one account reached through one connection, in some regions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmsRecord {
+    pub id: KmsId,
+    pub name: String,
+    pub account_id: String,
+    pub connection_id: ConnectionId,
+    pub regions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// AWS's KeyMetadata and the rest of what a sync learns about a key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AwsKeyMaterial {
+    pub key_id: String,
+    pub arn: String,
+    pub account_id: String,
+    pub key_state: String,
+    pub enabled: bool,
+    pub description: String,
+    pub key_usage: String,
+    pub origin: String,
+    pub key_manager: String,
+    pub creation_date: Option<DateTime<Utc>>,
+    pub deletion_date: Option<DateTime<Utc>>,
+    pub multi_region: bool,
+    pub policy: String,
+    pub tags: Vec<(String, String)>,
+    pub aliases: Vec<String>,
+}
+
+/// A synced AWS key: keyfleet's id, where it lives, and the cached metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsKeyRecord {
+    pub id: KeyId,
+    pub kms_id: KmsId,
+    pub region: String,
+    pub material: AwsKeyMaterial,
+    pub gone: bool,
+    pub synced_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A key-policy template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateRecord {
+    pub id: TemplateId,
+    pub name: String,
+    pub kms_id: Option<KmsId>,
+    pub account_id: String,
+    pub policy: serde_json::Value,
+    pub key_admins: Vec<String>,
+    pub key_users: Vec<String>,
+    pub key_admins_roles: Vec<String>,
+    pub key_users_roles: Vec<String>,
+    pub is_verified: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A key synchronization job. Its per-region results live in `detailed_status` (`"<account>/<region>"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncJobRecord {
+    pub id: SyncJobId,
+    pub kms: Vec<KmsId>,
+    pub regions: Vec<String>,
+    pub synchronize_all: bool,
+    pub status: JobStatus,
+    pub abort: bool,
+    pub detailed_status: std::collections::BTreeMap<String, String>,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Sort order of a list: a field and a direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub field: String,
+    pub descending: bool,
+}
+
+/// Paging of a list query; `limit` is already validated and capped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub skip: u64,
+    pub limit: u64,
+    pub sort: Vec<SortKey>,
+}
+
+/// Filters of the bulk-job list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    pub id: Option<JobId>,
+    pub status: Option<JobStatus>,
+    pub cloud: Option<String>,
+    pub operation: Option<Operation>,
+}
+
+/// Filters of the AWS key list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AwsKeyFilter {
+    pub kms_id: Option<KmsId>,
+    pub region: Option<String>,
+    pub aws_key_id: Option<String>,
+    pub arn: Option<String>,
+    pub alias: Option<String>,
+    pub key_state: Option<String>,
+    pub enabled: Option<bool>,
+    pub gone: Option<bool>,
+    /// `key` or `key=value` entries; a key matches when it has every one.
+    pub tags: Vec<(String, Option<String>)>,
+}

@@ -151,7 +151,10 @@ mod tests {
         let again = MasterKey::from_base64(&key.to_base64()).expect("parse");
         assert_eq!(again.derive("x"), key.derive("x"));
         assert_eq!(format!("{key:?}"), "MasterKey(<redacted>)");
-        assert_eq!(MasterKey::from_base64("c2hvcnQ=").err(), Some(CryptoError::BadKey));
+        assert_eq!(
+            MasterKey::from_base64("c2hvcnQ=").err(),
+            Some(CryptoError::BadKey)
+        );
     }
 
     #[test]

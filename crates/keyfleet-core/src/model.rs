@@ -127,7 +127,10 @@ impl ItemStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, ItemStatus::Succeeded | ItemStatus::Failed | ItemStatus::Skipped)
+        matches!(
+            self,
+            ItemStatus::Succeeded | ItemStatus::Failed | ItemStatus::Skipped
+        )
     }
 }
 
@@ -150,10 +153,21 @@ pub struct JobRecord {
     pub status: JobStatus,
     pub abort: bool,
     pub created_by: UserId,
+    /// Number of items, and how many of them ended each way (kept on the job row so that progress and
+    /// completion never need a scan of the items).
     pub total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub skipped: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl JobRecord {
+    pub fn finished(&self) -> i64 {
+        self.succeeded + self.failed + self.skipped
+    }
 }
 
 /// One key of a bulk job, with its own state and the evidence of what happened to it.

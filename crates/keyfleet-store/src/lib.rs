@@ -1,0 +1,211 @@
+#![doc = include_str!("../README.md")]
+
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyfleet_core::*;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness or reference rule of the schema was broken; the text says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored value could not be read back (e.g. an unknown enum spelling).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Fields each list can be sorted by, as the API names them.
+pub mod sort_fields {
+    pub const JOBS: &[&str] = &[
+        "createdAt",
+        "updatedAt",
+        "completed_at",
+        "overall_status",
+        "operation",
+        "id",
+    ];
+    pub const KEYS: &[&str] = &[
+        "createdAt",
+        "updatedAt",
+        "region",
+        "KeyID",
+        "KeyState",
+        "synced_at",
+        "id",
+    ];
+    pub const NAMED: &[&str] = &["createdAt", "updatedAt", "name", "id"];
+    pub const USERS: &[&str] = &["created_at", "username", "user_id"];
+}
+
+/// Everything keyfleet persists. One implementation per database backend, split by concern.
+pub trait Store:
+    AuthStore + InventoryStore + JobStore + SyncJobStore + Send + Sync + 'static
+{
+}
+
+impl<T: AuthStore + InventoryStore + JobStore + SyncJobStore + Send + Sync + 'static> Store for T {}
+
+/// Server metadata, users, groups and refresh tokens.
+#[async_trait]
+pub trait AuthStore: Send + Sync {
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// Stores `value` unless the key exists; returns the value now stored.
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<String>;
+
+    async fn insert_user(&self, user: &UserRecord) -> Result<()>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
+    async fn list_users(&self, page: &Page) -> Result<(Vec<UserRecord>, u64)>;
+    async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> Result<()>;
+    async fn user_groups(&self, id: UserId) -> Result<Vec<String>>;
+    /// Creates the group unless it exists; true when created.
+    async fn ensure_group(&self, name: &str, description: &str, at: DateTime<Utc>) -> Result<bool>;
+    async fn get_group(&self, name: &str) -> Result<Option<GroupRecord>>;
+    async fn list_groups(&self, page: &Page) -> Result<(Vec<GroupRecord>, u64)>;
+    async fn add_group_member(&self, group: &str, user: UserId) -> Result<()>;
+    async fn remove_group_member(&self, group: &str, user: UserId) -> Result<bool>;
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<()>;
+    async fn refresh_token_by_hash(&self, hash: &str) -> Result<Option<RefreshTokenRecord>>;
+    async fn revoke_refresh_token(&self, id: RefreshTokenId) -> Result<()>;
+}
+
+/// Cloud connections, KMS containers and their ACLs, synced keys, policy templates.
+#[async_trait]
+pub trait InventoryStore: Send + Sync {
+    async fn insert_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()>;
+    async fn update_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()>;
+    async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>>;
+    async fn aws_connection_by_name(&self, name: &str) -> Result<Option<AwsConnectionRecord>>;
+    async fn list_aws_connections(&self, page: &Page) -> Result<(Vec<AwsConnectionRecord>, u64)>;
+    /// Conflict when a KMS container still uses it.
+    async fn delete_aws_connection(&self, id: ConnectionId) -> Result<bool>;
+
+    async fn insert_kms(&self, k: &KmsRecord) -> Result<()>;
+    async fn update_kms(&self, k: &KmsRecord) -> Result<()>;
+    async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>>;
+    async fn kms_by_name(&self, name: &str) -> Result<Option<KmsRecord>>;
+    async fn list_kms(&self, page: &Page) -> Result<(Vec<KmsRecord>, u64)>;
+    async fn delete_kms(&self, id: KmsId) -> Result<bool>;
+
+    async fn acls(&self, resource: AclResource) -> Result<Vec<AclEntry>>;
+    /// Replaces the actions of one principal on one resource; an empty list removes the entry.
+    async fn set_acl(
+        &self,
+        resource: AclResource,
+        principal: &Principal,
+        actions: &[String],
+    ) -> Result<()>;
+
+    /// Records the keys one region of a container holds now, in one transaction: new keys are added,
+    /// known keys updated, and keys of that container and region that are not in `keys` marked gone.
+    /// Returns (added, updated, gone).
+    async fn sync_aws_region(
+        &self,
+        kms_id: KmsId,
+        region: &str,
+        keys: &[AwsKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64, u64)>;
+    async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>>;
+    async fn aws_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>>;
+    async fn list_aws_keys(
+        &self,
+        filter: &AwsKeyFilter,
+        page: &Page,
+    ) -> Result<(Vec<AwsKeyRecord>, u64)>;
+    /// Refreshes the cached metadata of one key after an effect.
+    async fn update_aws_key_material(
+        &self,
+        id: KeyId,
+        material: &AwsKeyMaterial,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn mark_aws_key_gone(&self, id: KeyId, at: DateTime<Utc>) -> Result<()>;
+
+    async fn insert_template(&self, t: &TemplateRecord) -> Result<()>;
+    async fn update_template(&self, t: &TemplateRecord) -> Result<()>;
+    async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>>;
+    async fn list_templates(&self, page: &Page) -> Result<(Vec<TemplateRecord>, u64)>;
+    async fn delete_template(&self, id: TemplateId) -> Result<bool>;
+}
+
+/// Bulk jobs and their items: creation, views, cancel, and the worker side (claim, lease, finish).
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Inserts the job and one pending item per key, in one transaction.
+    async fn create_job(&self, job: &JobRecord, keys: &[KeyId]) -> Result<()>;
+    async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>>;
+    async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)>;
+    async fn job_items(&self, id: JobId) -> Result<Vec<ItemRecord>>;
+    /// Sets `abort`; on a running job also skips every pending item and, when nothing is in flight,
+    /// ends the job as cancelled. Returns the job as it is afterwards.
+    async fn cancel_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>>;
+    async fn job_aborted(&self, id: JobId) -> Result<bool>;
+
+    /// Leases up to `limit` pending items due at `now` to `owner` until `lease_until`, marking them running
+    /// and counting the attempt (write-ahead: the row says "running" before any cloud call).
+    async fn claim_items(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedItem>>;
+    /// Extends every lease `owner` holds; returns how many.
+    async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64>;
+    /// Returns running items whose lease expired to pending (their next attempt reconciles first).
+    async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// Records how an attempt ended, fenced by the lease: false (and nothing written) when `owner` no
+    /// longer holds the item. Ends the job when its last item becomes terminal.
+    async fn finish_item(
+        &self,
+        job: JobId,
+        seq: i64,
+        owner: &str,
+        outcome: &ItemOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// The earliest `not_before` of a pending item, for idle workers to sleep until.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
+}
+
+/// Key synchronization jobs.
+#[async_trait]
+pub trait SyncJobStore: Send + Sync {
+    async fn create_sync_job(&self, job: &SyncJobRecord) -> Result<()>;
+    async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>>;
+    async fn list_sync_jobs(
+        &self,
+        status: Option<JobStatus>,
+        page: &Page,
+    ) -> Result<(Vec<SyncJobRecord>, u64)>;
+    /// Leases the oldest in-progress sync job nobody holds (or whose lease expired).
+    async fn claim_sync_job(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<SyncJobRecord>>;
+    /// Saves progress (and extends the lease); fenced by the lease like item writes.
+    async fn update_sync_job(
+        &self,
+        job: &SyncJobRecord,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool>;
+    async fn cancel_sync_job(
+        &self,
+        id: SyncJobId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<SyncJobRecord>>;
+}

@@ -1,0 +1,414 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyfleet_core::*;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::*;
+use crate::{JobStore, Result};
+
+fn job(row: &SqliteRow) -> Result<JobRecord> {
+    let op: String = row.try_get("operation")?;
+    let status: String = row.try_get("status")?;
+    Ok(JobRecord {
+        id: parse(row, "id")?,
+        cloud: row.try_get("cloud")?,
+        operation: Operation::parse(&op)
+            .ok_or_else(|| StoreError::Corrupt(format!("operation {op:?}")))?,
+        params: json(row, "params")?,
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        abort: row.try_get::<i64, _>("abort")? != 0,
+        created_by: parse(row, "created_by")?,
+        total: row.try_get("total")?,
+        succeeded: row.try_get("succeeded")?,
+        failed: row.try_get("failed")?,
+        skipped: row.try_get("skipped")?,
+        created_at: get_ts(row, "created_at")?,
+        updated_at: get_ts(row, "updated_at")?,
+        completed_at: get_opt_ts(row, "completed_at")?,
+    })
+}
+
+fn item(row: &SqliteRow) -> Result<ItemRecord> {
+    let status: String = row.try_get("status")?;
+    Ok(ItemRecord {
+        job_id: parse(row, "job_id")?,
+        seq: row.try_get("seq")?,
+        key_id: parse(row, "key_id")?,
+        status: ItemStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("item status {status:?}")))?,
+        attempts: row.try_get("attempts")?,
+        detail: row.try_get("detail")?,
+        last_error_code: row.try_get("last_error_code")?,
+        last_error_message: row.try_get("last_error_message")?,
+        state_before: row.try_get("state_before")?,
+        state_after: row.try_get("state_after")?,
+        updated_at: get_ts(row, "updated_at")?,
+    })
+}
+
+fn push_job_filter(qb: &mut QueryBuilder<Sqlite>, f: &JobFilter) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(v) = f.id {
+        qb.push(" AND id = ").push_bind(v.to_string());
+    }
+    if let Some(v) = f.status {
+        qb.push(" AND status = ").push_bind(v.as_str());
+    }
+    if let Some(v) = &f.cloud {
+        qb.push(" AND cloud = ").push_bind(v.clone());
+    }
+    if let Some(v) = f.operation {
+        qb.push(" AND operation = ").push_bind(v.as_str());
+    }
+}
+
+/// Ends the job if every item is terminal. Runs inside the caller's transaction.
+async fn finalize_if_done(
+    conn: &mut sqlx::SqliteConnection,
+    id: JobId,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET status = CASE \
+             WHEN abort = 1 THEN 'cancelled' \
+             WHEN failed = total THEN 'failed' \
+             ELSE 'completed' END, \
+         completed_at = ?, updated_at = ? \
+         WHERE id = ? AND status = 'in_progress' AND succeeded + failed + skipped >= total",
+    )
+    .bind(ts(at))
+    .bind(ts(at))
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn create_job(&self, j: &JobRecord, keys: &[KeyId]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, cloud, operation, params, status, abort, created_by, total, succeeded, failed, \
+             skipped, created_at, updated_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(j.id.to_string())
+        .bind(&j.cloud)
+        .bind(j.operation.as_str())
+        .bind(to_json(&j.params))
+        .bind(j.status.as_str())
+        .bind(j.abort as i64)
+        .bind(j.created_by.to_string())
+        .bind(j.total)
+        .bind(j.succeeded)
+        .bind(j.failed)
+        .bind(j.skipped)
+        .bind(ts(j.created_at))
+        .bind(ts(j.updated_at))
+        .bind(j.completed_at.map(ts))
+        .execute(&mut *tx)
+        .await?;
+        let job_id = j.id.to_string();
+        let at = ts(j.created_at);
+        // 5 variables per row; 150 rows stay far below SQLite's variable limit.
+        for (chunk_no, chunk) in keys.chunks(150).enumerate() {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO job_items (job_id, seq, key_id, status, updated_at) ",
+            );
+            qb.push_values(chunk.iter().enumerate(), |mut b, (i, key)| {
+                b.push_bind(job_id.clone())
+                    .push_bind((chunk_no * 150 + i) as i64)
+                    .push_bind(key.to_string())
+                    .push_bind("pending")
+                    .push_bind(at);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>> {
+        sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(job)
+            .transpose()
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM jobs");
+        push_job_filter(&mut count, filter);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.reader).await?;
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT * FROM jobs");
+        push_job_filter(&mut qb, filter);
+        qb.push(order_by(
+            &page.sort,
+            &[
+                ("createdAt", "created_at"),
+                ("updatedAt", "updated_at"),
+                ("completed_at", "completed_at"),
+                ("overall_status", "status"),
+                ("operation", "operation"),
+                ("id", "id"),
+            ],
+            "created_at DESC",
+        ));
+        qb.push(limit_offset(page));
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        Ok((rows.iter().map(job).collect::<Result<_>>()?, total as u64))
+    }
+
+    async fn job_items(&self, id: JobId) -> Result<Vec<ItemRecord>> {
+        sqlx::query("SELECT * FROM job_items WHERE job_id = ? ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(item)
+            .collect()
+    }
+
+    async fn cancel_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>> {
+        let mut tx = self.writer.begin().await?;
+        let Some(current) = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(job)
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        if current.status.is_terminal() {
+            // CCKM: cancel on a finished job only raises the flag.
+            sqlx::query("UPDATE jobs SET abort = 1 WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let skipped = sqlx::query(
+                "UPDATE job_items SET status = 'skipped', detail = 'Skipped: cancelled', updated_at = ? \
+                 WHERE job_id = ? AND status = 'pending'",
+            )
+            .bind(ts(at))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "UPDATE jobs SET abort = 1, skipped = skipped + ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(skipped as i64)
+            .bind(ts(at))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            finalize_if_done(&mut tx, id, at).await?;
+        }
+        let after = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let after = job(&after)?;
+        tx.commit().await?;
+        Ok(Some(after))
+    }
+
+    async fn job_aborted(&self, id: JobId) -> Result<bool> {
+        let abort: Option<i64> = sqlx::query_scalar("SELECT abort FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(abort.unwrap_or(1) != 0)
+    }
+
+    async fn claim_items(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedItem>> {
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE job_items SET status = 'running', attempts = attempts + 1, lease_owner = ?, \
+             lease_expires_at = ?, updated_at = ? \
+             WHERE rowid IN (SELECT rowid FROM job_items WHERE status = 'pending' AND not_before <= ? \
+                             ORDER BY rowid LIMIT ?) \
+             RETURNING job_id, seq, key_id, attempts",
+        )
+        .bind(owner)
+        .bind(ts(lease_until))
+        .bind(ts(now))
+        .bind(ts(now))
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut jobs: HashMap<String, (Operation, JobParams)> = HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job_id: String = row.try_get("job_id")?;
+            if !jobs.contains_key(&job_id) {
+                let j = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+                    .bind(&job_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let j = job(&j)?;
+                jobs.insert(job_id.clone(), (j.operation, j.params));
+            }
+            let (operation, params) = jobs[&job_id].clone();
+            out.push(ClaimedItem {
+                job_id: parse(row, "job_id")?,
+                seq: row.try_get("seq")?,
+                key_id: parse(row, "key_id")?,
+                operation,
+                params,
+                attempts: row.try_get("attempts")?,
+            });
+        }
+        tx.commit().await?;
+        out.sort_by_key(|c| (c.job_id, c.seq));
+        Ok(out)
+    }
+
+    async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE job_items SET lease_expires_at = ? WHERE lease_owner = ? AND status = 'running'",
+        )
+        .bind(ts(lease_until))
+        .bind(owner)
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
+    async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE job_items SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
+             WHERE status = 'running' AND lease_expires_at < ?",
+        )
+        .bind(ts(now))
+        .bind(ts(now))
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
+    async fn finish_item(
+        &self,
+        job_id: JobId,
+        seq: i64,
+        owner: &str,
+        outcome: &ItemOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let (status, counter, detail, code, message, before, after, not_before) = match outcome {
+            ItemOutcome::Succeeded {
+                detail,
+                state_before,
+                state_after,
+            } => (
+                ItemStatus::Succeeded,
+                Some("succeeded"),
+                Some(detail.clone()),
+                None,
+                None,
+                state_before.clone(),
+                state_after.clone(),
+                0,
+            ),
+            ItemOutcome::Failed {
+                code,
+                message,
+                state_before,
+            } => (
+                ItemStatus::Failed,
+                Some("failed"),
+                Some(format!("Failed: {code}: {message}")),
+                Some(code.clone()),
+                Some(message.clone()),
+                state_before.clone(),
+                None,
+                0,
+            ),
+            ItemOutcome::Retry {
+                code,
+                message,
+                not_before,
+            } => (
+                ItemStatus::Pending,
+                None,
+                None,
+                Some(code.clone()),
+                Some(message.clone()),
+                None,
+                None,
+                ts(*not_before),
+            ),
+            ItemOutcome::Skipped { reason } => (
+                ItemStatus::Skipped,
+                Some("skipped"),
+                Some(format!("Skipped: {reason}")),
+                None,
+                None,
+                None,
+                None,
+                0,
+            ),
+        };
+        let done = sqlx::query(
+            "UPDATE job_items SET status = ?, detail = ?, \
+             last_error_code = COALESCE(?, last_error_code), last_error_message = COALESCE(?, last_error_message), \
+             state_before = COALESCE(?, state_before), state_after = COALESCE(?, state_after), \
+             not_before = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
+             WHERE job_id = ? AND seq = ? AND lease_owner = ? AND status = 'running'",
+        )
+        .bind(status.as_str())
+        .bind(detail)
+        .bind(code)
+        .bind(message)
+        .bind(before)
+        .bind(after)
+        .bind(not_before)
+        .bind(ts(at))
+        .bind(job_id.to_string())
+        .bind(seq)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            // The lease was lost (expired and reclaimed): someone else owns this item now.
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(counter) = counter {
+            let sql =
+                format!("UPDATE jobs SET {counter} = {counter} + 1, updated_at = ? WHERE id = ?");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(ts(at))
+                .bind(job_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            finalize_if_done(&mut tx, job_id, at).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT min(not_before) FROM job_items WHERE status = 'pending'")
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(v.map(keyfleet_core::time::from_micros))
+    }
+}

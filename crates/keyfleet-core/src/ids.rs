@@ -84,3 +84,10 @@ impl UserId {
         s.strip_prefix("local|").unwrap_or(s).parse().ok()
     }
 }
+
+impl ConnectionId {
+    /// Associated data binding an encrypted connection secret to its connection.
+    pub fn secret_aad(&self) -> Vec<u8> {
+        format!("connection:{self}").into_bytes()
+    }
+}

@@ -1,0 +1,193 @@
+//! One attempt at one AWS item: read the key, act unless it is already in the target state, record.
+
+use chrono::Utc;
+use keyfleet_clouds::aws::KeyMetadata;
+use keyfleet_clouds::{AwsKms, CloudError};
+use keyfleet_core::time::now;
+use keyfleet_core::*;
+
+use crate::pacing::Partition;
+use crate::resolve::AwsTarget;
+use crate::retry::Verdict;
+use crate::{Engine, EngineError};
+
+/// The tag `applypolicytemplate` leaves on each key, as CCKM does.
+pub const POLICY_TEMPLATE_TAG: &str = "cckm_policy_template_id";
+
+impl Engine {
+    pub(crate) async fn run_aws_item(&self, item: &ClaimedItem) -> Result<ItemOutcome, EngineError> {
+        let target = match self.resolver.aws_key(item.key_id).await {
+            Ok(t) => t,
+            Err(EngineError::Missing(why)) => {
+                return Ok(ItemOutcome::Failed { code: "NotFoundException".into(), message: why, state_before: None });
+            }
+            Err(e) => return Err(e),
+        };
+        // Cancellation is checked before anything is sent.
+        if self.store.job_aborted(item.job_id).await? {
+            return Ok(ItemOutcome::Skipped { reason: "cancelled".into() });
+        }
+        let arn = target.key.material.arn.clone();
+        let before = match self.describe(&target, &arn).await {
+            Ok(m) => m,
+            Err(e) => return Ok(self.failure(item, &target, e, None)),
+        };
+        if already_done(item, &before, &target).await {
+            self.refresh_cache(&target, &before, None).await?;
+            return Ok(ItemOutcome::Succeeded {
+                detail: "Success".into(),
+                state_before: Some(before.key_state.clone()),
+                state_after: Some(before.key_state),
+            });
+        }
+        let policy = match item.operation {
+            Operation::ApplyPolicyTemplate => Some(self.template_policy(item).await?),
+            _ => None,
+        };
+        if let Err(e) = self.effect(item, &target, &arn, policy.as_deref()).await {
+            return Ok(self.failure(item, &target, e, Some(before.key_state)));
+        }
+        // The effect happened; a failure to read the new state does not undo it.
+        let after = match self.describe(&target, &arn).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(key.id = %item.key_id, error = %e, "could not refresh key after effect");
+                None
+            }
+        };
+        if let Some(after) = &after {
+            self.refresh_cache(&target, after, policy.as_deref().map(|p| (p, item))).await?;
+        }
+        Ok(ItemOutcome::Succeeded {
+            detail: "Success".into(),
+            state_before: Some(before.key_state),
+            state_after: after.map(|m| m.key_state),
+        })
+    }
+
+    fn partition(&self, target: &AwsTarget, action: &'static str) -> Partition {
+        Partition { account: target.account.clone(), region: target.key.region.clone(), action }
+    }
+
+    async fn paced<T, F>(&self, target: &AwsTarget, action: &'static str, call: F) -> Result<T, CloudError>
+    where
+        F: std::future::Future<Output = Result<T, CloudError>>,
+    {
+        let p = self.partition(target, action);
+        self.pacer.acquire(&p).await;
+        let result = call.await;
+        match &result {
+            Ok(_) => self.pacer.succeeded(&p),
+            Err(e) if e.kind == keyfleet_clouds::ErrorKind::Throttled => self.pacer.throttled(&p),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn describe(&self, target: &AwsTarget, arn: &str) -> Result<KeyMetadata, CloudError> {
+        self.paced(target, "DescribeKey", target.client.describe_key(arn)).await
+    }
+
+    async fn effect(
+        &self,
+        item: &ClaimedItem,
+        target: &AwsTarget,
+        arn: &str,
+        policy: Option<&str>,
+    ) -> Result<(), CloudError> {
+        let kms: &dyn AwsKms = target.client.as_ref();
+        let action = item.operation.cloud_action();
+        match item.operation {
+            Operation::EnableKey => self.paced(target, action, kms.enable_key(arn)).await,
+            Operation::DisableKey => self.paced(target, action, kms.disable_key(arn)).await,
+            Operation::ScheduleKeyDeletion => {
+                let days = item.params.days.unwrap_or(30) as i32;
+                self.paced(target, action, kms.schedule_key_deletion(arn, days)).await
+            }
+            Operation::CancelKeyDeletion => self.paced(target, action, kms.cancel_key_deletion(arn)).await,
+            Operation::ApplyPolicyTemplate => {
+                let policy = policy.unwrap_or_default();
+                self.paced(target, action, kms.put_key_policy(arn, policy)).await?;
+                let tag = template_tag(item);
+                self.paced(target, "TagResource", kms.tag_resource(arn, &[tag])).await
+            }
+        }
+    }
+
+    async fn template_policy(&self, item: &ClaimedItem) -> Result<String, EngineError> {
+        let id = item
+            .params
+            .policy_template_id
+            .ok_or_else(|| EngineError::Missing("job has no policy_template_id".into()))?;
+        let t = self
+            .store
+            .get_template(id)
+            .await?
+            .ok_or_else(|| EngineError::Missing(format!("policy template {id} was deleted")))?;
+        Ok(t.policy.to_string())
+    }
+
+    fn failure(&self, item: &ClaimedItem, target: &AwsTarget, err: CloudError, before: Option<String>) -> ItemOutcome {
+        tracing::info!(
+            bulkjob.id = %item.job_id, key.id = %item.key_id, kms.account = %target.account,
+            attempt = item.attempts, error.code = %err.code, "item attempt failed"
+        );
+        match self.config.retry.verdict(&err, item.attempts) {
+            Verdict::RetryAfter(wait) => ItemOutcome::Retry {
+                code: err.code,
+                message: err.message,
+                not_before: now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+            },
+            Verdict::Fail => ItemOutcome::Failed { code: err.code, message: err.message, state_before: before },
+        }
+    }
+
+    /// Writes what the cloud just told us into the cached key record.
+    async fn refresh_cache(
+        &self,
+        target: &AwsTarget,
+        meta: &KeyMetadata,
+        applied_policy: Option<(&str, &ClaimedItem)>,
+    ) -> Result<(), EngineError> {
+        let mut m = target.key.material.clone();
+        m.key_state = meta.key_state.clone();
+        m.enabled = meta.enabled;
+        m.deletion_date = meta.deletion_date;
+        m.description = meta.description.clone();
+        if let Some((policy, item)) = applied_policy {
+            m.policy = policy.to_string();
+            let (k, v) = template_tag(item);
+            m.tags.retain(|(tk, _)| *tk != k);
+            m.tags.push((k, v));
+        }
+        if m != target.key.material {
+            self.store.update_aws_key_material(target.key.id, &m, Utc::now()).await?;
+        }
+        Ok(())
+    }
+}
+
+fn template_tag(item: &ClaimedItem) -> (String, String) {
+    let id = item.params.policy_template_id.map(|t| t.to_string()).unwrap_or_default();
+    (POLICY_TEMPLATE_TAG.to_string(), id)
+}
+
+/// Is the key already where the operation would take it? Then nothing is sent: re-runs are safe and an
+/// item reclaimed after a crash does not repeat its effect.
+async fn already_done(item: &ClaimedItem, meta: &KeyMetadata, target: &AwsTarget) -> bool {
+    match item.operation {
+        Operation::EnableKey => meta.key_state == "Enabled",
+        Operation::DisableKey => meta.key_state == "Disabled",
+        Operation::ScheduleKeyDeletion => meta.key_state == "PendingDeletion",
+        Operation::CancelKeyDeletion => matches!(meta.key_state.as_str(), "Enabled" | "Disabled"),
+        // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first.
+        Operation::ApplyPolicyTemplate if item.attempts > 1 => {
+            let (k, v) = template_tag(item);
+            match target.client.list_resource_tags(&meta.arn).await {
+                Ok(tags) => tags.iter().any(|(tk, tv)| *tk == k && *tv == v),
+                Err(_) => false,
+            }
+        }
+        Operation::ApplyPolicyTemplate => false,
+    }
+}

@@ -1,0 +1,147 @@
+#![doc = include_str!("../README.md")]
+
+mod aws_item;
+pub mod pacing;
+mod resolve;
+pub mod retry;
+mod sync;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyfleet_clouds::AwsKmsConnector;
+use keyfleet_core::crypto::{CryptoError, MasterKey};
+use keyfleet_store::{Store, StoreError};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+pub use aws_item::POLICY_TEMPLATE_TAG;
+use pacing::Pacer;
+use resolve::Resolver;
+use retry::RetryPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Something the item refers to is no longer there.
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// How the engine runs. Defaults suit one node with AWS's default quotas.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's name in leases; must differ between nodes and between runs.
+    pub node_id: String,
+    /// Concurrent item workers.
+    pub workers: usize,
+    /// How long a claim stays valid without a heartbeat.
+    pub lease_ttl: Duration,
+    /// Longest an idle worker sleeps before looking for work again (wake-ups normally come sooner).
+    pub poll_interval: Duration,
+    pub retry: RetryPolicy,
+    /// Multiplies AWS's default request quotas; 0 turns pacing off.
+    pub quota_scale: f64,
+    /// Return every lease at start. Right for a single node (SQLite): leases left by a previous run of
+    /// this node are dead, and waiting for them to expire would only delay the resume.
+    pub reclaim_all_on_start: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            node_id: format!("node-{}", uuid::Uuid::new_v4()),
+            workers: 16,
+            lease_ttl: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            quota_scale: 1.0,
+            reclaim_all_on_start: true,
+        }
+    }
+}
+
+/// The background executor of bulk jobs and sync jobs.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    resolver: Resolver,
+    pacer: Pacer,
+    config: EngineConfig,
+    wake: Notify,
+    sync_wake: Notify,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        connector: Arc<dyn AwsKmsConnector>,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            resolver: Resolver::new(store.clone(), master, connector),
+            pacer: Pacer::new(config.quota_scale),
+            store,
+            config,
+            wake: Notify::new(),
+            sync_wake: Notify::new(),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// New bulk-job items are waiting.
+    pub fn notify_jobs(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// A new sync job is waiting.
+    pub fn notify_sync(&self) {
+        self.sync_wake.notify_waiters();
+    }
+
+    /// Starts workers, the heartbeat, the reaper and the sync loop; they stop when the handle is shut down.
+    pub async fn start(self: &Arc<Self>) -> Result<EngineHandle, EngineError> {
+        if self.config.reclaim_all_on_start {
+            let far = keyfleet_core::time::now() + chrono::Duration::days(365 * 100);
+            let n = self.store.release_expired_leases(far).await?;
+            if n > 0 {
+                tracing::info!(items = n, "resuming items interrupted by the previous run");
+            }
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for n in 0..self.config.workers {
+            tasks.spawn(
+                self.clone()
+                    .worker_loop(stop_rx.clone())
+                    .instrument(tracing::info_span!("worker", worker = n)),
+            );
+        }
+        tasks.spawn(self.clone().heartbeat_loop(stop_rx.clone()));
+        tasks.spawn(self.clone().reaper_loop(stop_rx.clone()));
+        tasks.spawn(self.clone().sync_loop(stop_rx));
+        Ok(EngineHandle { stop: stop_tx, tasks })
+    }
+}
+
+/// Owns the engine's tasks.
+pub struct EngineHandle {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl EngineHandle {
+    /// Asks every task to stop after its current item and waits for them. In-flight items are recorded.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,143 @@
+//! Token buckets per (cloud account, region, action), so keyfleet stays inside the cloud's request quotas.
+//!
+//! Each bucket refills at its rate and holds at most one token: requests leave evenly spaced rather than in
+//! bursts, which is what a per-second quota shared with other callers tolerates best. When the cloud throttles
+//! anyway (another caller is using the same quota), the bucket's rate is halved; every success then adds a
+//! little back, up to the configured ceiling (AIMD).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// One rate-limit partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Partition {
+    pub account: String,
+    pub region: String,
+    pub action: &'static str,
+}
+
+/// Requests per second for each AWS KMS action: AWS's documented default quotas.
+pub fn aws_default_rate(action: &str) -> f64 {
+    match action {
+        "EnableKey" | "DisableKey" | "CancelKeyDeletion" => 5.0,
+        "ScheduleKeyDeletion" | "PutKeyPolicy" => 15.0,
+        "TagResource" | "UntagResource" => 10.0,
+        "DescribeKey" | "ListResourceTags" => 2000.0,
+        "GetKeyPolicy" => 1000.0,
+        "ListKeys" | "ListAliases" => 500.0,
+        _ => 5.0,
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    ceiling: f64,
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.rate).min(1.0);
+        self.last = now;
+    }
+}
+
+/// Shared by all workers of a node.
+#[derive(Debug)]
+pub struct Pacer {
+    buckets: Mutex<HashMap<Partition, Bucket>>,
+    rate_for: fn(&str) -> f64,
+    /// Multiplies every default rate; 0 or less disables pacing (benchmarks of raw engine overhead).
+    scale: f64,
+}
+
+impl Pacer {
+    pub fn new(scale: f64) -> Self {
+        Self { buckets: Mutex::new(HashMap::new()), rate_for: aws_default_rate, scale }
+    }
+
+    /// Reserves the next slot of the partition and sleeps until it comes.
+    pub async fn acquire(&self, p: &Partition) {
+        if self.scale <= 0.0 {
+            return;
+        }
+        let wait = {
+            let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let b = buckets.entry(p.clone()).or_insert_with(|| {
+                let rate = (self.rate_for)(p.action) * self.scale;
+                Bucket { ceiling: rate, rate, tokens: 1.0, last: now }
+            });
+            b.refill(now);
+            // Taking the token may drive the balance negative: that is a reservation, and the caller waits
+            // until the bucket would have refilled to zero. Concurrent callers queue up in arrival order.
+            b.tokens -= 1.0;
+            if b.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-b.tokens / b.rate) }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The cloud throttled a request of this partition: halve its rate (not below 1/10 of the ceiling).
+    pub fn throttled(&self, p: &Partition) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = buckets.get_mut(p) {
+            b.rate = (b.rate / 2.0).max(b.ceiling / 10.0);
+        }
+    }
+
+    /// A request of this partition succeeded: recover additively towards the ceiling.
+    pub fn succeeded(&self, p: &Partition) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = buckets.get_mut(p) {
+            b.rate = (b.rate + b.ceiling / 20.0).min(b.ceiling);
+        }
+    }
+
+    /// The current rate of a partition (for tests and metrics).
+    pub fn rate(&self, p: &Partition) -> Option<f64> {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.get(p).map(|b| b.rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(action: &'static str) -> Partition {
+        Partition { account: "1".into(), region: "r".into(), action }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_spaced_at_the_quota() {
+        let pacer = Pacer::new(1.0);
+        let p = part("EnableKey");
+        let start = tokio::time::Instant::now();
+        for _ in 0..11 {
+            pacer.acquire(&p).await;
+        }
+        // The first goes at once, the next ten at 5 per second.
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_halves_the_rate_and_success_recovers_it() {
+        let pacer = Pacer::new(1.0);
+        let p = part("ScheduleKeyDeletion");
+        pacer.acquire(&p).await;
+        pacer.throttled(&p);
+        assert_eq!(pacer.rate(&p), Some(7.5));
+        for _ in 0..20 {
+            pacer.succeeded(&p);
+        }
+        assert_eq!(pacer.rate(&p), Some(15.0));
+    }
+}

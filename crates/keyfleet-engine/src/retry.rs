@@ -1,0 +1,88 @@
+//! The one retry policy: which failures are retried, how often, and how long to wait.
+
+use std::time::Duration;
+
+use keyfleet_clouds::{CloudError, ErrorKind};
+use rand::Rng;
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per item, including the first.
+    pub max_attempts: i64,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 8, base: Duration::from_millis(200), cap: Duration::from_secs(30) }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    RetryAfter(Duration),
+    Fail,
+}
+
+impl RetryPolicy {
+    /// `attempts` is how many attempts have been made, the failed one included.
+    pub fn verdict(&self, err: &CloudError, attempts: i64) -> Verdict {
+        if !err.kind.is_retryable() || attempts >= self.max_attempts {
+            return Verdict::Fail;
+        }
+        let backoff = self.backoff(attempts);
+        // Honour the provider's Retry-After when it asks for longer than our own backoff.
+        let wait = match err.retry_after {
+            Some(ra) if ra > backoff => ra,
+            _ => backoff,
+        };
+        Verdict::RetryAfter(wait)
+    }
+
+    /// Full jitter: uniform in [0, min(cap, base * 2^(attempts-1))].
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        let exp = attempts.clamp(1, 30) - 1;
+        let ceiling = self.base.saturating_mul(1u32 << exp.min(20)).min(self.cap);
+        let ms = ceiling.as_millis().max(1) as u64;
+        Duration::from_millis(rand::rng().random_range(0..=ms))
+    }
+}
+
+/// True when the failure says the connection's credentials are no good.
+pub fn is_unauthorized(err: &CloudError) -> bool {
+    err.kind == ErrorKind::Unauthorized
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_retryable_kinds_are_retried_and_only_up_to_the_cap() {
+        let p = RetryPolicy { max_attempts: 3, ..Default::default() };
+        let throttled = CloudError::new(ErrorKind::Throttled, "ThrottlingException", "slow down");
+        let invalid = CloudError::new(ErrorKind::InvalidState, "KMSInvalidStateException", "pending deletion");
+        assert!(matches!(p.verdict(&throttled, 1), Verdict::RetryAfter(_)));
+        assert_eq!(p.verdict(&throttled, 3), Verdict::Fail);
+        assert_eq!(p.verdict(&invalid, 1), Verdict::Fail);
+    }
+
+    #[test]
+    fn backoff_stays_under_the_exponential_ceiling_and_the_cap() {
+        let p = RetryPolicy::default();
+        for attempts in 1..40 {
+            let ceiling = p.base.saturating_mul(1u32 << (attempts - 1).min(20)).min(p.cap);
+            assert!(p.backoff(attempts) <= ceiling);
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer() {
+        let p = RetryPolicy { cap: Duration::from_millis(10), ..Default::default() };
+        let mut e = CloudError::new(ErrorKind::Throttled, "TooManyRequests", "429");
+        e.retry_after = Some(Duration::from_secs(7));
+        assert_eq!(p.verdict(&e, 1), Verdict::RetryAfter(Duration::from_secs(7)));
+    }
+}

@@ -116,9 +116,17 @@ pub struct AwsParam {
     pub origin: String,
     #[serde(rename = "KeyManager")]
     pub key_manager: String,
-    #[serde(rename = "CreationDate", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "CreationDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub creation_date: Option<Timestamp>,
-    #[serde(rename = "DeletionDate", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "DeletionDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub deletion_date: Option<Timestamp>,
     #[serde(rename = "MultiRegion")]
     pub multi_region: bool,
@@ -226,4 +234,36 @@ pub struct TemplateView {
     pub key_admins_roles: Vec<String>,
     pub key_users_roles: Vec<String>,
     pub is_verified: bool,
+}
+
+/// Query of `GET /v1/cckm/aws/keys`. Values stay strings here so the server can name a malformed one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AwsKeyQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<String>,
+    /// `key=value` or `key`, comma-separated; a key must carry every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
 }

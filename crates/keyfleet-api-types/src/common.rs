@@ -102,7 +102,10 @@ mod tests {
 
     #[test]
     fn timestamps_have_six_fractional_digits_and_z() {
-        let t = Utc.with_ymd_and_hms(2023, 2, 10, 8, 19, 48).single().map(Timestamp);
+        let t = Utc
+            .with_ymd_and_hms(2023, 2, 10, 8, 19, 48)
+            .single()
+            .map(Timestamp);
         let t = t.expect("valid date");
         assert_eq!(t.format(), "2023-02-10T08:19:48.000000Z");
         let json = serde_json::to_string(&t).expect("serialises");

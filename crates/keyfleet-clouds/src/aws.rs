@@ -78,8 +78,16 @@ pub trait AwsKms: Send + Sync {
     async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<(), CloudError>;
     async fn list_resource_tags(&self, key: &str) -> Result<Vec<(String, String)>, CloudError>;
     /// Key ids, `limit` per page.
-    async fn list_keys(&self, marker: Option<String>, limit: i32) -> Result<Page<String>, CloudError>;
-    async fn list_aliases(&self, marker: Option<String>, limit: i32) -> Result<Page<AliasEntry>, CloudError>;
+    async fn list_keys(
+        &self,
+        marker: Option<String>,
+        limit: i32,
+    ) -> Result<Page<String>, CloudError>;
+    async fn list_aliases(
+        &self,
+        marker: Option<String>,
+        limit: i32,
+    ) -> Result<Page<AliasEntry>, CloudError>;
 }
 
 /// Builds clients: one per (credentials, region).
@@ -96,7 +104,10 @@ pub struct SdkConnector {
 
 impl Default for SdkConnector {
     fn default() -> Self {
-        Self { operation_timeout: Duration::from_secs(30), connect_timeout: Duration::from_secs(5) }
+        Self {
+            operation_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -124,7 +135,9 @@ impl AwsKmsConnector for SdkConnector {
         if let Some(url) = &credentials.endpoint_url {
             config = config.endpoint_url(url.clone());
         }
-        Arc::new(SdkKms { client: aws_sdk_kms::Client::from_conf(config.build()) })
+        Arc::new(SdkKms {
+            client: aws_sdk_kms::Client::from_conf(config.build()),
+        })
     }
 }
 
@@ -141,15 +154,19 @@ where
     let code = err.code().map(str::to_string);
     let message = err.message().map(str::to_string);
     match (&err, code) {
-        (SdkError::TimeoutError(_), _) => CloudError::new(ErrorKind::Transient, "Timeout", "the request timed out"),
+        (SdkError::TimeoutError(_), _) => {
+            CloudError::new(ErrorKind::Transient, "Timeout", "the request timed out")
+        }
         (SdkError::DispatchFailure(f), _) => CloudError::new(
             ErrorKind::Transient,
             "ConnectionError",
             format!("{:?}", f.as_connector_error().map(|c| c.to_string())),
         ),
-        (SdkError::ConstructionFailure(_), _) => {
-            CloudError::new(ErrorKind::Rejected, "RequestConstructionFailed", format!("{err}"))
-        }
+        (SdkError::ConstructionFailure(_), _) => CloudError::new(
+            ErrorKind::Rejected,
+            "RequestConstructionFailed",
+            format!("{err}"),
+        ),
         (_, Some(code)) => {
             let kind = match code.as_str() {
                 // KMS's LimitExceededException is a resource quota (too many keys), not a rate: not retried.
@@ -164,7 +181,9 @@ where
                 | "SignatureDoesNotMatch" => ErrorKind::Unauthorized,
                 "NotFoundException" => ErrorKind::NotFound,
                 "KMSInvalidStateException" | "DisabledException" => ErrorKind::InvalidState,
-                "KMSInternalException" | "DependencyTimeoutException" | "ServiceUnavailableException"
+                "KMSInternalException"
+                | "DependencyTimeoutException"
+                | "ServiceUnavailableException"
                 | "InternalFailure" => ErrorKind::Transient,
                 _ if status.is_some_and(|s| s >= 500) => ErrorKind::Transient,
                 _ if status == Some(429) => ErrorKind::Throttled,
@@ -179,7 +198,9 @@ where
                 Some(401 | 403) => ErrorKind::Unauthorized,
                 _ => ErrorKind::Transient,
             };
-            let code = status.map(|s| format!("HTTP{s}")).unwrap_or_else(|| "ResponseError".to_string());
+            let code = status
+                .map(|s| format!("HTTP{s}"))
+                .unwrap_or_else(|| "ResponseError".to_string());
             CloudError::new(kind, code, message.unwrap_or_else(|| format!("{err}")))
         }
     }
@@ -192,20 +213,42 @@ fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
 #[async_trait]
 impl AwsKms for SdkKms {
     async fn describe_key(&self, key: &str) -> Result<KeyMetadata, CloudError> {
-        let out = self.client.describe_key().key_id(key).send().await.map_err(classify)?;
-        let m = out
-            .key_metadata()
-            .ok_or_else(|| CloudError::new(ErrorKind::Transient, "EmptyResponse", "DescribeKey returned no KeyMetadata"))?;
+        let out = self
+            .client
+            .describe_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        let m = out.key_metadata().ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Transient,
+                "EmptyResponse",
+                "DescribeKey returned no KeyMetadata",
+            )
+        })?;
         Ok(KeyMetadata {
             key_id: m.key_id().to_string(),
             arn: m.arn().unwrap_or_default().to_string(),
             account_id: m.aws_account_id().unwrap_or_default().to_string(),
-            key_state: m.key_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            key_state: m
+                .key_state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
             enabled: m.enabled(),
             description: m.description().unwrap_or_default().to_string(),
-            key_usage: m.key_usage().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            origin: m.origin().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            key_manager: m.key_manager().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            key_usage: m
+                .key_usage()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            origin: m
+                .origin()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            key_manager: m
+                .key_manager()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
             creation_date: m.creation_date().and_then(to_utc),
             deletion_date: m.deletion_date().and_then(to_utc),
             multi_region: m.multi_region().unwrap_or(false),
@@ -213,12 +256,22 @@ impl AwsKms for SdkKms {
     }
 
     async fn enable_key(&self, key: &str) -> Result<(), CloudError> {
-        self.client.enable_key().key_id(key).send().await.map_err(classify)?;
+        self.client
+            .enable_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
     async fn disable_key(&self, key: &str) -> Result<(), CloudError> {
-        self.client.disable_key().key_id(key).send().await.map_err(classify)?;
+        self.client
+            .disable_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -234,7 +287,12 @@ impl AwsKms for SdkKms {
     }
 
     async fn cancel_key_deletion(&self, key: &str) -> Result<(), CloudError> {
-        self.client.cancel_key_deletion().key_id(key).send().await.map_err(classify)?;
+        self.client
+            .cancel_key_deletion()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -288,7 +346,11 @@ impl AwsKms for SdkKms {
                 .send()
                 .await
                 .map_err(classify)?;
-            tags.extend(out.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())));
+            tags.extend(
+                out.tags()
+                    .iter()
+                    .map(|t| (t.tag_key().to_string(), t.tag_value().to_string())),
+            );
             marker = out.next_marker().map(str::to_string);
             if !out.truncated() || marker.is_none() {
                 return Ok(tags);
@@ -296,7 +358,11 @@ impl AwsKms for SdkKms {
         }
     }
 
-    async fn list_keys(&self, marker: Option<String>, limit: i32) -> Result<Page<String>, CloudError> {
+    async fn list_keys(
+        &self,
+        marker: Option<String>,
+        limit: i32,
+    ) -> Result<Page<String>, CloudError> {
         let out = self
             .client
             .list_keys()
@@ -306,12 +372,24 @@ impl AwsKms for SdkKms {
             .await
             .map_err(classify)?;
         Ok(Page {
-            items: out.keys().iter().filter_map(|k| k.key_id().map(str::to_string)).collect(),
-            next_marker: if out.truncated() { out.next_marker().map(str::to_string) } else { None },
+            items: out
+                .keys()
+                .iter()
+                .filter_map(|k| k.key_id().map(str::to_string))
+                .collect(),
+            next_marker: if out.truncated() {
+                out.next_marker().map(str::to_string)
+            } else {
+                None
+            },
         })
     }
 
-    async fn list_aliases(&self, marker: Option<String>, limit: i32) -> Result<Page<AliasEntry>, CloudError> {
+    async fn list_aliases(
+        &self,
+        marker: Option<String>,
+        limit: i32,
+    ) -> Result<Page<AliasEntry>, CloudError> {
         let out = self
             .client
             .list_aliases()
@@ -329,7 +407,11 @@ impl AwsKms for SdkKms {
                     target_key_id: a.target_key_id().map(str::to_string),
                 })
                 .collect(),
-            next_marker: if out.truncated() { out.next_marker().map(str::to_string) } else { None },
+            next_marker: if out.truncated() {
+                out.next_marker().map(str::to_string)
+            } else {
+                None
+            },
         })
     }
 }

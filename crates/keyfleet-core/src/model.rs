@@ -407,6 +407,7 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     pub cloud: Option<String>,
     pub operation: Option<Operation>,
+    pub created_by: Option<UserId>,
 }
 
 /// Filters of the AWS key list.

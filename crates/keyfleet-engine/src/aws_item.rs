@@ -15,17 +15,26 @@ use crate::{Engine, EngineError};
 pub const POLICY_TEMPLATE_TAG: &str = "cckm_policy_template_id";
 
 impl Engine {
-    pub(crate) async fn run_aws_item(&self, item: &ClaimedItem) -> Result<ItemOutcome, EngineError> {
+    pub(crate) async fn run_aws_item(
+        &self,
+        item: &ClaimedItem,
+    ) -> Result<ItemOutcome, EngineError> {
         let target = match self.resolver.aws_key(item.key_id).await {
             Ok(t) => t,
             Err(EngineError::Missing(why)) => {
-                return Ok(ItemOutcome::Failed { code: "NotFoundException".into(), message: why, state_before: None });
+                return Ok(ItemOutcome::Failed {
+                    code: "NotFoundException".into(),
+                    message: why,
+                    state_before: None,
+                });
             }
             Err(e) => return Err(e),
         };
         // Cancellation is checked before anything is sent.
         if self.store.job_aborted(item.job_id).await? {
-            return Ok(ItemOutcome::Skipped { reason: "cancelled".into() });
+            return Ok(ItemOutcome::Skipped {
+                reason: "cancelled".into(),
+            });
         }
         let arn = target.key.material.arn.clone();
         let before = match self.describe(&target, &arn).await {
@@ -56,7 +65,8 @@ impl Engine {
             }
         };
         if let Some(after) = &after {
-            self.refresh_cache(&target, after, policy.as_deref().map(|p| (p, item))).await?;
+            self.refresh_cache(&target, after, policy.as_deref().map(|p| (p, item)))
+                .await?;
         }
         Ok(ItemOutcome::Succeeded {
             detail: "Success".into(),
@@ -66,10 +76,19 @@ impl Engine {
     }
 
     fn partition(&self, target: &AwsTarget, action: &'static str) -> Partition {
-        Partition { account: target.account.clone(), region: target.key.region.clone(), action }
+        Partition {
+            account: target.account.clone(),
+            region: target.key.region.clone(),
+            action,
+        }
     }
 
-    async fn paced<T, F>(&self, target: &AwsTarget, action: &'static str, call: F) -> Result<T, CloudError>
+    async fn paced<T, F>(
+        &self,
+        target: &AwsTarget,
+        action: &'static str,
+        call: F,
+    ) -> Result<T, CloudError>
     where
         F: std::future::Future<Output = Result<T, CloudError>>,
     {
@@ -85,7 +104,8 @@ impl Engine {
     }
 
     async fn describe(&self, target: &AwsTarget, arn: &str) -> Result<KeyMetadata, CloudError> {
-        self.paced(target, "DescribeKey", target.client.describe_key(arn)).await
+        self.paced(target, "DescribeKey", target.client.describe_key(arn))
+            .await
     }
 
     async fn effect(
@@ -102,14 +122,20 @@ impl Engine {
             Operation::DisableKey => self.paced(target, action, kms.disable_key(arn)).await,
             Operation::ScheduleKeyDeletion => {
                 let days = item.params.days.unwrap_or(30) as i32;
-                self.paced(target, action, kms.schedule_key_deletion(arn, days)).await
+                self.paced(target, action, kms.schedule_key_deletion(arn, days))
+                    .await
             }
-            Operation::CancelKeyDeletion => self.paced(target, action, kms.cancel_key_deletion(arn)).await,
+            Operation::CancelKeyDeletion => {
+                self.paced(target, action, kms.cancel_key_deletion(arn))
+                    .await
+            }
             Operation::ApplyPolicyTemplate => {
                 let policy = policy.unwrap_or_default();
-                self.paced(target, action, kms.put_key_policy(arn, policy)).await?;
+                self.paced(target, action, kms.put_key_policy(arn, policy))
+                    .await?;
                 let tag = template_tag(item);
-                self.paced(target, "TagResource", kms.tag_resource(arn, &[tag])).await
+                self.paced(target, "TagResource", kms.tag_resource(arn, &[tag]))
+                    .await
             }
         }
     }
@@ -127,7 +153,13 @@ impl Engine {
         Ok(t.policy.to_string())
     }
 
-    fn failure(&self, item: &ClaimedItem, target: &AwsTarget, err: CloudError, before: Option<String>) -> ItemOutcome {
+    fn failure(
+        &self,
+        item: &ClaimedItem,
+        target: &AwsTarget,
+        err: CloudError,
+        before: Option<String>,
+    ) -> ItemOutcome {
         tracing::info!(
             bulkjob.id = %item.job_id, key.id = %item.key_id, kms.account = %target.account,
             attempt = item.attempts, error.code = %err.code, "item attempt failed"
@@ -138,7 +170,11 @@ impl Engine {
                 message: err.message,
                 not_before: now() + chrono::Duration::from_std(wait).unwrap_or_default(),
             },
-            Verdict::Fail => ItemOutcome::Failed { code: err.code, message: err.message, state_before: before },
+            Verdict::Fail => ItemOutcome::Failed {
+                code: err.code,
+                message: err.message,
+                state_before: before,
+            },
         }
     }
 
@@ -161,14 +197,20 @@ impl Engine {
             m.tags.push((k, v));
         }
         if m != target.key.material {
-            self.store.update_aws_key_material(target.key.id, &m, Utc::now()).await?;
+            self.store
+                .update_aws_key_material(target.key.id, &m, Utc::now())
+                .await?;
         }
         Ok(())
     }
 }
 
 fn template_tag(item: &ClaimedItem) -> (String, String) {
-    let id = item.params.policy_template_id.map(|t| t.to_string()).unwrap_or_default();
+    let id = item
+        .params
+        .policy_template_id
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     (POLICY_TEMPLATE_TAG.to_string(), id)
 }
 

@@ -128,7 +128,10 @@ impl Engine {
         tasks.spawn(self.clone().heartbeat_loop(stop_rx.clone()));
         tasks.spawn(self.clone().reaper_loop(stop_rx.clone()));
         tasks.spawn(self.clone().sync_loop(stop_rx));
-        Ok(EngineHandle { stop: stop_tx, tasks })
+        Ok(EngineHandle {
+            stop: stop_tx,
+            tasks,
+        })
     }
 }
 

@@ -59,7 +59,11 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(scale: f64) -> Self {
-        Self { buckets: Mutex::new(HashMap::new()), rate_for: aws_default_rate, scale }
+        Self {
+            buckets: Mutex::new(HashMap::new()),
+            rate_for: aws_default_rate,
+            scale,
+        }
     }
 
     /// Reserves the next slot of the partition and sleeps until it comes.
@@ -72,13 +76,22 @@ impl Pacer {
             let now = Instant::now();
             let b = buckets.entry(p.clone()).or_insert_with(|| {
                 let rate = (self.rate_for)(p.action) * self.scale;
-                Bucket { ceiling: rate, rate, tokens: 1.0, last: now }
+                Bucket {
+                    ceiling: rate,
+                    rate,
+                    tokens: 1.0,
+                    last: now,
+                }
             });
             b.refill(now);
             // Taking the token may drive the balance negative: that is a reservation, and the caller waits
             // until the bucket would have refilled to zero. Concurrent callers queue up in arrival order.
             b.tokens -= 1.0;
-            if b.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-b.tokens / b.rate) }
+            if b.tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-b.tokens / b.rate)
+            }
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -113,7 +126,11 @@ mod tests {
     use super::*;
 
     fn part(action: &'static str) -> Partition {
-        Partition { account: "1".into(), region: "r".into(), action }
+        Partition {
+            account: "1".into(),
+            region: "r".into(),
+            action,
+        }
     }
 
     #[tokio::test(start_paused = true)]

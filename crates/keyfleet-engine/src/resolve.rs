@@ -29,8 +29,17 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(store: Arc<dyn Store>, master: MasterKey, connector: Arc<dyn AwsKmsConnector>) -> Self {
-        Self { store, master, connector, clients: Mutex::new(HashMap::new()) }
+    pub fn new(
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        connector: Arc<dyn AwsKmsConnector>,
+    ) -> Self {
+        Self {
+            store,
+            master,
+            connector,
+            clients: Mutex::new(HashMap::new()),
+        }
     }
 
     pub async fn aws_key(&self, id: KeyId) -> Result<AwsTarget, EngineError> {
@@ -39,26 +48,51 @@ impl Resolver {
             .get_aws_key(id)
             .await?
             .ok_or_else(|| EngineError::Missing(format!("key {id} is not in the inventory")))?;
-        let kms = self
-            .store
-            .get_kms(key.kms_id)
-            .await?
-            .ok_or_else(|| EngineError::Missing(format!("KMS container {} of key {id} was deleted", key.kms_id)))?;
+        let kms = self.store.get_kms(key.kms_id).await?.ok_or_else(|| {
+            EngineError::Missing(format!(
+                "KMS container {} of key {id} was deleted",
+                key.kms_id
+            ))
+        })?;
         let client = self.aws_client(&kms, &key.region).await?;
-        Ok(AwsTarget { account: kms.account_id, key, client })
+        Ok(AwsTarget {
+            account: kms.account_id,
+            key,
+            client,
+        })
     }
 
-    pub async fn aws_client(&self, kms: &KmsRecord, region: &str) -> Result<Arc<dyn AwsKms>, EngineError> {
+    pub async fn aws_client(
+        &self,
+        kms: &KmsRecord,
+        region: &str,
+    ) -> Result<Arc<dyn AwsKms>, EngineError> {
         let conn = self
             .store
             .get_aws_connection(kms.connection_id)
             .await?
-            .ok_or_else(|| EngineError::Missing(format!("connection of KMS container {} was deleted", kms.name)))?;
-        let cache_key = (conn.id, conn.updated_at.timestamp_micros(), region.to_string());
-        if let Some(c) = self.clients.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
+            .ok_or_else(|| {
+                EngineError::Missing(format!(
+                    "connection of KMS container {} was deleted",
+                    kms.name
+                ))
+            })?;
+        let cache_key = (
+            conn.id,
+            conn.updated_at.timestamp_micros(),
+            region.to_string(),
+        );
+        if let Some(c) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cache_key)
+        {
             return Ok(c.clone());
         }
-        let secret = self.master.decrypt(&conn.secret_enc, &conn.id.secret_aad())?;
+        let secret = self
+            .master
+            .decrypt(&conn.secret_enc, &conn.id.secret_aad())?;
         let creds = AwsCredentials {
             access_key_id: conn.access_key_id.clone(),
             secret_access_key: String::from_utf8(secret)

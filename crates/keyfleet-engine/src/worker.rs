@@ -13,8 +13,13 @@ use crate::Engine;
 impl Engine {
     pub(crate) async fn worker_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
-            let lease_until = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
-            let claimed = match self.store.claim_items(&self.config.node_id, now(), lease_until, 1).await {
+            let lease_until =
+                now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+            let claimed = match self
+                .store
+                .claim_items(&self.config.node_id, now(), lease_until, 1)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming items failed");
@@ -39,7 +44,10 @@ impl Engine {
     /// How long an idle worker may sleep: until the next retry is due, at most `poll_interval`.
     async fn idle_wait(&self) -> Duration {
         match self.store.next_due().await {
-            Ok(Some(due)) => (due - now()).to_std().unwrap_or(Duration::ZERO).min(self.config.poll_interval),
+            Ok(Some(due)) => (due - now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(self.config.poll_interval),
             _ => self.config.poll_interval,
         }
         .max(Duration::from_millis(5))
@@ -48,7 +56,9 @@ impl Engine {
     async fn process(&self, item: &ClaimedItem) {
         let started = std::time::Instant::now();
         // A panic while running an item becomes a recorded failure instead of a dead worker.
-        let run = std::panic::AssertUnwindSafe(self.run_aws_item(item)).catch_unwind().await;
+        let run = std::panic::AssertUnwindSafe(self.run_aws_item(item))
+            .catch_unwind()
+            .await;
         let outcome = match run {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
@@ -70,12 +80,22 @@ impl Engine {
         };
         // An internal error must not loop forever either.
         let outcome = match outcome {
-            ItemOutcome::Retry { code, message, .. } if item.attempts >= self.config.retry.max_attempts => {
-                ItemOutcome::Failed { code, message, state_before: None }
+            ItemOutcome::Retry { code, message, .. }
+                if item.attempts >= self.config.retry.max_attempts =>
+            {
+                ItemOutcome::Failed {
+                    code,
+                    message,
+                    state_before: None,
+                }
             }
             o => o,
         };
-        match self.store.finish_item(item.job_id, item.seq, &self.config.node_id, &outcome, now()).await {
+        match self
+            .store
+            .finish_item(item.job_id, item.seq, &self.config.node_id, &outcome, now())
+            .await
+        {
             Ok(true) => tracing::debug!(
                 bulkjob.id = %item.job_id, key.id = %item.key_id, duration_ms = started.elapsed().as_millis() as u64,
                 outcome = ?outcome, "item attempt recorded"
@@ -83,7 +103,9 @@ impl Engine {
             Ok(false) => tracing::warn!(
                 bulkjob.id = %item.job_id, key.id = %item.key_id, "lease lost before the result was recorded; the item will be reconciled"
             ),
-            Err(e) => tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "recording item result failed"),
+            Err(e) => {
+                tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "recording item result failed")
+            }
         }
     }
 
@@ -94,7 +116,8 @@ impl Engine {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => break,
             }
-            let until = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+            let until =
+                now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
             if let Err(e) = self.store.renew_leases(&self.config.node_id, until).await {
                 tracing::error!(error = %e, "renewing leases failed");
             }

@@ -64,6 +64,9 @@ fn push_job_filter(qb: &mut QueryBuilder<Sqlite>, f: &JobFilter) {
     if let Some(v) = f.operation {
         qb.push(" AND operation = ").push_bind(v.as_str());
     }
+    if let Some(v) = f.created_by {
+        qb.push(" AND created_by = ").push_bind(v.to_string());
+    }
 }
 
 /// Ends the job if every item is terminal. Runs inside the caller's transaction.

@@ -1,0 +1,184 @@
+//! The token endpoint: password and refresh-token grants, JWTs with CipherTrust's claims, and their check.
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use keyfleet_api_types::auth::{Claims, CustClaims, TokenRequest, TokenResponse};
+use keyfleet_core::crypto::{random_token, sha256_hex};
+use keyfleet_core::time::now;
+use keyfleet_core::*;
+use uuid::Uuid;
+
+use crate::{Caller, Result, ServiceError, Services};
+
+pub const AUDIENCE: &str = "cipher-trust";
+pub const ISSUER: &str = "kylo";
+const ROOT_ZONE: &str = "00000000-0000-0000-0000-000000000000";
+const WRONG: &str = "Wrong username or password.";
+
+impl Services {
+    /// `POST /v1/auth/tokens`.
+    pub async fn issue_token(&self, req: TokenRequest) -> Result<TokenResponse> {
+        match req.grant_type.as_deref().unwrap_or("password") {
+            "password" => self.password_grant(req).await,
+            "refresh_token" => self.refresh_grant(req).await,
+            other => Err(ServiceError::invalid(
+                "grant_type",
+                format!("unsupported grant type {other:?}; use password or refresh_token"),
+            )),
+        }
+    }
+
+    async fn password_grant(&self, req: TokenRequest) -> Result<TokenResponse> {
+        let username = req
+            .username
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| ServiceError::invalid("username", "is required"))?;
+        let password = req
+            .password
+            .ok_or_else(|| ServiceError::invalid("password", "is required"))?;
+        if let Some(c) = req.connection.as_deref().filter(|c| *c != "local_account") {
+            return Err(ServiceError::invalid(
+                "connection",
+                format!("unknown user store {c:?}; only local_account"),
+            ));
+        }
+        let user = self.store.user_by_name(&username).await?;
+        // Verify against a dummy hash for unknown users too, so timing does not reveal which names exist.
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
+        let ok = crate::users::verify_password(password, hash).await?;
+        let user = match (user, ok) {
+            (Some(u), true) => u,
+            _ => {
+                tracing::info!(user.name = %username, "login refused");
+                return Err(ServiceError::Unauthorized(WRONG.into()));
+            }
+        };
+        self.store.record_login(user.id, now()).await?;
+        let ttl = self.settings.refresh_token_ttl;
+        let refresh = random_token(64)?;
+        let record = RefreshTokenRecord {
+            id: RefreshTokenId::new(),
+            user_id: user.id,
+            client_id: Uuid::new_v4().to_string(),
+            token_hash: sha256_hex(refresh.as_bytes()),
+            created_at: now(),
+            expires_at: now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
+            revoked: false,
+        };
+        self.store.insert_refresh_token(&record).await?;
+        self.token_response(&user, &record, refresh).await
+    }
+
+    async fn refresh_grant(&self, req: TokenRequest) -> Result<TokenResponse> {
+        let presented = req.refresh_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            ServiceError::invalid("refresh_token", "is required for grant_type refresh_token")
+        })?;
+        let invalid = || ServiceError::Unauthorized("Invalid or expired refresh token.".into());
+        let record = self
+            .store
+            .refresh_token_by_hash(&sha256_hex(presented.as_bytes()))
+            .await?
+            .ok_or_else(invalid)?;
+        if record.revoked || record.expires_at <= now() {
+            return Err(invalid());
+        }
+        let user = self
+            .store
+            .user_by_id(record.user_id)
+            .await?
+            .ok_or_else(invalid)?;
+        if req.renew_refresh_token.unwrap_or(false) {
+            self.store.revoke_refresh_token(record.id).await?;
+            let fresh = random_token(64)?;
+            let renewed = RefreshTokenRecord {
+                id: RefreshTokenId::new(),
+                token_hash: sha256_hex(fresh.as_bytes()),
+                created_at: now(),
+                ..record
+            };
+            self.store.insert_refresh_token(&renewed).await?;
+            return self.token_response(&user, &renewed, fresh).await;
+        }
+        self.token_response(&user, &record, presented).await
+    }
+
+    async fn token_response(
+        &self,
+        user: &UserRecord,
+        refresh: &RefreshTokenRecord,
+        refresh_plain: String,
+    ) -> Result<TokenResponse> {
+        let groups = self.store.user_groups(user.id).await?;
+        let iat = Utc::now().timestamp();
+        let ttl = self.settings.token_ttl.as_secs() as i64;
+        let claims = Claims {
+            aud: AUDIENCE.into(),
+            sub: user.id.wire(),
+            iss: ISSUER.into(),
+            acc: ISSUER.into(),
+            preferred_username: user.username.clone(),
+            cust: CustClaims {
+                domain_id: ROOT_ZONE.into(),
+                groups,
+                sid: refresh.id.to_string(),
+                zone_id: ROOT_ZONE.into(),
+            },
+            jwtid: Uuid::new_v4().to_string(),
+            iat,
+            exp: iat + ttl,
+        };
+        let jwt = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.jwt_key),
+        )
+        .map_err(|e| ServiceError::Internal(format!("signing token: {e}")))?;
+        Ok(TokenResponse {
+            jwt,
+            duration: ttl,
+            token_type: "Bearer".into(),
+            client_id: refresh.client_id.clone(),
+            refresh_token: refresh_plain,
+            refresh_token_id: refresh.id.to_string(),
+            refresh_token_expires_in: Some((refresh.expires_at - now()).num_seconds().max(0)),
+        })
+    }
+
+    /// Checks a bearer token and loads its user. Expired, tampered, unsigned (`alg: none`) or foreign tokens,
+    /// and tokens of deleted users, are all 401.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Caller> {
+        let unauthorized =
+            |why: &str| ServiceError::Unauthorized(format!("Token is invalid: {why}."));
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(
+            bearer,
+            &DecodingKey::from_secret(&self.jwt_key),
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized("expired"),
+            _ => unauthorized("malformed or not signed by this server"),
+        })?;
+        let id = UserId::parse_wire(&data.claims.sub).ok_or_else(|| unauthorized("bad subject"))?;
+        let user = self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| unauthorized("unknown user"))?;
+        let groups = self.store.user_groups(user.id).await?;
+        Ok(Caller {
+            user_id: user.id,
+            username: user.username,
+            groups,
+        })
+    }
+}
+
+/// An argon2 hash of a random password nobody knows.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ";

@@ -1,0 +1,68 @@
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod authz;
+pub mod bulkjobs;
+mod error;
+pub mod inventory;
+pub mod paging;
+pub mod sync;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyfleet_core::crypto::MasterKey;
+use keyfleet_engine::Engine;
+use keyfleet_store::Store;
+
+pub use authz::Caller;
+pub use error::ServiceError;
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Token lifetimes and other knobs of the services.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// JWT lifetime; CCKM clients expect 300 s.
+    pub token_ttl: Duration,
+    /// Refresh-token lifetime when the request does not ask for one.
+    pub refresh_token_ttl: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(300),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Everything a use case needs, built once at start and shared by all requests.
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
+    master: MasterKey,
+    jwt_key: [u8; 32],
+    settings: ServiceSettings,
+}
+
+impl Services {
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Arc<Engine>,
+        master: MasterKey,
+        settings: ServiceSettings,
+    ) -> Self {
+        // Derived, so every node holding the master key verifies every other node's tokens.
+        let jwt_key = master.derive("keyfleet/jwt/hs256/v1");
+        Self {
+            store,
+            engine,
+            master,
+            jwt_key,
+            settings,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Users, groups and membership (`/v1/usermgmt/...`), and the password hashing they rely on.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use keyfleet_api_types::usermgmt::{CreateGroupRequest, CreateUserRequest};
+use keyfleet_core::time::now;
+use keyfleet_core::*;
+
+use crate::authz::{GROUP_ADMIN, GROUP_CCKM_ADMINS, GROUP_CCKM_USERS};
+use crate::{Caller, Result, ServiceError, Services};
+
+/// The groups CCKM's rules refer to; they always exist.
+pub const BUILTIN_GROUPS: &[(&str, &str)] = &[
+    (GROUP_ADMIN, "Administrators: may do everything"),
+    (GROUP_CCKM_ADMINS, "May do everything in CCKM"),
+    (
+        GROUP_CCKM_USERS,
+        "May act on the containers whose ACLs grant it",
+    ),
+];
+
+/// Argon2id with the crate's default (OWASP) parameters. CPU-heavy: runs off the async threads.
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut raw = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut raw)
+            .map_err(|_| ServiceError::Internal("random generator failed".into()))?;
+        let salt = SaltString::encode_b64(&raw)
+            .map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ServiceError::Internal(format!("hashing password: {e}")))
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.to_string()))?
+}
+
+pub async fn verify_password(password: String, hash: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+impl Services {
+    /// Creates the built-in groups and, on first start, the `admin` user. Returns true when `admin` was
+    /// created now.
+    pub async fn bootstrap(&self, admin_password: &str) -> Result<bool> {
+        for (name, description) in BUILTIN_GROUPS {
+            self.store.ensure_group(name, description, now()).await?;
+        }
+        if self.store.user_by_name("admin").await?.is_some() {
+            return Ok(false);
+        }
+        let user = self
+            .new_user(
+                "admin".into(),
+                admin_password.to_string(),
+                "Administrator".into(),
+                String::new(),
+                String::new(),
+            )
+            .await?;
+        self.store.insert_user(&user).await?;
+        self.store.add_group_member(GROUP_ADMIN, user.id).await?;
+        Ok(true)
+    }
+
+    async fn new_user(
+        &self,
+        username: String,
+        password: String,
+        name: String,
+        email: String,
+        nickname: String,
+    ) -> Result<UserRecord> {
+        let at = now();
+        Ok(UserRecord {
+            id: UserId::new(),
+            username,
+            name,
+            email,
+            nickname,
+            password_hash: hash_password(password).await?,
+            created_at: at,
+            updated_at: at,
+            last_login: None,
+            logins_count: 0,
+        })
+    }
+
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        req: CreateUserRequest,
+    ) -> Result<(UserRecord, Vec<String>)> {
+        caller.require_admin()?;
+        let username = req.username.unwrap_or_default();
+        if username.is_empty()
+            || username.len() > 128
+            || username.chars().any(|c| c.is_control() || c == '|')
+        {
+            return Err(ServiceError::invalid(
+                "username",
+                "is required: 1-128 printable characters, no '|'",
+            ));
+        }
+        let password = req.password.unwrap_or_default();
+        if password.len() < 8 {
+            return Err(ServiceError::invalid(
+                "password",
+                "must be at least 8 characters",
+            ));
+        }
+        let user = self
+            .new_user(
+                username,
+                password,
+                req.name.unwrap_or_default(),
+                req.email.unwrap_or_default(),
+                req.nickname.unwrap_or_default(),
+            )
+            .await?;
+        self.store.insert_user(&user).await?;
+        Ok((user, Vec::new()))
+    }
+
+    pub async fn get_user(&self, caller: &Caller, id: &str) -> Result<(UserRecord, Vec<String>)> {
+        let uid = UserId::parse_wire(id).ok_or_else(|| ServiceError::not_found("user", id))?;
+        if uid != caller.user_id {
+            caller.require_admin()?;
+        }
+        let user = self
+            .store
+            .user_by_id(uid)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("user", id))?;
+        let groups = self.store.user_groups(uid).await?;
+        Ok((user, groups))
+    }
+
+    pub async fn list_users(
+        &self,
+        caller: &Caller,
+        page: &Page,
+    ) -> Result<(Vec<(UserRecord, Vec<String>)>, u64)> {
+        caller.require_admin()?;
+        let (users, total) = self.store.list_users(page).await?;
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            let groups = self.store.user_groups(u.id).await?;
+            out.push((u, groups));
+        }
+        Ok((out, total))
+    }
+
+    pub async fn create_group(
+        &self,
+        caller: &Caller,
+        req: CreateGroupRequest,
+    ) -> Result<GroupRecord> {
+        caller.require_admin()?;
+        let name = req.name.unwrap_or_default();
+        if name.trim().is_empty() || name.len() > 128 {
+            return Err(ServiceError::invalid(
+                "name",
+                "is required: 1-128 characters",
+            ));
+        }
+        if !self
+            .store
+            .ensure_group(&name, &req.description.unwrap_or_default(), now())
+            .await?
+        {
+            return Err(ServiceError::Conflict(format!(
+                "group {name:?} already exists"
+            )));
+        }
+        self.store
+            .get_group(&name)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("group vanished".into()))
+    }
+
+    pub async fn list_groups(
+        &self,
+        caller: &Caller,
+        page: &Page,
+    ) -> Result<(Vec<GroupRecord>, u64)> {
+        caller.require_cckm_user()?;
+        Ok(self.store.list_groups(page).await?)
+    }
+
+    pub async fn add_user_to_group(
+        &self,
+        caller: &Caller,
+        group: &str,
+        user_id: &str,
+    ) -> Result<GroupRecord> {
+        caller.require_admin()?;
+        let g = self
+            .store
+            .get_group(group)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("group", group))?;
+        let uid =
+            UserId::parse_wire(user_id).ok_or_else(|| ServiceError::not_found("user", user_id))?;
+        self.store
+            .user_by_id(uid)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("user", user_id))?;
+        self.store.add_group_member(&g.name, uid).await?;
+        self.store
+            .get_group(group)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("group", group))
+    }
+
+    pub async fn remove_user_from_group(
+        &self,
+        caller: &Caller,
+        group: &str,
+        user_id: &str,
+    ) -> Result<()> {
+        caller.require_admin()?;
+        let uid =
+            UserId::parse_wire(user_id).ok_or_else(|| ServiceError::not_found("user", user_id))?;
+        if !self.store.remove_group_member(group, uid).await? {
+            return Err(ServiceError::NotFound(format!(
+                "user {user_id} is not in group {group}"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! The `keyfleet` binary: server, client and fakes behind one clap enum.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Bulk jobs on cloud keys, with a CipherTrust CCKM-compatible API.
+#[derive(Parser)]
+#[command(name = "keyfleet", version, about)]
+struct Cli {
+    #[command(flatten)]
+    client: keyfleet_client::ClientGlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (HTTPS on 127.0.0.1:8443, SQLite in ./keyfleet-data by default)
+    Serve(keyfleet_server::ServeArgs),
+    /// Apply database migrations and exit
+    Migrate(keyfleet_server::ServeArgs),
+    /// Run a strict fake AWS KMS (for demos and tests)
+    FakeAws(keyfleet_fakes::FakeAwsArgs),
+    #[command(flatten)]
+    Client(keyfleet_client::ClientCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let result = match cli.command {
+            Command::Serve(args) => keyfleet_server::serve(args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Migrate(args) => keyfleet_server::migrate(args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::FakeAws(args) => keyfleet_fakes::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Client(cmd) => keyfleet_client::run(cmd, &cli.client).await,
+        };
+        result.unwrap_or_else(|e| {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        })
+    })
+}

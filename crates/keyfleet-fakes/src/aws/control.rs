@@ -1,0 +1,149 @@
+//! Control routes under `/_fake/` for tests, the CLI and demos: plain JSON, not part of AWS.
+//! Errors are `{"error": "..."}` with status 400.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::state::Scope;
+use super::wire::Tag;
+use super::{BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeKms};
+
+/// More keys than this in one request is almost certainly a mistake (and a lot of memory).
+const MAX_SEED_COUNT: usize = 1_000_000;
+
+pub(super) fn routes() -> Router<FakeKms> {
+    Router::new()
+        .route("/_fake/calls", get(list_calls))
+        .route("/_fake/keys", get(list_keys).post(create_keys))
+}
+
+#[derive(Debug)]
+struct ControlError(String);
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.0 });
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+impl From<QueryRejection> for ControlError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self(rejection.body_text())
+    }
+}
+
+impl From<JsonRejection> for ControlError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self(rejection.body_text())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CallsQuery {
+    since: Option<u64>,
+}
+
+async fn list_calls(
+    State(fake): State<FakeKms>,
+    query: Result<Query<CallsQuery>, QueryRejection>,
+) -> Result<Json<Vec<CallRecord>>, ControlError> {
+    let Query(query) = query?;
+    Ok(Json(fake.calls_since(query.since.unwrap_or(0))))
+}
+
+/// ScopeQuery a control request acts; both default to the built-in account's default region.
+#[derive(Debug, Deserialize)]
+struct ScopeQuery {
+    account: Option<String>,
+    region: Option<String>,
+}
+
+impl ScopeQuery {
+    fn scope(&self) -> Result<Scope, ControlError> {
+        let account = self.account.as_deref().unwrap_or(BUILTIN_ACCOUNT_ID);
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ControlError(format!(
+                "account: '{account}' is not a 12-digit AWS account id"
+            )));
+        }
+        let region = self.region.as_deref().unwrap_or(DEFAULT_REGION);
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(ControlError(format!(
+                "region: '{region}' is not an AWS region name"
+            )));
+        }
+        Ok(Scope::new(account, region))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedRequest {
+    account: Option<String>,
+    region: Option<String>,
+    count: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct SeedResponse {
+    key_ids: Vec<String>,
+}
+
+async fn create_keys(
+    State(fake): State<FakeKms>,
+    request: Result<Json<SeedRequest>, JsonRejection>,
+) -> Result<Json<SeedResponse>, ControlError> {
+    let Json(request) = request?;
+    let place = ScopeQuery {
+        account: request.account,
+        region: request.region,
+    };
+    let scope = place.scope()?;
+    if request.count > MAX_SEED_COUNT {
+        return Err(ControlError(format!(
+            "count: at most {MAX_SEED_COUNT} keys per request"
+        )));
+    }
+    let key_ids = fake.create_keys(&scope.account, &scope.region, request.count);
+    Ok(Json(SeedResponse { key_ids }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyView {
+    key_id: String,
+    key_state: &'static str,
+    policy: String,
+    tags: Vec<Tag>,
+}
+
+async fn list_keys(
+    State(fake): State<FakeKms>,
+    query: Result<Query<ScopeQuery>, QueryRejection>,
+) -> Result<Json<Vec<KeyView>>, ControlError> {
+    let Query(place) = query?;
+    let scope = place.scope()?;
+    let state = fake.lock();
+    let keys = state
+        .store(&scope)
+        .into_iter()
+        .flat_map(|store| store.keys())
+        .map(|key| KeyView {
+            key_id: key.id.clone(),
+            key_state: key.state.as_str(),
+            policy: key.policy.clone(),
+            tags: Tag::list(key),
+        })
+        .collect();
+    Ok(Json(keys))
+}

@@ -1,0 +1,266 @@
+//! The server's settings: defaults < TOML file < `KEYFLEET_*` environment < command-line flags.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// `keyfleet serve` / `keyfleet migrate` flags. Every flag also reads a `KEYFLEET_*` variable; every
+/// setting can also come from the TOML file given by `--config` (same names, with `_` for `-`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long = "config", env = "KEYFLEET_CONFIG", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Directory for the database, the master key, the TLS certificate and the initial admin password.
+    #[arg(long, env = "KEYFLEET_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` (default: keyfleet.db in the data directory).
+    #[arg(long, env = "KEYFLEET_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "KEYFLEET_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Serve plain HTTP, for use behind a TLS-terminating proxy.
+    #[arg(long, env = "KEYFLEET_PLAIN_HTTP")]
+    pub plain_http: bool,
+    /// PEM certificate chain; with --tls-key replaces the generated self-signed certificate.
+    #[arg(long, env = "KEYFLEET_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "KEYFLEET_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// File holding the base64 master key that encrypts secrets at rest (generated if missing).
+    #[arg(long, env = "KEYFLEET_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself, base64 (prefer the file or the environment; flags show in `ps`).
+    #[arg(
+        long,
+        env = "KEYFLEET_MASTER_KEY",
+        value_name = "BASE64",
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
+    /// Password of `admin`, used only when the user is created on first start.
+    #[arg(
+        long,
+        env = "KEYFLEET_ADMIN_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+    /// Concurrent bulk-job workers.
+    #[arg(long, env = "KEYFLEET_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+    /// Seconds a worker's claim on an item lasts without a heartbeat.
+    #[arg(long, env = "KEYFLEET_LEASE_TTL_SECS", value_name = "SECS")]
+    pub lease_ttl_secs: Option<u64>,
+    /// Multiplier of AWS's default request quotas (0 disables pacing).
+    #[arg(long, env = "KEYFLEET_QUOTA_SCALE", value_name = "X")]
+    pub quota_scale: Option<f64>,
+    /// Attempts per item before it fails (retryable errors only).
+    #[arg(long, env = "KEYFLEET_MAX_ATTEMPTS", value_name = "N")]
+    pub max_attempts: Option<i64>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "KEYFLEET_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. `info` or `keyfleet_engine=debug,info`.
+    #[arg(long, env = "KEYFLEET_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The TOML file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    plain_http: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    master_key_file: Option<PathBuf>,
+    master_key: Option<String>,
+    admin_password: Option<String>,
+    workers: Option<usize>,
+    lease_ttl_secs: Option<u64>,
+    quota_scale: Option<f64>,
+    max_attempts: Option<i64>,
+    log_format: Option<String>,
+    log: Option<String>,
+}
+
+/// Resolved, validated settings.
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub plain_http: bool,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub master_key_file: PathBuf,
+    pub master_key: Option<String>,
+    pub admin_password: Option<String>,
+    pub workers: usize,
+    pub lease_ttl: Duration,
+    pub quota_scale: f64,
+    pub max_attempts: i64,
+    pub log_json: bool,
+    pub log: String,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url)
+            .field("listen", &self.listen)
+            .field("plain_http", &self.plain_http)
+            .field("tls", &self.tls)
+            .field("master_key_file", &self.master_key_file)
+            .field("master_key", &redacted(&self.master_key))
+            .field("admin_password", &redacted(&self.admin_password))
+            .field("workers", &self.workers)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("quota_scale", &self.quota_scale)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config_file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("keyfleet-data"));
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyfleet.db").display()));
+        if !database_url.starts_with("sqlite:") {
+            bail!(
+                "database_url: only sqlite:// URLs are supported by this build (got {database_url:?})"
+            );
+        }
+        let listen = match args.listen.or(file.listen) {
+            Some(l) => l,
+            None => DEFAULT_LISTEN.parse()?,
+        };
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("tls_cert and tls_key must be given together"),
+        };
+        let workers = args.workers.or(file.workers).unwrap_or(16);
+        if workers == 0 || workers > 1024 {
+            bail!("workers: must be between 1 and 1024");
+        }
+        let lease_ttl_secs = args.lease_ttl_secs.or(file.lease_ttl_secs).unwrap_or(30);
+        if !(2..=3600).contains(&lease_ttl_secs) {
+            bail!("lease_ttl_secs: must be between 2 and 3600");
+        }
+        let quota_scale = args.quota_scale.or(file.quota_scale).unwrap_or(1.0);
+        if !quota_scale.is_finite() || quota_scale < 0.0 {
+            bail!("quota_scale: must be 0 or more");
+        }
+        let max_attempts = args.max_attempts.or(file.max_attempts).unwrap_or(8);
+        if !(1..=100).contains(&max_attempts) {
+            bail!("max_attempts: must be between 1 and 100");
+        }
+        let log_format = args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        let log_json = match log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => bail!("log_format: must be text or json, got {other:?}"),
+        };
+        Ok(Config {
+            master_key_file: args
+                .master_key_file
+                .or(file.master_key_file)
+                .unwrap_or_else(|| data_dir.join("master.key")),
+            master_key: args.master_key.or(file.master_key),
+            admin_password: args.admin_password.or(file.admin_password),
+            plain_http: args.plain_http || file.plain_http.unwrap_or(false),
+            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            data_dir,
+            database_url,
+            listen,
+            tls,
+            workers,
+            lease_ttl: Duration::from_secs(lease_ttl_secs),
+            quota_scale,
+            max_attempts,
+            log_json,
+        })
+    }
+
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        let rest = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        Some(Path::new(rest.split('?').next().unwrap_or(rest)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let c = Config::resolve(ServeArgs::default()).expect("defaults");
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.database_url, "sqlite://keyfleet-data/keyfleet.db");
+        assert!(!c.plain_http);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("k.toml");
+        std::fs::write(
+            &file,
+            "workers = 3\nlisten = \"127.0.0.1:9000\"\nadmin_password = \"from-file\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config_file: Some(file.clone()),
+            workers: Some(5),
+            ..Default::default()
+        };
+        let c = Config::resolve(args).expect("file");
+        assert_eq!((c.workers, c.listen.port()), (5, 9000));
+        assert!(
+            !format!("{c:?}").contains("from-file"),
+            "secrets are redacted in Debug"
+        );
+
+        std::fs::write(&file, "wokers = 3\n").expect("write");
+        let err = Config::resolve(ServeArgs {
+            config_file: Some(file),
+            ..Default::default()
+        })
+        .expect_err("typo");
+        assert!(format!("{err:#}").contains("wokers"));
+    }
+}

@@ -1,0 +1,23 @@
+#![doc = include_str!("../README.md")]
+
+mod auth;
+pub mod config;
+pub mod error;
+mod extract;
+mod routes;
+mod startup;
+pub mod tls;
+mod views;
+
+use std::sync::Arc;
+
+use keyfleet_service::Services;
+
+pub use config::{Config, ServeArgs};
+pub use routes::router;
+pub use startup::{RunningServer, init_logging, migrate, serve, start};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub services: Arc<Services>,
+}

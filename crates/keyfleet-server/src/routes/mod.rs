@@ -1,0 +1,77 @@
+//! The router: every route CCKM clients call, under `/api`.
+
+mod auth;
+mod aws_bulkjobs;
+mod aws_inventory;
+mod usermgmt;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use keyfleet_service::ServiceError;
+use tracing::Instrument;
+
+use crate::AppState;
+use crate::error::{ApiError, REQUEST_ID};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .merge(auth::routes())
+        .merge(usermgmt::routes())
+        .merge(aws_inventory::routes())
+        .merge(aws_bulkjobs::routes());
+    Router::new()
+        .nest("/api", api)
+        .route("/healthz", get(healthz))
+        .route("/api/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let mut r = ApiError(ServiceError::invalid(
+        "method",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    ))
+    .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+/// A request id (echoed as `X-Request-Id` and in error bodies), a span, and one log line per request.
+async fn request_context(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.path = %req.uri().path());
+    let started = Instant::now();
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            http.status = resp.status().as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "request"
+        )
+    });
+    resp
+}

@@ -1,0 +1,273 @@
+//! From configuration to a serving process: data directory, master key, database, admin, TLS, engine.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use keyfleet_clouds::{AwsKmsConnector, SdkConnector};
+use keyfleet_core::crypto::{MasterKey, random_token};
+use keyfleet_engine::retry::RetryPolicy;
+use keyfleet_engine::{Engine, EngineConfig, EngineHandle};
+use keyfleet_service::{ServiceSettings, Services};
+use keyfleet_store::{SqliteStore, Store};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ServeArgs};
+use crate::tls::{ensure_certificate, write_private};
+use crate::{AppState, router};
+
+const MASTER_KEY_CHECK: &str = "master_key_check";
+const MASTER_KEY_CHECK_PLAIN: &[u8] = b"keyfleet master key check v1";
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// Sets up `tracing` once per process: text or JSON lines on stderr.
+pub fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `keyfleet serve`: runs until Ctrl-C or SIGTERM, then finishes in-flight items and stops.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(args)?;
+    init_logging(&config.log, config.log_json);
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let server = start(config, listener, Arc::new(SdkConnector::default())).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight work");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// `keyfleet migrate`: applies the database migrations and exits.
+pub async fn migrate(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(args)?;
+    init_logging(&config.log, config.log_json);
+    prepare_data_dir(&config.data_dir)?;
+    let store = open_store(&config).await?;
+    store.migrate().await?;
+    store.close().await;
+    tracing::info!(database = %config.database_url, "database is up to date");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// A started server: its address and what is needed to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub https: bool,
+    pub state: Arc<AppState>,
+    stop: Box<dyn Fn() + Send + Sync>,
+    http: JoinHandle<std::io::Result<()>>,
+    engine: EngineHandle,
+    store: SqliteStore,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.https { "https" } else { "http" },
+            self.addr
+        )
+    }
+
+    /// Stops accepting requests, lets the engine record in-flight items, closes the database.
+    pub async fn shutdown(self) {
+        (self.stop)();
+        let _ = self.http.await;
+        self.engine.shutdown().await;
+        self.store.close().await;
+    }
+}
+
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    let path = config
+        .sqlite_path()
+        .context("database_url: expected sqlite://PATH")?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    SqliteStore::open(path)
+        .await
+        .with_context(|| format!("opening database {}", path.display()))
+}
+
+fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if let Some(inline) = &config.master_key {
+        return MasterKey::from_base64(inline).context("KEYFLEET_MASTER_KEY");
+    }
+    let path = &config.master_key_file;
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return MasterKey::from_base64(&text)
+            .with_context(|| format!("master key file {}", path.display()));
+    }
+    let key = MasterKey::generate()?;
+    write_private(path, key.to_base64().as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new master key; back it up: secrets stored in the database need it");
+    Ok(key)
+}
+
+/// The database remembers a value encrypted under its master key; another key cannot decrypt it, and then
+/// starting would write secrets that no node could read.
+async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<()> {
+    let fresh = base64::engine::general_purpose::STANDARD
+        .encode(key.encrypt(MASTER_KEY_CHECK_PLAIN, MASTER_KEY_CHECK.as_bytes())?);
+    let stored = store.put_meta_if_absent(MASTER_KEY_CHECK, &fresh).await?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(stored)
+        .context("stored master key check")?;
+    match key.decrypt(&blob, MASTER_KEY_CHECK.as_bytes()) {
+        Ok(plain) if plain == MASTER_KEY_CHECK_PLAIN => Ok(()),
+        _ => bail!(
+            "the master key does not match the one this database was set up with; refusing to start \
+             (every node must use the same master key)"
+        ),
+    }
+}
+
+async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result<()> {
+    if services.store.user_by_name("admin").await?.is_some() {
+        services.bootstrap("").await?; // built-in groups only
+        return Ok(());
+    }
+    let (password, generated) = match &config.admin_password {
+        Some(p) if !p.is_empty() => (p.clone(), false),
+        _ => (random_token(24)?, true),
+    };
+    if generated {
+        let file = config.data_dir.join(INITIAL_PASSWORD_FILE);
+        write_private(&file, format!("{password}\n").as_bytes()).with_context(|| {
+            format!("writing the generated admin password to {}", file.display())
+        })?;
+        tracing::warn!(path = %file.display(), "created user admin with a generated password, written to this file");
+    } else {
+        tracing::info!("created user admin with the password from KEYFLEET_ADMIN_PASSWORD");
+    }
+    services.bootstrap(&password).await?;
+    Ok(())
+}
+
+/// Starts serving on `listener` with the given cloud connector (tests pass the real SDK connector too;
+/// only the endpoints differ).
+pub async fn start(
+    config: Config,
+    listener: std::net::TcpListener,
+    connector: Arc<dyn AwsKmsConnector>,
+) -> anyhow::Result<RunningServer> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    prepare_data_dir(&config.data_dir)?;
+    let master = load_master_key(&config)?;
+    let store = open_store(&config).await?;
+    store.migrate().await.context("migrating the database")?;
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    check_master_key(shared.as_ref(), &master).await?;
+
+    let engine = Engine::new(
+        shared.clone(),
+        master.clone(),
+        connector,
+        EngineConfig {
+            workers: config.workers,
+            lease_ttl: config.lease_ttl,
+            quota_scale: config.quota_scale,
+            retry: RetryPolicy {
+                max_attempts: config.max_attempts,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let services = Arc::new(Services::new(
+        shared,
+        engine.clone(),
+        master,
+        ServiceSettings::default(),
+    ));
+    bootstrap_admin(&services, &config).await?;
+    let engine_handle = engine.start().await?;
+
+    let state = Arc::new(AppState { services });
+    let app = router(state.clone()).into_make_service();
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let https = !config.plain_http;
+    let (stop, http): (Box<dyn Fn() + Send + Sync>, _) = if https {
+        let (cert, key) = ensure_certificate(config.tls.clone(), &config.data_dir, addr)?;
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+        let stop = move || handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        (Box::new(stop), tokio::spawn(server.serve(app)))
+    } else {
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+        let stop = move || handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        (Box::new(stop), tokio::spawn(server.serve(app)))
+    };
+    tracing::info!(
+        url = %format!("{}://{addr}", if https { "https" } else { "http" }),
+        data_dir = %config.data_dir.display(),
+        "keyfleet is serving"
+    );
+    Ok(RunningServer {
+        addr,
+        https,
+        state,
+        stop,
+        http,
+        engine: engine_handle,
+        store,
+    })
+}

@@ -1,0 +1,212 @@
+//! Stored records → CCKM wire views. The only place that knows both shapes.
+
+use std::collections::BTreeMap;
+
+use keyfleet_api_types::ListEnvelope;
+use keyfleet_api_types::aws::*;
+use keyfleet_api_types::bulkjob::BulkJobView;
+use keyfleet_api_types::common::{AclView, ROOT_ACCOUNT};
+use keyfleet_api_types::usermgmt::{GroupView, UserView};
+use keyfleet_core::*;
+use keyfleet_service::bulkjobs::JobWithItems;
+
+pub fn list<T, U>(items: Vec<T>, total: u64, page: &Page, f: impl Fn(T) -> U) -> ListEnvelope<U> {
+    ListEnvelope {
+        skip: page.skip,
+        limit: page.limit,
+        total,
+        resources: items.into_iter().map(f).collect(),
+    }
+}
+
+fn uri(kind: &str, id: impl std::fmt::Display) -> String {
+    format!("kylo:kylo:{kind}:{id}")
+}
+
+pub fn bulkjob(j: JobWithItems) -> BulkJobView {
+    // Only finished items appear in detailed_status, as in CCKM.
+    let detailed_status: BTreeMap<String, String> = j
+        .items
+        .iter()
+        .filter(|i| i.status.is_terminal())
+        .map(|i| {
+            (
+                i.key_id.to_string(),
+                i.detail
+                    .clone()
+                    .unwrap_or_else(|| i.status.as_str().to_string()),
+            )
+        })
+        .collect();
+    let job = j.job;
+    BulkJobView {
+        id: job.id.to_string(),
+        uri: uri("cckm:bulkjob", job.id),
+        account: ROOT_ACCOUNT.into(),
+        created_at: job.created_at.into(),
+        updated_at: job.updated_at.into(),
+        completed_at: job.completed_at.map(Into::into),
+        overall_status: job.status.as_str().into(),
+        detailed_status,
+        abort: job.abort,
+        cloud: job.cloud,
+        keys: j.keys.iter().map(ToString::to_string).collect(),
+        operation: job.operation.as_str().into(),
+        days: job.params.days,
+        policy_template_id: job.params.policy_template_id.map(|t| t.to_string()),
+    }
+}
+
+pub fn connection(c: AwsConnectionRecord) -> AwsConnectionView {
+    AwsConnectionView {
+        id: c.id.to_string(),
+        uri: uri("connectionmgmt:connections", format!("{}-{}", c.name, c.id)),
+        account: ROOT_ACCOUNT.into(),
+        created_at: c.created_at.into(),
+        updated_at: c.updated_at.into(),
+        name: c.name,
+        description: c.description,
+        category: "cloud".into(),
+        service: "aws".into(),
+        cloud_name: c.cloud_name,
+        access_key_id: c.access_key_id,
+        aws_region: c.aws_region,
+        assume_role_arn: c.assume_role_arn,
+        assume_role_external_id: c.assume_role_external_id,
+        endpoint_url: c.endpoint_url,
+        products: vec!["cckm".into()],
+    }
+}
+
+fn acl(e: AclEntry) -> AclView {
+    match e.principal {
+        Principal::User(u) => AclView {
+            user_id: Some(u.wire()),
+            group: None,
+            actions: e.actions,
+        },
+        Principal::Group(g) => AclView {
+            user_id: None,
+            group: Some(g),
+            actions: e.actions,
+        },
+    }
+}
+
+pub fn kms((k, acls): (KmsRecord, Vec<AclEntry>), connection_name: String) -> KmsView {
+    KmsView {
+        id: k.id.to_string(),
+        uri: uri("cckm:aws-kms", k.id),
+        account: ROOT_ACCOUNT.into(),
+        created_at: k.created_at.into(),
+        updated_at: k.updated_at.into(),
+        name: k.name,
+        account_id: k.account_id,
+        connection: connection_name,
+        regions: k.regions,
+        acls: acls.into_iter().map(acl).collect(),
+    }
+}
+
+pub fn key((k, kms_name): (AwsKeyRecord, String)) -> AwsKeyView {
+    let m = k.material;
+    AwsKeyView {
+        id: k.id.to_string(),
+        uri: uri("cckm:aws-key", k.id),
+        account: ROOT_ACCOUNT.into(),
+        created_at: k.created_at.into(),
+        updated_at: k.updated_at.into(),
+        kms_id: k.kms_id.to_string(),
+        kms: kms_name,
+        region: k.region,
+        cloud_name: "aws".into(),
+        key_material_origin: m.origin.clone(),
+        synced_at: k.synced_at.into(),
+        gone: k.gone,
+        deletion_date: m.deletion_date.map(Into::into),
+        labels: BTreeMap::new(),
+        aws_param: AwsParam {
+            key_id: m.key_id,
+            arn: m.arn,
+            aws_account_id: m.account_id,
+            key_state: m.key_state,
+            enabled: m.enabled,
+            description: m.description,
+            key_usage: m.key_usage,
+            origin: m.origin,
+            key_manager: m.key_manager,
+            creation_date: m.creation_date.map(Into::into),
+            deletion_date: m.deletion_date.map(Into::into),
+            multi_region: m.multi_region,
+            policy: m.policy,
+            tags: m
+                .tags
+                .into_iter()
+                .map(|(tag_key, tag_value)| AwsTag { tag_key, tag_value })
+                .collect(),
+            alias: m.aliases,
+        },
+    }
+}
+
+pub fn template(t: TemplateRecord, kms_name: Option<String>) -> TemplateView {
+    TemplateView {
+        id: t.id.to_string(),
+        uri: uri("cckm:aws-template", t.id),
+        account: ROOT_ACCOUNT.into(),
+        created_at: t.created_at.into(),
+        updated_at: t.updated_at.into(),
+        name: t.name,
+        kms: kms_name,
+        account_id: t.account_id,
+        policy: t.policy,
+        key_admins: t.key_admins,
+        key_users: t.key_users,
+        key_admins_roles: t.key_admins_roles,
+        key_users_roles: t.key_users_roles,
+        is_verified: t.is_verified,
+    }
+}
+
+pub fn sync_job((j, kms_names): (SyncJobRecord, Vec<String>)) -> SyncJobView {
+    SyncJobView {
+        id: j.id.to_string(),
+        uri: uri("cckm:synchronize", j.id),
+        account: ROOT_ACCOUNT.into(),
+        created_at: j.created_at.into(),
+        updated_at: j.updated_at.into(),
+        completed_at: j.completed_at.map(Into::into),
+        overall_status: j.status.as_str().into(),
+        detailed_status: j.detailed_status,
+        abort: j.abort,
+        cloud: "aws".into(),
+        kms: kms_names,
+        regions: j.regions,
+        synchronize_all: j.synchronize_all,
+    }
+}
+
+pub fn user((u, groups): (UserRecord, Vec<String>)) -> UserView {
+    UserView {
+        user_id: u.id.wire(),
+        username: u.username,
+        name: u.name,
+        email: u.email,
+        nickname: u.nickname,
+        groups,
+        created_at: u.created_at.into(),
+        updated_at: u.updated_at.into(),
+        last_login: u.last_login.map(Into::into),
+        logins_count: u.logins_count,
+    }
+}
+
+pub fn group(g: GroupRecord) -> GroupView {
+    GroupView {
+        name: g.name,
+        description: g.description,
+        created_at: g.created_at.into(),
+        updated_at: g.updated_at.into(),
+        users_count: g.users_count,
+    }
+}

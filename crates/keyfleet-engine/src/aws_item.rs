@@ -36,8 +36,10 @@ impl Engine {
                 reason: "cancelled".into(),
             });
         }
-        let arn = target.key.material.arn.clone();
-        let before = match self.describe(&target, &arn).await {
+        // The key id, not the ARN: the client is already bound to the key's account and region, and some
+        // KMS implementations (moto) mishandle ARNs in Enable/DisableKey.
+        let key = target.key.material.key_id.clone();
+        let before = match self.describe(&target, &key).await {
             Ok(m) => m,
             Err(e) => return Ok(self.failure(item, &target, e, None)),
         };
@@ -53,11 +55,11 @@ impl Engine {
             Operation::ApplyPolicyTemplate => Some(self.template_policy(item).await?),
             _ => None,
         };
-        if let Err(e) = self.effect(item, &target, &arn, policy.as_deref()).await {
+        if let Err(e) = self.effect(item, &target, &key, policy.as_deref()).await {
             return Ok(self.failure(item, &target, e, Some(before.key_state)));
         }
         // The effect happened; a failure to read the new state does not undo it.
-        let after = match self.describe(&target, &arn).await {
+        let after = match self.describe(&target, &key).await {
             Ok(m) => Some(m),
             Err(e) => {
                 tracing::warn!(key.id = %item.key_id, error = %e, "could not refresh key after effect");
@@ -103,8 +105,8 @@ impl Engine {
         result
     }
 
-    async fn describe(&self, target: &AwsTarget, arn: &str) -> Result<KeyMetadata, CloudError> {
-        self.paced(target, "DescribeKey", target.client.describe_key(arn))
+    async fn describe(&self, target: &AwsTarget, key: &str) -> Result<KeyMetadata, CloudError> {
+        self.paced(target, "DescribeKey", target.client.describe_key(key))
             .await
     }
 
@@ -112,29 +114,29 @@ impl Engine {
         &self,
         item: &ClaimedItem,
         target: &AwsTarget,
-        arn: &str,
+        key: &str,
         policy: Option<&str>,
     ) -> Result<(), CloudError> {
         let kms: &dyn AwsKms = target.client.as_ref();
         let action = item.operation.cloud_action();
         match item.operation {
-            Operation::EnableKey => self.paced(target, action, kms.enable_key(arn)).await,
-            Operation::DisableKey => self.paced(target, action, kms.disable_key(arn)).await,
+            Operation::EnableKey => self.paced(target, action, kms.enable_key(key)).await,
+            Operation::DisableKey => self.paced(target, action, kms.disable_key(key)).await,
             Operation::ScheduleKeyDeletion => {
                 let days = item.params.days.unwrap_or(30) as i32;
-                self.paced(target, action, kms.schedule_key_deletion(arn, days))
+                self.paced(target, action, kms.schedule_key_deletion(key, days))
                     .await
             }
             Operation::CancelKeyDeletion => {
-                self.paced(target, action, kms.cancel_key_deletion(arn))
+                self.paced(target, action, kms.cancel_key_deletion(key))
                     .await
             }
             Operation::ApplyPolicyTemplate => {
                 let policy = policy.unwrap_or_default();
-                self.paced(target, action, kms.put_key_policy(arn, policy))
+                self.paced(target, action, kms.put_key_policy(key, policy))
                     .await?;
                 let tag = template_tag(item);
-                self.paced(target, "TagResource", kms.tag_resource(arn, &[tag]))
+                self.paced(target, "TagResource", kms.tag_resource(key, &[tag]))
                     .await
             }
         }
@@ -225,7 +227,7 @@ async fn already_done(item: &ClaimedItem, meta: &KeyMetadata, target: &AwsTarget
         // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first.
         Operation::ApplyPolicyTemplate if item.attempts > 1 => {
             let (k, v) = template_tag(item);
-            match target.client.list_resource_tags(&meta.arn).await {
+            match target.client.list_resource_tags(&meta.key_id).await {
                 Ok(tags) => tags.iter().any(|(tk, tv)| *tk == k && *tv == v),
                 Err(_) => false,
             }

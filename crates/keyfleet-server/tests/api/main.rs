@@ -1,0 +1,10 @@
+//! keyfleet's HTTP API end to end: the real server over HTTPS, a real SQLite file, the fake AWS KMS and moto.
+#![allow(clippy::unwrap_used)]
+
+mod authz;
+mod jobs;
+mod operations;
+mod secrets;
+mod snapshots;
+mod support;
+mod validation;

@@ -25,7 +25,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." {
+            // A syntax error is the body's fault, wherever the parser happened to be.
+            let syntax = matches!(
+                e.inner().classify(),
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+            );
+            let field = if path == "." || syntax {
                 "body".to_string()
             } else {
                 path

@@ -47,7 +47,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = start(config, listener, Arc::new(SdkConnector::default())).await?;
     // One plain line on stdout for people and scripts (logs go to stderr): the real address, also when
     // --listen asked for port 0.
-    println!("keyfleet serving on {} (data directory {})", server.url(), data_dir.display());
+    println!(
+        "keyfleet serving on {} (data directory {})",
+        server.url(),
+        data_dir.display()
+    );
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");
     server.shutdown().await;

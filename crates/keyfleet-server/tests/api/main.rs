@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authz;
+mod inventory;
 mod jobs;
 mod operations;
 mod secrets;

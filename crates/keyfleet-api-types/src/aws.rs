@@ -67,6 +67,9 @@ pub struct KmsRequest {
     pub connection: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regions: Option<Vec<String>>,
+    /// Extension: requests/s per KMS action for this account, overriding AWS's default quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<BTreeMap<String, f64>>,
 }
 
 /// An AWS KMS container: one AWS account, reached through one connection, in some regions.
@@ -84,6 +87,9 @@ pub struct KmsView {
     pub connection: String,
     pub regions: Vec<String>,
     pub acls: Vec<AclView>,
+    /// Extension: quota overrides (requests/s per action); empty means AWS's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quotas: BTreeMap<String, f64>,
 }
 
 /// One tag in `aws_param.Tags`.
@@ -116,17 +122,9 @@ pub struct AwsParam {
     pub origin: String,
     #[serde(rename = "KeyManager")]
     pub key_manager: String,
-    #[serde(
-        rename = "CreationDate",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "CreationDate", default, skip_serializing_if = "Option::is_none")]
     pub creation_date: Option<Timestamp>,
-    #[serde(
-        rename = "DeletionDate",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "DeletionDate", default, skip_serializing_if = "Option::is_none")]
     pub deletion_date: Option<Timestamp>,
     #[serde(rename = "MultiRegion")]
     pub multi_region: bool,

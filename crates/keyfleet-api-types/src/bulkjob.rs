@@ -18,10 +18,80 @@ pub struct CreateAwsBulkJob {
     pub days: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_template_id: Option<String>,
+    /// Extension: the keys as a selector instead of `keys` (no 100-key limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<KeySelectorRequest>,
 }
 
-/// The job resource, field for field as CCKM returns it. `completed_at` is absent while the job runs;
-/// `detailed_status` holds one entry per finished item. `days` and `policy_template_id` echo the request
+/// Extension: which keys a job acts on, resolved when the job is created into a frozen list of items. Either
+/// `ids` (any number of CCKM key ids) or filters (all must hold; gone keys are never selected).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeySelectorRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    /// KMS container names or ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
+    /// `{"team": "blue"}` requires that tag value; `{"team": null}` only the tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, Option<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_state: Option<String>,
+}
+
+/// Extension: how far a job is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    pub total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub pending: i64,
+    /// Finished items in percent of all, one decimal.
+    pub percent: f64,
+}
+
+/// Extension: one item of a job (`GET .../bulkjob/{id}/items`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ItemView {
+    pub key_id: String,
+    pub seq: i64,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub attempts: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_after: Option<String>,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+/// Query of `GET .../bulkjob/{id}/items`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ItemListQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// The job resource, field for field as CCKM returns it, plus the extensions `progress` and the echoed request
+/// parameters. `completed_at` is absent while the job runs; `detailed_status` holds one entry per finished item
+/// — for jobs over 1,000 items only the failures (the first 1,000), with `keys` empty: page through
+/// `.../items` instead. `days` and `policy_template_id` echo the request
 /// and appear only for the operations that take them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BulkJobView {
@@ -44,6 +114,12 @@ pub struct BulkJobView {
     pub days: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_template_id: Option<String>,
+    /// Extension: the selector the job was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<serde_json::Value>,
+    /// Extension: counts of finished and pending items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
 }
 
 /// Query of `GET /v1/cckm/aws/bulkjob`.

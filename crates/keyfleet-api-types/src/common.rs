@@ -31,9 +31,7 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| Timestamp(t.with_timezone(&Utc)))
-            .map_err(serde::de::Error::custom)
+        DateTime::parse_from_rfc3339(&s).map(|t| Timestamp(t.with_timezone(&Utc))).map_err(serde::de::Error::custom)
     }
 }
 
@@ -102,10 +100,7 @@ mod tests {
 
     #[test]
     fn timestamps_have_six_fractional_digits_and_z() {
-        let t = Utc
-            .with_ymd_and_hms(2023, 2, 10, 8, 19, 48)
-            .single()
-            .map(Timestamp);
+        let t = Utc.with_ymd_and_hms(2023, 2, 10, 8, 19, 48).single().map(Timestamp);
         let t = t.expect("valid date");
         assert_eq!(t.format(), "2023-02-10T08:19:48.000000Z");
         let json = serde_json::to_string(&t).expect("serialises");

@@ -28,10 +28,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -40,12 +37,8 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let result = match cli.command {
-            Command::Serve(args) => keyfleet_server::serve(args)
-                .await
-                .map(|()| ExitCode::SUCCESS),
-            Command::Migrate(args) => keyfleet_server::migrate(args)
-                .await
-                .map(|()| ExitCode::SUCCESS),
+            Command::Serve(args) => keyfleet_server::serve(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Migrate(args) => keyfleet_server::migrate(args).await.map(|()| ExitCode::SUCCESS),
             Command::FakeAws(args) => keyfleet_fakes::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Client(cmd) => keyfleet_client::run(cmd, &cli.client).await,
         };

@@ -8,8 +8,7 @@ use std::time::Duration;
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::auth::{TokenRequest, TokenResponse};
 use keyfleet_api_types::aws::{
-    AwsConnectionRequest, AwsConnectionView, AwsKeyView, CreateAwsSyncJob, KmsRequest, KmsView,
-    SyncJobView,
+    AwsConnectionRequest, AwsConnectionView, AwsKeyView, CreateAwsSyncJob, KmsRequest, KmsView, SyncJobView,
 };
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, CreateAwsBulkJob};
 use keyfleet_api_types::common::ListParams;
@@ -131,9 +130,7 @@ impl Client {
         let parsed = reqwest::Url::parse(&base_url)
             .map_err(|e| ClientError::Local(format!("invalid server URL {base_url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(ClientError::Local(format!(
-                "invalid server URL {base_url:?}: expected https://HOST[:PORT]"
-            )));
+            return Err(ClientError::Local(format!("invalid server URL {base_url:?}: expected https://HOST[:PORT]")));
         }
 
         let mut builder = reqwest::Client::builder()
@@ -144,17 +141,12 @@ impl Client {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
         if let Some(path) = &opts.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                ClientError::Local(format!("reading CA certificate {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ClientError::Local(format!("parsing CA certificate {}: {e}", path.display()))
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::Local(format!("reading CA certificate {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::Local(format!("parsing CA certificate {}: {e}", path.display())))?;
             if certs.is_empty() {
-                return Err(ClientError::Local(format!(
-                    "{} holds no PEM certificate",
-                    path.display()
-                )));
+                return Err(ClientError::Local(format!("{} holds no PEM certificate", path.display())));
             }
             builder = builder.tls_certs_merge(certs);
         }
@@ -175,20 +167,14 @@ impl Client {
     }
 
     /// Calls `hook` with the new tokens after every successful refresh (automatic or explicit).
-    pub fn on_token_refresh(
-        mut self,
-        hook: impl Fn(&TokenResponse) + Send + Sync + 'static,
-    ) -> Client {
+    pub fn on_token_refresh(mut self, hook: impl Fn(&TokenResponse) + Send + Sync + 'static) -> Client {
         self.on_refresh = Some(Arc::new(hook));
         self
     }
 
     /// Replaces the session's tokens.
     pub fn set_tokens(&self, jwt: impl Into<String>, refresh_token: Option<String>) {
-        *self.lock_tokens() = Some(Tokens {
-            jwt: jwt.into(),
-            refresh_token: refresh_token.filter(|t| !t.is_empty()),
-        });
+        *self.lock_tokens() = Some(Tokens { jwt: jwt.into(), refresh_token: refresh_token.filter(|t| !t.is_empty()) });
     }
 
     /// The JWT currently sent as bearer token.
@@ -202,11 +188,7 @@ impl Client {
     }
 
     /// `POST /api/v1/auth/tokens` with the password grant; the client keeps the tokens it gets.
-    pub async fn login(
-        &self,
-        username: &str,
-        password: &str,
-    ) -> Result<TokenResponse, ClientError> {
+    pub async fn login(&self, username: &str, password: &str) -> Result<TokenResponse, ClientError> {
         let req = TokenRequest {
             grant_type: Some("password".to_owned()),
             username: Some(username.to_owned()),
@@ -235,10 +217,7 @@ impl Client {
             duration: answer.duration.unwrap_or(300),
             token_type: answer.token_type.unwrap_or_else(|| "Bearer".to_owned()),
             client_id: answer.client_id.unwrap_or_default(),
-            refresh_token: answer
-                .refresh_token
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| refresh_token.to_owned()),
+            refresh_token: answer.refresh_token.filter(|t| !t.is_empty()).unwrap_or_else(|| refresh_token.to_owned()),
             refresh_token_id: answer.refresh_token_id.unwrap_or_default(),
             refresh_token_expires_in: answer.refresh_token_expires_in,
         };
@@ -251,12 +230,7 @@ impl Client {
 
     /// Any call: `path` is `/api/v1/...` (a bare `/v1/...` gets `/api` in front) and may carry a query
     /// string. The answer's JSON, or `Null` for an empty body (DELETE's 204).
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, ClientError> {
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
         let path = api_path(path);
         let bytes = self.call(method, &path, &[], body.as_ref()).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -266,12 +240,8 @@ impl Client {
     }
 
     /// `POST /api/v1/cckm/aws/bulkjob`.
-    pub async fn create_aws_bulkjob(
-        &self,
-        req: &CreateAwsBulkJob,
-    ) -> Result<BulkJobView, ClientError> {
-        self.typed(Method::POST, "/api/v1/cckm/aws/bulkjob", &[], Some(req))
-            .await
+    pub async fn create_aws_bulkjob(&self, req: &CreateAwsBulkJob) -> Result<BulkJobView, ClientError> {
+        self.typed(Method::POST, "/api/v1/cckm/aws/bulkjob", &[], Some(req)).await
     }
 
     /// `GET /api/v1/cckm/aws/bulkjob/{id}`.
@@ -281,13 +251,9 @@ impl Client {
     }
 
     /// `GET /api/v1/cckm/aws/bulkjob`.
-    pub async fn list_aws_bulkjobs(
-        &self,
-        query: &BulkJobListQuery,
-    ) -> Result<ListEnvelope<BulkJobView>, ClientError> {
+    pub async fn list_aws_bulkjobs(&self, query: &BulkJobListQuery) -> Result<ListEnvelope<BulkJobView>, ClientError> {
         let query = query_pairs(query)?;
-        self.typed(Method::GET, "/api/v1/cckm/aws/bulkjob", &query, None::<&()>)
-            .await
+        self.typed(Method::GET, "/api/v1/cckm/aws/bulkjob", &query, None::<&()>).await
     }
 
     /// `POST /api/v1/cckm/aws/bulkjob/{id}/cancel`: answers the job with `abort: true`.
@@ -297,10 +263,7 @@ impl Client {
     }
 
     /// `POST /api/v1/connectionmgmt/services/aws/connections`.
-    pub async fn create_aws_connection(
-        &self,
-        req: &AwsConnectionRequest,
-    ) -> Result<AwsConnectionView, ClientError> {
+    pub async fn create_aws_connection(&self, req: &AwsConnectionRequest) -> Result<AwsConnectionView, ClientError> {
         let path = "/api/v1/connectionmgmt/services/aws/connections";
         self.typed(Method::POST, path, &[], Some(req)).await
     }
@@ -317,25 +280,17 @@ impl Client {
 
     /// `POST /api/v1/cckm/aws/kms`.
     pub async fn create_aws_kms(&self, req: &KmsRequest) -> Result<KmsView, ClientError> {
-        self.typed(Method::POST, "/api/v1/cckm/aws/kms", &[], Some(req))
-            .await
+        self.typed(Method::POST, "/api/v1/cckm/aws/kms", &[], Some(req)).await
     }
 
     /// `GET /api/v1/cckm/aws/kms`.
-    pub async fn list_aws_kms(
-        &self,
-        params: &ListParams,
-    ) -> Result<ListEnvelope<KmsView>, ClientError> {
+    pub async fn list_aws_kms(&self, params: &ListParams) -> Result<ListEnvelope<KmsView>, ClientError> {
         let query = query_pairs(params)?;
-        self.typed(Method::GET, "/api/v1/cckm/aws/kms", &query, None::<&()>)
-            .await
+        self.typed(Method::GET, "/api/v1/cckm/aws/kms", &query, None::<&()>).await
     }
 
     /// `POST /api/v1/cckm/aws/synchronization-jobs`.
-    pub async fn create_aws_sync_job(
-        &self,
-        req: &CreateAwsSyncJob,
-    ) -> Result<SyncJobView, ClientError> {
+    pub async fn create_aws_sync_job(&self, req: &CreateAwsSyncJob) -> Result<SyncJobView, ClientError> {
         let path = "/api/v1/cckm/aws/synchronization-jobs";
         self.typed(Method::POST, path, &[], Some(req)).await
     }
@@ -347,13 +302,9 @@ impl Client {
     }
 
     /// `GET /api/v1/cckm/aws/keys`.
-    pub async fn list_aws_keys(
-        &self,
-        query: &AwsKeyListQuery,
-    ) -> Result<ListEnvelope<AwsKeyView>, ClientError> {
+    pub async fn list_aws_keys(&self, query: &AwsKeyListQuery) -> Result<ListEnvelope<AwsKeyView>, ClientError> {
         let query = query_pairs(query)?;
-        self.typed(Method::GET, "/api/v1/cckm/aws/keys", &query, None::<&()>)
-            .await
+        self.typed(Method::GET, "/api/v1/cckm/aws/keys", &query, None::<&()>).await
     }
 
     async fn typed<T: DeserializeOwned>(
@@ -381,9 +332,7 @@ impl Client {
     ) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{}", self.base_url, path);
         let jwt = self.fresh_jwt().await?;
-        let (mut status, mut bytes) = self
-            .send(method.clone(), &url, query, body, jwt.as_deref())
-            .await?;
+        let (mut status, mut bytes) = self.send(method.clone(), &url, query, body, jwt.as_deref()).await?;
         if status == 401
             && let Some(stale) = jwt.as_deref()
             && self.has_refresh_token()
@@ -406,10 +355,7 @@ impl Client {
         body: Option<&Value>,
         jwt: Option<&str>,
     ) -> Result<(u16, Vec<u8>), ClientError> {
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(reqwest::header::ACCEPT, "application/json");
+        let mut req = self.http.request(method, url).header(reqwest::header::ACCEPT, "application/json");
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -429,9 +375,7 @@ impl Client {
         let url = format!("{}{}", self.base_url, TOKENS_PATH);
         let body = serde_json::to_value(req)
             .map_err(|e| ClientError::Local(format!("cannot encode the token request: {e}")))?;
-        let (status, bytes) = self
-            .send(Method::POST, &url, &[], Some(&body), None)
-            .await?;
+        let (status, bytes) = self.send(Method::POST, &url, &[], Some(&body), None).await?;
         if !(200..300).contains(&status) {
             return Err(ClientError::from_answer(status, &bytes));
         }
@@ -470,9 +414,7 @@ impl Client {
     }
 
     fn has_refresh_token(&self) -> bool {
-        self.lock_tokens()
-            .as_ref()
-            .is_some_and(|t| t.refresh_token.is_some())
+        self.lock_tokens().as_ref().is_some_and(|t| t.refresh_token.is_some())
     }
 
     fn lock_tokens(&self) -> MutexGuard<'_, Option<Tokens>> {
@@ -483,25 +425,14 @@ impl Client {
 }
 
 fn decode<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(bytes).map_err(|source| ClientError::Decode {
-        path: path.to_owned(),
-        source,
-    })
+    serde_json::from_slice(bytes).map_err(|source| ClientError::Decode { path: path.to_owned(), source })
 }
 
 /// `/api/v1/...` as given; `/v1/...` and `v1/...` get the `/api` prefix every CCKM route has.
 pub(crate) fn api_path(path: &str) -> String {
     let path = path.trim();
-    let path = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    };
-    if path == "/api" || path.starts_with("/api/") || path.starts_with("/api?") {
-        path
-    } else {
-        format!("/api{path}")
-    }
+    let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+    if path == "/api" || path.starts_with("/api/") || path.starts_with("/api?") { path } else { format!("/api{path}") }
 }
 
 /// Percent-encodes one path segment (ids are UUIDs, but a stray `/` or `?` must not change the route).
@@ -519,8 +450,7 @@ fn segment(s: &str) -> String {
 
 /// A flat serialisable struct as query pairs; `None` fields (skipped) vanish, arrays repeat the key.
 fn query_pairs<T: Serialize>(query: &T) -> Result<Vec<(String, String)>, ClientError> {
-    let value = serde_json::to_value(query)
-        .map_err(|e| ClientError::Local(format!("cannot encode the query: {e}")))?;
+    let value = serde_json::to_value(query).map_err(|e| ClientError::Local(format!("cannot encode the query: {e}")))?;
     let Value::Object(map) = value else {
         return Err(ClientError::Local("a query must be a struct".to_owned()));
     };
@@ -548,20 +478,14 @@ mod tests {
     #[test]
     fn api_paths_get_the_prefix_once() {
         assert_eq!(api_path("/api/v1/cckm/aws/keys"), "/api/v1/cckm/aws/keys");
-        assert_eq!(
-            api_path("/v1/cckm/aws/keys?limit=5"),
-            "/api/v1/cckm/aws/keys?limit=5"
-        );
+        assert_eq!(api_path("/v1/cckm/aws/keys?limit=5"), "/api/v1/cckm/aws/keys?limit=5");
         assert_eq!(api_path("v1/usermgmt/users"), "/api/v1/usermgmt/users");
         assert_eq!(api_path("/apiary"), "/api/apiary");
     }
 
     #[test]
     fn segments_are_escaped() {
-        assert_eq!(
-            segment("e612b64f-6364-48ce-92ec-c6dd608d7ad0"),
-            "e612b64f-6364-48ce-92ec-c6dd608d7ad0"
-        );
+        assert_eq!(segment("e612b64f-6364-48ce-92ec-c6dd608d7ad0"), "e612b64f-6364-48ce-92ec-c6dd608d7ad0");
         assert_eq!(segment("a/b?c d"), "a%2Fb%3Fc%20d");
     }
 
@@ -576,29 +500,17 @@ mod tests {
         pairs.sort();
         assert_eq!(
             pairs,
-            vec![
-                ("limit".to_owned(), "5".to_owned()),
-                ("overall_status".to_owned(), "in_progress".to_owned()),
-            ]
+            vec![("limit".to_owned(), "5".to_owned()), ("overall_status".to_owned(), "in_progress".to_owned()),]
         );
     }
 
     #[test]
     fn bad_urls_are_refused_before_any_request() {
         for url in ["not a url", "ftp://host", "https://"] {
-            let opts = ClientOptions {
-                base_url: url.to_owned(),
-                ..ClientOptions::default()
-            };
-            assert!(
-                matches!(Client::new(&opts), Err(ClientError::Local(_))),
-                "{url}"
-            );
+            let opts = ClientOptions { base_url: url.to_owned(), ..ClientOptions::default() };
+            assert!(matches!(Client::new(&opts), Err(ClientError::Local(_))), "{url}");
         }
-        let opts = ClientOptions {
-            base_url: "http://127.0.0.1:1/".to_owned(),
-            ..ClientOptions::default()
-        };
+        let opts = ClientOptions { base_url: "http://127.0.0.1:1/".to_owned(), ..ClientOptions::default() };
         let client = Client::new(&opts).expect("http is fine");
         assert_eq!(client.base_url(), "http://127.0.0.1:1");
     }
@@ -609,10 +521,7 @@ mod tests {
         let empty = dir.path().join("ca.pem");
         std::fs::write(&empty, "").expect("write");
         for path in [dir.path().join("absent.pem"), empty] {
-            let opts = ClientOptions {
-                ca_cert: Some(path),
-                ..ClientOptions::default()
-            };
+            let opts = ClientOptions { ca_cert: Some(path), ..ClientOptions::default() };
             let err = Client::new(&opts).expect_err("must fail");
             assert!(matches!(err, ClientError::Local(_)), "{err}");
         }

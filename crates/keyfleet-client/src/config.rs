@@ -71,9 +71,7 @@ impl ClientConfig {
             .create(&dir)
             .with_context(|| format!("creating {}", dir.display()))?;
 
-        let file_name = path
-            .file_name()
-            .with_context(|| format!("{} is not a file path", path.display()))?;
+        let file_name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
         let mut tmp_name = OsString::from(".");
         tmp_name.push(file_name);
         tmp_name.push(format!(".{}.tmp", std::process::id()));
@@ -87,11 +85,7 @@ impl ClientConfig {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             file.write_all(&json)?;
             file.sync_all()?;
             fs::rename(&tmp, path)
@@ -109,23 +103,14 @@ pub fn resolve_config_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    default_config_path(
-        std::env::var_os("XDG_CONFIG_HOME"),
-        std::env::var_os("HOME"),
-    )
-    .with_context(|| {
-        format!(
-            "cannot find a place for the client config: set HOME, XDG_CONFIG_HOME or {CONFIG_ENV}"
-        )
+    default_config_path(std::env::var_os("XDG_CONFIG_HOME"), std::env::var_os("HOME")).with_context(|| {
+        format!("cannot find a place for the client config: set HOME, XDG_CONFIG_HOME or {CONFIG_ENV}")
     })
 }
 
 /// `$XDG_CONFIG_HOME/keyfleet/client.json`, else `~/.config/keyfleet/client.json`. The XDG spec says a
 /// relative `XDG_CONFIG_HOME` is invalid and must be ignored.
-pub fn default_config_path(
-    xdg_config_home: Option<OsString>,
-    home: Option<OsString>,
-) -> Option<PathBuf> {
+pub fn default_config_path(xdg_config_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
     let base = match xdg_config_home.map(PathBuf::from) {
         Some(xdg) if xdg.is_absolute() => xdg,
         _ => PathBuf::from(home.filter(|h| !h.is_empty())?).join(".config"),
@@ -157,11 +142,7 @@ mod tests {
     #[test]
     fn round_trips_with_mode_0600_in_a_new_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir
-            .path()
-            .join("nested")
-            .join("keyfleet")
-            .join("client.json");
+        let path = dir.path().join("nested").join("keyfleet").join("client.json");
         assert_eq!(ClientConfig::load(&path).expect("load"), None);
 
         sample().save(&path).expect("save");
@@ -213,15 +194,9 @@ mod tests {
         let p = default_config_path(Some("/x/cfg".into()), Some("/home/u".into()));
         assert_eq!(p, Some(PathBuf::from("/x/cfg/keyfleet/client.json")));
         let p = default_config_path(Some("relative".into()), Some("/home/u".into()));
-        assert_eq!(
-            p,
-            Some(PathBuf::from("/home/u/.config/keyfleet/client.json"))
-        );
+        assert_eq!(p, Some(PathBuf::from("/home/u/.config/keyfleet/client.json")));
         let p = default_config_path(None, Some("/home/u".into()));
-        assert_eq!(
-            p,
-            Some(PathBuf::from("/home/u/.config/keyfleet/client.json"))
-        );
+        assert_eq!(p, Some(PathBuf::from("/home/u/.config/keyfleet/client.json")));
         assert_eq!(default_config_path(None, None), None);
         assert_eq!(
             resolve_config_path(Some(Path::new("/tmp/c.json"))).expect("explicit"),

@@ -17,10 +17,7 @@ pub enum ClientError {
     /// The request never got an HTTP answer: connect, TLS, timeout, ...
     Http(reqwest::Error),
     /// A 2xx answer whose body did not have the expected shape.
-    Decode {
-        path: String,
-        source: serde_json::Error,
-    },
+    Decode { path: String, source: serde_json::Error },
     /// The automatic token refresh was refused: the session is over and the user must log in again.
     SessionExpired(Box<ClientError>),
     /// A problem before any request was sent: bad base URL, unreadable CA certificate, ...
@@ -50,10 +47,7 @@ impl ClientError {
     pub(crate) fn from_answer(status: u16, bytes: &[u8]) -> ClientError {
         match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(body) => ClientError::Api { status, body },
-            Err(_) => ClientError::Status {
-                status,
-                text: shorten(&String::from_utf8_lossy(bytes), 300),
-            },
+            Err(_) => ClientError::Status { status, text: shorten(&String::from_utf8_lossy(bytes), 300) },
         }
     }
 }
@@ -65,10 +59,8 @@ impl fmt::Display for ClientError {
                 write!(f, "{status} {}: {}", body.code_desc, body.message)
             }
             ClientError::Status { status, text } => {
-                let reason = reqwest::StatusCode::from_u16(*status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("");
+                let reason =
+                    reqwest::StatusCode::from_u16(*status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
                 let text = text.trim();
                 match (reason.is_empty(), text.is_empty()) {
                     (_, true) => write!(f, "{status} {reason}"),
@@ -101,10 +93,7 @@ impl fmt::Display for ClientError {
                 write!(f, "unexpected answer from {path}: {source}")
             }
             ClientError::SessionExpired(inner) => {
-                write!(
-                    f,
-                    "session expired, run `keyfleet login` again (refresh refused: {inner})"
-                )
+                write!(f, "session expired, run `keyfleet login` again (refresh refused: {inner})")
             }
             ClientError::Local(msg) => f.write_str(msg),
         }
@@ -135,10 +124,7 @@ mod tests {
     fn cckm_body_renders_status_code_desc_and_message() {
         let body = br#"{"code":9,"codeDesc":"NCERRInvalidParamValue","message":"days: must be between 7 and 30","requestID":"r1"}"#;
         let err = ClientError::from_answer(400, body);
-        assert_eq!(
-            err.to_string(),
-            "400 NCERRInvalidParamValue: days: must be between 7 and 30"
-        );
+        assert_eq!(err.to_string(), "400 NCERRInvalidParamValue: days: must be between 7 and 30");
         assert_eq!(err.status(), Some(400));
         assert_eq!(err.error_body().map(|b| b.code), Some(9));
     }
@@ -147,10 +133,7 @@ mod tests {
     fn body_without_request_id_still_parses() {
         let body = br#"{"code":5,"codeDesc":"NCERRUnauthorizedAccess","message":"Wrong username or password."}"#;
         let err = ClientError::from_answer(401, body);
-        assert_eq!(
-            err.to_string(),
-            "401 NCERRUnauthorizedAccess: Wrong username or password."
-        );
+        assert_eq!(err.to_string(), "401 NCERRUnauthorizedAccess: Wrong username or password.");
     }
 
     #[test]

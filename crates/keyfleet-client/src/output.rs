@@ -104,13 +104,7 @@ pub fn connection_row(c: &AwsConnectionView) -> Vec<String> {
 pub const KMS_HEADERS: &[&str] = &["ID", "NAME", "ACCOUNT", "CONNECTION", "REGIONS"];
 
 pub fn kms_row(k: &KmsView) -> Vec<String> {
-    vec![
-        k.id.clone(),
-        k.name.clone(),
-        k.account_id.clone(),
-        k.connection.clone(),
-        k.regions.join(","),
-    ]
+    vec![k.id.clone(), k.name.clone(), k.account_id.clone(), k.connection.clone(), k.regions.join(",")]
 }
 
 /// `showing 11-20 of 42` on stderr when a list is one page of more, so stdout stays just the table.
@@ -149,17 +143,7 @@ mod tests {
             "cloud": "aws", "keys": ["k1", "k2"], "operation": "enablekey"
         }))
         .expect("job");
-        assert_eq!(
-            bulkjob_row(&job),
-            vec![
-                "e612b64f",
-                "enablekey",
-                "in_progress",
-                "2",
-                "1",
-                "2023-02-10T08:19:48Z"
-            ]
-        );
+        assert_eq!(bulkjob_row(&job), vec!["e612b64f", "enablekey", "in_progress", "2", "1", "2023-02-10T08:19:48Z"]);
 
         let key: AwsKeyView = serde_json::from_value(json!({
             "id": "c1", "uri": "kylo:kylo:cckm:aws-key:c1", "account": "kylo:kylo:admin:accounts:kylo",
@@ -175,9 +159,6 @@ mod tests {
             }
         }))
         .expect("key");
-        assert_eq!(
-            key_row(&key),
-            vec!["c1", "eu-west-1", "1234abcd", "Enabled", "alias/a,alias/b"]
-        );
+        assert_eq!(key_row(&key), vec!["c1", "eu-west-1", "1234abcd", "Enabled", "alias/a,alias/b"]);
     }
 }

@@ -83,10 +83,7 @@ pub struct Tally {
 
 impl Tally {
     pub fn of(job: &JobState<'_>) -> Tally {
-        let mut t = Tally {
-            total: job.total,
-            ..Tally::default()
-        };
+        let mut t = Tally { total: job.total, ..Tally::default() };
         for text in job.detailed_status.values() {
             t.done += 1;
             match Outcome::of(text) {
@@ -113,35 +110,19 @@ pub fn is_terminal(overall_status: &str) -> bool {
 
 /// The progress bar's message: `8 succeeded, 1 failed, 1 skipped`.
 pub fn progress_message(t: &Tally) -> String {
-    format!(
-        "{} succeeded, {} failed, {} skipped",
-        t.succeeded, t.failed, t.skipped
-    )
+    format!("{} succeeded, {} failed, {} skipped", t.succeeded, t.failed, t.skipped)
 }
 
 /// One line of plain progress (stdout not a terminal): `in_progress: 10/100 done (8 succeeded, ...)`.
 pub fn progress_line(job: &JobState<'_>) -> String {
     let t = Tally::of(job);
-    format!(
-        "{}: {}/{} done ({})",
-        job.overall_status,
-        t.done,
-        t.total,
-        progress_message(&t)
-    )
+    format!("{}: {}/{} done ({})", job.overall_status, t.done, t.total, progress_message(&t))
 }
 
 /// The final line: `job ID completed: 10 keys, 8 succeeded, 1 failed, 1 skipped`.
 pub fn summary_line(job: &JobState<'_>) -> String {
     let t = Tally::of(job);
-    let mut line = format!(
-        "job {} {}: {} {}, {}",
-        job.id,
-        job.overall_status,
-        t.total,
-        job.noun,
-        progress_message(&t)
-    );
+    let mut line = format!("job {} {}: {} {}, {}", job.id, job.overall_status, t.total, job.noun, progress_message(&t));
     if t.pending() > 0 {
         line.push_str(&format!(", {} without result", t.pending()));
     }
@@ -159,11 +140,7 @@ pub fn problem_lines(job: &JobState<'_>) -> Vec<String> {
 
 /// 0 when the job completed and no item failed; 1 when an item failed or the job failed or was cancelled.
 pub fn exit_code(job: &JobState<'_>) -> u8 {
-    if job.overall_status == "completed" && Tally::of(job).failed == 0 {
-        0
-    } else {
-        1
-    }
+    if job.overall_status == "completed" && Tally::of(job).failed == 0 { 0 } else { 1 }
 }
 
 #[cfg(test)]
@@ -171,33 +148,17 @@ mod tests {
     use super::*;
 
     fn statuses(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
-        entries
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        entries.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
-    fn state<'a>(
-        status: &'a str,
-        total: u64,
-        detailed: &'a BTreeMap<String, String>,
-    ) -> JobState<'a> {
-        JobState {
-            id: "job-1",
-            overall_status: status,
-            total,
-            noun: "keys",
-            detailed_status: detailed,
-        }
+    fn state<'a>(status: &'a str, total: u64, detailed: &'a BTreeMap<String, String>) -> JobState<'a> {
+        JobState { id: "job-1", overall_status: status, total, noun: "keys", detailed_status: detailed }
     }
 
     #[test]
     fn outcomes_follow_the_text_prefix() {
         assert_eq!(Outcome::of("Success"), Outcome::Succeeded);
-        assert_eq!(
-            Outcome::of("Failed: KMSInvalidStateException: key is pending deletion"),
-            Outcome::Failed
-        );
+        assert_eq!(Outcome::of("Failed: KMSInvalidStateException: key is pending deletion"), Outcome::Failed);
         assert_eq!(Outcome::of("Skipped: cancelled"), Outcome::Skipped);
         assert_eq!(Outcome::of("success"), Outcome::Failed);
         assert_eq!(Outcome::of("Something new"), Outcome::Failed);
@@ -207,10 +168,7 @@ mod tests {
     fn completed_without_failures_exits_zero() {
         let d = statuses(&[("k1", "Success"), ("k2", "Success")]);
         let job = state("completed", 2, &d);
-        assert_eq!(
-            summary_line(&job),
-            "job job-1 completed: 2 keys, 2 succeeded, 0 failed, 0 skipped"
-        );
+        assert_eq!(summary_line(&job), "job job-1 completed: 2 keys, 2 succeeded, 0 failed, 0 skipped");
         assert!(problem_lines(&job).is_empty());
         assert_eq!(exit_code(&job), 0);
     }
@@ -223,16 +181,10 @@ mod tests {
             ("k3", "Skipped: cancelled"),
         ]);
         let job = state("completed", 3, &d);
-        assert_eq!(
-            summary_line(&job),
-            "job job-1 completed: 3 keys, 1 succeeded, 1 failed, 1 skipped"
-        );
+        assert_eq!(summary_line(&job), "job job-1 completed: 3 keys, 1 succeeded, 1 failed, 1 skipped");
         assert_eq!(
             problem_lines(&job),
-            vec![
-                "k2: Failed: NotFoundException: no such key".to_owned(),
-                "k3: Skipped: cancelled".to_owned()
-            ]
+            vec!["k2: Failed: NotFoundException: no such key".to_owned(), "k3: Skipped: cancelled".to_owned()]
         );
         assert_eq!(exit_code(&job), 1);
     }
@@ -252,17 +204,11 @@ mod tests {
 
     #[test]
     fn progress_counts_and_terminal_states() {
-        let d = statuses(&[
-            ("k1", "Success"),
-            ("k2", "Failed: AccessDeniedException: no"),
-        ]);
+        let d = statuses(&[("k1", "Success"), ("k2", "Failed: AccessDeniedException: no")]);
         let job = state(IN_PROGRESS, 10, &d);
         let t = Tally::of(&job);
         assert_eq!((t.total, t.done, t.pending()), (10, 2, 8));
-        assert_eq!(
-            progress_line(&job),
-            "in_progress: 2/10 done (1 succeeded, 1 failed, 0 skipped)"
-        );
+        assert_eq!(progress_line(&job), "in_progress: 2/10 done (1 succeeded, 1 failed, 0 skipped)");
         assert!(!is_terminal(IN_PROGRESS));
         assert!(is_terminal("completed"));
         // More entries than keys: the total grows instead of showing 3/2.

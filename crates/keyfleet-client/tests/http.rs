@@ -14,9 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, CreateAwsBulkJob};
-use keyfleet_client::{
-    Client, ClientCommand, ClientConfig, ClientError, ClientGlobalArgs, ClientOptions, Method,
-};
+use keyfleet_client::{Client, ClientCommand, ClientConfig, ClientError, ClientGlobalArgs, ClientOptions, Method};
 use serde_json::{Value, json};
 
 const JOB_ID: &str = "e612b64f-6364-48ce-92ec-c6dd608d7ad0";
@@ -70,35 +68,18 @@ async fn tokens(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
                 fake.refresh_token = "r".repeat(64);
                 Json(issue(&mut fake)).into_response()
             } else {
-                error(
-                    StatusCode::UNAUTHORIZED,
-                    5,
-                    "NCERRUnauthorizedAccess",
-                    "Wrong username or password.",
-                )
+                error(StatusCode::UNAUTHORIZED, 5, "NCERRUnauthorizedAccess", "Wrong username or password.")
             }
         }
         Some("refresh_token") => {
             fake.log.push("refresh".into());
-            if !fake.refresh_token.is_empty()
-                && body["refresh_token"] == fake.refresh_token.as_str()
-            {
+            if !fake.refresh_token.is_empty() && body["refresh_token"] == fake.refresh_token.as_str() {
                 Json(issue(&mut fake)).into_response()
             } else {
-                error(
-                    StatusCode::UNAUTHORIZED,
-                    5,
-                    "NCERRUnauthorizedAccess",
-                    "Invalid refresh token.",
-                )
+                error(StatusCode::UNAUTHORIZED, 5, "NCERRUnauthorizedAccess", "Invalid refresh token.")
             }
         }
-        _ => error(
-            StatusCode::BAD_REQUEST,
-            9,
-            "NCERRInvalidParamValue",
-            "grant_type: unsupported",
-        ),
+        _ => error(StatusCode::BAD_REQUEST, 9, "NCERRInvalidParamValue", "grant_type: unsupported"),
     }
 }
 
@@ -107,18 +88,12 @@ fn authorized(fake: &mut Fake, headers: &HeaderMap, what: &str) -> bool {
     let expected = format!("Bearer {}", fake.valid_jwt);
     let ok = !fake.valid_jwt.is_empty()
         && headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
-    fake.log
-        .push(format!("{what} {}", if ok { "ok" } else { "rejected" }));
+    fake.log.push(format!("{what} {}", if ok { "ok" } else { "rejected" }));
     ok
 }
 
 fn unauthorized() -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        5,
-        "NCERRUnauthorizedAccess",
-        "Token is expired or invalid.",
-    )
+    error(StatusCode::UNAUTHORIZED, 5, "NCERRUnauthorizedAccess", "Token is expired or invalid.")
 }
 
 fn job(status: &str, detailed: Value, abort: bool) -> Value {
@@ -143,18 +118,9 @@ async fn create(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Va
     if let Some(days) = body["days"].as_i64()
         && !(7..=30).contains(&days)
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            9,
-            "NCERRInvalidParamValue",
-            "days: must be between 7 and 30",
-        );
+        return error(StatusCode::BAD_REQUEST, 9, "NCERRInvalidParamValue", "days: must be between 7 and 30");
     }
-    (
-        StatusCode::CREATED,
-        Json(job("in_progress", json!({}), false)),
-    )
-        .into_response()
+    (StatusCode::CREATED, Json(job("in_progress", json!({}), false))).into_response()
 }
 
 async fn list(State(s): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
@@ -168,22 +134,13 @@ async fn list(State(s): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery
 }
 
 /// The job finishes on the third poll with one success, one failure and one skip.
-async fn get_job(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
-) -> Response {
+async fn get_job(State(s): State<Shared>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
     let mut fake = s.lock().expect("lock");
     if !authorized(&mut fake, &headers, "GET bulkjob") {
         return unauthorized();
     }
     if id != JOB_ID {
-        return error(
-            StatusCode::NOT_FOUND,
-            16,
-            "NCERRResourceNotFound",
-            "bulkjob: no such job",
-        );
+        return error(StatusCode::NOT_FOUND, 16, "NCERRResourceNotFound", "bulkjob: no such job");
     }
     fake.polls += 1;
     let body = match fake.polls {
@@ -217,25 +174,17 @@ async fn start() -> (String, Shared) {
         .route("/api/v1/cckm/aws/bulkjob", post(create).get(list))
         .route("/api/v1/cckm/aws/bulkjob/{id}", get(get_job))
         .route("/api/v1/cckm/aws/bulkjob/{id}/cancel", post(cancel))
-        .route(
-            "/api/v1/things/{id}",
-            delete(|| async { StatusCode::NO_CONTENT }),
-        )
+        .route("/api/v1/things/{id}", delete(|| async { StatusCode::NO_CONTENT }))
         .with_state(shared.clone());
     // Bound here and handed over: the port cannot be taken by anyone else in between.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), shared)
 }
 
 fn client(url: &str) -> Client {
-    let opts = ClientOptions {
-        base_url: url.to_owned(),
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions { base_url: url.to_owned(), ..ClientOptions::default() };
     Client::new(&opts).expect("client")
 }
 
@@ -264,43 +213,23 @@ async fn login_and_typed_bulkjob_calls() {
         ..CreateAwsBulkJob::default()
     };
     let job = client.create_aws_bulkjob(&req).await.expect("create");
-    assert_eq!(
-        (job.id.as_str(), job.overall_status.as_str()),
-        (JOB_ID, "in_progress")
-    );
+    assert_eq!((job.id.as_str(), job.overall_status.as_str()), (JOB_ID, "in_progress"));
 
     let got = client.get_aws_bulkjob(JOB_ID).await.expect("get");
     assert_eq!(got.keys.len(), 3);
 
-    let query = BulkJobListQuery {
-        overall_status: Some("completed".into()),
-        limit: Some(5),
-        ..BulkJobListQuery::default()
-    };
+    let query =
+        BulkJobListQuery { overall_status: Some("completed".into()), limit: Some(5), ..BulkJobListQuery::default() };
     let list = client.list_aws_bulkjobs(&query).await.expect("list");
     assert_eq!((list.total, list.resources.len()), (1, 1));
-    let sent = s
-        .lock()
-        .expect("lock")
-        .last_query
-        .clone()
-        .unwrap_or_default();
+    let sent = s.lock().expect("lock").last_query.clone().unwrap_or_default();
     let mut params: Vec<&str> = sent.split('&').collect();
     params.sort_unstable();
     assert_eq!(params, vec!["limit=5", "overall_status=completed"]);
 
     let cancelled = client.cancel_aws_bulkjob(JOB_ID).await.expect("cancel");
     assert!(cancelled.abort);
-    assert_eq!(
-        log(&s),
-        vec![
-            "password",
-            "POST bulkjob ok",
-            "GET bulkjob ok",
-            "GET bulkjobs ok",
-            "POST cancel ok"
-        ]
-    );
+    assert_eq!(log(&s), vec!["password", "POST bulkjob ok", "GET bulkjob ok", "GET bulkjobs ok", "POST cancel ok"]);
 }
 
 #[tokio::test]
@@ -308,14 +237,8 @@ async fn error_bodies_become_typed_errors() {
     let (url, _s) = start().await;
     let client = client(&url);
 
-    let err = client
-        .login("admin", "wrong")
-        .await
-        .expect_err("bad password");
-    assert_eq!(
-        err.to_string(),
-        "401 NCERRUnauthorizedAccess: Wrong username or password."
-    );
+    let err = client.login("admin", "wrong").await.expect_err("bad password");
+    assert_eq!(err.to_string(), "401 NCERRUnauthorizedAccess: Wrong username or password.");
 
     client.login("admin", "secret").await.expect("login");
     let req = CreateAwsBulkJob {
@@ -324,10 +247,7 @@ async fn error_bodies_become_typed_errors() {
         days: Some(3),
         ..CreateAwsBulkJob::default()
     };
-    let err = client
-        .create_aws_bulkjob(&req)
-        .await
-        .expect_err("days out of range");
+    let err = client.create_aws_bulkjob(&req).await.expect_err("days out of range");
     match &err {
         ClientError::Api { status, body } => {
             assert_eq!(*status, 400);
@@ -359,15 +279,9 @@ async fn a_401_refreshes_once_and_retries() {
         .with_tokens("opaque-old-token", Some("rt-1".into()))
         .on_token_refresh(move |t| seen.lock().expect("lock").push(t.jwt.clone()));
 
-    let job = client
-        .get_aws_bulkjob(JOB_ID)
-        .await
-        .expect("get after refresh");
+    let job = client.get_aws_bulkjob(JOB_ID).await.expect("get after refresh");
     assert_eq!(job.id, JOB_ID);
-    assert_eq!(
-        log(&s),
-        vec!["GET bulkjob rejected", "refresh", "GET bulkjob ok"]
-    );
+    assert_eq!(log(&s), vec!["GET bulkjob rejected", "refresh", "GET bulkjob ok"]);
     let new_jwt = s.lock().expect("lock").valid_jwt.clone();
     assert_eq!(*refreshed.lock().expect("lock"), vec![new_jwt.clone()]);
     assert_eq!(client.jwt(), Some(new_jwt));
@@ -408,15 +322,9 @@ async fn generic_requests_accept_bare_v1_paths_and_empty_answers() {
     let (url, _s) = start().await;
     let client = client(&url);
     client.login("admin", "secret").await.expect("login");
-    let answer = client
-        .request(Method::GET, "/v1/cckm/aws/bulkjob?limit=1", None)
-        .await
-        .expect("get");
+    let answer = client.request(Method::GET, "/v1/cckm/aws/bulkjob?limit=1", None).await.expect("get");
     assert_eq!(answer["total"], 1);
-    let answer = client
-        .request(Method::DELETE, "/api/v1/things/1", None)
-        .await
-        .expect("delete");
+    let answer = client.request(Method::DELETE, "/api/v1/things/1", None).await.expect("delete");
     assert_eq!(answer, Value::Null);
 }
 
@@ -466,70 +374,30 @@ async fn cli_login_saves_a_private_session_and_commands_use_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("keyfleet").join("client.json");
 
-    let err = cli(&config, &["aws", "bulkjob", "get", JOB_ID])
-        .await
-        .expect_err("not logged in");
+    let err = cli(&config, &["aws", "bulkjob", "get", JOB_ID]).await.expect_err("not logged in");
     assert!(format!("{err:#}").contains("keyfleet login"), "{err:#}");
 
-    let status = cli(&config, &["login", "--url", &url, "--password", "secret"])
-        .await
-        .expect("login");
+    let status = cli(&config, &["login", "--url", &url, "--password", "secret"]).await.expect("login");
     assert_eq!(code(status), code(std::process::ExitCode::SUCCESS));
-    let mode = std::fs::metadata(&config)
-        .expect("stat")
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = std::fs::metadata(&config).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let saved = ClientConfig::load(&config).expect("load").expect("saved");
-    assert_eq!(
-        (saved.url.as_str(), saved.username.as_str()),
-        (url.as_str(), "admin")
-    );
-    assert!(
-        !std::fs::read_to_string(&config)
-            .expect("read")
-            .contains("secret")
-    );
+    assert_eq!((saved.url.as_str(), saved.username.as_str()), (url.as_str(), "admin"));
+    assert!(!std::fs::read_to_string(&config).expect("read").contains("secret"));
 
-    let status = cli(
-        &config,
-        &["aws", "bulkjob", "list", "--status", "completed"],
-    )
-    .await
-    .expect("list");
+    let status = cli(&config, &["aws", "bulkjob", "list", "--status", "completed"]).await.expect("list");
     assert_eq!(code(status), code(std::process::ExitCode::SUCCESS));
 
     // The job ends with a failed key: watch exits 1.
-    let status = cli(
-        &config,
-        &["aws", "bulkjob", "watch", JOB_ID, "--interval-ms", "50"],
-    )
-    .await
-    .expect("watch");
+    let status = cli(&config, &["aws", "bulkjob", "watch", JOB_ID, "--interval-ms", "50"]).await.expect("watch");
     assert_eq!(code(status), code(std::process::ExitCode::from(1)));
     assert!(s.lock().expect("lock").polls >= 3);
 
-    let err = cli(
-        &config,
-        &[
-            "aws",
-            "bulkjob",
-            "create",
-            "--operation",
-            "schedulekeydeletion",
-            "--key",
-            "k1",
-            "--days",
-            "3",
-        ],
-    )
-    .await
-    .expect_err("400");
-    assert_eq!(
-        format!("error: {err:#}"),
-        "error: 400 NCERRInvalidParamValue: days: must be between 7 and 30"
-    );
+    let err =
+        cli(&config, &["aws", "bulkjob", "create", "--operation", "schedulekeydeletion", "--key", "k1", "--days", "3"])
+            .await
+            .expect_err("400");
+    assert_eq!(format!("error: {err:#}"), "error: 400 NCERRInvalidParamValue: days: must be between 7 and 30");
 }
 
 #[tokio::test]
@@ -551,22 +419,13 @@ async fn cli_saves_refreshed_tokens_at_once() {
     .save(&config)
     .expect("save");
 
-    cli(&config, &["aws", "bulkjob", "get", JOB_ID])
-        .await
-        .expect("get");
+    cli(&config, &["aws", "bulkjob", "get", JOB_ID]).await.expect("get");
     assert_eq!(log(&s), vec!["refresh", "GET bulkjob ok"]);
     let saved = ClientConfig::load(&config).expect("load").expect("saved");
     assert_eq!(saved.jwt, s.lock().expect("lock").valid_jwt);
     assert_ne!(saved.jwt, stale);
     assert_eq!(saved.refresh_token, "rt-saved");
-    assert_eq!(
-        saved.refresh_token_id,
-        "22222222-2222-4222-8222-000000000001"
-    );
-    let mode = std::fs::metadata(&config)
-        .expect("stat")
-        .permissions()
-        .mode()
-        & 0o777;
+    assert_eq!(saved.refresh_token_id, "22222222-2222-4222-8222-000000000001");
+    let mode = std::fs::metadata(&config).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }

@@ -8,13 +8,10 @@ use keyfleet_client::{Client, ClientError, ClientOptions};
 use serde_json::json;
 
 async fn start_https() -> (String, String) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
     let cert_pem = certified.cert.pem();
     let key_pem = certified.signing_key.serialize_pem();
-    let tls = RustlsConfig::from_pem(cert_pem.clone().into_bytes(), key_pem.into_bytes())
-        .await
-        .expect("tls config");
+    let tls = RustlsConfig::from_pem(cert_pem.clone().into_bytes(), key_pem.into_bytes()).await.expect("tls config");
     let app = Router::new().route(
         "/api/v1/auth/tokens",
         post(|| async {
@@ -41,34 +38,17 @@ fn client(opts: ClientOptions) -> Client {
 async fn self_signed_certificates_need_insecure_or_the_ca() {
     let (url, cert_pem) = start_https().await;
 
-    let strict = client(ClientOptions {
-        base_url: url.clone(),
-        ..ClientOptions::default()
-    });
+    let strict = client(ClientOptions { base_url: url.clone(), ..ClientOptions::default() });
     let err = strict.login("admin", "pw").await.expect_err("untrusted");
     assert!(matches!(err, ClientError::Http(_)), "{err:?}");
-    assert!(
-        err.to_string().to_lowercase().contains("certificate"),
-        "{err}"
-    );
+    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
 
-    let insecure = client(ClientOptions {
-        base_url: url.clone(),
-        insecure: true,
-        ..ClientOptions::default()
-    });
+    let insecure = client(ClientOptions { base_url: url.clone(), insecure: true, ..ClientOptions::default() });
     insecure.login("admin", "pw").await.expect("insecure login");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, cert_pem).expect("write");
-    let trusting = client(ClientOptions {
-        base_url: url,
-        ca_cert: Some(ca),
-        ..ClientOptions::default()
-    });
-    trusting
-        .login("admin", "pw")
-        .await
-        .expect("login with ca_cert");
+    let trusting = client(ClientOptions { base_url: url, ca_cert: Some(ca), ..ClientOptions::default() });
+    trusting.login("admin", "pw").await.expect("login with ca_cert");
 }

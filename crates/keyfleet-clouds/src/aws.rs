@@ -78,16 +78,8 @@ pub trait AwsKms: Send + Sync {
     async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<(), CloudError>;
     async fn list_resource_tags(&self, key: &str) -> Result<Vec<(String, String)>, CloudError>;
     /// Key ids, `limit` per page.
-    async fn list_keys(
-        &self,
-        marker: Option<String>,
-        limit: i32,
-    ) -> Result<Page<String>, CloudError>;
-    async fn list_aliases(
-        &self,
-        marker: Option<String>,
-        limit: i32,
-    ) -> Result<Page<AliasEntry>, CloudError>;
+    async fn list_keys(&self, marker: Option<String>, limit: i32) -> Result<Page<String>, CloudError>;
+    async fn list_aliases(&self, marker: Option<String>, limit: i32) -> Result<Page<AliasEntry>, CloudError>;
 }
 
 /// Builds clients: one per (credentials, region).
@@ -104,10 +96,7 @@ pub struct SdkConnector {
 
 impl Default for SdkConnector {
     fn default() -> Self {
-        Self {
-            operation_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-        }
+        Self { operation_timeout: Duration::from_secs(30), connect_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -135,9 +124,7 @@ impl AwsKmsConnector for SdkConnector {
         if let Some(url) = &credentials.endpoint_url {
             config = config.endpoint_url(url.clone());
         }
-        Arc::new(SdkKms {
-            client: aws_sdk_kms::Client::from_conf(config.build()),
-        })
+        Arc::new(SdkKms { client: aws_sdk_kms::Client::from_conf(config.build()) })
     }
 }
 
@@ -154,19 +141,15 @@ where
     let code = err.code().map(str::to_string);
     let message = err.message().map(str::to_string);
     match (&err, code) {
-        (SdkError::TimeoutError(_), _) => {
-            CloudError::new(ErrorKind::Transient, "Timeout", "the request timed out")
-        }
+        (SdkError::TimeoutError(_), _) => CloudError::new(ErrorKind::Transient, "Timeout", "the request timed out"),
         (SdkError::DispatchFailure(f), _) => CloudError::new(
             ErrorKind::Transient,
             "ConnectionError",
             format!("{:?}", f.as_connector_error().map(|c| c.to_string())),
         ),
-        (SdkError::ConstructionFailure(_), _) => CloudError::new(
-            ErrorKind::Rejected,
-            "RequestConstructionFailed",
-            format!("{err}"),
-        ),
+        (SdkError::ConstructionFailure(_), _) => {
+            CloudError::new(ErrorKind::Rejected, "RequestConstructionFailed", format!("{err}"))
+        }
         (_, Some(code)) => {
             let kind = match code.as_str() {
                 // KMS's LimitExceededException is a resource quota (too many keys), not a rate: not retried.
@@ -198,9 +181,7 @@ where
                 Some(401 | 403) => ErrorKind::Unauthorized,
                 _ => ErrorKind::Transient,
             };
-            let code = status
-                .map(|s| format!("HTTP{s}"))
-                .unwrap_or_else(|| "ResponseError".to_string());
+            let code = status.map(|s| format!("HTTP{s}")).unwrap_or_else(|| "ResponseError".to_string());
             CloudError::new(kind, code, message.unwrap_or_else(|| format!("{err}")))
         }
     }
@@ -213,42 +194,20 @@ fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
 #[async_trait]
 impl AwsKms for SdkKms {
     async fn describe_key(&self, key: &str) -> Result<KeyMetadata, CloudError> {
-        let out = self
-            .client
-            .describe_key()
-            .key_id(key)
-            .send()
-            .await
-            .map_err(classify)?;
+        let out = self.client.describe_key().key_id(key).send().await.map_err(classify)?;
         let m = out.key_metadata().ok_or_else(|| {
-            CloudError::new(
-                ErrorKind::Transient,
-                "EmptyResponse",
-                "DescribeKey returned no KeyMetadata",
-            )
+            CloudError::new(ErrorKind::Transient, "EmptyResponse", "DescribeKey returned no KeyMetadata")
         })?;
         Ok(KeyMetadata {
             key_id: m.key_id().to_string(),
             arn: m.arn().unwrap_or_default().to_string(),
             account_id: m.aws_account_id().unwrap_or_default().to_string(),
-            key_state: m
-                .key_state()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
+            key_state: m.key_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
             enabled: m.enabled(),
             description: m.description().unwrap_or_default().to_string(),
-            key_usage: m
-                .key_usage()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            origin: m
-                .origin()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            key_manager: m
-                .key_manager()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
+            key_usage: m.key_usage().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            origin: m.origin().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            key_manager: m.key_manager().map(|s| s.as_str().to_string()).unwrap_or_default(),
             creation_date: m.creation_date().and_then(to_utc),
             deletion_date: m.deletion_date().and_then(to_utc),
             multi_region: m.multi_region().unwrap_or(false),
@@ -256,55 +215,27 @@ impl AwsKms for SdkKms {
     }
 
     async fn enable_key(&self, key: &str) -> Result<(), CloudError> {
-        self.client
-            .enable_key()
-            .key_id(key)
-            .send()
-            .await
-            .map_err(classify)?;
+        self.client.enable_key().key_id(key).send().await.map_err(classify)?;
         Ok(())
     }
 
     async fn disable_key(&self, key: &str) -> Result<(), CloudError> {
-        self.client
-            .disable_key()
-            .key_id(key)
-            .send()
-            .await
-            .map_err(classify)?;
+        self.client.disable_key().key_id(key).send().await.map_err(classify)?;
         Ok(())
     }
 
     async fn schedule_key_deletion(&self, key: &str, days: i32) -> Result<(), CloudError> {
-        self.client
-            .schedule_key_deletion()
-            .key_id(key)
-            .pending_window_in_days(days)
-            .send()
-            .await
-            .map_err(classify)?;
+        self.client.schedule_key_deletion().key_id(key).pending_window_in_days(days).send().await.map_err(classify)?;
         Ok(())
     }
 
     async fn cancel_key_deletion(&self, key: &str) -> Result<(), CloudError> {
-        self.client
-            .cancel_key_deletion()
-            .key_id(key)
-            .send()
-            .await
-            .map_err(classify)?;
+        self.client.cancel_key_deletion().key_id(key).send().await.map_err(classify)?;
         Ok(())
     }
 
     async fn get_key_policy(&self, key: &str) -> Result<String, CloudError> {
-        let out = self
-            .client
-            .get_key_policy()
-            .key_id(key)
-            .policy_name("default")
-            .send()
-            .await
-            .map_err(classify)?;
+        let out = self.client.get_key_policy().key_id(key).policy_name("default").send().await.map_err(classify)?;
         Ok(out.policy().unwrap_or_default().to_string())
     }
 
@@ -338,19 +269,8 @@ impl AwsKms for SdkKms {
         let mut tags = Vec::new();
         let mut marker = None;
         loop {
-            let out = self
-                .client
-                .list_resource_tags()
-                .key_id(key)
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(classify)?;
-            tags.extend(
-                out.tags()
-                    .iter()
-                    .map(|t| (t.tag_key().to_string(), t.tag_value().to_string())),
-            );
+            let out = self.client.list_resource_tags().key_id(key).set_marker(marker).send().await.map_err(classify)?;
+            tags.extend(out.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())));
             marker = out.next_marker().map(str::to_string);
             if !out.truncated() || marker.is_none() {
                 return Ok(tags);
@@ -358,46 +278,16 @@ impl AwsKms for SdkKms {
         }
     }
 
-    async fn list_keys(
-        &self,
-        marker: Option<String>,
-        limit: i32,
-    ) -> Result<Page<String>, CloudError> {
-        let out = self
-            .client
-            .list_keys()
-            .set_marker(marker)
-            .limit(limit)
-            .send()
-            .await
-            .map_err(classify)?;
+    async fn list_keys(&self, marker: Option<String>, limit: i32) -> Result<Page<String>, CloudError> {
+        let out = self.client.list_keys().set_marker(marker).limit(limit).send().await.map_err(classify)?;
         Ok(Page {
-            items: out
-                .keys()
-                .iter()
-                .filter_map(|k| k.key_id().map(str::to_string))
-                .collect(),
-            next_marker: if out.truncated() {
-                out.next_marker().map(str::to_string)
-            } else {
-                None
-            },
+            items: out.keys().iter().filter_map(|k| k.key_id().map(str::to_string)).collect(),
+            next_marker: if out.truncated() { out.next_marker().map(str::to_string) } else { None },
         })
     }
 
-    async fn list_aliases(
-        &self,
-        marker: Option<String>,
-        limit: i32,
-    ) -> Result<Page<AliasEntry>, CloudError> {
-        let out = self
-            .client
-            .list_aliases()
-            .set_marker(marker)
-            .limit(limit)
-            .send()
-            .await
-            .map_err(classify)?;
+    async fn list_aliases(&self, marker: Option<String>, limit: i32) -> Result<Page<AliasEntry>, CloudError> {
+        let out = self.client.list_aliases().set_marker(marker).limit(limit).send().await.map_err(classify)?;
         Ok(Page {
             items: out
                 .aliases()
@@ -407,11 +297,7 @@ impl AwsKms for SdkKms {
                     target_key_id: a.target_key_id().map(str::to_string),
                 })
                 .collect(),
-            next_marker: if out.truncated() {
-                out.next_marker().map(str::to_string)
-            } else {
-                None
-            },
+            next_marker: if out.truncated() { out.next_marker().map(str::to_string) } else { None },
         })
     }
 }

@@ -37,12 +37,7 @@ pub struct CloudError {
 
 impl CloudError {
     pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            code: code.into(),
-            message: message.into(),
-            retry_after: None,
-        }
+        Self { kind, code: code.into(), message: message.into(), retry_after: None }
     }
 }
 

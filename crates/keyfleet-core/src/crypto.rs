@@ -65,11 +65,7 @@ impl MasterKey {
         rand::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
         let mut in_out = plaintext.to_vec();
         self.aead()
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context),
-                &mut in_out,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut in_out)
             .map_err(|_| CryptoError::Random)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
         out.push(FORMAT_V1);
@@ -82,17 +78,11 @@ impl MasterKey {
         if blob.len() < 1 + NONCE_LEN || blob[0] != FORMAT_V1 {
             return Err(CryptoError::Decrypt);
         }
-        let nonce: [u8; NONCE_LEN] = blob[1..1 + NONCE_LEN]
-            .try_into()
-            .map_err(|_| CryptoError::Decrypt)?;
+        let nonce: [u8; NONCE_LEN] = blob[1..1 + NONCE_LEN].try_into().map_err(|_| CryptoError::Decrypt)?;
         let mut in_out = blob[1 + NONCE_LEN..].to_vec();
         let plain = self
             .aead()
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context),
-                &mut in_out,
-            )
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut in_out)
             .map_err(|_| CryptoError::Decrypt)?;
         Ok(plain.to_vec())
     }
@@ -151,10 +141,7 @@ mod tests {
         let again = MasterKey::from_base64(&key.to_base64()).expect("parse");
         assert_eq!(again.derive("x"), key.derive("x"));
         assert_eq!(format!("{key:?}"), "MasterKey(<redacted>)");
-        assert_eq!(
-            MasterKey::from_base64("c2hvcnQ=").err(),
-            Some(CryptoError::BadKey)
-        );
+        assert_eq!(MasterKey::from_base64("c2hvcnQ=").err(), Some(CryptoError::BadKey));
     }
 
     #[test]

@@ -68,12 +68,8 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 4] = [
-        JobStatus::InProgress,
-        JobStatus::Completed,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-    ];
+    pub const ALL: [JobStatus; 4] =
+        [JobStatus::InProgress, JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,13 +100,8 @@ pub enum ItemStatus {
 }
 
 impl ItemStatus {
-    pub const ALL: [ItemStatus; 5] = [
-        ItemStatus::Pending,
-        ItemStatus::Running,
-        ItemStatus::Succeeded,
-        ItemStatus::Failed,
-        ItemStatus::Skipped,
-    ];
+    pub const ALL: [ItemStatus; 5] =
+        [ItemStatus::Pending, ItemStatus::Running, ItemStatus::Succeeded, ItemStatus::Failed, ItemStatus::Skipped];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,10 +118,7 @@ impl ItemStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ItemStatus::Succeeded | ItemStatus::Failed | ItemStatus::Skipped
-        )
+        matches!(self, ItemStatus::Succeeded | ItemStatus::Failed | ItemStatus::Skipped)
     }
 }
 
@@ -141,6 +129,33 @@ pub struct JobParams {
     pub days: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_template_id: Option<TemplateId>,
+    /// The selector a large job was created with (extension), as the client sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<serde_json::Value>,
+}
+
+/// Which keys a selector job acts on, resolved to stored ids (all conditions must hold).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeySelector {
+    pub kms: Vec<KmsId>,
+    pub regions: Vec<String>,
+    /// `key` or `key=value`; a key must carry every one.
+    pub tags: Vec<(String, Option<String>)>,
+    pub alias_prefix: Option<String>,
+    pub key_state: Option<String>,
+}
+
+/// The rate-limit partition of an item: the cloud account and region its key lives in. Each partition's
+/// quotas are separate, so partitions are driven in parallel.
+pub fn partition_of(account: &str, region: &str) -> String {
+    format!("{account}/{region}")
+}
+
+/// A key to put into a new job, with its partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewItem {
+    pub key_id: KeyId,
+    pub partition: String,
 }
 
 /// A bulk job as stored. Items are separate rows (`ItemRecord`).
@@ -195,8 +210,11 @@ pub struct ClaimedItem {
     pub key_id: KeyId,
     pub operation: Operation,
     pub params: JobParams,
+    pub partition: String,
     /// Attempts including the one this claim starts.
     pub attempts: i64,
+    /// When the first attempt started; the per-item deadline counts from here.
+    pub first_attempt_at: DateTime<Utc>,
 }
 
 /// How a worker's attempt on an item ended.
@@ -315,6 +333,9 @@ pub struct KmsRecord {
     pub account_id: String,
     pub connection_id: ConnectionId,
     pub regions: Vec<String>,
+    /// Requests per second per action for this container's account, overriding AWS's defaults (e.g. when
+    /// other tools share the quota).
+    pub quotas: std::collections::BTreeMap<String, f64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

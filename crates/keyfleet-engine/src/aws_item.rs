@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use keyfleet_clouds::aws::KeyMetadata;
-use keyfleet_clouds::{AwsKms, CloudError};
+use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
@@ -14,27 +14,33 @@ use crate::{Engine, EngineError};
 /// The tag `applypolicytemplate` leaves on each key, as CCKM does.
 pub const POLICY_TEMPLATE_TAG: &str = "cckm_policy_template_id";
 
+/// How an attempt ended, and whether the key's connection had its credentials refused (then the job's other
+/// items of that connection are failed without calls).
+pub(crate) struct ItemResult {
+    pub outcome: ItemOutcome,
+    pub refused_connection: Option<(ConnectionId, String)>,
+}
+
+impl From<ItemOutcome> for ItemResult {
+    fn from(outcome: ItemOutcome) -> Self {
+        ItemResult { outcome, refused_connection: None }
+    }
+}
+
 impl Engine {
-    pub(crate) async fn run_aws_item(
-        &self,
-        item: &ClaimedItem,
-    ) -> Result<ItemOutcome, EngineError> {
+    pub(crate) async fn run_aws_item(&self, item: &ClaimedItem) -> Result<ItemResult, EngineError> {
         let target = match self.resolver.aws_key(item.key_id).await {
             Ok(t) => t,
             Err(EngineError::Missing(why)) => {
-                return Ok(ItemOutcome::Failed {
-                    code: "NotFoundException".into(),
-                    message: why,
-                    state_before: None,
-                });
+                return Ok(
+                    ItemOutcome::Failed { code: "NotFoundException".into(), message: why, state_before: None }.into()
+                );
             }
             Err(e) => return Err(e),
         };
         // Cancellation is checked before anything is sent.
         if self.store.job_aborted(item.job_id).await? {
-            return Ok(ItemOutcome::Skipped {
-                reason: "cancelled".into(),
-            });
+            return Ok(ItemOutcome::Skipped { reason: "cancelled".into() }.into());
         }
         // The key id, not the ARN: the client is already bound to the key's account and region, and some
         // KMS implementations (moto) mishandle ARNs in Enable/DisableKey.
@@ -49,7 +55,8 @@ impl Engine {
                 detail: "Success".into(),
                 state_before: Some(before.key_state.clone()),
                 state_after: Some(before.key_state),
-            });
+            }
+            .into());
         }
         let policy = match item.operation {
             Operation::ApplyPolicyTemplate => Some(self.template_policy(item).await?),
@@ -67,47 +74,43 @@ impl Engine {
             }
         };
         if let Some(after) = &after {
-            self.refresh_cache(&target, after, policy.as_deref().map(|p| (p, item)))
-                .await?;
+            self.refresh_cache(&target, after, policy.as_deref().map(|p| (p, item))).await?;
         }
         Ok(ItemOutcome::Succeeded {
             detail: "Success".into(),
             state_before: Some(before.key_state),
             state_after: after.map(|m| m.key_state),
-        })
-    }
-
-    fn partition(&self, target: &AwsTarget, action: &'static str) -> Partition {
-        Partition {
-            account: target.account.clone(),
-            region: target.key.region.clone(),
-            action,
         }
+        .into())
     }
 
-    async fn paced<T, F>(
-        &self,
-        target: &AwsTarget,
-        action: &'static str,
-        call: F,
-    ) -> Result<T, CloudError>
+    /// Paces `call` on its (account, region, action) bucket and feeds the outcome back into the pacer.
+    async fn paced<T, F>(&self, target: &AwsTarget, action: &'static str, call: F) -> Result<T, CloudError>
     where
         F: std::future::Future<Output = Result<T, CloudError>>,
     {
-        let p = self.partition(target, action);
-        self.pacer.acquire(&p).await;
+        let p = Partition { account: target.account.clone(), region: target.key.region.clone(), action };
+        self.pacer.acquire(&p, target.quotas.get(action).copied()).await;
         let result = call.await;
         match &result {
             Ok(_) => self.pacer.succeeded(&p),
-            Err(e) if e.kind == keyfleet_clouds::ErrorKind::Throttled => self.pacer.throttled(&p),
+            Err(e) if e.kind == ErrorKind::Throttled => self.pacer.throttled(&p),
             Err(_) => {}
         }
         result
     }
 
     async fn describe(&self, target: &AwsTarget, key: &str) -> Result<KeyMetadata, CloudError> {
-        self.paced(target, "DescribeKey", target.client.describe_key(key))
-            .await
+        self.paced(target, "DescribeKey", target.client.describe_key(key)).await
+    }
+
+    /// A state-changing call: paced on its bucket and spaced from other changes to the same key.
+    async fn change<F>(&self, target: &AwsTarget, key: &str, action: &'static str, call: F) -> Result<(), CloudError>
+    where
+        F: std::future::Future<Output = Result<(), CloudError>>,
+    {
+        self.spacer.space(key).await;
+        self.paced(target, action, call).await
     }
 
     async fn effect(
@@ -120,24 +123,18 @@ impl Engine {
         let kms: &dyn AwsKms = target.client.as_ref();
         let action = item.operation.cloud_action();
         match item.operation {
-            Operation::EnableKey => self.paced(target, action, kms.enable_key(key)).await,
-            Operation::DisableKey => self.paced(target, action, kms.disable_key(key)).await,
+            Operation::EnableKey => self.change(target, key, action, kms.enable_key(key)).await,
+            Operation::DisableKey => self.change(target, key, action, kms.disable_key(key)).await,
             Operation::ScheduleKeyDeletion => {
                 let days = item.params.days.unwrap_or(30) as i32;
-                self.paced(target, action, kms.schedule_key_deletion(key, days))
-                    .await
+                self.change(target, key, action, kms.schedule_key_deletion(key, days)).await
             }
-            Operation::CancelKeyDeletion => {
-                self.paced(target, action, kms.cancel_key_deletion(key))
-                    .await
-            }
+            Operation::CancelKeyDeletion => self.change(target, key, action, kms.cancel_key_deletion(key)).await,
             Operation::ApplyPolicyTemplate => {
                 let policy = policy.unwrap_or_default();
-                self.paced(target, action, kms.put_key_policy(key, policy))
-                    .await?;
+                self.change(target, key, action, kms.put_key_policy(key, policy)).await?;
                 let tag = template_tag(item);
-                self.paced(target, "TagResource", kms.tag_resource(key, &[tag]))
-                    .await
+                self.change(target, key, "TagResource", kms.tag_resource(key, &[tag])).await
             }
         }
     }
@@ -155,29 +152,33 @@ impl Engine {
         Ok(t.policy.to_string())
     }
 
-    fn failure(
-        &self,
-        item: &ClaimedItem,
-        target: &AwsTarget,
-        err: CloudError,
-        before: Option<String>,
-    ) -> ItemOutcome {
+    /// Retry later, or fail for good: by the error's kind, the attempt count and the item's deadline.
+    fn failure(&self, item: &ClaimedItem, target: &AwsTarget, err: CloudError, before: Option<String>) -> ItemResult {
         tracing::info!(
-            bulkjob.id = %item.job_id, key.id = %item.key_id, kms.account = %target.account,
+            bulkjob.id = %item.job_id, key.id = %item.key_id, partition = %item.partition,
             attempt = item.attempts, error.code = %err.code, "item attempt failed"
         );
-        match self.config.retry.verdict(&err, item.attempts) {
-            Verdict::RetryAfter(wait) => ItemOutcome::Retry {
-                code: err.code,
-                message: err.message,
-                not_before: now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-            },
-            Verdict::Fail => ItemOutcome::Failed {
-                code: err.code,
-                message: err.message,
-                state_before: before,
-            },
-        }
+        let refused =
+            (err.kind == ErrorKind::Unauthorized).then(|| (target.connection_id, target.connection_name.clone()));
+        let outcome = match self.config.retry.verdict(&err, item.attempts) {
+            Verdict::RetryAfter(wait) => {
+                let next = now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                let deadline =
+                    item.first_attempt_at + chrono::Duration::from_std(self.config.item_deadline).unwrap_or_default();
+                if next > deadline {
+                    let spent = (now() - item.first_attempt_at).num_seconds();
+                    ItemOutcome::Failed {
+                        code: err.code,
+                        message: format!("{} (gave up after {} attempts in {spent} s)", err.message, item.attempts),
+                        state_before: before,
+                    }
+                } else {
+                    ItemOutcome::Retry { code: err.code, message: err.message, not_before: next }
+                }
+            }
+            Verdict::Fail => ItemOutcome::Failed { code: err.code, message: err.message, state_before: before },
+        };
+        ItemResult { outcome, refused_connection: refused }
     }
 
     /// Writes what the cloud just told us into the cached key record.
@@ -199,20 +200,14 @@ impl Engine {
             m.tags.push((k, v));
         }
         if m != target.key.material {
-            self.store
-                .update_aws_key_material(target.key.id, &m, Utc::now())
-                .await?;
+            self.store.update_aws_key_material(target.key.id, &m, Utc::now()).await?;
         }
         Ok(())
     }
 }
 
 fn template_tag(item: &ClaimedItem) -> (String, String) {
-    let id = item
-        .params
-        .policy_template_id
-        .map(|t| t.to_string())
-        .unwrap_or_default();
+    let id = item.params.policy_template_id.map(|t| t.to_string()).unwrap_or_default();
     (POLICY_TEMPLATE_TAG.to_string(), id)
 }
 
@@ -224,7 +219,8 @@ async fn already_done(item: &ClaimedItem, meta: &KeyMetadata, target: &AwsTarget
         Operation::DisableKey => meta.key_state == "Disabled",
         Operation::ScheduleKeyDeletion => meta.key_state == "PendingDeletion",
         Operation::CancelKeyDeletion => matches!(meta.key_state.as_str(), "Enabled" | "Disabled"),
-        // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first.
+        // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first: the tag is
+        // written after the policy, so its presence proves both happened.
         Operation::ApplyPolicyTemplate if item.attempts > 1 => {
             let (k, v) = template_tag(item);
             match target.client.list_resource_tags(&meta.key_id).await {

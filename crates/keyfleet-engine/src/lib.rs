@@ -38,8 +38,15 @@ pub enum EngineError {
 pub struct EngineConfig {
     /// This node's name in leases; must differ between nodes and between runs.
     pub node_id: String,
-    /// Concurrent item workers.
+    /// Items in flight at once on this node, over all partitions.
     pub workers: usize,
+    /// Items of one rate-limit partition in flight at once (pacing still decides when each call goes).
+    pub partition_concurrency: usize,
+    /// Minimum time between two state-changing calls on the same key (AWS throttles rapid changes to
+    /// one key even under the quota).
+    pub per_key_interval: Duration,
+    /// An item still failing with retryable errors this long after its first attempt fails for good.
+    pub item_deadline: Duration,
     /// How long a claim stays valid without a heartbeat.
     pub lease_ttl: Duration,
     /// Longest an idle worker sleeps before looking for work again (wake-ups normally come sooner).
@@ -56,7 +63,10 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             node_id: format!("node-{}", uuid::Uuid::new_v4()),
-            workers: 16,
+            workers: 64,
+            partition_concurrency: 8,
+            per_key_interval: Duration::from_millis(250),
+            item_deadline: Duration::from_secs(3600),
             lease_ttl: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             retry: RetryPolicy::default(),
@@ -72,6 +82,9 @@ pub struct Engine {
     resolver: Resolver,
     pacer: Pacer,
     config: EngineConfig,
+    spacer: pacing::KeySpacer,
+    /// Bounds the items in flight on this node (`workers`).
+    slots: tokio::sync::Semaphore,
     wake: Notify,
     sync_wake: Notify,
 }
@@ -86,6 +99,8 @@ impl Engine {
         Arc::new(Self {
             resolver: Resolver::new(store.clone(), master, connector),
             pacer: Pacer::new(config.quota_scale),
+            spacer: pacing::KeySpacer::new(config.per_key_interval),
+            slots: tokio::sync::Semaphore::new(config.workers.max(1)),
             store,
             config,
             wake: Notify::new(),
@@ -118,20 +133,11 @@ impl Engine {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        for n in 0..self.config.workers {
-            tasks.spawn(
-                self.clone()
-                    .worker_loop(stop_rx.clone())
-                    .instrument(tracing::info_span!("worker", worker = n)),
-            );
-        }
+        tasks.spawn(self.clone().dispatch_loop(stop_rx.clone()).instrument(tracing::info_span!("dispatcher")));
         tasks.spawn(self.clone().heartbeat_loop(stop_rx.clone()));
         tasks.spawn(self.clone().reaper_loop(stop_rx.clone()));
         tasks.spawn(self.clone().sync_loop(stop_rx));
-        Ok(EngineHandle {
-            stop: stop_tx,
-            tasks,
-        })
+        Ok(EngineHandle { stop: stop_tx, tasks })
     }
 }
 

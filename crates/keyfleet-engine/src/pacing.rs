@@ -53,45 +53,37 @@ impl Bucket {
 pub struct Pacer {
     buckets: Mutex<HashMap<Partition, Bucket>>,
     rate_for: fn(&str) -> f64,
-    /// Multiplies every default rate; 0 or less disables pacing (benchmarks of raw engine overhead).
+    /// Multiplies every rate; 0 or less disables pacing (benchmarks of raw engine overhead).
     scale: f64,
 }
 
 impl Pacer {
     pub fn new(scale: f64) -> Self {
-        Self {
-            buckets: Mutex::new(HashMap::new()),
-            rate_for: aws_default_rate,
-            scale,
-        }
+        Self { buckets: Mutex::new(HashMap::new()), rate_for: aws_default_rate, scale }
     }
 
-    /// Reserves the next slot of the partition and sleeps until it comes.
-    pub async fn acquire(&self, p: &Partition) {
+    /// Reserves the next slot of the partition and sleeps until it comes. `quota` overrides AWS's default
+    /// for this action (a KMS container's own setting); the scale applies to both.
+    pub async fn acquire(&self, p: &Partition, quota: Option<f64>) {
         if self.scale <= 0.0 {
             return;
         }
         let wait = {
             let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            let b = buckets.entry(p.clone()).or_insert_with(|| {
-                let rate = (self.rate_for)(p.action) * self.scale;
-                Bucket {
-                    ceiling: rate,
-                    rate,
-                    tokens: 1.0,
-                    last: now,
-                }
-            });
+            let ceiling = quota.unwrap_or_else(|| (self.rate_for)(p.action)).max(0.01) * self.scale;
+            let b =
+                buckets.entry(p.clone()).or_insert_with(|| Bucket { ceiling, rate: ceiling, tokens: 1.0, last: now });
+            if b.ceiling != ceiling {
+                // The container's quota changed: adopt it, keeping any back-off in proportion.
+                b.rate = b.rate / b.ceiling * ceiling;
+                b.ceiling = ceiling;
+            }
             b.refill(now);
             // Taking the token may drive the balance negative: that is a reservation, and the caller waits
             // until the bucket would have refilled to zero. Concurrent callers queue up in arrival order.
             b.tokens -= 1.0;
-            if b.tokens >= 0.0 {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64(-b.tokens / b.rate)
-            }
+            if b.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-b.tokens / b.rate) }
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -121,16 +113,46 @@ impl Pacer {
     }
 }
 
+/// Spaces state-changing calls on the same key: AWS throttles rapid changes to one key even under the
+/// account's quota.
+#[derive(Debug)]
+pub struct KeySpacer {
+    interval: Duration,
+    next: Mutex<HashMap<String, Instant>>,
+}
+
+impl KeySpacer {
+    pub fn new(interval: Duration) -> Self {
+        Self { interval, next: Mutex::new(HashMap::new()) }
+    }
+
+    /// Waits until a change to `key` is allowed, and reserves the slot after it.
+    pub async fn space(&self, key: &str) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let wait = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if next.len() > 100_000 {
+                next.retain(|_, t| *t > now);
+            }
+            let slot = next.get(key).copied().filter(|t| *t > now).unwrap_or(now);
+            next.insert(key.to_string(), slot + self.interval);
+            slot - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn part(action: &'static str) -> Partition {
-        Partition {
-            account: "1".into(),
-            region: "r".into(),
-            action,
-        }
+        Partition { account: "1".into(), region: "r".into(), action }
     }
 
     #[tokio::test(start_paused = true)]
@@ -139,9 +161,20 @@ mod tests {
         let p = part("EnableKey");
         let start = tokio::time::Instant::now();
         for _ in 0..11 {
-            pacer.acquire(&p).await;
+            pacer.acquire(&p, None).await;
         }
         // The first goes at once, the next ten at 5 per second.
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_quota_overrides_the_default() {
+        let pacer = Pacer::new(1.0);
+        let p = part("DisableKey");
+        let start = tokio::time::Instant::now();
+        for _ in 0..3 {
+            pacer.acquire(&p, Some(1.0)).await;
+        }
         assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 
@@ -149,12 +182,23 @@ mod tests {
     async fn throttling_halves_the_rate_and_success_recovers_it() {
         let pacer = Pacer::new(1.0);
         let p = part("ScheduleKeyDeletion");
-        pacer.acquire(&p).await;
+        pacer.acquire(&p, None).await;
         pacer.throttled(&p);
         assert_eq!(pacer.rate(&p), Some(7.5));
         for _ in 0..20 {
             pacer.succeeded(&p);
         }
         assert_eq!(pacer.rate(&p), Some(15.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_to_one_key_are_spaced_but_other_keys_are_not_held() {
+        let spacer = KeySpacer::new(Duration::from_millis(250));
+        let start = tokio::time::Instant::now();
+        spacer.space("a").await;
+        spacer.space("b").await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        spacer.space("a").await;
+        assert_eq!(start.elapsed(), Duration::from_millis(250));
     }
 }

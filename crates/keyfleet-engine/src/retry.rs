@@ -15,11 +15,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(30),
-        }
+        Self { max_attempts: 8, base: Duration::from_millis(200), cap: Duration::from_secs(30) }
     }
 }
 
@@ -65,16 +61,9 @@ mod tests {
 
     #[test]
     fn only_retryable_kinds_are_retried_and_only_up_to_the_cap() {
-        let p = RetryPolicy {
-            max_attempts: 3,
-            ..Default::default()
-        };
+        let p = RetryPolicy { max_attempts: 3, ..Default::default() };
         let throttled = CloudError::new(ErrorKind::Throttled, "ThrottlingException", "slow down");
-        let invalid = CloudError::new(
-            ErrorKind::InvalidState,
-            "KMSInvalidStateException",
-            "pending deletion",
-        );
+        let invalid = CloudError::new(ErrorKind::InvalidState, "KMSInvalidStateException", "pending deletion");
         assert!(matches!(p.verdict(&throttled, 1), Verdict::RetryAfter(_)));
         assert_eq!(p.verdict(&throttled, 3), Verdict::Fail);
         assert_eq!(p.verdict(&invalid, 1), Verdict::Fail);
@@ -84,25 +73,16 @@ mod tests {
     fn backoff_stays_under_the_exponential_ceiling_and_the_cap() {
         let p = RetryPolicy::default();
         for attempts in 1..40 {
-            let ceiling = p
-                .base
-                .saturating_mul(1u32 << (attempts - 1).min(20))
-                .min(p.cap);
+            let ceiling = p.base.saturating_mul(1u32 << (attempts - 1).min(20)).min(p.cap);
             assert!(p.backoff(attempts) <= ceiling);
         }
     }
 
     #[test]
     fn retry_after_wins_when_longer() {
-        let p = RetryPolicy {
-            cap: Duration::from_millis(10),
-            ..Default::default()
-        };
+        let p = RetryPolicy { cap: Duration::from_millis(10), ..Default::default() };
         let mut e = CloudError::new(ErrorKind::Throttled, "TooManyRequests", "429");
         e.retry_after = Some(Duration::from_secs(7));
-        assert_eq!(
-            p.verdict(&e, 1),
-            Verdict::RetryAfter(Duration::from_secs(7))
-        );
+        assert_eq!(p.verdict(&e, 1), Verdict::RetryAfter(Duration::from_secs(7)));
     }
 }

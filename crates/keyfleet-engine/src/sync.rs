@@ -19,13 +19,8 @@ const KEY_CONCURRENCY: usize = 8;
 impl Engine {
     pub(crate) async fn sync_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
-            let lease =
-                now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
-            match self
-                .store
-                .claim_sync_job(&self.config.node_id, now(), lease)
-                .await
-            {
+            let lease = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+            match self.store.claim_sync_job(&self.config.node_id, now(), lease).await {
                 Ok(Some(job)) => {
                     let id = job.id;
                     if let Err(e) = self.run_sync_job(job).await {
@@ -55,12 +50,7 @@ impl Engine {
             if job.detailed_status.contains_key(&label) {
                 continue; // done before an interruption
             }
-            if self
-                .store
-                .get_sync_job(job.id)
-                .await?
-                .is_some_and(|j| j.abort)
-            {
+            if self.store.get_sync_job(job.id).await?.is_some_and(|j| j.abort) {
                 job.abort = true;
                 break;
             }
@@ -75,15 +65,13 @@ impl Engine {
             };
             job.detailed_status.insert(label, text);
             job.updated_at = now();
-            let lease =
-                now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+            let lease = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
             if !self.store.update_sync_job(&job, &owner, lease).await? {
                 return Ok(()); // lease lost: another node carries on
             }
         }
         let any_failed = job.detailed_status.values().any(|v| v != "Success");
-        let all_failed =
-            !job.detailed_status.is_empty() && job.detailed_status.values().all(|v| v != "Success");
+        let all_failed = !job.detailed_status.is_empty() && job.detailed_status.values().all(|v| v != "Success");
         job.status = if job.abort {
             JobStatus::Cancelled
         } else if all_failed {
@@ -96,23 +84,14 @@ impl Engine {
         }
         job.updated_at = now();
         job.completed_at = Some(job.updated_at);
-        self.store
-            .update_sync_job(&job, &owner, job.updated_at)
-            .await?;
+        self.store.update_sync_job(&job, &owner, job.updated_at).await?;
         Ok(())
     }
 
     /// The (container, region) pairs a job covers, in a stable order.
-    async fn sync_targets(
-        &self,
-        job: &SyncJobRecord,
-    ) -> Result<Vec<(KmsRecord, String)>, EngineError> {
+    async fn sync_targets(&self, job: &SyncJobRecord) -> Result<Vec<(KmsRecord, String)>, EngineError> {
         let containers = if job.synchronize_all || job.kms.is_empty() {
-            let page = Page {
-                skip: 0,
-                limit: u64::MAX >> 1,
-                sort: vec![],
-            };
+            let page = Page { skip: 0, limit: u64::MAX >> 1, sort: vec![] };
             self.store.list_kms(&page).await?.0
         } else {
             let mut v = Vec::new();
@@ -134,24 +113,14 @@ impl Engine {
         Ok(out)
     }
 
-    async fn sync_region(
-        &self,
-        kms: &KmsRecord,
-        region: &str,
-    ) -> Result<(u64, u64, u64), SyncError> {
+    async fn sync_region(&self, kms: &KmsRecord, region: &str) -> Result<(u64, u64, u64), SyncError> {
         let client = self.resolver.aws_client(kms, region).await?;
-        let part = |action| Partition {
-            account: kms.account_id.clone(),
-            region: region.to_string(),
-            action,
-        };
-        let aliases = self
-            .all_aliases(client.as_ref(), &part("ListAliases"))
-            .await?;
+        let part = |action| Partition { account: kms.account_id.clone(), region: region.to_string(), action };
+        let aliases = self.all_aliases(client.as_ref(), &part("ListAliases")).await?;
         let mut key_ids = Vec::new();
         let mut marker = None;
         loop {
-            self.pacer.acquire(&part("ListKeys")).await;
+            self.pacer.acquire(&part("ListKeys"), kms.quotas.get("ListKeys").copied()).await;
             let page = client.list_keys(marker, 1000).await?;
             key_ids.extend(page.items);
             marker = page.next_marker;
@@ -160,28 +129,23 @@ impl Engine {
             }
         }
         let started = now();
-        let materials: Vec<Result<Option<AwsKeyMaterial>, CloudError>> =
-            futures::stream::iter(key_ids)
-                .map(|id| {
-                    let client = client.clone();
-                    let aliases = &aliases;
-                    let part = &part;
-                    async move { self.read_key(client.as_ref(), &id, aliases, part).await }
-                })
-                .buffer_unordered(KEY_CONCURRENCY)
-                .collect()
-                .await;
+        let materials: Vec<Result<Option<AwsKeyMaterial>, CloudError>> = futures::stream::iter(key_ids)
+            .map(|id| {
+                let client = client.clone();
+                let aliases = &aliases;
+                let part = &part;
+                async move { self.read_key(client.as_ref(), &id, aliases, part).await }
+            })
+            .buffer_unordered(KEY_CONCURRENCY)
+            .collect()
+            .await;
         let mut keys = Vec::with_capacity(materials.len());
         for m in materials {
             if let Some(m) = m? {
                 keys.push(m);
             }
         }
-        Ok(self
-            .store
-            .sync_aws_region(kms.id, region, &keys, started)
-            .await
-            .map_err(EngineError::from)?)
+        Ok(self.store.sync_aws_region(kms.id, region, &keys, started).await.map_err(EngineError::from)?)
     }
 
     async fn all_aliases(
@@ -192,13 +156,9 @@ impl Engine {
         let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
         let mut marker = None;
         loop {
-            self.pacer.acquire(part).await;
+            self.pacer.acquire(part, None).await;
             let page = client.list_aliases(marker, 100).await?;
-            for AliasEntry {
-                alias_name,
-                target_key_id,
-            } in page.items
-            {
+            for AliasEntry { alias_name, target_key_id } in page.items {
                 if let Some(t) = target_key_id {
                     by_key.entry(t).or_default().push(alias_name);
                 }
@@ -218,15 +178,15 @@ impl Engine {
         aliases: &HashMap<String, Vec<String>>,
         part: &(dyn Fn(&'static str) -> Partition + Sync),
     ) -> Result<Option<AwsKeyMaterial>, CloudError> {
-        self.pacer.acquire(&part("DescribeKey")).await;
+        self.pacer.acquire(&part("DescribeKey"), None).await;
         let meta = match client.describe_key(id).await {
             Ok(m) => m,
             Err(e) if e.kind == keyfleet_clouds::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        self.pacer.acquire(&part("GetKeyPolicy")).await;
+        self.pacer.acquire(&part("GetKeyPolicy"), None).await;
         let policy = client.get_key_policy(id).await.unwrap_or_default();
-        self.pacer.acquire(&part("ListResourceTags")).await;
+        self.pacer.acquire(&part("ListResourceTags"), None).await;
         let tags = client.list_resource_tags(id).await.unwrap_or_default();
         let mut alias = aliases.get(&meta.key_id).cloned().unwrap_or_default();
         alias.sort();

@@ -1,5 +1,9 @@
-//! The loops: item workers, lease heartbeat, lease reaper.
+//! Scheduling: a dispatcher starts one driver per rate-limit partition that has work; each driver keeps a
+//! few items of its partition in flight. Partitions therefore progress in parallel (ten account-regions
+//! finish about ten times faster than one), and a slow or throttled partition never holds workers that
+//! another partition could use. Also: the lease heartbeat and the reaper.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,104 +11,127 @@ use futures::FutureExt;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::Engine;
+use crate::aws_item::ItemResult;
 
 impl Engine {
-    pub(crate) async fn worker_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn dispatch_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut drivers: HashMap<String, JoinHandle<()>> = HashMap::new();
         while !*stop.borrow() {
-            let lease_until =
-                now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
-            let claimed = match self
-                .store
-                .claim_items(&self.config.node_id, now(), lease_until, 1)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "claiming items failed");
-                    Vec::new()
+            drivers.retain(|_, h| !h.is_finished());
+            let mut sleep = self.config.poll_interval;
+            match self.store.pending_partitions().await {
+                Ok(parts) => {
+                    let t = now();
+                    for (partition, due) in parts {
+                        if drivers.contains_key(&partition) {
+                            continue;
+                        }
+                        if due <= t {
+                            let driver = self.clone().drive_partition(partition.clone(), stop.clone());
+                            drivers.insert(partition, tokio::spawn(driver));
+                        } else if let Ok(wait) = (due - t).to_std() {
+                            sleep = sleep.min(wait);
+                        }
+                    }
                 }
-            };
-            if claimed.is_empty() {
-                let idle = self.idle_wait().await;
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(idle) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
+                Err(e) => tracing::error!(error = %e, "listing partitions with work failed"),
             }
-            for item in claimed {
-                self.process(&item).await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep.max(Duration::from_millis(5))) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        // Let every driver record its in-flight items.
+        for (_, h) in drivers {
+            let _ = h.await;
+        }
+    }
+
+    /// Keeps up to `partition_concurrency` items of one partition in flight until none is due. Each item runs
+    /// as its own task: an item must never wait for this loop to poll it (it may hold the store's writer).
+    async fn drive_partition(self: Arc<Self>, partition: String, stop: watch::Receiver<bool>) {
+        let mut running = JoinSet::new();
+        loop {
+            let free = self.config.partition_concurrency.saturating_sub(running.len());
+            if free > 0 && !*stop.borrow() {
+                let lease_until = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+                match self.store.claim_items(&self.config.node_id, &partition, now(), lease_until, free as u32).await {
+                    Ok(items) => {
+                        for item in items {
+                            running.spawn(self.clone().process(item));
+                        }
+                    }
+                    Err(e) => tracing::error!(partition, error = %e, "claiming items failed"),
+                }
+            }
+            if running.join_next().await.is_none() {
+                return; // nothing in flight and nothing due: the dispatcher restarts us when there is
             }
         }
     }
 
-    /// How long an idle worker may sleep: until the next retry is due, at most `poll_interval`.
-    async fn idle_wait(&self) -> Duration {
-        match self.store.next_due().await {
-            Ok(Some(due)) => (due - now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(self.config.poll_interval),
-            _ => self.config.poll_interval,
-        }
-        .max(Duration::from_millis(5))
-    }
-
-    async fn process(&self, item: &ClaimedItem) {
+    async fn process(self: Arc<Self>, item: ClaimedItem) {
+        let _permit = self.slots.acquire().await;
         let started = std::time::Instant::now();
-        // A panic while running an item becomes a recorded failure instead of a dead worker.
-        let run = std::panic::AssertUnwindSafe(self.run_aws_item(item))
-            .catch_unwind()
-            .await;
-        let outcome = match run {
-            Ok(Ok(outcome)) => outcome,
+        // A panic while running an item becomes a recorded failure instead of a dead driver.
+        let run = std::panic::AssertUnwindSafe(self.run_aws_item(&item)).catch_unwind().await;
+        let result = match run {
+            Ok(Ok(result)) => result,
             Ok(Err(e)) => {
                 tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "item could not run");
-                ItemOutcome::Retry {
-                    code: "InternalError".into(),
-                    message: e.to_string(),
-                    not_before: now() + chrono::Duration::seconds(1),
-                }
+                let outcome = if item.attempts >= self.config.retry.max_attempts {
+                    ItemOutcome::Failed { code: "InternalError".into(), message: e.to_string(), state_before: None }
+                } else {
+                    ItemOutcome::Retry {
+                        code: "InternalError".into(),
+                        message: e.to_string(),
+                        not_before: now() + chrono::Duration::seconds(1),
+                    }
+                };
+                ItemResult { outcome, refused_connection: None }
             }
             Err(_) => {
                 tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, "item panicked");
-                ItemOutcome::Failed {
-                    code: "InternalError".into(),
-                    message: "keyfleet failed while processing this key".into(),
-                    state_before: None,
+                ItemResult {
+                    outcome: ItemOutcome::Failed {
+                        code: "InternalError".into(),
+                        message: "keyfleet failed while processing this key".into(),
+                        state_before: None,
+                    },
+                    refused_connection: None,
                 }
             }
         };
-        // An internal error must not loop forever either.
-        let outcome = match outcome {
-            ItemOutcome::Retry { code, message, .. }
-                if item.attempts >= self.config.retry.max_attempts =>
-            {
-                ItemOutcome::Failed {
-                    code,
-                    message,
-                    state_before: None,
-                }
-            }
-            o => o,
-        };
-        match self
-            .store
-            .finish_item(item.job_id, item.seq, &self.config.node_id, &outcome, now())
-            .await
-        {
+        match self.store.finish_item(item.job_id, item.seq, &self.config.node_id, &result.outcome, now()).await {
             Ok(true) => tracing::debug!(
                 bulkjob.id = %item.job_id, key.id = %item.key_id, duration_ms = started.elapsed().as_millis() as u64,
-                outcome = ?outcome, "item attempt recorded"
+                outcome = ?result.outcome, "item attempt recorded"
             ),
             Ok(false) => tracing::warn!(
-                bulkjob.id = %item.job_id, key.id = %item.key_id, "lease lost before the result was recorded; the item will be reconciled"
+                bulkjob.id = %item.job_id, key.id = %item.key_id,
+                "lease lost before the result was recorded; the item will be reconciled"
             ),
             Err(e) => {
                 tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "recording item result failed")
+            }
+        }
+        if let (Some((connection, name)), ItemOutcome::Failed { code, message, .. }) =
+            (&result.refused_connection, &result.outcome)
+        {
+            let why = format!("not attempted: AWS refused the credentials of connection {name}: {message}");
+            match self.store.fail_pending_for_connection(item.job_id, *connection, code, &why, now()).await {
+                Ok(n) if n > 0 => tracing::warn!(
+                    bulkjob.id = %item.job_id, connection = %name, items = n,
+                    "credentials refused: the connection's remaining items were failed without calls"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(bulkjob.id = %item.job_id, error = %e, "failing the connection's items failed")
+                }
             }
         }
     }
@@ -116,8 +143,7 @@ impl Engine {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => break,
             }
-            let until =
-                now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+            let until = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
             if let Err(e) = self.store.renew_leases(&self.config.node_id, until).await {
                 tracing::error!(error = %e, "renewing leases failed");
             }

@@ -1,8 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 pub mod aws;
+pub mod azure;
 
 pub use aws::{
-    BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeAwsArgs, FakeKms,
-    FakeKmsConfig, RunningFake, run,
+    BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeAwsArgs, FakeKms, FakeKmsConfig,
+    RunningFake, run,
+};
+pub use azure::{
+    BUILTIN_CLIENT_ID, BUILTIN_CLIENT_SECRET, BUILTIN_TENANT_ID, FakeAzureArgs, FakeVault, FakeVaultConfig,
+    RunningVault, ThrottleConfig, VaultCallRecord,
 };

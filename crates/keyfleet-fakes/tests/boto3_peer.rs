@@ -20,16 +20,9 @@ fn workspace_root() -> PathBuf {
 fn python() -> PathBuf {
     let (python, origin) = match std::env::var_os("KEYFLEET_TEST_PYTHON") {
         Some(python) => (PathBuf::from(python), "KEYFLEET_TEST_PYTHON"),
-        None => (
-            workspace_root().join(".venv-peers/bin/python"),
-            "the default .venv-peers",
-        ),
+        None => (workspace_root().join(".venv-peers/bin/python"), "the default .venv-peers"),
     };
-    assert!(
-        python.exists(),
-        "no Python interpreter at {} (from {origin}): {SETUP_HINT}",
-        python.display()
-    );
+    assert!(python.exists(), "no Python interpreter at {} (from {origin}): {SETUP_HINT}", python.display());
     python
 }
 
@@ -50,11 +43,7 @@ async fn boto3_drives_the_fake_unmodified() {
 
     let running = FakeKms::default().spawn().await.unwrap();
     let script = workspace_root().join("tests/peers/boto3_fake_kms.py");
-    let run = Command::new(&python)
-        .arg(&script)
-        .arg(running.url())
-        .kill_on_drop(true)
-        .output();
+    let run = Command::new(&python).arg(&script).arg(running.url()).kill_on_drop(true).output();
     let output = tokio::time::timeout(Duration::from_secs(300), run)
         .await
         .expect("the boto3 script finishes within 5 minutes")
@@ -69,8 +58,5 @@ async fn boto3_drives_the_fake_unmodified() {
         output.status
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
-    assert!(
-        running.fake.calls().len() > 50,
-        "the script's calls reached the fake"
-    );
+    assert!(running.fake.calls().len() > 50, "the script's calls reached the fake");
 }

@@ -18,28 +18,14 @@ async fn seeding_keys_over_http_defaults_to_the_builtin_account() {
     let seeded: Vec<String> = serde_json::from_value(body["key_ids"].clone()).unwrap();
     assert_eq!(seeded.len(), 3);
     let listed = kms.ok("ListKeys", json!({})).await;
-    let listed: Vec<&str> = listed["Keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["KeyId"].as_str().unwrap())
-        .collect();
+    let listed: Vec<&str> = listed["Keys"].as_array().unwrap().iter().map(|k| k["KeyId"].as_str().unwrap()).collect();
     assert_eq!(listed, seeded);
 
-    let (status, body) = kms
-        .post_json(
-            "/_fake/keys",
-            json!({ "account": "444455556666", "region": "eu-west-1", "count": 2 }),
-        )
-        .await;
+    let (status, body) =
+        kms.post_json("/_fake/keys", json!({ "account": "444455556666", "region": "eu-west-1", "count": 2 })).await;
     assert_eq!(status, StatusCode::OK);
     let other: Vec<String> = serde_json::from_value(body["key_ids"].clone()).unwrap();
-    assert_eq!(
-        kms.fake
-            .key_state("444455556666", "eu-west-1", &other[0])
-            .as_deref(),
-        Some("Enabled")
-    );
+    assert_eq!(kms.fake.key_state("444455556666", "eu-west-1", &other[0]).as_deref(), Some("Enabled"));
     assert_eq!(kms.fake.key_state(ACCOUNT, REGION, &other[0]), None);
 }
 
@@ -47,31 +33,17 @@ async fn seeding_keys_over_http_defaults_to_the_builtin_account() {
 async fn listing_keys_shows_state_policy_and_tags() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
-    kms.ok(
-        "TagResource",
-        json!({ "KeyId": key_id, "Tags": [{ "TagKey": "env", "TagValue": "dev" }] }),
-    )
-    .await;
+    kms.ok("TagResource", json!({ "KeyId": key_id, "Tags": [{ "TagKey": "env", "TagValue": "dev" }] })).await;
     kms.ok("DisableKey", json!({ "KeyId": key_id })).await;
 
-    let (status, body) = kms
-        .get_json("/_fake/keys?account=111122223333&region=us-east-1")
-        .await;
+    let (status, body) = kms.get_json("/_fake/keys?account=111122223333&region=us-east-1").await;
     assert_eq!(status, StatusCode::OK);
     let keys = body.as_array().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["KeyId"], key_id.as_str());
     assert_eq!(keys[0]["KeyState"], "Disabled");
-    assert!(
-        keys[0]["Policy"]
-            .as_str()
-            .unwrap()
-            .contains("Enable IAM User Permissions")
-    );
-    assert_eq!(
-        keys[0]["Tags"],
-        json!([{ "TagKey": "env", "TagValue": "dev" }])
-    );
+    assert!(keys[0]["Policy"].as_str().unwrap().contains("Enable IAM User Permissions"));
+    assert_eq!(keys[0]["Tags"], json!([{ "TagKey": "env", "TagValue": "dev" }]));
 
     let (_, defaults) = kms.get_json("/_fake/keys").await;
     assert_eq!(defaults, body);
@@ -111,16 +83,11 @@ async fn control_routes_reject_bad_input_with_a_json_error() {
         kms.get_json("/_fake/calls?since=soon").await,
         kms.get_json("/_fake/keys?account=abc").await,
         kms.post_json("/_fake/keys", json!({ "count": -1 })).await,
-        kms.post_json("/_fake/keys", json!({ "count": 1, "acount": "x" }))
-            .await,
-        kms.post_json("/_fake/keys", json!({ "count": 1, "region": "US East" }))
-            .await,
+        kms.post_json("/_fake/keys", json!({ "count": 1, "acount": "x" })).await,
+        kms.post_json("/_fake/keys", json!({ "count": 1, "region": "US East" })).await,
     ] {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert!(
-            body["error"].as_str().is_some_and(|e| !e.is_empty()),
-            "{body}"
-        );
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
     }
 }
 
@@ -128,17 +95,8 @@ async fn control_routes_reject_bad_input_with_a_json_error() {
 async fn helpers_inspect_and_remove_keys() {
     let kms = Kms::new();
     let keys = kms.fake.create_keys(ACCOUNT, REGION, 2);
-    kms.ok(
-        "CreateAlias",
-        json!({ "AliasName": "alias/doomed", "TargetKeyId": keys[0] }),
-    )
-    .await;
-    assert_eq!(
-        kms.fake
-            .key_state(ACCOUNT, REGION, "alias/doomed")
-            .as_deref(),
-        Some("Enabled")
-    );
+    kms.ok("CreateAlias", json!({ "AliasName": "alias/doomed", "TargetKeyId": keys[0] })).await;
+    assert_eq!(kms.fake.key_state(ACCOUNT, REGION, "alias/doomed").as_deref(), Some("Enabled"));
     assert!(kms.fake.key_policy(ACCOUNT, REGION, &keys[0]).is_some());
     assert_eq!(kms.fake.key_tags(ACCOUNT, REGION, &keys[0]), Some(vec![]));
 
@@ -149,15 +107,8 @@ async fn helpers_inspect_and_remove_keys() {
     assert_eq!(kms.fake.key_tags(ACCOUNT, REGION, &keys[0]), None);
     let (code, _) = kms.err("DescribeKey", json!({ "KeyId": keys[0] })).await;
     assert_eq!(code, "NotFoundException");
-    assert_eq!(
-        kms.ok("ListAliases", json!({})).await["Aliases"],
-        json!([]),
-        "the key's aliases went with it"
-    );
-    assert_eq!(
-        kms.fake.key_state(ACCOUNT, REGION, &keys[1]).as_deref(),
-        Some("Enabled")
-    );
+    assert_eq!(kms.ok("ListAliases", json!({})).await["Aliases"], json!([]), "the key's aliases went with it");
+    assert_eq!(kms.fake.key_state(ACCOUNT, REGION, &keys[1]).as_deref(), Some("Enabled"));
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {

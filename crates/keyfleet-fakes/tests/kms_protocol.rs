@@ -19,10 +19,7 @@ async fn success_is_json_1_1_with_a_request_id() {
     let kms = Kms::new();
     let answer = kms.call("ListKeys", json!({})).await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(
-        answer.header("content-type"),
-        Some("application/x-amz-json-1.1")
-    );
+    assert_eq!(answer.header("content-type"), Some("application/x-amz-json-1.1"));
     let request_id = answer.header("x-amzn-requestid").unwrap();
     assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{request_id}");
     assert_eq!(answer.body, json!({ "Keys": [], "Truncated": false }));
@@ -34,21 +31,12 @@ async fn errors_carry_code_in_type_header_and_body() {
     let missing = "0a1b2c3d-0000-4000-8000-000000000000";
     let answer = kms.call("DescribeKey", json!({ "KeyId": missing })).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        answer.header("content-type"),
-        Some("application/x-amz-json-1.1")
-    );
+    assert_eq!(answer.header("content-type"), Some("application/x-amz-json-1.1"));
     assert!(answer.header("x-amzn-requestid").is_some());
     assert_eq!(answer.error_code().as_deref(), Some("NotFoundException"));
-    assert_eq!(
-        answer.message(),
-        format!("Key '{}' does not exist", key_arn(REGION, ACCOUNT, missing))
-    );
+    assert_eq!(answer.message(), format!("Key '{}' does not exist", key_arn(REGION, ACCOUNT, missing)));
     let (code, message) = kms.err("DescribeKey", json!({ "KeyId": "nope" })).await;
-    assert_eq!(
-        (code.as_str(), message.as_str()),
-        ("NotFoundException", "Invalid keyId nope")
-    );
+    assert_eq!((code.as_str(), message.as_str()), ("NotFoundException", "Invalid keyId nope"));
 }
 
 #[tokio::test]
@@ -58,32 +46,20 @@ async fn unknown_or_missing_operation() {
     assert_eq!(code, "UnknownOperationException");
 
     let request = Request::post("/")
-        .header(
-            "authorization",
-            authorization("AKIAFAKEKMS000000001", REGION),
-        )
+        .header("authorization", authorization("AKIAFAKEKMS000000001", REGION))
         .body(Body::from("{}"))
         .unwrap();
     let answer = kms.send(request).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        answer.error_code().as_deref(),
-        Some("UnknownOperationException")
-    );
+    assert_eq!(answer.error_code().as_deref(), Some("UnknownOperationException"));
 
     let request = Request::post("/")
         .header("x-amz-target", "OtherService.ListKeys")
-        .header(
-            "authorization",
-            authorization("AKIAFAKEKMS000000001", REGION),
-        )
+        .header("authorization", authorization("AKIAFAKEKMS000000001", REGION))
         .body(Body::from("{}"))
         .unwrap();
     let answer = kms.send(request).await;
-    assert_eq!(
-        answer.error_code().as_deref(),
-        Some("UnknownOperationException")
-    );
+    assert_eq!(answer.error_code().as_deref(), Some("UnknownOperationException"));
 }
 
 #[tokio::test]
@@ -91,10 +67,7 @@ async fn body_must_be_json_of_the_right_types() {
     let kms = Kms::new();
     let answer = kms.call_raw("ListKeys", "{not json").await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        answer.error_code().as_deref(),
-        Some("SerializationException")
-    );
+    assert_eq!(answer.error_code().as_deref(), Some("SerializationException"));
     let (code, _) = kms.err("ListKeys", json!({ "Limit": "ten" })).await;
     assert_eq!(code, "SerializationException");
     let (code, _) = kms.err("ListKeys", json!([])).await;
@@ -114,10 +87,7 @@ async fn authorization_is_required() {
         .unwrap();
     let answer = kms.send(request).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        answer.error_code().as_deref(),
-        Some("MissingAuthenticationTokenException")
-    );
+    assert_eq!(answer.error_code().as_deref(), Some("MissingAuthenticationTokenException"));
 
     let request = Request::post("/")
         .header("x-amz-target", "TrentService.ListKeys")
@@ -125,18 +95,11 @@ async fn authorization_is_required() {
         .body(Body::from("{}"))
         .unwrap();
     let answer = kms.send(request).await;
-    assert_eq!(
-        answer.error_code().as_deref(),
-        Some("IncompleteSignatureException")
-    );
+    assert_eq!(answer.error_code().as_deref(), Some("IncompleteSignatureException"));
 
     let calls = kms.fake.calls();
     assert_eq!(calls.len(), 2);
-    assert!(
-        calls
-            .iter()
-            .all(|c| c.account.is_empty() && c.operation == "ListKeys" && c.error.is_some())
-    );
+    assert!(calls.iter().all(|c| c.account.is_empty() && c.operation == "ListKeys" && c.error.is_some()));
 }
 
 #[tokio::test]
@@ -162,10 +125,7 @@ async fn missing_required_members_are_validation_errors() {
     }
     let (code, message) = kms.err("PutKeyPolicy", json!({})).await;
     assert_eq!(code, "ValidationException");
-    assert!(
-        message.starts_with("2 validation errors detected: "),
-        "{message}"
-    );
+    assert!(message.starts_with("2 validation errors detected: "), "{message}");
     let (code, _) = kms.err("DescribeKey", json!({ "KeyId": "" })).await;
     assert_eq!(code, "ValidationException");
 }
@@ -197,19 +157,11 @@ async fn create_key_defaults_match_aws() {
     let created = md["CreationDate"].as_f64().unwrap();
     assert!(created >= before && created <= before + 60.0, "{created}");
 
-    let out = kms
-        .ok(
-            "GetKeyPolicy",
-            json!({ "KeyId": key_id, "PolicyName": "default" }),
-        )
-        .await;
+    let out = kms.ok("GetKeyPolicy", json!({ "KeyId": key_id, "PolicyName": "default" })).await;
     assert_eq!(out["PolicyName"], "default");
     let policy: Value = serde_json::from_str(out["Policy"].as_str().unwrap()).unwrap();
     assert_eq!(policy["Statement"][0]["Sid"], "Enable IAM User Permissions");
-    assert_eq!(
-        policy["Statement"][0]["Principal"]["AWS"],
-        "arn:aws:iam::111122223333:root"
-    );
+    assert_eq!(policy["Statement"][0]["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
     assert_eq!(policy["Statement"][0]["Action"], "kms:*");
 }
 
@@ -229,33 +181,14 @@ async fn create_key_takes_description_policy_tags_and_specs() {
         .await;
     let key_id = out["KeyMetadata"]["KeyId"].as_str().unwrap();
     assert_eq!(out["KeyMetadata"]["Description"], "payments");
-    assert_eq!(
-        kms.fake.key_policy(ACCOUNT, REGION, key_id).as_deref(),
-        Some(policy)
-    );
-    assert_eq!(
-        kms.fake.key_tags(ACCOUNT, REGION, key_id),
-        Some(vec![("team".to_owned(), "pay".to_owned())])
-    );
+    assert_eq!(kms.fake.key_policy(ACCOUNT, REGION, key_id).as_deref(), Some(policy));
+    assert_eq!(kms.fake.key_tags(ACCOUNT, REGION, key_id), Some(vec![("team".to_owned(), "pay".to_owned())]));
 
-    let out = kms
-        .ok(
-            "CreateKey",
-            json!({ "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY" }),
-        )
-        .await;
-    assert_eq!(
-        out["KeyMetadata"]["SigningAlgorithms"],
-        json!(["ECDSA_SHA_256"])
-    );
+    let out = kms.ok("CreateKey", json!({ "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY" })).await;
+    assert_eq!(out["KeyMetadata"]["SigningAlgorithms"], json!(["ECDSA_SHA_256"]));
     assert!(out["KeyMetadata"].get("EncryptionAlgorithms").is_none());
 
-    let out = kms
-        .ok(
-            "CreateKey",
-            json!({ "KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC" }),
-        )
-        .await;
+    let out = kms.ok("CreateKey", json!({ "KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC" })).await;
     assert_eq!(out["KeyMetadata"]["MacAlgorithms"], json!(["HMAC_SHA_256"]));
 }
 
@@ -263,14 +196,8 @@ async fn create_key_takes_description_policy_tags_and_specs() {
 async fn create_key_rejects_what_aws_rejects() {
     let kms = Kms::new();
     let cases = [
-        (
-            json!({ "Policy": "not json" }),
-            "MalformedPolicyDocumentException",
-        ),
-        (
-            json!({ "Policy": "[1,2]" }),
-            "MalformedPolicyDocumentException",
-        ),
+        (json!({ "Policy": "not json" }), "MalformedPolicyDocumentException"),
+        (json!({ "Policy": "[1,2]" }), "MalformedPolicyDocumentException"),
         (json!({ "KeyUsage": "EVERYTHING" }), "ValidationException"),
         (json!({ "KeySpec": "AES_256" }), "ValidationException"),
         (json!({ "KeySpec": "HMAC_256" }), "ValidationException"),
@@ -278,34 +205,17 @@ async fn create_key_rejects_what_aws_rejects() {
             json!({ "KeySpec": "RSA_2048", "CustomerMasterKeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY" }),
             "ValidationException",
         ),
-        (
-            json!({ "Description": "x".repeat(8193) }),
-            "ValidationException",
-        ),
-        (
-            json!({ "Tags": [{ "TagKey": "aws:owner", "TagValue": "x" }] }),
-            "TagException",
-        ),
-        (
-            json!({ "Tags": [{ "TagKey": "k" }] }),
-            "ValidationException",
-        ),
-        (
-            json!({ "Origin": "EXTERNAL" }),
-            "UnsupportedOperationException",
-        ),
-        (
-            json!({ "MultiRegion": true }),
-            "UnsupportedOperationException",
-        ),
+        (json!({ "Description": "x".repeat(8193) }), "ValidationException"),
+        (json!({ "Tags": [{ "TagKey": "aws:owner", "TagValue": "x" }] }), "TagException"),
+        (json!({ "Tags": [{ "TagKey": "k" }] }), "ValidationException"),
+        (json!({ "Origin": "EXTERNAL" }), "UnsupportedOperationException"),
+        (json!({ "MultiRegion": true }), "UnsupportedOperationException"),
     ];
     for (input, expected) in cases {
         let (code, message) = kms.err("CreateKey", input.clone()).await;
         assert_eq!(code, expected, "{input}: {message}");
     }
-    let (_, message) = kms
-        .err("CreateKey", json!({ "KeyUsage": "EVERYTHING" }))
-        .await;
+    let (_, message) = kms.err("CreateKey", json!({ "KeyUsage": "EVERYTHING" })).await;
     assert!(
         message.contains(
             "Value 'EVERYTHING' at 'keyUsage' failed to satisfy constraint: Member must satisfy \
@@ -313,22 +223,14 @@ async fn create_key_rejects_what_aws_rejects() {
         ),
         "{message}"
     );
-    assert_eq!(
-        kms.ok("ListKeys", json!({})).await["Keys"],
-        json!([]),
-        "no key was created"
-    );
+    assert_eq!(kms.ok("ListKeys", json!({})).await["Keys"], json!([]), "no key was created");
 }
 
 #[tokio::test]
 async fn key_ids_resolve_from_id_arn_and_alias() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
-    kms.ok(
-        "CreateAlias",
-        json!({ "AliasName": "alias/app", "TargetKeyId": key_id }),
-    )
-    .await;
+    kms.ok("CreateAlias", json!({ "AliasName": "alias/app", "TargetKeyId": key_id })).await;
     let arn = key_arn(REGION, ACCOUNT, &key_id);
     let alias_arn = format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/app");
     for key_ref in [key_id.as_str(), &arn, "alias/app", &alias_arn] {
@@ -339,28 +241,15 @@ async fn key_ids_resolve_from_id_arn_and_alias() {
     let (code, _) = kms.err("EnableKey", json!({ "KeyId": "alias/app" })).await;
     assert_eq!(code, "NotFoundException");
 
-    let (code, message) = kms
-        .err("DescribeKey", json!({ "KeyId": "alias/missing" }))
-        .await;
+    let (code, message) = kms.err("DescribeKey", json!({ "KeyId": "alias/missing" })).await;
     assert_eq!(code, "NotFoundException");
-    assert_eq!(
-        message,
-        format!("Alias arn:aws:kms:{REGION}:{ACCOUNT}:alias/missing is not found.")
-    );
-    for foreign in [
-        key_arn(REGION, "999999999999", &key_id),
-        key_arn("eu-west-1", ACCOUNT, &key_id),
-    ] {
+    assert_eq!(message, format!("Alias arn:aws:kms:{REGION}:{ACCOUNT}:alias/missing is not found."));
+    for foreign in [key_arn(REGION, "999999999999", &key_id), key_arn("eu-west-1", ACCOUNT, &key_id)] {
         let (code, message) = kms.err("DescribeKey", json!({ "KeyId": foreign })).await;
         assert_eq!(code, "NotFoundException");
         assert_eq!(message, format!("Key '{foreign}' does not exist"));
     }
-    let (code, _) = kms
-        .err(
-            "DescribeKey",
-            json!({ "KeyId": "arn:aws:kms:us-east-1:111122223333:bucket/x" }),
-        )
-        .await;
+    let (code, _) = kms.err("DescribeKey", json!({ "KeyId": "arn:aws:kms:us-east-1:111122223333:bucket/x" })).await;
     assert_eq!(code, "InvalidArnException");
 }
 
@@ -395,12 +284,8 @@ async fn pending_window_must_be_7_to_30_days() {
         (6, "Member must have value greater than or equal to 7"),
         (0, "Member must have value greater than or equal to 7"),
     ] {
-        let (code, message) = kms
-            .err(
-                "ScheduleKeyDeletion",
-                json!({ "KeyId": key_id, "PendingWindowInDays": days }),
-            )
-            .await;
+        let (code, message) =
+            kms.err("ScheduleKeyDeletion", json!({ "KeyId": key_id, "PendingWindowInDays": days })).await;
         assert_eq!(code, "ValidationException");
         assert_eq!(
             message,
@@ -417,12 +302,7 @@ async fn pending_window_must_be_7_to_30_days() {
     }
     for days in [7, 30] {
         let key_id = kms.create_key().await;
-        let out = kms
-            .ok(
-                "ScheduleKeyDeletion",
-                json!({ "KeyId": key_id, "PendingWindowInDays": days }),
-            )
-            .await;
+        let out = kms.ok("ScheduleKeyDeletion", json!({ "KeyId": key_id, "PendingWindowInDays": days })).await;
         assert_eq!(out["PendingWindowInDays"], days);
     }
 }
@@ -432,9 +312,7 @@ async fn schedule_key_deletion_answer_and_state() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
     let now = Utc::now().timestamp() as f64;
-    let out = kms
-        .ok("ScheduleKeyDeletion", json!({ "KeyId": key_id }))
-        .await;
+    let out = kms.ok("ScheduleKeyDeletion", json!({ "KeyId": key_id })).await;
     assert_eq!(out["KeyId"], key_arn(REGION, ACCOUNT, &key_id));
     assert_eq!(out["KeyState"], "PendingDeletion");
     assert_eq!(out["PendingWindowInDays"], 30, "the default window");
@@ -447,50 +325,25 @@ async fn schedule_key_deletion_answer_and_state() {
     assert_eq!(md["Enabled"], false);
     assert_eq!(md["DeletionDate"].as_f64(), Some(deletion));
 
-    let (code, message) = kms
-        .err("ScheduleKeyDeletion", json!({ "KeyId": key_id }))
-        .await;
+    let (code, message) = kms.err("ScheduleKeyDeletion", json!({ "KeyId": key_id })).await;
     assert_eq!(code, "KMSInvalidStateException");
-    assert_eq!(
-        message,
-        format!("{} is pending deletion.", key_arn(REGION, ACCOUNT, &key_id))
-    );
+    assert_eq!(message, format!("{} is pending deletion.", key_arn(REGION, ACCOUNT, &key_id)));
 }
 
 #[tokio::test]
 async fn a_key_pending_deletion_cannot_be_changed() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
-    kms.ok(
-        "TagResource",
-        json!({ "KeyId": key_id, "Tags": [{ "TagKey": "a", "TagValue": "1" }] }),
-    )
-    .await;
-    kms.ok(
-        "ScheduleKeyDeletion",
-        json!({ "KeyId": key_id, "PendingWindowInDays": 7 }),
-    )
-    .await;
+    kms.ok("TagResource", json!({ "KeyId": key_id, "Tags": [{ "TagKey": "a", "TagValue": "1" }] })).await;
+    kms.ok("ScheduleKeyDeletion", json!({ "KeyId": key_id, "PendingWindowInDays": 7 })).await;
     let pending = format!("{} is pending deletion.", key_arn(REGION, ACCOUNT, &key_id));
     for (operation, input) in [
         ("EnableKey", json!({ "KeyId": key_id })),
         ("DisableKey", json!({ "KeyId": key_id })),
-        (
-            "PutKeyPolicy",
-            json!({ "KeyId": key_id, "Policy": "{}", "PolicyName": "default" }),
-        ),
-        (
-            "TagResource",
-            json!({ "KeyId": key_id, "Tags": [{ "TagKey": "b", "TagValue": "2" }] }),
-        ),
-        (
-            "UntagResource",
-            json!({ "KeyId": key_id, "TagKeys": ["a"] }),
-        ),
-        (
-            "CreateAlias",
-            json!({ "AliasName": "alias/late", "TargetKeyId": key_id }),
-        ),
+        ("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": "{}", "PolicyName": "default" })),
+        ("TagResource", json!({ "KeyId": key_id, "Tags": [{ "TagKey": "b", "TagValue": "2" }] })),
+        ("UntagResource", json!({ "KeyId": key_id, "TagKeys": ["a"] })),
+        ("CreateAlias", json!({ "AliasName": "alias/late", "TargetKeyId": key_id })),
     ] {
         let (code, message) = kms.err(operation, input).await;
         assert_eq!(code, "KMSInvalidStateException", "{operation}");
@@ -501,10 +354,7 @@ async fn a_key_pending_deletion_cannot_be_changed() {
     kms.ok("GetKeyPolicy", json!({ "KeyId": key_id })).await;
     let tags = kms.ok("ListResourceTags", json!({ "KeyId": key_id })).await;
     assert_eq!(tags["Tags"], json!([{ "TagKey": "a", "TagValue": "1" }]));
-    assert_eq!(
-        kms.fake.key_state(ACCOUNT, REGION, &key_id).as_deref(),
-        Some("PendingDeletion")
-    );
+    assert_eq!(kms.fake.key_state(ACCOUNT, REGION, &key_id).as_deref(), Some("PendingDeletion"));
 }
 
 #[tokio::test]
@@ -512,23 +362,16 @@ async fn cancel_key_deletion_only_from_pending_and_leaves_key_disabled() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
     let arn = key_arn(REGION, ACCOUNT, &key_id);
-    let (code, message) = kms
-        .err("CancelKeyDeletion", json!({ "KeyId": key_id }))
-        .await;
+    let (code, message) = kms.err("CancelKeyDeletion", json!({ "KeyId": key_id })).await;
     assert_eq!(code, "KMSInvalidStateException");
     assert_eq!(message, format!("{arn} is not pending deletion."));
     kms.ok("DisableKey", json!({ "KeyId": key_id })).await;
-    let (code, _) = kms
-        .err("CancelKeyDeletion", json!({ "KeyId": key_id }))
-        .await;
+    let (code, _) = kms.err("CancelKeyDeletion", json!({ "KeyId": key_id })).await;
     assert_eq!(code, "KMSInvalidStateException");
 
     kms.ok("EnableKey", json!({ "KeyId": key_id })).await;
-    kms.ok("ScheduleKeyDeletion", json!({ "KeyId": key_id }))
-        .await;
-    let out = kms
-        .ok("CancelKeyDeletion", json!({ "KeyId": key_id }))
-        .await;
+    kms.ok("ScheduleKeyDeletion", json!({ "KeyId": key_id })).await;
+    let out = kms.ok("CancelKeyDeletion", json!({ "KeyId": key_id })).await;
     assert_eq!(out, json!({ "KeyId": arn }));
     let md = kms.describe(&key_id).await;
     assert_eq!(md["KeyState"], "Disabled");
@@ -545,45 +388,22 @@ async fn put_key_policy_rules() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
     for bad in ["not json", "{\"Version\":", "[]", "\"a string\"", "42"] {
-        let (code, _) = kms
-            .err("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": bad }))
-            .await;
+        let (code, _) = kms.err("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": bad })).await;
         assert_eq!(code, "MalformedPolicyDocumentException", "{bad}");
     }
     let huge = format!("{{\"Sid\":\"{}\"}}", "x".repeat(40_000));
-    let (code, _) = kms
-        .err("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": huge }))
-        .await;
+    let (code, _) = kms.err("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": huge })).await;
     assert_eq!(code, "LimitExceededException");
-    let (code, _) = kms
-        .err("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": "" }))
-        .await;
+    let (code, _) = kms.err("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": "" })).await;
     assert_eq!(code, "ValidationException");
-    let (code, message) = kms
-        .err(
-            "PutKeyPolicy",
-            json!({ "KeyId": key_id, "Policy": "{}", "PolicyName": "other" }),
-        )
-        .await;
-    assert_eq!(
-        (code.as_str(), message.as_str()),
-        ("NotFoundException", "No such policy exists")
-    );
-    let (code, _) = kms
-        .err(
-            "GetKeyPolicy",
-            json!({ "KeyId": key_id, "PolicyName": "other" }),
-        )
-        .await;
+    let (code, message) =
+        kms.err("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": "{}", "PolicyName": "other" })).await;
+    assert_eq!((code.as_str(), message.as_str()), ("NotFoundException", "No such policy exists"));
+    let (code, _) = kms.err("GetKeyPolicy", json!({ "KeyId": key_id, "PolicyName": "other" })).await;
     assert_eq!(code, "NotFoundException");
 
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow"}]}"#;
-    let answer = kms
-        .call(
-            "PutKeyPolicy",
-            json!({ "KeyId": key_id, "Policy": policy, "PolicyName": "default" }),
-        )
-        .await;
+    let answer = kms.call("PutKeyPolicy", json!({ "KeyId": key_id, "Policy": policy, "PolicyName": "default" })).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.raw.is_empty());
     let out = kms.ok("GetKeyPolicy", json!({ "KeyId": key_id })).await;
@@ -597,19 +417,11 @@ async fn tags_overwrite_list_page_and_untag() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
     let tag = |k: &str, v: &str| json!({ "TagKey": k, "TagValue": v });
-    let answer = kms
-        .call(
-            "TagResource",
-            json!({ "KeyId": key_id, "Tags": [tag("env", "dev"), tag("team", "a")] }),
-        )
-        .await;
+    let answer =
+        kms.call("TagResource", json!({ "KeyId": key_id, "Tags": [tag("env", "dev"), tag("team", "a")] })).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.raw.is_empty());
-    kms.ok(
-        "TagResource",
-        json!({ "KeyId": key_id, "Tags": [tag("env", "prod"), tag("empty", "")] }),
-    )
-    .await;
+    kms.ok("TagResource", json!({ "KeyId": key_id, "Tags": [tag("env", "prod"), tag("empty", "")] })).await;
     let out = kms.ok("ListResourceTags", json!({ "KeyId": key_id })).await;
     assert_eq!(
         out,
@@ -619,52 +431,26 @@ async fn tags_overwrite_list_page_and_untag() {
         })
     );
 
-    let page = kms
-        .ok("ListResourceTags", json!({ "KeyId": key_id, "Limit": 2 }))
-        .await;
+    let page = kms.ok("ListResourceTags", json!({ "KeyId": key_id, "Limit": 2 })).await;
     assert_eq!(page["Truncated"], true);
     assert_eq!(page["Tags"].as_array().unwrap().len(), 2);
-    let rest = kms
-        .ok(
-            "ListResourceTags",
-            json!({ "KeyId": key_id, "Limit": 2, "Marker": page["NextMarker"] }),
-        )
-        .await;
-    assert_eq!(
-        rest,
-        json!({ "Tags": [tag("team", "a")], "Truncated": false })
-    );
-    let (code, _) = kms
-        .err("ListResourceTags", json!({ "KeyId": key_id, "Limit": 51 }))
-        .await;
+    let rest = kms.ok("ListResourceTags", json!({ "KeyId": key_id, "Limit": 2, "Marker": page["NextMarker"] })).await;
+    assert_eq!(rest, json!({ "Tags": [tag("team", "a")], "Truncated": false }));
+    let (code, _) = kms.err("ListResourceTags", json!({ "KeyId": key_id, "Limit": 51 })).await;
     assert_eq!(code, "ValidationException");
 
-    kms.ok(
-        "UntagResource",
-        json!({ "KeyId": key_id, "TagKeys": ["env", "absent"] }),
-    )
-    .await;
+    kms.ok("UntagResource", json!({ "KeyId": key_id, "TagKeys": ["env", "absent"] })).await;
     assert_eq!(
         kms.fake.key_tags(ACCOUNT, REGION, &key_id),
-        Some(vec![
-            ("empty".to_owned(), String::new()),
-            ("team".to_owned(), "a".to_owned())
-        ])
+        Some(vec![("empty".to_owned(), String::new()), ("team".to_owned(), "a".to_owned())])
     );
 
-    let (code, _) = kms
-        .err(
-            "TagResource",
-            json!({ "KeyId": key_id, "Tags": [tag("aws:x", "1")] }),
-        )
-        .await;
+    let (code, _) = kms.err("TagResource", json!({ "KeyId": key_id, "Tags": [tag("aws:x", "1")] })).await;
     assert_eq!(code, "TagException");
     let (code, _) = kms.err("TagResource", json!({ "KeyId": key_id })).await;
     assert_eq!(code, "ValidationException");
     let many: Vec<Value> = (0..50).map(|i| tag(&format!("k{i}"), "v")).collect();
-    let (code, _) = kms
-        .err("TagResource", json!({ "KeyId": key_id, "Tags": many }))
-        .await;
+    let (code, _) = kms.err("TagResource", json!({ "KeyId": key_id, "Tags": many })).await;
     assert_eq!(code, "LimitExceededException", "2 existing + 50 new > 50");
 }
 
@@ -675,113 +461,56 @@ async fn alias_rules() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
     let other = kms.create_key().await;
-    let answer = kms
-        .call(
-            "CreateAlias",
-            json!({ "AliasName": "alias/app", "TargetKeyId": key_id }),
-        )
-        .await;
+    let answer = kms.call("CreateAlias", json!({ "AliasName": "alias/app", "TargetKeyId": key_id })).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.raw.is_empty());
 
     let cases = [
-        (
-            json!({ "AliasName": "alias/app", "TargetKeyId": other }),
-            "AlreadyExistsException",
-        ),
-        (
-            json!({ "AliasName": "app", "TargetKeyId": other }),
-            "ValidationException",
-        ),
-        (
-            json!({ "AliasName": "alias/aws/s3", "TargetKeyId": other }),
-            "NotAuthorizedException",
-        ),
-        (
-            json!({ "AliasName": "alias/bad name", "TargetKeyId": other }),
-            "ValidationException",
-        ),
-        (
-            json!({ "AliasName": "alias/x", "TargetKeyId": "alias/app" }),
-            "ValidationException",
-        ),
-        (
-            json!({ "AliasName": "alias/x", "TargetKeyId": "0a1b2c3d-0000-4000-8000-000000000000" }),
-            "NotFoundException",
-        ),
+        (json!({ "AliasName": "alias/app", "TargetKeyId": other }), "AlreadyExistsException"),
+        (json!({ "AliasName": "app", "TargetKeyId": other }), "ValidationException"),
+        (json!({ "AliasName": "alias/aws/s3", "TargetKeyId": other }), "NotAuthorizedException"),
+        (json!({ "AliasName": "alias/bad name", "TargetKeyId": other }), "ValidationException"),
+        (json!({ "AliasName": "alias/x", "TargetKeyId": "alias/app" }), "ValidationException"),
+        (json!({ "AliasName": "alias/x", "TargetKeyId": "0a1b2c3d-0000-4000-8000-000000000000" }), "NotFoundException"),
         (json!({ "AliasName": "alias/x" }), "ValidationException"),
     ];
     for (input, expected) in cases {
         let (code, message) = kms.err("CreateAlias", input.clone()).await;
         assert_eq!(code, expected, "{input}: {message}");
     }
-    let (_, message) = kms
-        .err(
-            "CreateAlias",
-            json!({ "AliasName": "alias/app", "TargetKeyId": other }),
-        )
-        .await;
-    assert_eq!(
-        message,
-        "An alias with the name arn:aws:kms:us-east-1:111122223333:alias/app already exists"
-    );
+    let (_, message) = kms.err("CreateAlias", json!({ "AliasName": "alias/app", "TargetKeyId": other })).await;
+    assert_eq!(message, "An alias with the name arn:aws:kms:us-east-1:111122223333:alias/app already exists");
 
-    kms.ok(
-        "CreateAlias",
-        json!({ "AliasName": "alias/other", "TargetKeyId": key_arn(REGION, ACCOUNT, &other) }),
-    )
-    .await;
+    kms.ok("CreateAlias", json!({ "AliasName": "alias/other", "TargetKeyId": key_arn(REGION, ACCOUNT, &other) })).await;
     let all = kms.ok("ListAliases", json!({})).await;
     assert_eq!(all["Truncated"], false);
     let aliases = all["Aliases"].as_array().unwrap();
     assert_eq!(aliases.len(), 2);
     assert_eq!(aliases[0]["AliasName"], "alias/app");
-    assert_eq!(
-        aliases[0]["AliasArn"],
-        "arn:aws:kms:us-east-1:111122223333:alias/app"
-    );
+    assert_eq!(aliases[0]["AliasArn"], "arn:aws:kms:us-east-1:111122223333:alias/app");
     assert_eq!(aliases[0]["TargetKeyId"], key_id.as_str());
     assert!(aliases[0]["CreationDate"].as_f64().is_some());
     assert!(aliases[0]["LastUpdatedDate"].as_f64().is_some());
 
     let filtered = kms.ok("ListAliases", json!({ "KeyId": other })).await;
-    let names: Vec<&str> = filtered["Aliases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["AliasName"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        filtered["Aliases"].as_array().unwrap().iter().map(|a| a["AliasName"].as_str().unwrap()).collect();
     assert_eq!(names, ["alias/other"]);
-    let (code, _) = kms
-        .err(
-            "ListAliases",
-            json!({ "KeyId": "0a1b2c3d-0000-4000-8000-000000000000" }),
-        )
-        .await;
+    let (code, _) = kms.err("ListAliases", json!({ "KeyId": "0a1b2c3d-0000-4000-8000-000000000000" })).await;
     assert_eq!(code, "NotFoundException");
     let (code, _) = kms.err("ListAliases", json!({ "Limit": 101 })).await;
     assert_eq!(code, "ValidationException");
 
     let page = kms.ok("ListAliases", json!({ "Limit": 1 })).await;
     assert_eq!(page["Truncated"], true);
-    let rest = kms
-        .ok(
-            "ListAliases",
-            json!({ "Limit": 1, "Marker": page["NextMarker"] }),
-        )
-        .await;
+    let rest = kms.ok("ListAliases", json!({ "Limit": 1, "Marker": page["NextMarker"] })).await;
     assert_eq!(rest["Aliases"][0]["AliasName"], "alias/other");
     assert_eq!(rest["Truncated"], false);
 
-    kms.ok("DeleteAlias", json!({ "AliasName": "alias/app" }))
-        .await;
-    let (code, _) = kms
-        .err("DeleteAlias", json!({ "AliasName": "alias/app" }))
-        .await;
+    kms.ok("DeleteAlias", json!({ "AliasName": "alias/app" })).await;
+    let (code, _) = kms.err("DeleteAlias", json!({ "AliasName": "alias/app" })).await;
     assert_eq!(code, "NotFoundException");
-    let (code, _) = kms
-        .err("DescribeKey", json!({ "KeyId": "alias/app" }))
-        .await;
+    let (code, _) = kms.err("DescribeKey", json!({ "KeyId": "alias/app" })).await;
     assert_eq!(code, "NotFoundException");
 }
 
@@ -793,11 +522,7 @@ async fn list_keys_pages_with_limit_and_marker() {
     let created = kms.fake.create_keys(ACCOUNT, REGION, 250);
 
     let first = kms.ok("ListKeys", json!({})).await;
-    assert_eq!(
-        first["Keys"].as_array().unwrap().len(),
-        100,
-        "default Limit"
-    );
+    assert_eq!(first["Keys"].as_array().unwrap().len(), 100, "default Limit");
     assert_eq!(first["Truncated"], true);
 
     let mut seen = Vec::new();
@@ -833,9 +558,7 @@ async fn list_keys_pages_with_limit_and_marker() {
         let (code, _) = kms.err("ListKeys", json!({ "Limit": limit })).await;
         assert_eq!(code, "ValidationException", "Limit {limit}");
     }
-    let (code, _) = kms
-        .err("ListKeys", json!({ "Marker": "made-up-marker" }))
-        .await;
+    let (code, _) = kms.err("ListKeys", json!({ "Marker": "made-up-marker" })).await;
     assert_eq!(code, "InvalidMarkerException");
     // A marker belongs to its listing: not valid in another region.
     let (code, _) = kms
@@ -850,13 +573,10 @@ async fn list_keys_includes_every_state_and_survives_deletions_between_pages() {
     let kms = Kms::new();
     let keys = kms.fake.create_keys(ACCOUNT, REGION, 5);
     kms.ok("DisableKey", json!({ "KeyId": keys[0] })).await;
-    kms.ok("ScheduleKeyDeletion", json!({ "KeyId": keys[1] }))
-        .await;
+    kms.ok("ScheduleKeyDeletion", json!({ "KeyId": keys[1] })).await;
     let page = kms.ok("ListKeys", json!({ "Limit": 2 })).await;
     assert!(kms.fake.delete_key_now(ACCOUNT, REGION, &keys[2]));
-    let rest = kms
-        .ok("ListKeys", json!({ "Marker": page["NextMarker"] }))
-        .await;
+    let rest = kms.ok("ListKeys", json!({ "Marker": page["NextMarker"] })).await;
     let ids: Vec<&str> = page["Keys"]
         .as_array()
         .unwrap()
@@ -894,17 +614,8 @@ async fn access_keys_map_to_separate_accounts() {
         let (code, _) = caller.err("DisableKey", json!({ "KeyId": first })).await;
         assert_eq!(code, "NotFoundException");
     }
-    assert_eq!(
-        kms.ok("ListKeys", json!({})).await["Keys"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        kms.fake.key_state(ACCOUNT, REGION, &first).as_deref(),
-        Some("Enabled")
-    );
+    assert_eq!(kms.ok("ListKeys", json!({})).await["Keys"].as_array().unwrap().len(), 1);
+    assert_eq!(kms.fake.key_state(ACCOUNT, REGION, &first).as_deref(), Some("Enabled"));
 }
 
 #[tokio::test]
@@ -916,14 +627,8 @@ async fn regions_are_separate_stores() {
     let (code, _) = west.err("DescribeKey", json!({ "KeyId": east })).await;
     assert_eq!(code, "NotFoundException");
     let west_key = west.ok("CreateKey", json!({})).await["KeyMetadata"].clone();
-    assert_eq!(
-        west_key["Arn"],
-        key_arn("eu-west-1", ACCOUNT, west_key["KeyId"].as_str().unwrap())
-    );
-    assert_eq!(
-        kms.ok("ListKeys", json!({})).await["Keys"][0]["KeyId"],
-        east.as_str()
-    );
+    assert_eq!(west_key["Arn"], key_arn("eu-west-1", ACCOUNT, west_key["KeyId"].as_str().unwrap()));
+    assert_eq!(kms.ok("ListKeys", json!({})).await["Keys"][0]["KeyId"], east.as_str());
     assert_eq!(kms.fake.key_state(ACCOUNT, "eu-west-1", &east), None);
 }
 
@@ -933,35 +638,15 @@ async fn regions_are_separate_stores() {
 async fn every_call_is_logged_with_its_key_and_error() {
     let kms = Kms::new();
     let key_id = kms.create_key().await;
-    kms.ok(
-        "CreateAlias",
-        json!({ "AliasName": "alias/logged", "TargetKeyId": key_id }),
-    )
-    .await;
-    kms.ok("DescribeKey", json!({ "KeyId": "alias/logged" }))
-        .await;
-    kms.err(
-        "ScheduleKeyDeletion",
-        json!({ "KeyId": key_id, "PendingWindowInDays": 40 }),
-    )
-    .await;
+    kms.ok("CreateAlias", json!({ "AliasName": "alias/logged", "TargetKeyId": key_id })).await;
+    kms.ok("DescribeKey", json!({ "KeyId": "alias/logged" })).await;
+    kms.err("ScheduleKeyDeletion", json!({ "KeyId": key_id, "PendingWindowInDays": 40 })).await;
     kms.err("EncryptEverything", json!({})).await;
-    kms.as_caller("AKIAOTHER", "ap-south-1")
-        .err("DescribeKey", json!({ "KeyId": key_id }))
-        .await;
+    kms.as_caller("AKIAOTHER", "ap-south-1").err("DescribeKey", json!({ "KeyId": key_id })).await;
 
     let calls = kms.fake.calls();
-    let summary: Vec<(u64, &str, Option<&str>, Option<&str>)> = calls
-        .iter()
-        .map(|c| {
-            (
-                c.seq,
-                c.operation.as_str(),
-                c.key_id.as_deref(),
-                c.error.as_deref(),
-            )
-        })
-        .collect();
+    let summary: Vec<(u64, &str, Option<&str>, Option<&str>)> =
+        calls.iter().map(|c| (c.seq, c.operation.as_str(), c.key_id.as_deref(), c.error.as_deref())).collect();
     let k = Some(key_id.as_str());
     assert_eq!(
         summary,
@@ -970,27 +655,17 @@ async fn every_call_is_logged_with_its_key_and_error() {
             (2, "CreateAlias", k, None),
             (3, "DescribeKey", k, None),
             (4, "ScheduleKeyDeletion", None, Some("ValidationException")),
-            (
-                5,
-                "EncryptEverything",
-                None,
-                Some("UnknownOperationException")
-            ),
+            (5, "EncryptEverything", None, Some("UnknownOperationException")),
             (6, "DescribeKey", None, Some("NotFoundException")),
         ]
     );
     assert!(
         calls[..5]
             .iter()
-            .all(|c| c.access_key_id == "AKIAFAKEKMS000000001"
-                && c.account == ACCOUNT
-                && c.region == REGION)
+            .all(|c| c.access_key_id == "AKIAFAKEKMS000000001" && c.account == ACCOUNT && c.region == REGION)
     );
     assert_eq!(calls[5].access_key_id, "AKIAOTHER");
-    assert_eq!(
-        calls[5].account,
-        kms.fake.account_for_access_key("AKIAOTHER")
-    );
+    assert_eq!(calls[5].account, kms.fake.account_for_access_key("AKIAOTHER"));
     assert_eq!(calls[5].region, "ap-south-1");
     assert!(calls.windows(2).all(|w| w[0].at <= w[1].at));
     let unique: HashSet<u64> = calls.iter().map(|c| c.seq).collect();

@@ -31,13 +31,7 @@ async fn rust_sdk_round_trips_every_operation() {
     let created = kms
         .create_key()
         .description("rust sdk")
-        .tags(
-            Tag::builder()
-                .tag_key("env")
-                .tag_value("dev")
-                .build()
-                .unwrap(),
-        )
+        .tags(Tag::builder().tag_key("env").tag_value("dev").build().unwrap())
         .send()
         .await
         .unwrap();
@@ -48,73 +42,31 @@ async fn rust_sdk_round_trips_every_operation() {
     assert!(md.creation_date().is_some());
 
     let described = kms.describe_key().key_id(&key_id).send().await.unwrap();
-    assert_eq!(
-        described.key_metadata().unwrap().description(),
-        Some("rust sdk")
-    );
+    assert_eq!(described.key_metadata().unwrap().description(), Some("rust sdk"));
 
     kms.disable_key().key_id(&key_id).send().await.unwrap();
     kms.enable_key().key_id(&key_id).send().await.unwrap();
 
-    let err = kms
-        .schedule_key_deletion()
-        .key_id(&key_id)
-        .pending_window_in_days(40)
-        .send()
-        .await
-        .unwrap_err();
+    let err = kms.schedule_key_deletion().key_id(&key_id).pending_window_in_days(40).send().await.unwrap_err();
     assert_eq!(code(&err), "ValidationException");
 
-    let scheduled = kms
-        .schedule_key_deletion()
-        .key_id(&key_id)
-        .pending_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
+    let scheduled = kms.schedule_key_deletion().key_id(&key_id).pending_window_in_days(7).send().await.unwrap();
     assert_eq!(scheduled.key_state(), Some(&KeyState::PendingDeletion));
     assert_eq!(scheduled.pending_window_in_days(), Some(7));
     assert!(scheduled.deletion_date().is_some());
 
     let err = kms.enable_key().key_id(&key_id).send().await.unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_kms_invalid_state_exception()
-    );
+    assert!(err.as_service_error().unwrap().is_kms_invalid_state_exception());
 
-    let cancelled = kms
-        .cancel_key_deletion()
-        .key_id(&key_id)
-        .send()
-        .await
-        .unwrap();
+    let cancelled = kms.cancel_key_deletion().key_id(&key_id).send().await.unwrap();
     assert!(cancelled.key_id().unwrap().ends_with(&key_id));
     let md = kms.describe_key().key_id(&key_id).send().await.unwrap();
-    assert_eq!(
-        md.key_metadata().unwrap().key_state(),
-        Some(&KeyState::Disabled)
-    );
+    assert_eq!(md.key_metadata().unwrap().key_state(), Some(&KeyState::Disabled));
 
     let policy = kms.get_key_policy().key_id(&key_id).send().await.unwrap();
-    assert!(
-        policy
-            .policy()
-            .unwrap()
-            .contains("Enable IAM User Permissions")
-    );
-    let err = kms
-        .put_key_policy()
-        .key_id(&key_id)
-        .policy("{not json")
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_malformed_policy_document_exception()
-    );
+    assert!(policy.policy().unwrap().contains("Enable IAM User Permissions"));
+    let err = kms.put_key_policy().key_id(&key_id).policy("{not json").send().await.unwrap_err();
+    assert!(err.as_service_error().unwrap().is_malformed_policy_document_exception());
     kms.put_key_policy()
         .key_id(&key_id)
         .policy_name("default")
@@ -125,47 +77,24 @@ async fn rust_sdk_round_trips_every_operation() {
 
     kms.tag_resource()
         .key_id(&key_id)
-        .tags(
-            Tag::builder()
-                .tag_key("env")
-                .tag_value("prod")
-                .build()
-                .unwrap(),
-        )
+        .tags(Tag::builder().tag_key("env").tag_value("prod").build().unwrap())
         .send()
         .await
         .unwrap();
-    let tags = kms
-        .list_resource_tags()
-        .key_id(&key_id)
-        .send()
-        .await
-        .unwrap();
+    let tags = kms.list_resource_tags().key_id(&key_id).send().await.unwrap();
     assert_eq!(tags.tags()[0].tag_value(), "prod");
 
-    kms.create_alias()
-        .alias_name("alias/rust-sdk")
-        .target_key_id(&key_id)
-        .send()
-        .await
-        .unwrap();
+    kms.create_alias().alias_name("alias/rust-sdk").target_key_id(&key_id).send().await.unwrap();
     let aliases = kms.list_aliases().key_id(&key_id).send().await.unwrap();
     assert_eq!(aliases.aliases()[0].alias_name(), Some("alias/rust-sdk"));
-    let err = kms
-        .describe_key()
-        .key_id("0a1b2c3d-0000-4000-8000-000000000000")
-        .send()
-        .await
-        .unwrap_err();
+    let err = kms.describe_key().key_id("0a1b2c3d-0000-4000-8000-000000000000").send().await.unwrap_err();
     assert!(err.as_service_error().unwrap().is_not_found_exception());
 }
 
 #[tokio::test]
 async fn rust_sdk_paginates_list_keys() {
     let running = FakeKms::default().spawn().await.unwrap();
-    let seeded = running
-        .fake
-        .create_keys(BUILTIN_ACCOUNT_ID, "eu-west-1", 230);
+    let seeded = running.fake.create_keys(BUILTIN_ACCOUNT_ID, "eu-west-1", 230);
     let kms = client(&running, BUILTIN_ACCESS_KEY_ID, "eu-west-1");
     let listed: Vec<String> = kms
         .list_keys()
@@ -180,22 +109,9 @@ async fn rust_sdk_paginates_list_keys() {
         .map(|entry| entry.key_id().unwrap().to_owned())
         .collect();
     assert_eq!(listed, seeded);
-    assert_eq!(
-        running
-            .fake
-            .calls()
-            .iter()
-            .filter(|c| c.operation == "ListKeys")
-            .count(),
-        3
-    );
+    assert_eq!(running.fake.calls().iter().filter(|c| c.operation == "ListKeys").count(), 3);
 
     let other = client(&running, "AKIAOTHER", "eu-west-1");
-    let err = other
-        .describe_key()
-        .key_id(&seeded[0])
-        .send()
-        .await
-        .unwrap_err();
+    let err = other.describe_key().key_id(&seeded[0]).send().await.unwrap_err();
     assert_eq!(code(&err), "NotFoundException");
 }

@@ -37,24 +37,23 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYFLEET_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
     /// The master key itself, base64 (prefer the file or the environment; flags show in `ps`).
-    #[arg(
-        long,
-        env = "KEYFLEET_MASTER_KEY",
-        value_name = "BASE64",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "KEYFLEET_MASTER_KEY", value_name = "BASE64", hide_env_values = true)]
     pub master_key: Option<String>,
     /// Password of `admin`, used only when the user is created on first start.
-    #[arg(
-        long,
-        env = "KEYFLEET_ADMIN_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "KEYFLEET_ADMIN_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
-    /// Concurrent bulk-job workers.
+    /// Bulk-job items in flight at once on this node, over all rate-limit partitions.
     #[arg(long, env = "KEYFLEET_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
+    /// Items of one (account, region) partition in flight at once; pacing still spaces the calls.
+    #[arg(long, env = "KEYFLEET_PARTITION_CONCURRENCY", value_name = "N")]
+    pub partition_concurrency: Option<usize>,
+    /// Minimum milliseconds between two state-changing calls on the same key.
+    #[arg(long, env = "KEYFLEET_PER_KEY_INTERVAL_MS", value_name = "MS")]
+    pub per_key_interval_ms: Option<u64>,
+    /// Seconds after its first attempt that an item still failing with retryable errors fails for good.
+    #[arg(long, env = "KEYFLEET_ITEM_DEADLINE_SECS", value_name = "SECS")]
+    pub item_deadline_secs: Option<u64>,
     /// Seconds a worker's claim on an item lasts without a heartbeat.
     #[arg(long, env = "KEYFLEET_LEASE_TTL_SECS", value_name = "SECS")]
     pub lease_ttl_secs: Option<u64>,
@@ -86,6 +85,9 @@ struct FileConfig {
     master_key: Option<String>,
     admin_password: Option<String>,
     workers: Option<usize>,
+    partition_concurrency: Option<usize>,
+    per_key_interval_ms: Option<u64>,
+    item_deadline_secs: Option<u64>,
     lease_ttl_secs: Option<u64>,
     quota_scale: Option<f64>,
     max_attempts: Option<i64>,
@@ -105,6 +107,9 @@ pub struct Config {
     pub master_key: Option<String>,
     pub admin_password: Option<String>,
     pub workers: usize,
+    pub partition_concurrency: usize,
+    pub per_key_interval: Duration,
+    pub item_deadline: Duration,
     pub lease_ttl: Duration,
     pub quota_scale: f64,
     pub max_attempts: i64,
@@ -138,41 +143,41 @@ impl Config {
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         let file = match &args.config_file {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("parsing config file {}", p.display()))?
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing config file {}", p.display()))?
             }
             None => FileConfig::default(),
         };
-        let data_dir = args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("keyfleet-data"));
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("keyfleet-data"));
         let database_url = args
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyfleet.db").display()));
         if !database_url.starts_with("sqlite:") {
-            bail!(
-                "database_url: only sqlite:// URLs are supported by this build (got {database_url:?})"
-            );
+            bail!("database_url: only sqlite:// URLs are supported by this build (got {database_url:?})");
         }
         let listen = match args.listen.or(file.listen) {
             Some(l) => l,
             None => DEFAULT_LISTEN.parse()?,
         };
-        let tls = match (
-            args.tls_cert.or(file.tls_cert),
-            args.tls_key.or(file.tls_key),
-        ) {
+        let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => bail!("tls_cert and tls_key must be given together"),
         };
-        let workers = args.workers.or(file.workers).unwrap_or(16);
-        if workers == 0 || workers > 1024 {
-            bail!("workers: must be between 1 and 1024");
+        let workers = args.workers.or(file.workers).unwrap_or(64);
+        if workers == 0 || workers > 4096 {
+            bail!("workers: must be between 1 and 4096");
+        }
+        let partition_concurrency = args.partition_concurrency.or(file.partition_concurrency).unwrap_or(8);
+        if partition_concurrency == 0 || partition_concurrency > 1024 {
+            bail!("partition_concurrency: must be between 1 and 1024");
+        }
+        let per_key_interval_ms = args.per_key_interval_ms.or(file.per_key_interval_ms).unwrap_or(250);
+        let item_deadline_secs = args.item_deadline_secs.or(file.item_deadline_secs).unwrap_or(3600);
+        if item_deadline_secs == 0 {
+            bail!("item_deadline_secs: must be at least 1");
         }
         let lease_ttl_secs = args.lease_ttl_secs.or(file.lease_ttl_secs).unwrap_or(30);
         if !(2..=3600).contains(&lease_ttl_secs) {
@@ -186,10 +191,7 @@ impl Config {
         if !(1..=100).contains(&max_attempts) {
             bail!("max_attempts: must be between 1 and 100");
         }
-        let log_format = args
-            .log_format
-            .or(file.log_format)
-            .unwrap_or_else(|| "text".into());
+        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
         let log_json = match log_format.as_str() {
             "text" => false,
             "json" => true,
@@ -209,6 +211,9 @@ impl Config {
             listen,
             tls,
             workers,
+            partition_concurrency,
+            per_key_interval: Duration::from_millis(per_key_interval_ms),
+            item_deadline: Duration::from_secs(item_deadline_secs),
             lease_ttl: Duration::from_secs(lease_ttl_secs),
             quota_scale,
             max_attempts,
@@ -217,10 +222,7 @@ impl Config {
     }
 
     pub fn sqlite_path(&self) -> Option<&Path> {
-        let rest = self
-            .database_url
-            .strip_prefix("sqlite://")
-            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let rest = self.database_url.strip_prefix("sqlite://").or_else(|| self.database_url.strip_prefix("sqlite:"))?;
         Some(Path::new(rest.split('?').next().unwrap_or(rest)))
     }
 }
@@ -238,29 +240,15 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("k.toml");
-        std::fs::write(
-            &file,
-            "workers = 3\nlisten = \"127.0.0.1:9000\"\nadmin_password = \"from-file\"\n",
-        )
-        .expect("write");
-        let args = ServeArgs {
-            config_file: Some(file.clone()),
-            workers: Some(5),
-            ..Default::default()
-        };
+        std::fs::write(&file, "workers = 3\nlisten = \"127.0.0.1:9000\"\nadmin_password = \"from-file\"\n")
+            .expect("write");
+        let args = ServeArgs { config_file: Some(file.clone()), workers: Some(5), ..Default::default() };
         let c = Config::resolve(args).expect("file");
         assert_eq!((c.workers, c.listen.port()), (5, 9000));
-        assert!(
-            !format!("{c:?}").contains("from-file"),
-            "secrets are redacted in Debug"
-        );
+        assert!(!format!("{c:?}").contains("from-file"), "secrets are redacted in Debug");
 
         std::fs::write(&file, "wokers = 3\n").expect("write");
-        let err = Config::resolve(ServeArgs {
-            config_file: Some(file),
-            ..Default::default()
-        })
-        .expect_err("typo");
+        let err = Config::resolve(ServeArgs { config_file: Some(file), ..Default::default() }).expect_err("typo");
         assert!(format!("{err:#}").contains("wokers"));
     }
 }

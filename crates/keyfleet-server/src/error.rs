@@ -38,11 +38,7 @@ pub fn classify(e: &ServiceError) -> (StatusCode, i32, &'static str) {
         ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, 7, "NCERRInsufficientPermissions"),
         ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, 16, "NCERRResourceNotFound"),
         ServiceError::Conflict(_) => (StatusCode::CONFLICT, 11, "NCERRConflict"),
-        ServiceError::Internal(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            14,
-            "NCERRInternalServerError",
-        ),
+        ServiceError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 14, "NCERRInternalServerError"),
     }
 }
 
@@ -58,12 +54,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody {
-            code,
-            code_desc: code_desc.to_string(),
-            message,
-            request_id,
-        };
+        let body = ErrorBody { code, code_desc: code_desc.to_string(), message, request_id };
         (status, axum::Json(body)).into_response()
     }
 }

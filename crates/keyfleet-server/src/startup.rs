@@ -25,33 +25,23 @@ pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 /// Sets up `tracing` once per process: text or JSON lines on stderr.
 pub fn init_logging(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// `keyfleet serve`: runs until Ctrl-C or SIGTERM, then finishes in-flight items and stops.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
     init_logging(&config.log, config.log_json);
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let listener =
+        std::net::TcpListener::bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
     let data_dir = config.data_dir.clone();
     let server = start(config, listener, Arc::new(SdkConnector::default())).await?;
     // One plain line on stdout for people and scripts (logs go to stderr): the real address, also when
     // --listen asked for port 0.
-    println!(
-        "keyfleet serving on {} (data directory {})",
-        server.url(),
-        data_dir.display()
-    );
+    println!("keyfleet serving on {} (data directory {})", server.url(), data_dir.display());
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");
     server.shutdown().await;
@@ -102,11 +92,7 @@ pub struct RunningServer {
 
 impl RunningServer {
     pub fn url(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.https { "https" } else { "http" },
-            self.addr
-        )
+        format!("{}://{}", if self.https { "https" } else { "http" }, self.addr)
     }
 
     /// Stops accepting requests, lets the engine record in-flight items, closes the database.
@@ -119,8 +105,7 @@ impl RunningServer {
 }
 
 fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -130,16 +115,11 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
-    let path = config
-        .sqlite_path()
-        .context("database_url: expected sqlite://PATH")?;
+    let path = config.sqlite_path().context("database_url: expected sqlite://PATH")?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    SqliteStore::open(path)
-        .await
-        .with_context(|| format!("opening database {}", path.display()))
+    SqliteStore::open(path).await.with_context(|| format!("opening database {}", path.display()))
 }
 
 fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
@@ -148,10 +128,8 @@ fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     }
     let path = &config.master_key_file;
     if path.exists() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return MasterKey::from_base64(&text)
-            .with_context(|| format!("master key file {}", path.display()));
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return MasterKey::from_base64(&text).with_context(|| format!("master key file {}", path.display()));
     }
     let key = MasterKey::generate()?;
     write_private(path, key.to_base64().as_bytes())?;
@@ -165,9 +143,7 @@ async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<
     let fresh = base64::engine::general_purpose::STANDARD
         .encode(key.encrypt(MASTER_KEY_CHECK_PLAIN, MASTER_KEY_CHECK.as_bytes())?);
     let stored = store.put_meta_if_absent(MASTER_KEY_CHECK, &fresh).await?;
-    let blob = base64::engine::general_purpose::STANDARD
-        .decode(stored)
-        .context("stored master key check")?;
+    let blob = base64::engine::general_purpose::STANDARD.decode(stored).context("stored master key check")?;
     match key.decrypt(&blob, MASTER_KEY_CHECK.as_bytes()) {
         Ok(plain) if plain == MASTER_KEY_CHECK_PLAIN => Ok(()),
         _ => bail!(
@@ -188,9 +164,8 @@ async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result
     };
     if generated {
         let file = config.data_dir.join(INITIAL_PASSWORD_FILE);
-        write_private(&file, format!("{password}\n").as_bytes()).with_context(|| {
-            format!("writing the generated admin password to {}", file.display())
-        })?;
+        write_private(&file, format!("{password}\n").as_bytes())
+            .with_context(|| format!("writing the generated admin password to {}", file.display()))?;
         tracing::warn!(path = %file.display(), "created user admin with a generated password, written to this file");
     } else {
         tracing::info!("created user admin with the password from KEYFLEET_ADMIN_PASSWORD");
@@ -220,21 +195,16 @@ pub async fn start(
         connector,
         EngineConfig {
             workers: config.workers,
+            partition_concurrency: config.partition_concurrency,
+            per_key_interval: config.per_key_interval,
+            item_deadline: config.item_deadline,
             lease_ttl: config.lease_ttl,
             quota_scale: config.quota_scale,
-            retry: RetryPolicy {
-                max_attempts: config.max_attempts,
-                ..Default::default()
-            },
+            retry: RetryPolicy { max_attempts: config.max_attempts, ..Default::default() },
             ..Default::default()
         },
     );
-    let services = Arc::new(Services::new(
-        shared,
-        engine.clone(),
-        master,
-        ServiceSettings::default(),
-    ));
+    let services = Arc::new(Services::new(shared, engine.clone(), master, ServiceSettings::default()));
     bootstrap_admin(&services, &config).await?;
     let engine_handle = engine.start().await?;
 
@@ -247,13 +217,7 @@ pub async fn start(
         let (cert, key) = ensure_certificate(config.tls.clone(), &config.data_dir, addr)?;
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
             .await
-            .with_context(|| {
-                format!(
-                    "loading TLS certificate {} and key {}",
-                    cert.display(),
-                    key.display()
-                )
-            })?;
+            .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
         let handle = axum_server::Handle::new();
         let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
         let stop = move || handle.graceful_shutdown(Some(Duration::from_secs(10)));
@@ -269,13 +233,5 @@ pub async fn start(
         data_dir = %config.data_dir.display(),
         "keyfleet is serving"
     );
-    Ok(RunningServer {
-        addr,
-        https,
-        state,
-        stop,
-        http,
-        engine: engine_handle,
-        store,
-    })
+    Ok(RunningServer { addr, https, state, stop, http, engine: engine_handle, store })
 }

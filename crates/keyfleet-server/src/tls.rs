@@ -23,11 +23,7 @@ pub fn ensure_certificate(
         return Ok((cert, key));
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     if !listen.ip().is_unspecified() {
         names.push(listen.ip().to_string());
     }
@@ -38,11 +34,9 @@ pub fn ensure_certificate(
         }
     }
     names.dedup();
-    let generated = rcgen::generate_simple_self_signed(names)
-        .context("generating a self-signed certificate")?;
+    let generated = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
     write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert, generated.cert.pem())
-        .with_context(|| format!("writing {}", cert.display()))?;
+    std::fs::write(&cert, generated.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     Ok((cert, key))
 }

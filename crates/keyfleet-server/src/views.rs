@@ -4,19 +4,14 @@ use std::collections::BTreeMap;
 
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::aws::*;
-use keyfleet_api_types::bulkjob::BulkJobView;
+use keyfleet_api_types::bulkjob::{BulkJobView, ItemView, Progress};
 use keyfleet_api_types::common::{AclView, ROOT_ACCOUNT};
 use keyfleet_api_types::usermgmt::{GroupView, UserView};
 use keyfleet_core::*;
 use keyfleet_service::bulkjobs::JobWithItems;
 
 pub fn list<T, U>(items: Vec<T>, total: u64, page: &Page, f: impl Fn(T) -> U) -> ListEnvelope<U> {
-    ListEnvelope {
-        skip: page.skip,
-        limit: page.limit,
-        total,
-        resources: items.into_iter().map(f).collect(),
-    }
+    ListEnvelope { skip: page.skip, limit: page.limit, total, resources: items.into_iter().map(f).collect() }
 }
 
 fn uri(kind: &str, id: impl std::fmt::Display) -> String {
@@ -29,16 +24,10 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
         .items
         .iter()
         .filter(|i| i.status.is_terminal())
-        .map(|i| {
-            (
-                i.key_id.to_string(),
-                i.detail
-                    .clone()
-                    .unwrap_or_else(|| i.status.as_str().to_string()),
-            )
-        })
+        .map(|i| (i.key_id.to_string(), i.detail.clone().unwrap_or_else(|| i.status.as_str().to_string())))
         .collect();
     let job = j.job;
+    let progress = progress(&job);
     BulkJobView {
         id: job.id.to_string(),
         uri: uri("cckm:bulkjob", job.id),
@@ -54,6 +43,36 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
         operation: job.operation.as_str().into(),
         days: job.params.days,
         policy_template_id: job.params.policy_template_id.map(|t| t.to_string()),
+        selector: job.params.selector.clone(),
+        progress: Some(progress),
+    }
+}
+
+fn progress(job: &JobRecord) -> Progress {
+    let finished = job.finished();
+    let percent = if job.total == 0 { 100.0 } else { (finished as f64 * 1000.0 / job.total as f64).floor() / 10.0 };
+    Progress {
+        total: job.total,
+        succeeded: job.succeeded,
+        failed: job.failed,
+        skipped: job.skipped,
+        pending: job.total - finished,
+        percent,
+    }
+}
+
+pub fn item(i: ItemRecord) -> ItemView {
+    ItemView {
+        key_id: i.key_id.to_string(),
+        seq: i.seq,
+        status: i.status.as_str().into(),
+        detail: i.detail,
+        attempts: i.attempts,
+        last_error_code: i.last_error_code,
+        last_error_message: i.last_error_message,
+        state_before: i.state_before,
+        state_after: i.state_after,
+        updated_at: i.updated_at.into(),
     }
 }
 
@@ -80,16 +99,8 @@ pub fn connection(c: AwsConnectionRecord) -> AwsConnectionView {
 
 fn acl(e: AclEntry) -> AclView {
     match e.principal {
-        Principal::User(u) => AclView {
-            user_id: Some(u.wire()),
-            group: None,
-            actions: e.actions,
-        },
-        Principal::Group(g) => AclView {
-            user_id: None,
-            group: Some(g),
-            actions: e.actions,
-        },
+        Principal::User(u) => AclView { user_id: Some(u.wire()), group: None, actions: e.actions },
+        Principal::Group(g) => AclView { user_id: None, group: Some(g), actions: e.actions },
     }
 }
 
@@ -105,6 +116,7 @@ pub fn kms((k, acls): (KmsRecord, Vec<AclEntry>), connection_name: String) -> Km
         connection: connection_name,
         regions: k.regions,
         acls: acls.into_iter().map(acl).collect(),
+        quotas: k.quotas,
     }
 }
 
@@ -139,11 +151,7 @@ pub fn key((k, kms_name): (AwsKeyRecord, String)) -> AwsKeyView {
             deletion_date: m.deletion_date.map(Into::into),
             multi_region: m.multi_region,
             policy: m.policy,
-            tags: m
-                .tags
-                .into_iter()
-                .map(|(tag_key, tag_value)| AwsTag { tag_key, tag_value })
-                .collect(),
+            tags: m.tags.into_iter().map(|(tag_key, tag_value)| AwsTag { tag_key, tag_value }).collect(),
             alias: m.aliases,
         },
     }

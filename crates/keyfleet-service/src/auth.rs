@@ -29,25 +29,15 @@ impl Services {
     }
 
     async fn password_grant(&self, req: TokenRequest) -> Result<TokenResponse> {
-        let username = req
-            .username
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| ServiceError::invalid("username", "is required"))?;
-        let password = req
-            .password
-            .ok_or_else(|| ServiceError::invalid("password", "is required"))?;
+        let username =
+            req.username.filter(|u| !u.is_empty()).ok_or_else(|| ServiceError::invalid("username", "is required"))?;
+        let password = req.password.ok_or_else(|| ServiceError::invalid("password", "is required"))?;
         if let Some(c) = req.connection.as_deref().filter(|c| *c != "local_account") {
-            return Err(ServiceError::invalid(
-                "connection",
-                format!("unknown user store {c:?}; only local_account"),
-            ));
+            return Err(ServiceError::invalid("connection", format!("unknown user store {c:?}; only local_account")));
         }
         let user = self.store.user_by_name(&username).await?;
         // Verify against a dummy hash for unknown users too, so timing does not reveal which names exist.
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| DUMMY_HASH.to_string());
+        let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = crate::users::verify_password(password, hash).await?;
         let user = match (user, ok) {
             (Some(u), true) => u,
@@ -73,23 +63,16 @@ impl Services {
     }
 
     async fn refresh_grant(&self, req: TokenRequest) -> Result<TokenResponse> {
-        let presented = req.refresh_token.filter(|t| !t.is_empty()).ok_or_else(|| {
-            ServiceError::invalid("refresh_token", "is required for grant_type refresh_token")
-        })?;
+        let presented = req
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ServiceError::invalid("refresh_token", "is required for grant_type refresh_token"))?;
         let invalid = || ServiceError::Unauthorized("Invalid or expired refresh token.".into());
-        let record = self
-            .store
-            .refresh_token_by_hash(&sha256_hex(presented.as_bytes()))
-            .await?
-            .ok_or_else(invalid)?;
+        let record = self.store.refresh_token_by_hash(&sha256_hex(presented.as_bytes())).await?.ok_or_else(invalid)?;
         if record.revoked || record.expires_at <= now() {
             return Err(invalid());
         }
-        let user = self
-            .store
-            .user_by_id(record.user_id)
-            .await?
-            .ok_or_else(invalid)?;
+        let user = self.store.user_by_id(record.user_id).await?.ok_or_else(invalid)?;
         if req.renew_refresh_token.unwrap_or(false) {
             self.store.revoke_refresh_token(record.id).await?;
             let fresh = random_token(64)?;
@@ -130,12 +113,9 @@ impl Services {
             iat,
             exp: iat + ttl,
         };
-        let jwt = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(&self.jwt_key),
-        )
-        .map_err(|e| ServiceError::Internal(format!("signing token: {e}")))?;
+        let jwt =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.jwt_key))
+                .map_err(|e| ServiceError::Internal(format!("signing token: {e}")))?;
         Ok(TokenResponse {
             jwt,
             duration: ttl,
@@ -150,35 +130,23 @@ impl Services {
     /// Checks a bearer token and loads its user. Expired, tampered, unsigned (`alg: none`) or foreign tokens,
     /// and tokens of deleted users, are all 401.
     pub async fn authenticate(&self, bearer: &str) -> Result<Caller> {
-        let unauthorized =
-            |why: &str| ServiceError::Unauthorized(format!("Token is invalid: {why}."));
+        let unauthorized = |why: &str| ServiceError::Unauthorized(format!("Token is invalid: {why}."));
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(
-            bearer,
-            &DecodingKey::from_secret(&self.jwt_key),
-            &validation,
-        )
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized("expired"),
-            _ => unauthorized("malformed or not signed by this server"),
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(bearer, &DecodingKey::from_secret(&self.jwt_key), &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized("expired"),
+                _ => unauthorized("malformed or not signed by this server"),
+            })?;
         let id = UserId::parse_wire(&data.claims.sub).ok_or_else(|| unauthorized("bad subject"))?;
-        let user = self
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| unauthorized("unknown user"))?;
+        let user = self.store.user_by_id(id).await?.ok_or_else(|| unauthorized("unknown user"))?;
         let groups = self.store.user_groups(user.id).await?;
-        Ok(Caller {
-            user_id: user.id,
-            username: user.username,
-            groups,
-        })
+        Ok(Caller { user_id: user.id, username: user.username, groups })
     }
 }
 
 /// An argon2 hash of a random password nobody knows.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ";

@@ -48,29 +48,18 @@ impl Caller {
     }
 
     pub fn require_admin(&self) -> Result<()> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(forbidden(self, "user management needs the admin group"))
-        }
+        if self.is_admin() { Ok(()) } else { Err(forbidden(self, "user management needs the admin group")) }
     }
 
     pub fn require_cckm_admin(&self) -> Result<()> {
-        if self.is_cckm_admin() {
-            Ok(())
-        } else {
-            Err(forbidden(self, "this needs membership in CCKM Admins"))
-        }
+        if self.is_cckm_admin() { Ok(()) } else { Err(forbidden(self, "this needs membership in CCKM Admins")) }
     }
 
     pub fn require_cckm_user(&self) -> Result<()> {
         if self.is_cckm_user() {
             Ok(())
         } else {
-            Err(forbidden(
-                self,
-                "this needs membership in CCKM Users or CCKM Admins",
-            ))
+            Err(forbidden(self, "this needs membership in CCKM Users or CCKM Admins"))
         }
     }
 }
@@ -81,12 +70,7 @@ fn forbidden(c: &Caller, why: &str) -> ServiceError {
 
 impl Services {
     /// Does `caller` hold `action` on the container through its own or a group's ACL entry?
-    pub async fn holds(
-        &self,
-        caller: &Caller,
-        resource: AclResource,
-        action: &str,
-    ) -> Result<bool> {
+    pub async fn holds(&self, caller: &Caller, resource: AclResource, action: &str) -> Result<bool> {
         if caller.is_cckm_admin() {
             return Ok(true);
         }
@@ -104,12 +88,7 @@ impl Services {
     }
 
     /// 403 naming the first key whose container does not grant `action`.
-    pub async fn require_on_keys(
-        &self,
-        caller: &Caller,
-        keys: &[AwsKeyRecord],
-        action: &str,
-    ) -> Result<()> {
+    pub async fn require_on_keys(&self, caller: &Caller, keys: &[AwsKeyRecord], action: &str) -> Result<()> {
         caller.require_cckm_user()?;
         if caller.is_cckm_admin() {
             return Ok(());
@@ -119,9 +98,7 @@ impl Services {
             let ok = match granted.get(&key.kms_id) {
                 Some(ok) => *ok,
                 None => {
-                    let ok = self
-                        .holds(caller, AclResource::AwsKms(key.kms_id), action)
-                        .await?;
+                    let ok = self.holds(caller, AclResource::AwsKms(key.kms_id), action).await?;
                     granted.insert(key.kms_id, ok);
                     ok
                 }

@@ -1,32 +1,40 @@
-//! AWS bulk jobs: CCKM's validation rules, permission checks, creation in one transaction, views, cancel.
+//! AWS bulk jobs: CCKM's validation rules, permission checks, creation in one transaction, views, cancel;
+//! and the selector extension for jobs of any size.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use keyfleet_api_types::bulkjob::{BulkJobListQuery, CreateAwsBulkJob};
+use keyfleet_api_types::bulkjob::{BulkJobListQuery, CreateAwsBulkJob, ItemListQuery, KeySelectorRequest};
 use keyfleet_api_types::common::ListParams;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
+use crate::inventory::check_region;
 use crate::{Caller, Result, ServiceError, Services, paging};
 
 /// CCKM's ceiling on `keys` in one job.
 pub const MAX_KEYS: usize = 100;
+/// Jobs with more items show only failures in `detailed_status` (and no `keys`); `.../items` pages through all.
+pub const DETAILED_LIMIT: i64 = 1000;
 
-/// A job with its items, what a view needs.
+/// A job with the items its view shows.
 #[derive(Debug, Clone)]
 pub struct JobWithItems {
     pub job: JobRecord,
+    /// The job's keys in order; empty for jobs over `DETAILED_LIMIT` items.
     pub keys: Vec<KeyId>,
+    /// All items, or for large jobs the first failed ones.
     pub items: Vec<ItemRecord>,
+}
+
+/// What a create request resolved to.
+enum Resolved {
+    Keys(Vec<AwsKeyRecord>),
+    Selector(KeySelector),
 }
 
 impl Services {
     /// `POST /v1/cckm/aws/bulkjob`.
-    pub async fn create_aws_bulkjob(
-        &self,
-        caller: &Caller,
-        req: CreateAwsBulkJob,
-    ) -> Result<JobWithItems> {
+    pub async fn create_aws_bulkjob(&self, caller: &Caller, req: CreateAwsBulkJob) -> Result<JobWithItems> {
         caller.require_cckm_user()?;
         let op_text = req
             .operation
@@ -35,26 +43,17 @@ impl Services {
             .ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
         let operation = Operation::parse(op_text).ok_or_else(|| {
             let all: Vec<&str> = Operation::AWS.iter().map(|o| o.as_str()).collect();
-            ServiceError::invalid(
-                "operation",
-                format!("unknown operation {op_text:?}; one of {}", all.join(", ")),
-            )
+            ServiceError::invalid("operation", format!("unknown operation {op_text:?}; one of {}", all.join(", ")))
         })?;
 
         let days = match (operation, req.days) {
             (Operation::ScheduleKeyDeletion, None) => Some(30),
             (Operation::ScheduleKeyDeletion, Some(d)) if (7..=30).contains(&d) => Some(d),
             (Operation::ScheduleKeyDeletion, Some(d)) => {
-                return Err(ServiceError::invalid(
-                    "days",
-                    format!("must be between 7 and 30, got {d}"),
-                ));
+                return Err(ServiceError::invalid("days", format!("must be between 7 and 30, got {d}")));
             }
             (_, Some(_)) => {
-                return Err(ServiceError::invalid(
-                    "days",
-                    "is only allowed with operation schedulekeydeletion",
-                ));
+                return Err(ServiceError::invalid("days", "is only allowed with operation schedulekeydeletion"));
             }
             (_, None) => None,
         };
@@ -75,98 +74,99 @@ impl Services {
             (_, None) => None,
         };
 
-        let key_texts = req
-            .keys
-            .ok_or_else(|| ServiceError::invalid("keys", "is required"))?;
-        if key_texts.is_empty() {
-            return Err(ServiceError::invalid("keys", "must name at least one key"));
-        }
-        if key_texts.len() > MAX_KEYS {
-            return Err(ServiceError::invalid(
-                "keys",
-                format!("at most {MAX_KEYS} keys per job, got {}", key_texts.len()),
-            ));
-        }
-        let mut seen = HashSet::new();
-        let mut ids = Vec::with_capacity(key_texts.len());
-        let mut malformed = Vec::new();
-        for k in &key_texts {
-            if !seen.insert(k.as_str()) {
-                return Err(ServiceError::invalid(
-                    "keys",
-                    format!("duplicate key id {k}"),
-                ));
+        let selector_echo = req.selector.as_ref().and_then(|s| serde_json::to_value(s).ok());
+        let resolved = match (req.keys, req.selector) {
+            (Some(_), Some(_)) => return Err(ServiceError::invalid("selector", "cannot be combined with keys")),
+            (None, None) => return Err(ServiceError::invalid("keys", "is required (or a selector)")),
+            (Some(keys), None) => {
+                if keys.len() > MAX_KEYS {
+                    return Err(ServiceError::invalid(
+                        "keys",
+                        format!("at most {MAX_KEYS} keys per job, got {}; use a selector for more", keys.len()),
+                    ));
+                }
+                Resolved::Keys(self.resolve_key_ids("keys", &keys).await?)
             }
-            match k.parse::<KeyId>() {
-                Ok(id) => ids.push(id),
-                Err(_) => malformed.push(k.as_str()),
-            }
-        }
-        let found = self.store.aws_keys_by_ids(&ids).await?;
-        let found_ids: HashSet<KeyId> = found.iter().map(|k| k.id).collect();
-        let mut unknown: Vec<&str> = malformed;
-        unknown.extend(
-            key_texts
-                .iter()
-                .filter(|k| k.parse::<KeyId>().is_ok_and(|id| !found_ids.contains(&id)))
-                .map(String::as_str),
-        );
-        if !unknown.is_empty() {
-            return Err(ServiceError::invalid(
-                "keys",
-                format!("unknown key ids: {}", unknown.join(", ")),
-            ));
-        }
-        // Report in request order.
-        let mut keys: Vec<AwsKeyRecord> = found;
-        keys.sort_by_key(|k| ids.iter().position(|i| *i == k.id));
-        self.require_on_keys(caller, &keys, "keybulkoperation")
-            .await?;
-        if let Some(gone) = keys.iter().find(|k| k.gone) {
-            return Err(ServiceError::invalid(
-                "keys",
-                format!("key {} no longer exists in AWS (gone)", gone.id),
-            ));
-        }
+            (None, Some(sel)) => self.resolve_selector(sel).await?,
+        };
+        let account_of_kms = self.kms_accounts().await?;
 
-        let policy_template_id = match template_id {
+        // Permissions, gone keys and the template's account, for either form.
+        let policy_template = match template_id {
             Some(t) => {
-                let tid: TemplateId = t.parse().map_err(|_| {
-                    ServiceError::invalid("policy_template_id", format!("no policy template {t}"))
-                })?;
-                let template = self.store.get_template(tid).await?.ok_or_else(|| {
-                    ServiceError::invalid("policy_template_id", format!("no policy template {t}"))
-                })?;
-                if let Some(k) = keys
-                    .iter()
-                    .find(|k| k.material.account_id != template.account_id)
+                let bad = || ServiceError::invalid("policy_template_id", format!("no policy template {t}"));
+                let tid: TemplateId = t.parse().map_err(|_| bad())?;
+                Some(self.store.get_template(tid).await?.ok_or_else(bad)?)
+            }
+            None => None,
+        };
+        match &resolved {
+            Resolved::Keys(keys) => {
+                self.require_on_keys(caller, keys, "keybulkoperation").await?;
+                if let Some(gone) = keys.iter().find(|k| k.gone) {
+                    return Err(ServiceError::invalid(
+                        "keys",
+                        format!("key {} no longer exists in AWS (gone)", gone.id),
+                    ));
+                }
+                if let Some(t) = &policy_template
+                    && let Some(k) = keys.iter().find(|k| account_of_kms.get(&k.kms_id) != Some(&t.account_id))
                 {
                     return Err(ServiceError::invalid(
                         "policy_template_id",
                         format!(
                             "template {} is for AWS account {} but key {} is in account {}",
-                            template.id, template.account_id, k.id, k.material.account_id
+                            t.id,
+                            t.account_id,
+                            k.id,
+                            account_of_kms.get(&k.kms_id).cloned().unwrap_or_default()
                         ),
                     ));
                 }
-                Some(tid)
             }
-            None => None,
-        };
+            Resolved::Selector(sel) => {
+                if !caller.is_cckm_admin() {
+                    if sel.kms.is_empty() {
+                        return Err(ServiceError::Forbidden(format!(
+                            "user {} must name the KMS containers (selector.kms) they may act on",
+                            caller.username
+                        )));
+                    }
+                    for kms in &sel.kms {
+                        if !self.holds(caller, AclResource::AwsKms(*kms), "keybulkoperation").await? {
+                            return Err(ServiceError::Forbidden(format!(
+                                "user {} lacks keybulkoperation on KMS container {kms}",
+                                caller.username
+                            )));
+                        }
+                    }
+                }
+                if let Some(t) = &policy_template {
+                    let kms: Vec<&KmsId> =
+                        if sel.kms.is_empty() { account_of_kms.keys().collect() } else { sel.kms.iter().collect() };
+                    if let Some(other) = kms.iter().find(|k| account_of_kms.get(k) != Some(&t.account_id)) {
+                        return Err(ServiceError::invalid(
+                            "policy_template_id",
+                            format!(
+                                "template {} is for AWS account {} but the selector reaches KMS container {other}",
+                                t.id, t.account_id
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
 
         let at = now();
-        let job = JobRecord {
+        let mut job = JobRecord {
             id: JobId::new(),
             cloud: "aws".into(),
             operation,
-            params: JobParams {
-                days,
-                policy_template_id,
-            },
+            params: JobParams { days, policy_template_id: policy_template.map(|t| t.id), selector: selector_echo },
             status: JobStatus::InProgress,
             abort: false,
             created_by: caller.user_id,
-            total: ids.len() as i64,
+            total: 0,
             succeeded: 0,
             failed: 0,
             skipped: 0,
@@ -174,41 +174,173 @@ impl Services {
             updated_at: at,
             completed_at: None,
         };
-        self.store.create_job(&job, &ids).await?;
+        let keys = match resolved {
+            Resolved::Keys(keys) => {
+                let items: Vec<NewItem> = keys
+                    .iter()
+                    .map(|k| NewItem {
+                        key_id: k.id,
+                        partition: partition_of(
+                            account_of_kms.get(&k.kms_id).map(String::as_str).unwrap_or(""),
+                            &k.region,
+                        ),
+                    })
+                    .collect();
+                job.total = items.len() as i64;
+                self.store.create_job(&job, &items).await?;
+                if job.total > DETAILED_LIMIT { Vec::new() } else { keys.iter().map(|k| k.id).collect() }
+            }
+            Resolved::Selector(sel) => {
+                job.total = self.store.create_job_from_selector(&job, &sel).await?;
+                if job.total == 0 {
+                    // Raced with a sync that marked the keys gone; nothing to do, but the job exists and ends.
+                    self.store.cancel_job(job.id, now()).await?;
+                }
+                if job.total > DETAILED_LIMIT {
+                    Vec::new()
+                } else {
+                    self.store.list_items(job.id, None, &all_items()).await?.0.iter().map(|i| i.key_id).collect()
+                }
+            }
+        };
         self.engine.notify_jobs();
-        tracing::info!(bulkjob.id = %job.id, operation = %operation, keys = ids.len(), user.name = %caller.username, "bulk job created");
-        Ok(JobWithItems {
-            job,
-            keys: ids,
-            items: Vec::new(),
-        })
+        tracing::info!(
+            bulkjob.id = %job.id, operation = %operation, keys = job.total, user.name = %caller.username,
+            "bulk job created"
+        );
+        Ok(JobWithItems { job, keys, items: Vec::new() })
+    }
+
+    /// Known, distinct key ids (400 naming the unknown ones), in request order.
+    async fn resolve_key_ids(&self, field: &str, texts: &[String]) -> Result<Vec<AwsKeyRecord>> {
+        if texts.is_empty() {
+            return Err(ServiceError::invalid(field, "must name at least one key"));
+        }
+        let mut seen = HashSet::new();
+        let mut ids = Vec::with_capacity(texts.len());
+        let mut unknown: Vec<&str> = Vec::new();
+        for k in texts {
+            if !seen.insert(k.as_str()) {
+                return Err(ServiceError::invalid(field, format!("duplicate key id {k}")));
+            }
+            match k.parse::<KeyId>() {
+                Ok(id) => ids.push(id),
+                Err(_) => unknown.push(k.as_str()),
+            }
+        }
+        let found = self.store.aws_keys_by_ids(&ids).await?;
+        let mut by_id: HashMap<KeyId, AwsKeyRecord> = found.into_iter().map(|k| (k.id, k)).collect();
+        let mut keys = Vec::with_capacity(ids.len());
+        for (text, id) in texts.iter().filter_map(|t| t.parse::<KeyId>().ok().map(|id| (t, id))) {
+            match by_id.remove(&id) {
+                Some(k) => keys.push(k),
+                None => unknown.push(text.as_str()),
+            }
+        }
+        if !unknown.is_empty() {
+            let shown: Vec<&str> = unknown.iter().take(20).copied().collect();
+            let more = if unknown.len() > 20 { format!(" and {} more", unknown.len() - 20) } else { String::new() };
+            return Err(ServiceError::invalid(field, format!("unknown key ids: {}{more}", shown.join(", "))));
+        }
+        Ok(keys)
+    }
+
+    async fn resolve_selector(&self, sel: KeySelectorRequest) -> Result<Resolved> {
+        let filters = sel.kms.is_some()
+            || sel.regions.is_some()
+            || sel.tags.is_some()
+            || sel.alias_prefix.is_some()
+            || sel.key_state.is_some();
+        if let Some(ids) = sel.ids {
+            if filters {
+                return Err(ServiceError::invalid("selector.ids", "cannot be combined with other selector fields"));
+            }
+            return Ok(Resolved::Keys(self.resolve_key_ids("selector.ids", &ids).await?));
+        }
+        if !filters {
+            return Err(ServiceError::invalid(
+                "selector",
+                "needs ids or at least one filter (kms, regions, tags, alias_prefix, key_state); there is no implicit \"every key\"",
+            ));
+        }
+        let mut out = KeySelector::default();
+        for k in sel.kms.unwrap_or_default() {
+            let kms = self
+                .find_kms(&k)
+                .await?
+                .ok_or_else(|| ServiceError::invalid("selector.kms", format!("no KMS container {k:?}")))?;
+            out.kms.push(kms.id);
+        }
+        for r in sel.regions.unwrap_or_default() {
+            check_region("selector.regions", &r)?;
+            out.regions.push(r);
+        }
+        out.tags = sel.tags.unwrap_or_default().into_iter().collect();
+        out.alias_prefix = sel.alias_prefix.map(|a| if a.starts_with("alias/") { a } else { format!("alias/{a}") });
+        if let Some(state) = sel.key_state {
+            const STATES: &[&str] = &[
+                "Enabled",
+                "Disabled",
+                "PendingDeletion",
+                "PendingImport",
+                "Unavailable",
+                "Creating",
+                "Updating",
+                "PendingReplicaDeletion",
+            ];
+            if !STATES.contains(&state.as_str()) {
+                return Err(ServiceError::invalid(
+                    "selector.key_state",
+                    format!("unknown key state {state:?}; one of {}", STATES.join(", ")),
+                ));
+            }
+            out.key_state = Some(state);
+        }
+        if self.store.count_selector(&out).await? == 0 {
+            return Err(ServiceError::invalid("selector", "matches no keys"));
+        }
+        Ok(Resolved::Selector(out))
+    }
+
+    async fn kms_accounts(&self) -> Result<HashMap<KmsId, String>> {
+        let page = Page { skip: 0, limit: i64::MAX as u64, sort: vec![] };
+        Ok(self.store.list_kms(&page).await?.0.into_iter().map(|k| (k.id, k.account_id)).collect())
     }
 
     /// `GET /v1/cckm/aws/bulkjob/{id}`.
     pub async fn get_aws_bulkjob(&self, caller: &Caller, id: &str) -> Result<JobWithItems> {
-        caller.require_cckm_user()?;
-        let jid: JobId = id
-            .parse()
-            .map_err(|_| ServiceError::not_found("bulk job", id))?;
-        let job = self
-            .store
-            .get_job(jid)
-            .await?
-            .filter(|j| j.cloud == "aws")
-            .ok_or_else(|| ServiceError::not_found("bulk job", id))?;
-        let with = self.with_items(job).await?;
-        self.require_on_job(caller, &with).await?;
-        Ok(with)
+        let job = self.readable_job(caller, id).await?;
+        self.with_items(job).await
+    }
+
+    /// `GET /v1/cckm/aws/bulkjob/{id}/items` (extension).
+    pub async fn list_aws_bulkjob_items(
+        &self,
+        caller: &Caller,
+        id: &str,
+        q: ItemListQuery,
+    ) -> Result<(Vec<ItemRecord>, u64, Page)> {
+        let job = self.readable_job(caller, id).await?;
+        let page = paging::page(&ListParams { skip: q.skip, limit: q.limit, sort: None }, &[])?;
+        let status = q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                ItemStatus::parse(s).ok_or_else(|| {
+                    ServiceError::invalid("status", "must be pending, running, succeeded, failed or skipped")
+                })
+            })
+            .transpose()?;
+        let (items, total) = self.store.list_items(job.id, status, &page).await?;
+        Ok((items, total, page))
     }
 
     /// `POST /v1/cckm/aws/bulkjob/{id}/cancel`.
     pub async fn cancel_aws_bulkjob(&self, caller: &Caller, id: &str) -> Result<JobWithItems> {
-        let current = self.get_aws_bulkjob(caller, id).await?;
-        let job = self
-            .store
-            .cancel_job(current.job.id, now())
-            .await?
-            .ok_or_else(|| ServiceError::not_found("bulk job", id))?;
+        let current = self.readable_job(caller, id).await?;
+        let job =
+            self.store.cancel_job(current.id, now()).await?.ok_or_else(|| ServiceError::not_found("bulk job", id))?;
         tracing::info!(bulkjob.id = %job.id, user.name = %caller.username, "bulk job cancel requested");
         self.with_items(job).await
     }
@@ -221,29 +353,16 @@ impl Services {
     ) -> Result<(Vec<JobWithItems>, u64, Page)> {
         caller.require_cckm_user()?;
         let page = paging::page(
-            &ListParams {
-                skip: q.skip,
-                limit: q.limit,
-                sort: q.sort.clone(),
-            },
+            &ListParams { skip: q.skip, limit: q.limit, sort: q.sort.clone() },
             keyfleet_store::sort_fields::JOBS,
         )?;
-        let mut filter = JobFilter {
-            cloud: Some("aws".into()),
-            ..Default::default()
-        };
+        let mut filter = JobFilter { cloud: Some("aws".into()), ..Default::default() };
         if let Some(id) = q.id.as_deref().filter(|s| !s.is_empty()) {
-            filter.id = Some(
-                id.parse()
-                    .map_err(|_| ServiceError::invalid("id", format!("{id:?} is not a job id")))?,
-            );
+            filter.id = Some(id.parse().map_err(|_| ServiceError::invalid("id", format!("{id:?} is not a job id")))?);
         }
         if let Some(s) = q.overall_status.as_deref().filter(|s| !s.is_empty()) {
             filter.status = Some(JobStatus::parse(s).ok_or_else(|| {
-                ServiceError::invalid(
-                    "overall_status",
-                    "must be in_progress, completed, failed or cancelled",
-                )
+                ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
             })?);
         }
         if let Some(c) = q.cloud.as_deref().filter(|s| !s.is_empty())
@@ -252,9 +371,10 @@ impl Services {
             return Ok((Vec::new(), 0, page));
         }
         if let Some(o) = q.operation.as_deref().filter(|s| !s.is_empty()) {
-            filter.operation = Some(Operation::parse(o).ok_or_else(|| {
-                ServiceError::invalid("operation", format!("unknown operation {o:?}"))
-            })?);
+            filter.operation = Some(
+                Operation::parse(o)
+                    .ok_or_else(|| ServiceError::invalid("operation", format!("unknown operation {o:?}")))?,
+            );
         }
         if !caller.is_cckm_admin() {
             filter.created_by = Some(caller.user_id);
@@ -267,24 +387,53 @@ impl Services {
         Ok((out, total, page))
     }
 
-    async fn with_items(&self, job: JobRecord) -> Result<JobWithItems> {
-        let items = self.store.job_items(job.id).await?;
-        let keys = items.iter().map(|i| i.key_id).collect();
-        Ok(JobWithItems { job, keys, items })
-    }
-
-    async fn require_on_job(&self, caller: &Caller, job: &JobWithItems) -> Result<()> {
+    /// The job, if it exists and `caller` may see it.
+    async fn readable_job(&self, caller: &Caller, id: &str) -> Result<JobRecord> {
+        caller.require_cckm_user()?;
+        let jid: JobId = id.parse().map_err(|_| ServiceError::not_found("bulk job", id))?;
+        let job = self
+            .store
+            .get_job(jid)
+            .await?
+            .filter(|j| j.cloud == "aws")
+            .ok_or_else(|| ServiceError::not_found("bulk job", id))?;
         if caller.is_cckm_admin() {
-            return Ok(());
+            return Ok(job);
         }
-        let keys = self.store.aws_keys_by_ids(&job.keys).await?;
-        if keys.len() != job.keys.len() {
+        if job.total > DETAILED_LIMIT || job.params.selector.is_some() {
+            // Large and selector jobs: a CCKM User may read the jobs they created (creation checked the ACLs).
+            if job.created_by == caller.user_id {
+                return Ok(job);
+            }
+            return Err(ServiceError::Forbidden(format!("user {} may not read job {id}", caller.username)));
+        }
+        let items = self.store.list_items(job.id, None, &all_items()).await?.0;
+        let ids: Vec<KeyId> = items.iter().map(|i| i.key_id).collect();
+        let keys = self.store.aws_keys_by_ids(&ids).await?;
+        if keys.len() != ids.len() {
             return Err(ServiceError::Forbidden(format!(
                 "user {} may not see this job: some of its keys were removed",
                 caller.username
             )));
         }
-        self.require_on_keys(caller, &keys, "keybulkoperation")
-            .await
+        let mut ordered: Vec<AwsKeyRecord> = keys;
+        ordered.sort_by_key(|k| ids.iter().position(|i| *i == k.id));
+        self.require_on_keys(caller, &ordered, "keybulkoperation").await?;
+        Ok(job)
     }
+
+    async fn with_items(&self, job: JobRecord) -> Result<JobWithItems> {
+        if job.total > DETAILED_LIMIT {
+            let first_failures = Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] };
+            let items = self.store.list_items(job.id, Some(ItemStatus::Failed), &first_failures).await?.0;
+            return Ok(JobWithItems { job, keys: Vec::new(), items });
+        }
+        let items = self.store.list_items(job.id, None, &all_items()).await?.0;
+        let keys = items.iter().map(|i| i.key_id).collect();
+        Ok(JobWithItems { job, keys, items })
+    }
+}
+
+fn all_items() -> Page {
+    Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] }
 }

@@ -24,10 +24,7 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        ServiceError::Invalid {
-            field: field.to_string(),
-            message: message.into(),
-        }
+        ServiceError::Invalid { field: field.to_string(), message: message.into() }
     }
 
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {

@@ -18,18 +18,12 @@ fn require(field: &str, v: Option<String>) -> Result<String> {
 }
 
 fn check_name(field: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c));
+    let ok =
+        !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(ServiceError::invalid(
-            field,
-            "must be 1-128 characters of letters, digits, '-', '_', '.', ' '",
-        ))
+        Err(ServiceError::invalid(field, "must be 1-128 characters of letters, digits, '-', '_', '.', ' '"))
     }
 }
 
@@ -37,31 +31,45 @@ pub fn check_region(field: &str, region: &str) -> Result<()> {
     // e.g. us-east-1, eu-central-2, us-gov-west-1
     let parts: Vec<&str> = region.split('-').collect();
     let ok = parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok();
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid(
-            field,
-            format!("{region:?} is not an AWS region name"),
-        ))
-    }
+    if ok { Ok(()) } else { Err(ServiceError::invalid(field, format!("{region:?} is not an AWS region name"))) }
 }
 
 fn check_url(field: &str, url: &str) -> Result<()> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(()),
-        _ => Err(ServiceError::invalid(
-            field,
-            "must be an http:// or https:// URL",
-        )),
+        _ => Err(ServiceError::invalid(field, "must be an http:// or https:// URL")),
     }
+}
+
+/// Quota overrides: known KMS actions, positive finite rates.
+fn check_quotas(q: Option<std::collections::BTreeMap<String, f64>>) -> Result<std::collections::BTreeMap<String, f64>> {
+    const ACTIONS: &[&str] = &[
+        "EnableKey",
+        "DisableKey",
+        "ScheduleKeyDeletion",
+        "CancelKeyDeletion",
+        "PutKeyPolicy",
+        "TagResource",
+        "DescribeKey",
+        "GetKeyPolicy",
+        "ListResourceTags",
+        "ListKeys",
+        "ListAliases",
+    ];
+    let q = q.unwrap_or_default();
+    for (action, rate) in &q {
+        let field = format!("quotas.{action}");
+        if !ACTIONS.contains(&action.as_str()) {
+            return Err(ServiceError::invalid(&field, format!("unknown KMS action; one of {}", ACTIONS.join(", "))));
+        }
+        if !rate.is_finite() || *rate <= 0.0 || *rate > 100_000.0 {
+            return Err(ServiceError::invalid(&field, "must be a rate in requests/s above 0"));
+        }
+    }
+    Ok(q)
 }
 
 fn parse_bool(field: &str, v: &str) -> Result<bool> {
@@ -89,10 +97,7 @@ impl Services {
         check_region("aws_region", &aws_region)?;
         let cloud_name = req.cloud_name.unwrap_or_else(|| "aws".into());
         if !AWS_CLOUDS.contains(&cloud_name.as_str()) {
-            return Err(ServiceError::invalid(
-                "cloud_name",
-                format!("must be one of {}", AWS_CLOUDS.join(", ")),
-            ));
+            return Err(ServiceError::invalid("cloud_name", format!("must be one of {}", AWS_CLOUDS.join(", "))));
         }
         if let Some(u) = &req.endpoint_url {
             check_url("endpoint_url", u)?;
@@ -119,10 +124,7 @@ impl Services {
     }
 
     /// By id or by name, as CCKM accepts both.
-    pub async fn find_aws_connection(
-        &self,
-        id_or_name: &str,
-    ) -> Result<Option<AwsConnectionRecord>> {
+    pub async fn find_aws_connection(&self, id_or_name: &str) -> Result<Option<AwsConnectionRecord>> {
         if let Ok(id) = id_or_name.parse::<ConnectionId>()
             && let Some(c) = self.store.get_aws_connection(id).await?
         {
@@ -131,15 +133,9 @@ impl Services {
         Ok(self.store.aws_connection_by_name(id_or_name).await?)
     }
 
-    pub async fn get_aws_connection(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<AwsConnectionRecord> {
+    pub async fn get_aws_connection(&self, caller: &Caller, id: &str) -> Result<AwsConnectionRecord> {
         caller.require_cckm_admin()?;
-        self.find_aws_connection(id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("connection", id))
+        self.find_aws_connection(id).await?.ok_or_else(|| ServiceError::not_found("connection", id))
     }
 
     pub async fn update_aws_connection(
@@ -186,23 +182,17 @@ impl Services {
         Ok(c)
     }
 
-    pub async fn list_aws_connections(
-        &self,
-        caller: &Caller,
-        page: &Page,
-    ) -> Result<(Vec<AwsConnectionRecord>, u64)> {
+    pub async fn list_aws_connections(&self, caller: &Caller, page: &Page) -> Result<(Vec<AwsConnectionRecord>, u64)> {
         caller.require_cckm_admin()?;
         Ok(self.store.list_aws_connections(page).await?)
     }
 
     pub async fn delete_aws_connection(&self, caller: &Caller, id: &str) -> Result<()> {
         let c = self.get_aws_connection(caller, id).await?;
-        self.store.delete_aws_connection(c.id).await.map_err(|_| {
-            ServiceError::Conflict(format!(
-                "connection {} is still used by a KMS container",
-                c.name
-            ))
-        })?;
+        self.store
+            .delete_aws_connection(c.id)
+            .await
+            .map_err(|_| ServiceError::Conflict(format!("connection {} is still used by a KMS container", c.name)))?;
         Ok(())
     }
 
@@ -214,21 +204,16 @@ impl Services {
         check_name("name", &name)?;
         let account_id = require("account_id", req.account_id)?;
         if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ServiceError::invalid(
-                "account_id",
-                "must be a 12-digit AWS account id",
-            ));
+            return Err(ServiceError::invalid("account_id", "must be a 12-digit AWS account id"));
         }
         let conn_ref = require("connection", req.connection)?;
-        let conn = self.find_aws_connection(&conn_ref).await?.ok_or_else(|| {
-            ServiceError::invalid("connection", format!("no AWS connection {conn_ref:?}"))
-        })?;
+        let conn = self
+            .find_aws_connection(&conn_ref)
+            .await?
+            .ok_or_else(|| ServiceError::invalid("connection", format!("no AWS connection {conn_ref:?}")))?;
         let regions = req.regions.unwrap_or_default();
         if regions.is_empty() {
-            return Err(ServiceError::invalid(
-                "regions",
-                "at least one region is required",
-            ));
+            return Err(ServiceError::invalid("regions", "at least one region is required"));
         }
         for r in &regions {
             check_region("regions", r)?;
@@ -236,12 +221,14 @@ impl Services {
         let mut regions_sorted = regions.clone();
         regions_sorted.dedup();
         let at = now();
+        let quotas = check_quotas(req.quotas)?;
         let k = KmsRecord {
             id: KmsId::new(),
             name,
             account_id,
             connection_id: conn.id,
             regions: regions_sorted,
+            quotas,
             created_at: at,
             updated_at: at,
         };
@@ -260,19 +247,12 @@ impl Services {
 
     pub async fn get_kms(&self, caller: &Caller, id: &str) -> Result<(KmsRecord, Vec<AclEntry>)> {
         caller.require_cckm_user()?;
-        let k = self
-            .find_kms(id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("KMS container", id))?;
+        let k = self.find_kms(id).await?.ok_or_else(|| ServiceError::not_found("KMS container", id))?;
         let acls = self.store.acls(AclResource::AwsKms(k.id)).await?;
         Ok((k, acls))
     }
 
-    pub async fn list_kms(
-        &self,
-        caller: &Caller,
-        page: &Page,
-    ) -> Result<(Vec<(KmsRecord, Vec<AclEntry>)>, u64)> {
+    pub async fn list_kms(&self, caller: &Caller, page: &Page) -> Result<(Vec<(KmsRecord, Vec<AclEntry>)>, u64)> {
         caller.require_cckm_user()?;
         let (list, total) = self.store.list_kms(page).await?;
         let mut out = Vec::with_capacity(list.len());
@@ -283,12 +263,7 @@ impl Services {
         Ok((out, total))
     }
 
-    pub async fn update_kms(
-        &self,
-        caller: &Caller,
-        id: &str,
-        req: KmsRequest,
-    ) -> Result<(KmsRecord, Vec<AclEntry>)> {
+    pub async fn update_kms(&self, caller: &Caller, id: &str, req: KmsRequest) -> Result<(KmsRecord, Vec<AclEntry>)> {
         caller.require_cckm_admin()?;
         let (mut k, acls) = self.get_kms(caller, id).await?;
         if let Some(name) = req.name {
@@ -296,17 +271,15 @@ impl Services {
             k.name = name;
         }
         if let Some(conn_ref) = req.connection {
-            let conn = self.find_aws_connection(&conn_ref).await?.ok_or_else(|| {
-                ServiceError::invalid("connection", format!("no AWS connection {conn_ref:?}"))
-            })?;
+            let conn = self
+                .find_aws_connection(&conn_ref)
+                .await?
+                .ok_or_else(|| ServiceError::invalid("connection", format!("no AWS connection {conn_ref:?}")))?;
             k.connection_id = conn.id;
         }
         if let Some(regions) = req.regions {
             if regions.is_empty() {
-                return Err(ServiceError::invalid(
-                    "regions",
-                    "at least one region is required",
-                ));
+                return Err(ServiceError::invalid("regions", "at least one region is required"));
             }
             for r in &regions {
                 check_region("regions", r)?;
@@ -314,10 +287,10 @@ impl Services {
             k.regions = regions;
         }
         if req.account_id.is_some() {
-            return Err(ServiceError::invalid(
-                "account_id",
-                "cannot be changed; create a new container",
-            ));
+            return Err(ServiceError::invalid("account_id", "cannot be changed; create a new container"));
+        }
+        if req.quotas.is_some() {
+            k.quotas = check_quotas(req.quotas)?;
         }
         k.updated_at = now();
         self.store.update_kms(&k).await?;
@@ -342,31 +315,26 @@ impl Services {
         let (k, _) = self.get_kms(caller, id).await?;
         let resource = AclResource::AwsKms(k.id);
         if req.acls.is_empty() {
-            return Err(ServiceError::invalid(
-                "acls",
-                "at least one entry is required",
-            ));
+            return Err(ServiceError::invalid("acls", "at least one entry is required"));
         }
         // Validate everything before writing anything.
         let mut changes = Vec::new();
         for (i, acl) in req.acls.iter().enumerate() {
             let principal = match (&acl.user_id, &acl.group) {
                 (Some(u), None) => {
-                    let uid = UserId::parse_wire(u).ok_or_else(|| {
-                        ServiceError::invalid(&format!("acls[{i}].user_id"), "must be local|<uuid>")
-                    })?;
-                    self.store.user_by_id(uid).await?.ok_or_else(|| {
-                        ServiceError::invalid(&format!("acls[{i}].user_id"), format!("no user {u}"))
-                    })?;
+                    let uid = UserId::parse_wire(u)
+                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].user_id"), "must be local|<uuid>"))?;
+                    self.store
+                        .user_by_id(uid)
+                        .await?
+                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].user_id"), format!("no user {u}")))?;
                     Principal::User(uid)
                 }
                 (None, Some(g)) => {
-                    self.store.get_group(g).await?.ok_or_else(|| {
-                        ServiceError::invalid(
-                            &format!("acls[{i}].group"),
-                            format!("no group {g:?}"),
-                        )
-                    })?;
+                    self.store
+                        .get_group(g)
+                        .await?
+                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].group"), format!("no group {g:?}")))?;
                     Principal::Group(g.clone())
                 }
                 _ => {
@@ -377,16 +345,9 @@ impl Services {
                 }
             };
             if acl.actions.is_empty() {
-                return Err(ServiceError::invalid(
-                    &format!("acls[{i}].actions"),
-                    "at least one action is required",
-                ));
+                return Err(ServiceError::invalid(&format!("acls[{i}].actions"), "at least one action is required"));
             }
-            if let Some(bad) = acl
-                .actions
-                .iter()
-                .find(|a| !ACL_ACTIONS.contains(&a.as_str()))
-            {
+            if let Some(bad) = acl.actions.iter().find(|a| !ACL_ACTIONS.contains(&a.as_str())) {
                 return Err(ServiceError::invalid(
                     &format!("acls[{i}].actions"),
                     format!("unknown action {bad:?}; known: {}", ACL_ACTIONS.join(", ")),
@@ -396,11 +357,8 @@ impl Services {
         }
         for (principal, permit, actions) in changes {
             let current = self.store.acls(resource).await?;
-            let mut have: Vec<String> = current
-                .into_iter()
-                .find(|e| e.principal == principal)
-                .map(|e| e.actions)
-                .unwrap_or_default();
+            let mut have: Vec<String> =
+                current.into_iter().find(|e| e.principal == principal).map(|e| e.actions).unwrap_or_default();
             if permit {
                 for a in actions {
                     if !have.contains(&a) {
@@ -438,32 +396,11 @@ impl Services {
         filter.region = q.region;
         filter.aws_key_id = q.keyid;
         filter.arn = q.arn;
-        filter.alias = q.alias.map(|a| {
-            if a.starts_with("alias/") {
-                a
-            } else {
-                format!("alias/{a}")
-            }
-        });
+        filter.alias = q.alias.map(|a| if a.starts_with("alias/") { a } else { format!("alias/{a}") });
         filter.key_state = q.keystate;
-        filter.enabled = q
-            .enabled
-            .as_deref()
-            .map(|v| parse_bool("enabled", v))
-            .transpose()?;
-        filter.gone = q
-            .gone
-            .as_deref()
-            .map(|v| parse_bool("gone", v))
-            .transpose()?;
-        for t in q
-            .tags
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        filter.enabled = q.enabled.as_deref().map(|v| parse_bool("enabled", v)).transpose()?;
+        filter.gone = q.gone.as_deref().map(|v| parse_bool("gone", v)).transpose()?;
+        for t in q.tags.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()) {
             match t.split_once('=') {
                 Some((k, v)) => filter.tags.push((k.to_string(), Some(v.to_string()))),
                 None => filter.tags.push((t.to_string(), None)),
@@ -485,34 +422,16 @@ impl Services {
     pub async fn get_aws_key(&self, caller: &Caller, id: &str) -> Result<(AwsKeyRecord, String)> {
         caller.require_cckm_user()?;
         let kid: KeyId = id.parse().map_err(|_| ServiceError::not_found("key", id))?;
-        let key = self
-            .store
-            .get_aws_key(kid)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("key", id))?;
-        let name = self
-            .store
-            .get_kms(key.kms_id)
-            .await?
-            .map(|k| k.name)
-            .unwrap_or_default();
+        let key = self.store.get_aws_key(kid).await?.ok_or_else(|| ServiceError::not_found("key", id))?;
+        let name = self.store.get_kms(key.kms_id).await?.map(|k| k.name).unwrap_or_default();
         Ok((key, name))
     }
 
-    async fn kms_names(
-        &self,
-        ids: impl Iterator<Item = KmsId>,
-    ) -> Result<std::collections::HashMap<KmsId, String>> {
+    async fn kms_names(&self, ids: impl Iterator<Item = KmsId>) -> Result<std::collections::HashMap<KmsId, String>> {
         let mut names = std::collections::HashMap::new();
         for id in ids {
             if let std::collections::hash_map::Entry::Vacant(e) = names.entry(id) {
-                e.insert(
-                    self.store
-                        .get_kms(id)
-                        .await?
-                        .map(|k| k.name)
-                        .unwrap_or_default(),
-                );
+                e.insert(self.store.get_kms(id).await?.map(|k| k.name).unwrap_or_default());
             }
         }
         Ok(names)
@@ -520,17 +439,11 @@ impl Services {
 
     // --- policy templates ------------------------------------------------------------------------------
 
-    pub async fn create_template(
-        &self,
-        caller: &Caller,
-        req: TemplateRequest,
-    ) -> Result<TemplateRecord> {
+    pub async fn create_template(&self, caller: &Caller, req: TemplateRequest) -> Result<TemplateRecord> {
         caller.require_cckm_admin()?;
         let name = require("name", req.name.clone())?;
         check_name("name", &name)?;
-        let (kms_id, account_id) = self
-            .template_owner(req.kms.clone(), req.account_id.clone())
-            .await?;
+        let (kms_id, account_id) = self.template_owner(req.kms.clone(), req.account_id.clone()).await?;
         let at = now();
         let mut t = TemplateRecord {
             id: TemplateId::new(),
@@ -551,49 +464,28 @@ impl Services {
         Ok(t)
     }
 
-    async fn template_owner(
-        &self,
-        kms: Option<String>,
-        account_id: Option<String>,
-    ) -> Result<(Option<KmsId>, String)> {
+    async fn template_owner(&self, kms: Option<String>, account_id: Option<String>) -> Result<(Option<KmsId>, String)> {
         match (kms, account_id) {
             (Some(k), _) => {
-                let kms = self.find_kms(&k).await?.ok_or_else(|| {
-                    ServiceError::invalid("kms", format!("no KMS container {k:?}"))
-                })?;
+                let kms = self
+                    .find_kms(&k)
+                    .await?
+                    .ok_or_else(|| ServiceError::invalid("kms", format!("no KMS container {k:?}")))?;
                 Ok((Some(kms.id), kms.account_id))
             }
-            (None, Some(a)) if a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()) => {
-                Ok((None, a))
-            }
-            (None, Some(_)) => Err(ServiceError::invalid(
-                "account_id",
-                "must be a 12-digit AWS account id",
-            )),
-            (None, None) => Err(ServiceError::invalid(
-                "kms",
-                "kms or account_id is required",
-            )),
+            (None, Some(a)) if a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()) => Ok((None, a)),
+            (None, Some(_)) => Err(ServiceError::invalid("account_id", "must be a 12-digit AWS account id")),
+            (None, None) => Err(ServiceError::invalid("kms", "kms or account_id is required")),
         }
     }
 
     pub async fn get_template(&self, caller: &Caller, id: &str) -> Result<TemplateRecord> {
         caller.require_cckm_user()?;
-        let tid: TemplateId = id
-            .parse()
-            .map_err(|_| ServiceError::not_found("policy template", id))?;
-        self.store
-            .get_template(tid)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("policy template", id))
+        let tid: TemplateId = id.parse().map_err(|_| ServiceError::not_found("policy template", id))?;
+        self.store.get_template(tid).await?.ok_or_else(|| ServiceError::not_found("policy template", id))
     }
 
-    pub async fn update_template(
-        &self,
-        caller: &Caller,
-        id: &str,
-        req: TemplateRequest,
-    ) -> Result<TemplateRecord> {
+    pub async fn update_template(&self, caller: &Caller, id: &str, req: TemplateRequest) -> Result<TemplateRecord> {
         caller.require_cckm_admin()?;
         let mut t = self.get_template(caller, id).await?;
         if let Some(name) = &req.name {
@@ -601,9 +493,7 @@ impl Services {
             t.name = name.clone();
         }
         if req.kms.is_some() || req.account_id.is_some() {
-            let (kms_id, account) = self
-                .template_owner(req.kms.clone(), req.account_id.clone())
-                .await?;
+            let (kms_id, account) = self.template_owner(req.kms.clone(), req.account_id.clone()).await?;
             t.kms_id = kms_id;
             t.account_id = account;
         }
@@ -615,11 +505,7 @@ impl Services {
         Ok(t)
     }
 
-    pub async fn list_templates(
-        &self,
-        caller: &Caller,
-        page: &Page,
-    ) -> Result<(Vec<TemplateRecord>, u64)> {
+    pub async fn list_templates(&self, caller: &Caller, page: &Page) -> Result<(Vec<TemplateRecord>, u64)> {
         caller.require_cckm_user()?;
         Ok(self.store.list_templates(page).await?)
     }
@@ -640,26 +526,18 @@ fn apply_policy_fields(t: &mut TemplateRecord, req: &TemplateRequest) -> Result<
         || req.key_admins_roles.is_some()
         || req.key_users_roles.is_some();
     match (&req.policy, lists) {
-        (Some(_), true) => Err(ServiceError::invalid(
-            "policy",
-            "cannot be combined with key_admins/key_users",
-        )),
+        (Some(_), true) => Err(ServiceError::invalid("policy", "cannot be combined with key_admins/key_users")),
         (Some(p), false) => {
             let doc = match p {
                 serde_json::Value::String(s) => serde_json::from_str::<serde_json::Value>(s)
-                    .map_err(|e| {
-                        ServiceError::invalid("policy", format!("is not valid JSON: {e}"))
-                    })?,
+                    .map_err(|e| ServiceError::invalid("policy", format!("is not valid JSON: {e}")))?,
                 other => other.clone(),
             };
             if !doc.is_object() {
                 return Err(ServiceError::invalid("policy", "must be a JSON object"));
             }
             if doc.to_string().len() > 32768 {
-                return Err(ServiceError::invalid(
-                    "policy",
-                    "exceeds AWS's 32768-character limit",
-                ));
+                return Err(ServiceError::invalid("policy", "exceeds AWS's 32768-character limit"));
             }
             t.policy = doc;
             t.key_admins.clear();
@@ -674,10 +552,7 @@ fn apply_policy_fields(t: &mut TemplateRecord, req: &TemplateRequest) -> Result<
             t.policy = built_policy(t);
             Ok(())
         }
-        (None, false) => Err(ServiceError::invalid(
-            "policy",
-            "policy or key_admins/key_users is required",
-        )),
+        (None, false) => Err(ServiceError::invalid("policy", "policy or key_admins/key_users is required")),
     }
 }
 
@@ -687,11 +562,7 @@ fn built_policy(t: &TemplateRecord) -> serde_json::Value {
         users
             .iter()
             .map(|u| format!("arn:aws:iam::{acct}:user/{u}"))
-            .chain(
-                roles
-                    .iter()
-                    .map(|r| format!("arn:aws:iam::{acct}:role/{r}")),
-            )
+            .chain(roles.iter().map(|r| format!("arn:aws:iam::{acct}:role/{r}")))
             .collect()
     };
     let mut statements = vec![serde_json::json!({

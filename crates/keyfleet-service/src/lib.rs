@@ -32,10 +32,7 @@ pub struct ServiceSettings {
 
 impl Default for ServiceSettings {
     fn default() -> Self {
-        Self {
-            token_ttl: Duration::from_secs(300),
-            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
-        }
+        Self { token_ttl: Duration::from_secs(300), refresh_token_ttl: Duration::from_secs(7 * 24 * 3600) }
     }
 }
 
@@ -49,20 +46,9 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(
-        store: Arc<dyn Store>,
-        engine: Arc<Engine>,
-        master: MasterKey,
-        settings: ServiceSettings,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>, master: MasterKey, settings: ServiceSettings) -> Self {
         // Derived, so every node holding the master key verifies every other node's tokens.
         let jwt_key = master.derive("keyfleet/jwt/hs256/v1");
-        Self {
-            store,
-            engine,
-            master,
-            jwt_key,
-            settings,
-        }
+        Self { store, engine, master, jwt_key, settings }
     }
 }

@@ -12,20 +12,10 @@ pub const MAX_LIMIT: u64 = 1000;
 pub fn page(params: &ListParams, allowed: &[&str]) -> Result<Page> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if limit > MAX_LIMIT {
-        return Err(ServiceError::invalid(
-            "limit",
-            format!("must be at most {MAX_LIMIT}"),
-        ));
+        return Err(ServiceError::invalid("limit", format!("must be at most {MAX_LIMIT}")));
     }
     let mut sort = Vec::new();
-    for part in params
-        .sort
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    for part in params.sort.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (descending, field) = match part.strip_prefix('-') {
             Some(f) => (true, f),
             None => (false, part.strip_prefix('+').unwrap_or(part)),
@@ -36,16 +26,9 @@ pub fn page(params: &ListParams, allowed: &[&str]) -> Result<Page> {
                 format!("cannot sort by {field:?}; allowed: {}", allowed.join(", ")),
             ));
         }
-        sort.push(SortKey {
-            field: field.to_string(),
-            descending,
-        });
+        sort.push(SortKey { field: field.to_string(), descending });
     }
-    Ok(Page {
-        skip: params.skip.unwrap_or(0),
-        limit,
-        sort,
-    })
+    Ok(Page { skip: params.skip.unwrap_or(0), limit, sort })
 }
 
 #[cfg(test)]
@@ -56,32 +39,13 @@ mod tests {
     fn defaults_limits_and_sort() {
         let p = page(&ListParams::default(), &["createdAt"]).expect("page");
         assert_eq!((p.skip, p.limit, p.sort.len()), (0, 10, 0));
-        let p = page(
-            &ListParams {
-                sort: Some("-createdAt".into()),
-                ..Default::default()
-            },
-            &["createdAt"],
-        )
-        .expect("page");
+        let p =
+            page(&ListParams { sort: Some("-createdAt".into()), ..Default::default() }, &["createdAt"]).expect("page");
         assert!(p.sort[0].descending);
-        let e = page(
-            &ListParams {
-                limit: Some(5000),
-                ..Default::default()
-            },
-            &[],
-        )
-        .expect_err("too big");
+        let e = page(&ListParams { limit: Some(5000), ..Default::default() }, &[]).expect_err("too big");
         assert!(e.to_string().starts_with("limit:"));
-        let e = page(
-            &ListParams {
-                sort: Some("nope".into()),
-                ..Default::default()
-            },
-            &["createdAt"],
-        )
-        .expect_err("unknown field");
+        let e = page(&ListParams { sort: Some("nope".into()), ..Default::default() }, &["createdAt"])
+            .expect_err("unknown field");
         assert!(e.to_string().starts_with("sort:"));
     }
 }

@@ -25,10 +25,7 @@ impl Services {
         }
         let containers = match (all, kms_refs.is_empty()) {
             (true, false) => {
-                return Err(ServiceError::invalid(
-                    "synchronize_all",
-                    "cannot be combined with kms",
-                ));
+                return Err(ServiceError::invalid("synchronize_all", "cannot be combined with kms"));
             }
             (false, true) => {
                 return Err(ServiceError::invalid(
@@ -38,23 +35,17 @@ impl Services {
             }
             (true, true) => {
                 caller.require_cckm_admin()?;
-                let page = Page {
-                    skip: 0,
-                    limit: i64::MAX as u64,
-                    sort: vec![],
-                };
+                let page = Page { skip: 0, limit: i64::MAX as u64, sort: vec![] };
                 self.store.list_kms(&page).await?.0
             }
             (false, false) => {
                 let mut v = Vec::new();
                 for k in &kms_refs {
-                    let kms = self.find_kms(k).await?.ok_or_else(|| {
-                        ServiceError::invalid("kms", format!("no KMS container {k:?}"))
-                    })?;
-                    if !self
-                        .holds(caller, AclResource::AwsKms(kms.id), "keysynchronize")
+                    let kms = self
+                        .find_kms(k)
                         .await?
-                    {
+                        .ok_or_else(|| ServiceError::invalid("kms", format!("no KMS container {k:?}")))?;
+                    if !self.holds(caller, AclResource::AwsKms(kms.id), "keysynchronize").await? {
                         return Err(ServiceError::Forbidden(format!(
                             "user {} lacks keysynchronize on KMS container {}",
                             caller.username, kms.name
@@ -65,24 +56,13 @@ impl Services {
                 v
             }
         };
-        if !regions.is_empty()
-            && !containers
-                .iter()
-                .any(|k| k.regions.iter().any(|r| regions.contains(r)))
-        {
-            return Err(ServiceError::invalid(
-                "regions",
-                "none of these regions belongs to the chosen KMS containers",
-            ));
+        if !regions.is_empty() && !containers.iter().any(|k| k.regions.iter().any(|r| regions.contains(r))) {
+            return Err(ServiceError::invalid("regions", "none of these regions belongs to the chosen KMS containers"));
         }
         let at = now();
         let job = SyncJobRecord {
             id: SyncJobId::new(),
-            kms: if all {
-                vec![]
-            } else {
-                containers.iter().map(|k| k.id).collect()
-            },
+            kms: if all { vec![] } else { containers.iter().map(|k| k.id).collect() },
             regions,
             synchronize_all: all,
             status: JobStatus::InProgress,
@@ -99,20 +79,11 @@ impl Services {
         Ok((job, names))
     }
 
-    pub async fn get_aws_sync_job(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<(SyncJobRecord, Vec<String>)> {
+    pub async fn get_aws_sync_job(&self, caller: &Caller, id: &str) -> Result<(SyncJobRecord, Vec<String>)> {
         caller.require_cckm_user()?;
-        let sid: SyncJobId = id
-            .parse()
-            .map_err(|_| ServiceError::not_found("synchronization job", id))?;
-        let job = self
-            .store
-            .get_sync_job(sid)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("synchronization job", id))?;
+        let sid: SyncJobId = id.parse().map_err(|_| ServiceError::not_found("synchronization job", id))?;
+        let job =
+            self.store.get_sync_job(sid).await?.ok_or_else(|| ServiceError::not_found("synchronization job", id))?;
         let names = self.sync_kms_names(&job).await?;
         Ok((job, names))
     }
@@ -128,10 +99,7 @@ impl Services {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 JobStatus::parse(s).ok_or_else(|| {
-                    ServiceError::invalid(
-                        "overall_status",
-                        "must be in_progress, completed, failed or cancelled",
-                    )
+                    ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
                 })
             })
             .transpose()?;
@@ -144,11 +112,7 @@ impl Services {
         Ok((out, total))
     }
 
-    pub async fn cancel_aws_sync_job(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<(SyncJobRecord, Vec<String>)> {
+    pub async fn cancel_aws_sync_job(&self, caller: &Caller, id: &str) -> Result<(SyncJobRecord, Vec<String>)> {
         let (job, _) = self.get_aws_sync_job(caller, id).await?;
         let job = self
             .store
@@ -162,13 +126,7 @@ impl Services {
     async fn sync_kms_names(&self, job: &SyncJobRecord) -> Result<Vec<String>> {
         let mut names = Vec::new();
         for id in &job.kms {
-            names.push(
-                self.store
-                    .get_kms(*id)
-                    .await?
-                    .map(|k| k.name)
-                    .unwrap_or_else(|| id.to_string()),
-            );
+            names.push(self.store.get_kms(*id).await?.map(|k| k.name).unwrap_or_else(|| id.to_string()));
         }
         Ok(names)
     }

@@ -13,20 +13,15 @@ use crate::{Caller, Result, ServiceError, Services};
 pub const BUILTIN_GROUPS: &[(&str, &str)] = &[
     (GROUP_ADMIN, "Administrators: may do everything"),
     (GROUP_CCKM_ADMINS, "May do everything in CCKM"),
-    (
-        GROUP_CCKM_USERS,
-        "May act on the containers whose ACLs grant it",
-    ),
+    (GROUP_CCKM_USERS, "May act on the containers whose ACLs grant it"),
 ];
 
 /// Argon2id with the crate's default (OWASP) parameters. CPU-heavy: runs off the async threads.
 pub async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let mut raw = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut raw)
-            .map_err(|_| ServiceError::Internal("random generator failed".into()))?;
-        let salt = SaltString::encode_b64(&raw)
-            .map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| ServiceError::Internal("random generator failed".into()))?;
+        let salt = SaltString::encode_b64(&raw).map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -39,11 +34,7 @@ pub async fn hash_password(password: String) -> Result<String> {
 pub async fn verify_password(password: String, hash: String) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     })
     .await
@@ -61,13 +52,7 @@ impl Services {
             return Ok(false);
         }
         let user = self
-            .new_user(
-                "admin".into(),
-                admin_password.to_string(),
-                "Administrator".into(),
-                String::new(),
-                String::new(),
-            )
+            .new_user("admin".into(), admin_password.to_string(), "Administrator".into(), String::new(), String::new())
             .await?;
         self.store.insert_user(&user).await?;
         self.store.add_group_member(GROUP_ADMIN, user.id).await?;
@@ -97,28 +82,15 @@ impl Services {
         })
     }
 
-    pub async fn create_user(
-        &self,
-        caller: &Caller,
-        req: CreateUserRequest,
-    ) -> Result<(UserRecord, Vec<String>)> {
+    pub async fn create_user(&self, caller: &Caller, req: CreateUserRequest) -> Result<(UserRecord, Vec<String>)> {
         caller.require_admin()?;
         let username = req.username.unwrap_or_default();
-        if username.is_empty()
-            || username.len() > 128
-            || username.chars().any(|c| c.is_control() || c == '|')
-        {
-            return Err(ServiceError::invalid(
-                "username",
-                "is required: 1-128 printable characters, no '|'",
-            ));
+        if username.is_empty() || username.len() > 128 || username.chars().any(|c| c.is_control() || c == '|') {
+            return Err(ServiceError::invalid("username", "is required: 1-128 printable characters, no '|'"));
         }
         let password = req.password.unwrap_or_default();
         if password.len() < 8 {
-            return Err(ServiceError::invalid(
-                "password",
-                "must be at least 8 characters",
-            ));
+            return Err(ServiceError::invalid("password", "must be at least 8 characters"));
         }
         let user = self
             .new_user(
@@ -138,20 +110,12 @@ impl Services {
         if uid != caller.user_id {
             caller.require_admin()?;
         }
-        let user = self
-            .store
-            .user_by_id(uid)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("user", id))?;
+        let user = self.store.user_by_id(uid).await?.ok_or_else(|| ServiceError::not_found("user", id))?;
         let groups = self.store.user_groups(uid).await?;
         Ok((user, groups))
     }
 
-    pub async fn list_users(
-        &self,
-        caller: &Caller,
-        page: &Page,
-    ) -> Result<(Vec<(UserRecord, Vec<String>)>, u64)> {
+    pub async fn list_users(&self, caller: &Caller, page: &Page) -> Result<(Vec<(UserRecord, Vec<String>)>, u64)> {
         caller.require_admin()?;
         let (users, total) = self.store.list_users(page).await?;
         let mut out = Vec::with_capacity(users.len());
@@ -162,81 +126,37 @@ impl Services {
         Ok((out, total))
     }
 
-    pub async fn create_group(
-        &self,
-        caller: &Caller,
-        req: CreateGroupRequest,
-    ) -> Result<GroupRecord> {
+    pub async fn create_group(&self, caller: &Caller, req: CreateGroupRequest) -> Result<GroupRecord> {
         caller.require_admin()?;
         let name = req.name.unwrap_or_default();
         if name.trim().is_empty() || name.len() > 128 {
-            return Err(ServiceError::invalid(
-                "name",
-                "is required: 1-128 characters",
-            ));
+            return Err(ServiceError::invalid("name", "is required: 1-128 characters"));
         }
-        if !self
-            .store
-            .ensure_group(&name, &req.description.unwrap_or_default(), now())
-            .await?
-        {
-            return Err(ServiceError::Conflict(format!(
-                "group {name:?} already exists"
-            )));
+        if !self.store.ensure_group(&name, &req.description.unwrap_or_default(), now()).await? {
+            return Err(ServiceError::Conflict(format!("group {name:?} already exists")));
         }
-        self.store
-            .get_group(&name)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("group vanished".into()))
+        self.store.get_group(&name).await?.ok_or_else(|| ServiceError::Internal("group vanished".into()))
     }
 
-    pub async fn list_groups(
-        &self,
-        caller: &Caller,
-        page: &Page,
-    ) -> Result<(Vec<GroupRecord>, u64)> {
+    pub async fn list_groups(&self, caller: &Caller, page: &Page) -> Result<(Vec<GroupRecord>, u64)> {
         caller.require_cckm_user()?;
         Ok(self.store.list_groups(page).await?)
     }
 
-    pub async fn add_user_to_group(
-        &self,
-        caller: &Caller,
-        group: &str,
-        user_id: &str,
-    ) -> Result<GroupRecord> {
+    pub async fn add_user_to_group(&self, caller: &Caller, group: &str, user_id: &str) -> Result<GroupRecord> {
         caller.require_admin()?;
-        let g = self
-            .store
-            .get_group(group)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("group", group))?;
-        let uid =
-            UserId::parse_wire(user_id).ok_or_else(|| ServiceError::not_found("user", user_id))?;
-        self.store
-            .user_by_id(uid)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("user", user_id))?;
+        let g = self.store.get_group(group).await?.ok_or_else(|| ServiceError::not_found("group", group))?;
+        let uid = UserId::parse_wire(user_id).ok_or_else(|| ServiceError::not_found("user", user_id))?;
+        self.store.user_by_id(uid).await?.ok_or_else(|| ServiceError::not_found("user", user_id))?;
         self.store.add_group_member(&g.name, uid).await?;
-        self.store
-            .get_group(group)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("group", group))
+        self.store.get_group(group).await?.ok_or_else(|| ServiceError::not_found("group", group))
     }
 
-    pub async fn remove_user_from_group(
-        &self,
-        caller: &Caller,
-        group: &str,
-        user_id: &str,
-    ) -> Result<()> {
+    pub async fn remove_user_from_group(&self, caller: &Caller, group: &str, user_id: &str) -> Result<()> {
         caller.require_admin()?;
-        let uid =
-            UserId::parse_wire(user_id).ok_or_else(|| ServiceError::not_found("user", user_id))?;
+        let uid = UserId::parse_wire(user_id).ok_or_else(|| ServiceError::not_found("user", user_id))?;
         if !self.store.remove_group_member(group, uid).await? {
-            return Err(ServiceError::NotFound(format!(
-                "user {user_id} is not in group {group}"
-            )));
+            return Err(ServiceError::NotFound(format!("user {user_id} is not in group {group}")));
         }
         Ok(())
     }

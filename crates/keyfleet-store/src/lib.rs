@@ -26,32 +26,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Fields each list can be sorted by, as the API names them.
 pub mod sort_fields {
-    pub const JOBS: &[&str] = &[
-        "createdAt",
-        "updatedAt",
-        "completed_at",
-        "overall_status",
-        "operation",
-        "id",
-    ];
-    pub const KEYS: &[&str] = &[
-        "createdAt",
-        "updatedAt",
-        "region",
-        "KeyID",
-        "KeyState",
-        "synced_at",
-        "id",
-    ];
+    pub const JOBS: &[&str] = &["createdAt", "updatedAt", "completed_at", "overall_status", "operation", "id"];
+    pub const KEYS: &[&str] = &["createdAt", "updatedAt", "region", "KeyID", "KeyState", "synced_at", "id"];
     pub const NAMED: &[&str] = &["createdAt", "updatedAt", "name", "id"];
     pub const USERS: &[&str] = &["created_at", "username", "user_id"];
 }
 
 /// Everything keyfleet persists. One implementation per database backend, split by concern.
-pub trait Store:
-    AuthStore + InventoryStore + JobStore + SyncJobStore + Send + Sync + 'static
-{
-}
+pub trait Store: AuthStore + InventoryStore + JobStore + SyncJobStore + Send + Sync + 'static {}
 
 impl<T: AuthStore + InventoryStore + JobStore + SyncJobStore + Send + Sync + 'static> Store for T {}
 
@@ -99,12 +81,7 @@ pub trait InventoryStore: Send + Sync {
 
     async fn acls(&self, resource: AclResource) -> Result<Vec<AclEntry>>;
     /// Replaces the actions of one principal on one resource; an empty list removes the entry.
-    async fn set_acl(
-        &self,
-        resource: AclResource,
-        principal: &Principal,
-        actions: &[String],
-    ) -> Result<()>;
+    async fn set_acl(&self, resource: AclResource, principal: &Principal, actions: &[String]) -> Result<()>;
 
     /// Records the keys one region of a container holds now, in one transaction: new keys are added,
     /// known keys updated, and keys of that container and region that are not in `keys` marked gone.
@@ -118,18 +95,9 @@ pub trait InventoryStore: Send + Sync {
     ) -> Result<(u64, u64, u64)>;
     async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>>;
     async fn aws_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>>;
-    async fn list_aws_keys(
-        &self,
-        filter: &AwsKeyFilter,
-        page: &Page,
-    ) -> Result<(Vec<AwsKeyRecord>, u64)>;
+    async fn list_aws_keys(&self, filter: &AwsKeyFilter, page: &Page) -> Result<(Vec<AwsKeyRecord>, u64)>;
     /// Refreshes the cached metadata of one key after an effect.
-    async fn update_aws_key_material(
-        &self,
-        id: KeyId,
-        material: &AwsKeyMaterial,
-        at: DateTime<Utc>,
-    ) -> Result<()>;
+    async fn update_aws_key_material(&self, id: KeyId, material: &AwsKeyMaterial, at: DateTime<Utc>) -> Result<()>;
     async fn mark_aws_key_gone(&self, id: KeyId, at: DateTime<Utc>) -> Result<()>;
 
     async fn insert_template(&self, t: &TemplateRecord) -> Result<()>;
@@ -143,7 +111,24 @@ pub trait InventoryStore: Send + Sync {
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Inserts the job and one pending item per key, in one transaction.
-    async fn create_job(&self, job: &JobRecord, keys: &[KeyId]) -> Result<()>;
+    async fn create_job(&self, job: &JobRecord, items: &[NewItem]) -> Result<()>;
+    /// How many live (not gone) AWS keys a selector matches.
+    async fn count_selector(&self, selector: &KeySelector) -> Result<u64>;
+    /// Inserts the job and one item per key the selector matches, resolved inside the database in one
+    /// transaction (nothing proportional to the number of keys is held in memory). Returns the item count.
+    async fn create_job_from_selector(&self, job: &JobRecord, selector: &KeySelector) -> Result<i64>;
+    /// A page of a job's items in key order, optionally only those in one status.
+    async fn list_items(&self, job: JobId, status: Option<ItemStatus>, page: &Page) -> Result<(Vec<ItemRecord>, u64)>;
+    /// Fails every pending item of the job whose key is reached through `connection` (its credentials were
+    /// refused: the rest would fail the same way). Returns how many.
+    async fn fail_pending_for_connection(
+        &self,
+        job: JobId,
+        connection: ConnectionId,
+        code: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
     async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>>;
     async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)>;
     async fn job_items(&self, id: JobId) -> Result<Vec<ItemRecord>>;
@@ -152,11 +137,15 @@ pub trait JobStore: Send + Sync {
     async fn cancel_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>>;
     async fn job_aborted(&self, id: JobId) -> Result<bool>;
 
-    /// Leases up to `limit` pending items due at `now` to `owner` until `lease_until`, marking them running
-    /// and counting the attempt (write-ahead: the row says "running" before any cloud call).
+    /// Partitions that have pending items, with the earliest time one of them is due.
+    async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>>;
+    /// Leases up to `limit` pending items of one partition, due at `now`, to `owner` until `lease_until`,
+    /// marking them running and counting the attempt (write-ahead: the row says "running" before any cloud
+    /// call). Oldest first.
     async fn claim_items(
         &self,
         owner: &str,
+        partition: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
@@ -175,8 +164,6 @@ pub trait JobStore: Send + Sync {
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
     ) -> Result<bool>;
-    /// The earliest `not_before` of a pending item, for idle workers to sleep until.
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
 }
 
 /// Key synchronization jobs.
@@ -184,11 +171,7 @@ pub trait JobStore: Send + Sync {
 pub trait SyncJobStore: Send + Sync {
     async fn create_sync_job(&self, job: &SyncJobRecord) -> Result<()>;
     async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>>;
-    async fn list_sync_jobs(
-        &self,
-        status: Option<JobStatus>,
-        page: &Page,
-    ) -> Result<(Vec<SyncJobRecord>, u64)>;
+    async fn list_sync_jobs(&self, status: Option<JobStatus>, page: &Page) -> Result<(Vec<SyncJobRecord>, u64)>;
     /// Leases the oldest in-progress sync job nobody holds (or whose lease expired).
     async fn claim_sync_job(
         &self,
@@ -197,15 +180,6 @@ pub trait SyncJobStore: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<SyncJobRecord>>;
     /// Saves progress (and extends the lease); fenced by the lease like item writes.
-    async fn update_sync_job(
-        &self,
-        job: &SyncJobRecord,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-    ) -> Result<bool>;
-    async fn cancel_sync_job(
-        &self,
-        id: SyncJobId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<SyncJobRecord>>;
+    async fn update_sync_job(&self, job: &SyncJobRecord, owner: &str, lease_until: DateTime<Utc>) -> Result<bool>;
+    async fn cancel_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<Option<SyncJobRecord>>;
 }

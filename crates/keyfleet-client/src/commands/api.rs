@@ -45,9 +45,7 @@ fn read_data(data: &str) -> anyhow::Result<Value> {
     let text = match data.strip_prefix('@') {
         Some("-") => {
             let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading --data from stdin")?;
+            std::io::stdin().read_to_string(&mut text).context("reading --data from stdin")?;
             text
         }
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
@@ -68,10 +66,7 @@ mod tests {
 
     #[test]
     fn data_is_inline_json_or_a_file() {
-        assert_eq!(
-            read_data(r#"{"a":1}"#).expect("inline"),
-            serde_json::json!({"a": 1})
-        );
+        assert_eq!(read_data(r#"{"a":1}"#).expect("inline"), serde_json::json!({"a": 1}));
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("body.json");
         std::fs::write(&file, r#"["x"]"#).expect("write");

@@ -10,9 +10,7 @@ use keyfleet_api_types::bulkjob::{BulkJobListQuery, CreateAwsBulkJob};
 
 use crate::client::Client;
 use crate::commands::watch::{Progress, until_terminal};
-use crate::output::{
-    BULKJOB_HEADERS, bulkjob_row, note_paging, print_json, print_line, print_table,
-};
+use crate::output::{BULKJOB_HEADERS, bulkjob_row, note_paging, print_json, print_line, print_table};
 use crate::summary::{JobState, exit_code, problem_lines, summary_line};
 
 #[derive(Debug, clap::Subcommand)]
@@ -104,14 +102,11 @@ pub(crate) async fn run(client: &Client, cmd: BulkjobCommand) -> anyhow::Result<
                 keys: Some(keys),
                 days: args.days,
                 policy_template_id: args.policy_template_id,
+                selector: None,
             };
             let job = client.create_aws_bulkjob(&req).await?;
             print_json(&job)?;
-            if args.watch {
-                watch(client, &job.id, args.interval_ms).await
-            } else {
-                Ok(ExitCode::SUCCESS)
-            }
+            if args.watch { watch(client, &job.id, args.interval_ms).await } else { Ok(ExitCode::SUCCESS) }
         }
         BulkjobCommand::Get { id } => {
             print_json(&client.get_aws_bulkjob(&id).await?)?;
@@ -145,11 +140,7 @@ pub(crate) async fn run(client: &Client, cmd: BulkjobCommand) -> anyhow::Result<
 
 /// Follows a job, then prints the summary and every key that did not succeed.
 async fn watch(client: &Client, id: &str, interval_ms: u64) -> anyhow::Result<ExitCode> {
-    let progress = if std::io::stdout().is_terminal() {
-        Progress::Bar
-    } else {
-        Progress::Stdout
-    };
+    let progress = if std::io::stdout().is_terminal() { Progress::Bar } else { Progress::Stdout };
     let interval = Duration::from_millis(interval_ms.max(50));
     let job = until_terminal(|| client.get_aws_bulkjob(id), interval, progress).await?;
     let state = JobState::from(&job);
@@ -163,9 +154,7 @@ async fn watch(client: &Client, id: &str, interval_ms: u64) -> anyhow::Result<Ex
 fn read_keys_file(path: &Path) -> anyhow::Result<String> {
     if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading key ids from stdin")?;
+        std::io::stdin().read_to_string(&mut text).context("reading key ids from stdin")?;
         return Ok(text);
     }
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
@@ -185,9 +174,7 @@ pub fn parse_keys_file(text: &str) -> Vec<String> {
 /// the command line and in the file is meant once.
 fn dedup(keys: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
-    keys.into_iter()
-        .filter(|k| seen.insert(k.clone()))
-        .collect()
+    keys.into_iter().filter(|k| seen.insert(k.clone())).collect()
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use keyfleet_api_types::common::ListParams;
 use crate::client::{AwsKeyListQuery, Client};
 use crate::commands::watch::{Progress, until_terminal};
 use crate::output::{
-    CONNECTION_HEADERS, KEY_HEADERS, KMS_HEADERS, connection_row, key_row, kms_row, note_paging,
-    print_json, print_line, print_table,
+    CONNECTION_HEADERS, KEY_HEADERS, KMS_HEADERS, connection_row, key_row, kms_row, note_paging, print_json,
+    print_line, print_table,
 };
 use crate::summary::{JobState, exit_code, summary_line};
 
@@ -34,11 +34,7 @@ pub struct ListFlags {
 
 impl ListFlags {
     fn params(&self) -> ListParams {
-        ListParams {
-            skip: self.skip,
-            limit: self.limit,
-            sort: None,
-        }
+        ListParams { skip: self.skip, limit: self.limit, sort: None }
     }
 }
 
@@ -177,10 +173,7 @@ pub struct KeysListArgs {
     pub ids_only: bool,
 }
 
-pub(crate) async fn connection(
-    client: &Client,
-    cmd: ConnectionCommand,
-) -> anyhow::Result<ExitCode> {
+pub(crate) async fn connection(client: &Client, cmd: ConnectionCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ConnectionCommand::Create(a) => {
             let req = AwsConnectionRequest {
@@ -218,6 +211,7 @@ pub(crate) async fn kms(client: &Client, cmd: KmsCommand) -> anyhow::Result<Exit
                 account_id: Some(a.account_id),
                 connection: Some(a.connection),
                 regions: Some(a.regions),
+                quotas: None,
             };
             print_json(&client.create_aws_kms(&req).await?)?;
         }

@@ -38,28 +38,17 @@ pub(crate) async fn run(args: LoginArgs, global: &ClientGlobalArgs) -> anyhow::R
         .ca_cert
         .map(|p| std::path::absolute(&p).with_context(|| format!("resolving {}", p.display())))
         .transpose()?;
-    let opts = ClientOptions {
-        base_url: args.url,
-        insecure: args.insecure,
-        ca_cert,
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions { base_url: args.url, insecure: args.insecure, ca_cert, ..ClientOptions::default() };
     let client = Client::new(&opts)?;
     let password = match args.password {
         Some(p) => p,
-        None => read_password(&format!(
-            "Password for {} at {}: ",
-            args.username,
-            client.base_url()
-        ))?,
+        None => read_password(&format!("Password for {} at {}: ", args.username, client.base_url()))?,
     };
     let tokens = client.login(&args.username, &password).await.map_err(|e| {
         let untrusted = matches!(e, ClientError::Http(_)) && e.to_string().contains("certificate");
         let e = anyhow::Error::from(e);
         if untrusted {
-            e.context(
-                "the server's certificate is not trusted (pass --ca-cert PEM, or -k to accept it)",
-            )
+            e.context("the server's certificate is not trusted (pass --ca-cert PEM, or -k to accept it)")
         } else {
             e
         }
@@ -75,10 +64,7 @@ pub(crate) async fn run(args: LoginArgs, global: &ClientGlobalArgs) -> anyhow::R
         refresh_token_id: tokens.refresh_token_id,
     };
     config.save(&path)?;
-    print_line(&format!(
-        "logged in to {} as {}",
-        config.url, config.username
-    ))?;
+    print_line(&format!("logged in to {} as {}", config.url, config.username))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,9 +16,7 @@ use crate::client::{Client, ClientOptions};
 use crate::config::{CONFIG_ENV, ClientConfig, resolve_config_path};
 
 pub use api::ApiArgs;
-pub use bulkjob::{
-    BulkjobCommand, BulkjobCreateArgs, BulkjobListArgs, BulkjobWatchArgs, parse_keys_file,
-};
+pub use bulkjob::{BulkjobCommand, BulkjobCreateArgs, BulkjobListArgs, BulkjobWatchArgs, parse_keys_file};
 pub use inventory::{ConnectionCommand, KeysCommand, KmsCommand, SyncCommand};
 pub use login::LoginArgs;
 
@@ -92,20 +90,15 @@ pub async fn run(cmd: ClientCommand, global: &ClientGlobalArgs) -> anyhow::Resul
 /// 30 s, or after a 401) is written back to the session file at once.
 fn open_session(global: &ClientGlobalArgs) -> anyhow::Result<Client> {
     let path = resolve_config_path(global.config.as_deref())?;
-    let config = ClientConfig::load(&path)?.with_context(|| {
-        format!(
-            "not logged in ({} does not exist): run `keyfleet login` first",
-            path.display()
-        )
-    })?;
+    let config = ClientConfig::load(&path)?
+        .with_context(|| format!("not logged in ({} does not exist): run `keyfleet login` first", path.display()))?;
     let opts = ClientOptions {
         base_url: config.url.clone(),
         insecure: config.insecure,
         ca_cert: config.ca_cert.clone(),
         ..ClientOptions::default()
     };
-    let client =
-        Client::new(&opts)?.with_tokens(config.jwt.clone(), Some(config.refresh_token.clone()));
+    let client = Client::new(&opts)?.with_tokens(config.jwt.clone(), Some(config.refresh_token.clone()));
     let saved = Arc::new(Mutex::new(config));
     Ok(client.on_token_refresh(move |tokens| {
         let mut config = saved.lock().unwrap_or_else(|p| p.into_inner());

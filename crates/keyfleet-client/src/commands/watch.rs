@@ -46,10 +46,7 @@ where
             }
             Err(ClientError::Http(e)) if transport_failures < MAX_TRANSPORT_RETRIES => {
                 transport_failures += 1;
-                let msg = format!(
-                    "warning: polling failed, retrying: {}",
-                    ClientError::Http(e)
-                );
+                let msg = format!("warning: polling failed, retrying: {}", ClientError::Http(e));
                 match &bar {
                     Some(b) => b.println(msg),
                     None => eprintln!("{msg}"),
@@ -98,11 +95,9 @@ where
 }
 
 fn new_bar(len: u64) -> ProgressBar {
-    let style =
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bar =
-        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(style);
+    let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }

@@ -51,9 +51,7 @@ fn parse_account_id(value: &str) -> Result<String, String> {
 }
 
 fn parse_account_mapping(value: &str) -> Result<(String, String), String> {
-    let (access_key_id, account) = value
-        .split_once('=')
-        .ok_or_else(|| format!("'{value}' is not AKID=ACCOUNT"))?;
+    let (access_key_id, account) = value.split_once('=').ok_or_else(|| format!("'{value}' is not AKID=ACCOUNT"))?;
     if access_key_id.is_empty() {
         return Err(format!("'{value}' has an empty access key id"));
     }
@@ -63,22 +61,11 @@ fn parse_account_mapping(value: &str) -> Result<(String, String), String> {
 /// Serves until Ctrl-C. Prints one line to stdout with the URL, the built-in credentials and
 /// the number of seeded keys.
 pub async fn run(args: FakeAwsArgs) -> anyhow::Result<()> {
-    let config = FakeKmsConfig {
-        accounts: FakeKmsConfig::default()
-            .accounts
-            .into_iter()
-            .chain(args.accounts)
-            .collect(),
-    };
+    let config =
+        FakeKmsConfig { accounts: FakeKmsConfig::default().accounts.into_iter().chain(args.accounts).collect() };
     let fake = FakeKms::new(config);
-    let seeded: usize = args
-        .seed_regions
-        .iter()
-        .map(|region| {
-            fake.create_keys(&args.seed_account, region, args.seed_keys)
-                .len()
-        })
-        .sum();
+    let seeded: usize =
+        args.seed_regions.iter().map(|region| fake.create_keys(&args.seed_account, region, args.seed_keys).len()).sum();
 
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
@@ -144,16 +131,10 @@ mod tests {
         .unwrap();
         assert_eq!(cli.args.port, 0);
         assert_eq!(cli.args.seed_keys, 5);
-        assert_eq!(
-            cli.args.seed_regions,
-            ["us-east-1", "eu-west-1", "ap-south-1"]
-        );
+        assert_eq!(cli.args.seed_regions, ["us-east-1", "eu-west-1", "ap-south-1"]);
         assert_eq!(
             cli.args.accounts,
-            [
-                ("AKIAOTHER".to_owned(), "444455556666".to_owned()),
-                ("AKIATHIRD".to_owned(), "777788889999".to_owned())
-            ]
+            [("AKIAOTHER".to_owned(), "444455556666".to_owned()), ("AKIATHIRD".to_owned(), "777788889999".to_owned())]
         );
         assert!(Cli::try_parse_from(["fake-aws", "--account", "AKIA=12"]).is_err());
         assert!(Cli::try_parse_from(["fake-aws", "--seed-account", "x"]).is_err());

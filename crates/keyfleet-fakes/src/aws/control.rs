@@ -17,9 +17,7 @@ use super::{BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeKms};
 const MAX_SEED_COUNT: usize = 1_000_000;
 
 pub(super) fn routes() -> Router<FakeKms> {
-    Router::new()
-        .route("/_fake/calls", get(list_calls))
-        .route("/_fake/keys", get(list_keys).post(create_keys))
+    Router::new().route("/_fake/calls", get(list_calls)).route("/_fake/keys", get(list_keys).post(create_keys))
 }
 
 #[derive(Debug)]
@@ -68,19 +66,11 @@ impl ScopeQuery {
     fn scope(&self) -> Result<Scope, ControlError> {
         let account = self.account.as_deref().unwrap_or(BUILTIN_ACCOUNT_ID);
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ControlError(format!(
-                "account: '{account}' is not a 12-digit AWS account id"
-            )));
+            return Err(ControlError(format!("account: '{account}' is not a 12-digit AWS account id")));
         }
         let region = self.region.as_deref().unwrap_or(DEFAULT_REGION);
-        if region.is_empty()
-            || !region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(ControlError(format!(
-                "region: '{region}' is not an AWS region name"
-            )));
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(ControlError(format!("region: '{region}' is not an AWS region name")));
         }
         Ok(Scope::new(account, region))
     }
@@ -104,15 +94,10 @@ async fn create_keys(
     request: Result<Json<SeedRequest>, JsonRejection>,
 ) -> Result<Json<SeedResponse>, ControlError> {
     let Json(request) = request?;
-    let place = ScopeQuery {
-        account: request.account,
-        region: request.region,
-    };
+    let place = ScopeQuery { account: request.account, region: request.region };
     let scope = place.scope()?;
     if request.count > MAX_SEED_COUNT {
-        return Err(ControlError(format!(
-            "count: at most {MAX_SEED_COUNT} keys per request"
-        )));
+        return Err(ControlError(format!("count: at most {MAX_SEED_COUNT} keys per request")));
     }
     let key_ids = fake.create_keys(&scope.account, &scope.region, request.count);
     Ok(Json(SeedResponse { key_ids }))

@@ -44,13 +44,8 @@ pub(crate) const CUSTOMER_MASTER_KEY_SPECS: &[&str] = &[
     "SM2",
 ];
 
-pub(crate) const KEY_USAGES: &[&str] = &[
-    "SIGN_VERIFY",
-    "ENCRYPT_DECRYPT",
-    "GENERATE_VERIFY_MAC",
-    "KEY_AGREEMENT",
-    "ENCAPSULATE_DECAPSULATE",
-];
+pub(crate) const KEY_USAGES: &[&str] =
+    &["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT", "ENCAPSULATE_DECAPSULATE"];
 
 pub(crate) const ORIGINS: &[&str] = &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
 
@@ -82,12 +77,8 @@ pub(crate) fn algorithms(spec: &str, usage: &str) -> Option<Algorithms> {
         ("RSA_2048" | "RSA_3072" | "RSA_4096", "ENCRYPT_DECRYPT") => {
             algs.encryption = vec!["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"];
         }
-        ("RSA_2048" | "RSA_3072" | "RSA_4096", "SIGN_VERIFY") => {
-            algs.signing = RSA_SIGNING.to_vec()
-        }
-        ("ECC_NIST_P256" | "ECC_SECG_P256K1", "SIGN_VERIFY") => {
-            algs.signing = vec!["ECDSA_SHA_256"]
-        }
+        ("RSA_2048" | "RSA_3072" | "RSA_4096", "SIGN_VERIFY") => algs.signing = RSA_SIGNING.to_vec(),
+        ("ECC_NIST_P256" | "ECC_SECG_P256K1", "SIGN_VERIFY") => algs.signing = vec!["ECDSA_SHA_256"],
         ("ECC_NIST_P384", "SIGN_VERIFY") => algs.signing = vec!["ECDSA_SHA_384"],
         ("ECC_NIST_P521", "SIGN_VERIFY") => algs.signing = vec!["ECDSA_SHA_512"],
         ("ECC_NIST_P256" | "ECC_NIST_P384" | "ECC_NIST_P521" | "SM2", "KEY_AGREEMENT") => {
@@ -120,12 +111,7 @@ mod tests {
     #[test]
     fn every_spec_has_at_least_one_usage() {
         for spec in KEY_SPECS {
-            assert!(
-                KEY_USAGES
-                    .iter()
-                    .any(|usage| algorithms(spec, usage).is_some()),
-                "{spec}"
-            );
+            assert!(KEY_USAGES.iter().any(|usage| algorithms(spec, usage).is_some()), "{spec}");
         }
     }
 

@@ -48,23 +48,14 @@ pub struct FakeKmsConfig {
 
 impl Default for FakeKmsConfig {
     fn default() -> Self {
-        Self {
-            accounts: vec![(
-                BUILTIN_ACCESS_KEY_ID.to_owned(),
-                BUILTIN_ACCOUNT_ID.to_owned(),
-            )],
-        }
+        Self { accounts: vec![(BUILTIN_ACCESS_KEY_ID.to_owned(), BUILTIN_ACCOUNT_ID.to_owned())] }
     }
 }
 
 impl FakeKmsConfig {
     /// Adds (or overrides) the account of an access key.
     #[must_use]
-    pub fn with_account(
-        mut self,
-        access_key_id: impl Into<String>,
-        account: impl Into<String>,
-    ) -> Self {
+    pub fn with_account(mut self, access_key_id: impl Into<String>, account: impl Into<String>) -> Self {
         self.accounts.push((access_key_id.into(), account.into()));
         self
     }
@@ -110,17 +101,12 @@ impl Default for FakeKms {
 
 impl FakeKms {
     pub fn new(config: FakeKmsConfig) -> Self {
-        Self {
-            state: Arc::new(Mutex::new(State::new(config.accounts))),
-        }
+        Self { state: Arc::new(Mutex::new(State::new(config.accounts))) }
     }
 
     /// The whole HTTP surface: `POST /` for KMS and the `/_fake/...` control routes.
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/", post(kms_endpoint))
-            .merge(control::routes())
-            .with_state(self.clone())
+        Router::new().route("/", post(kms_endpoint)).merge(control::routes()).with_state(self.clone())
     }
 
     /// Serves forever on an already bound listener.
@@ -133,11 +119,7 @@ impl FakeKms {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(self.clone().serve(listener));
-        Ok(RunningFake {
-            fake: self,
-            addr,
-            task,
-        })
+        Ok(RunningFake { fake: self, addr, task })
     }
 
     /// The account a request signed with this access key id acts in.
@@ -151,14 +133,7 @@ impl FakeKms {
         let now = Utc::now();
         let mut state = self.lock();
         let store = state.store_mut(&scope);
-        (0..n)
-            .map(|_| {
-                store
-                    .create_key(&scope, NewKey::symmetric(), now)
-                    .id
-                    .clone()
-            })
-            .collect()
+        (0..n).map(|_| store.create_key(&scope, NewKey::symmetric(), now).id.clone()).collect()
     }
 
     /// `"Enabled"`, `"Disabled"` or `"PendingDeletion"`; `None` if there is no such key.
@@ -172,18 +147,8 @@ impl FakeKms {
     }
 
     /// Tags sorted by key.
-    pub fn key_tags(
-        &self,
-        account: &str,
-        region: &str,
-        key_id: &str,
-    ) -> Option<Vec<(String, String)>> {
-        self.with_key(account, region, key_id, |key| {
-            key.tags
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
+    pub fn key_tags(&self, account: &str, region: &str, key_id: &str) -> Option<Vec<(String, String)>> {
+        self.with_key(account, region, key_id, |key| key.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     /// Makes a key (and its aliases) vanish at once, as if its deletion had completed.
@@ -192,10 +157,7 @@ impl FakeKms {
         let scope = Scope::new(account, region);
         let mut state = self.lock();
         let store = state.store_mut(&scope);
-        let Ok(id) = store
-            .find(&scope, key_id, Refs::KeyOrAlias)
-            .map(|key| key.id.clone())
-        else {
+        let Ok(id) = store.find(&scope, key_id, Refs::KeyOrAlias).map(|key| key.id.clone()) else {
             return false;
         };
         store.remove_key(&id)
@@ -211,19 +173,10 @@ impl FakeKms {
         self.lock().calls_since(since)
     }
 
-    fn with_key<T>(
-        &self,
-        account: &str,
-        region: &str,
-        key_id: &str,
-        read: impl FnOnce(&state::Key) -> T,
-    ) -> Option<T> {
+    fn with_key<T>(&self, account: &str, region: &str, key_id: &str, read: impl FnOnce(&state::Key) -> T) -> Option<T> {
         let scope = Scope::new(account, region);
         let state = self.lock();
-        let key = state
-            .store(&scope)?
-            .find(&scope, key_id, Refs::KeyOrAlias)
-            .ok()?;
+        let key = state.store(&scope)?.find(&scope, key_id, Refs::KeyOrAlias).ok()?;
         Some(read(key))
     }
 
@@ -237,20 +190,14 @@ impl FakeKms {
     fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Result<Reply, KmsError> {
         let now = Utc::now();
         let target = protocol::target(headers).unwrap_or_default();
-        let operation = target
-            .strip_prefix(protocol::TARGET_PREFIX)
-            .unwrap_or(target)
-            .to_owned();
+        let operation = target.strip_prefix(protocol::TARGET_PREFIX).unwrap_or(target).to_owned();
         let credential = protocol::credential(headers);
 
         let mut state = self.lock();
         let (access_key_id, scope) = match &credential {
             Ok(credential) => (
                 credential.access_key_id.clone(),
-                Scope::new(
-                    &state.account_for(&credential.access_key_id),
-                    &credential.region,
-                ),
+                Scope::new(&state.account_for(&credential.access_key_id), &credential.region),
             ),
             Err(_) => (String::new(), Scope::new("", "")),
         };
@@ -260,10 +207,7 @@ impl FakeKms {
             Err(err) => Err(err),
         };
 
-        let error = result
-            .as_ref()
-            .err()
-            .map(|err| err.code.as_str().to_owned());
+        let error = result.as_ref().err().map(|err| err.code.as_str().to_owned());
         match &result {
             Err(err) if err.code == ErrorCode::KmsInternal => {
                 tracing::error!(aws.operation = %operation, error = %err, "fake KMS internal error");
@@ -300,36 +244,19 @@ fn execute(
     now: DateTime<Utc>,
     key_id: &mut Option<String>,
 ) -> Result<Reply, KmsError> {
-    let operation = target
-        .strip_prefix(protocol::TARGET_PREFIX)
-        .and_then(Operation::from_name)
-        .ok_or_else(|| {
-            KmsError::new(
-                ErrorCode::UnknownOperation,
-                format!("Unknown operation: X-Amz-Target '{target}'"),
-            )
-        })?;
+    let operation = target.strip_prefix(protocol::TARGET_PREFIX).and_then(Operation::from_name).ok_or_else(|| {
+        KmsError::new(ErrorCode::UnknownOperation, format!("Unknown operation: X-Amz-Target '{target}'"))
+    })?;
     let body = protocol::body_object(body)?;
-    let State {
-        stores, markers, ..
-    } = state;
+    let State { stores, markers, .. } = state;
     let store = stores.entry(scope.clone()).or_default();
-    let mut cx = Cx {
-        scope,
-        now,
-        markers,
-        key_id: None,
-    };
+    let mut cx = Cx { scope, now, markers, key_id: None };
     let result = ops::dispatch(operation, &mut cx, store, body);
     *key_id = cx.key_id;
     result
 }
 
-async fn kms_endpoint(
-    AxumState(fake): AxumState<FakeKms>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn kms_endpoint(AxumState(fake): AxumState<FakeKms>, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     protocol::respond(&request_id, fake.handle(&headers, &body))
 }

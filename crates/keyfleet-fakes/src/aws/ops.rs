@@ -72,23 +72,13 @@ pub(crate) struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    fn find<'s>(
-        &mut self,
-        store: &'s Store,
-        key_ref: &str,
-        refs: Refs,
-    ) -> Result<&'s Key, KmsError> {
+    fn find<'s>(&mut self, store: &'s Store, key_ref: &str, refs: Refs) -> Result<&'s Key, KmsError> {
         let key = store.find(self.scope, key_ref, refs)?;
         self.key_id = Some(key.id.clone());
         Ok(key)
     }
 
-    fn find_mut<'s>(
-        &mut self,
-        store: &'s mut Store,
-        key_ref: &str,
-        refs: Refs,
-    ) -> Result<&'s mut Key, KmsError> {
+    fn find_mut<'s>(&mut self, store: &'s mut Store, key_ref: &str, refs: Refs) -> Result<&'s mut Key, KmsError> {
         let key = store.find_mut(self.scope, key_ref, refs)?;
         self.key_id = Some(key.id.clone());
         Ok(key)
@@ -96,12 +86,7 @@ impl Cx<'_> {
 
     /// Listing markers are only valid for the listing that issued them.
     fn listing(&self, operation: Operation, filter: &str) -> String {
-        format!(
-            "{}:{}:{}:{filter}",
-            operation.name(),
-            self.scope.account,
-            self.scope.region
-        )
+        format!("{}:{}:{}:{filter}", operation.name(), self.scope.account, self.scope.region)
     }
 }
 
@@ -156,28 +141,15 @@ struct KeyMetadataOutput<'a> {
     key_metadata: KeyMetadata<'a>,
 }
 
-fn create_key(
-    cx: &mut Cx<'_>,
-    store: &mut Store,
-    input: CreateKeyInput,
-) -> Result<Reply, KmsError> {
+fn create_key(cx: &mut Cx<'_>, store: &mut Store, input: CreateKeyInput) -> Result<Reply, KmsError> {
     let mut v = Violations::default();
     v.length("policy", input.policy.as_deref(), 1, POLICY_MAX_LEN);
     v.length("description", input.description.as_deref(), 0, 8192);
     v.one_of("keyUsage", input.key_usage.as_deref(), keyspec::KEY_USAGES);
     v.one_of("keySpec", input.key_spec.as_deref(), keyspec::KEY_SPECS);
-    v.one_of(
-        "customerMasterKeySpec",
-        input.customer_master_key_spec.as_deref(),
-        keyspec::CUSTOMER_MASTER_KEY_SPECS,
-    );
+    v.one_of("customerMasterKeySpec", input.customer_master_key_spec.as_deref(), keyspec::CUSTOMER_MASTER_KEY_SPECS);
     v.one_of("origin", input.origin.as_deref(), keyspec::ORIGINS);
-    v.length(
-        "customKeyStoreId",
-        input.custom_key_store_id.as_deref(),
-        1,
-        64,
-    );
+    v.length("customKeyStoreId", input.custom_key_store_id.as_deref(), 1, 64);
     v.length("xksKeyId", input.xks_key_id.as_deref(), 1, 128);
     check_tag_members(&mut v, input.tags.as_deref());
     v.finish()?;
@@ -189,10 +161,7 @@ fn create_key(
         ));
     }
     let unsupported = |what: &str| {
-        KmsError::new(
-            ErrorCode::UnsupportedOperation,
-            format!("{what} is not supported by the keyfleet fake KMS."),
-        )
+        KmsError::new(ErrorCode::UnsupportedOperation, format!("{what} is not supported by the keyfleet fake KMS."))
     };
     if input.origin.as_deref().is_some_and(|o| o != "AWS_KMS") {
         return Err(unsupported("An Origin other than AWS_KMS"));
@@ -203,23 +172,14 @@ fn create_key(
     if input.multi_region == Some(true) {
         return Err(unsupported("A multi-Region key"));
     }
-    let key_spec = input
-        .key_spec
-        .or(input.customer_master_key_spec)
-        .unwrap_or_else(|| keyspec::SYMMETRIC_DEFAULT.to_owned());
-    let key_usage = input
-        .key_usage
-        .unwrap_or_else(|| keyspec::ENCRYPT_DECRYPT.to_owned());
+    let key_spec =
+        input.key_spec.or(input.customer_master_key_spec).unwrap_or_else(|| keyspec::SYMMETRIC_DEFAULT.to_owned());
+    let key_usage = input.key_usage.unwrap_or_else(|| keyspec::ENCRYPT_DECRYPT.to_owned());
     let algorithms: Algorithms = keyspec::algorithms(&key_spec, &key_usage).ok_or_else(|| {
-        KmsError::validation(format!(
-            "KeyUsage {key_usage} is not compatible with KeySpec {key_spec}."
-        ))
+        KmsError::validation(format!("KeyUsage {key_usage} is not compatible with KeySpec {key_spec}."))
     })?;
     if key_spec == "SM2" && !cx.scope.region.starts_with("cn-") {
-        return Err(KmsError::new(
-            ErrorCode::UnsupportedOperation,
-            "KeySpec SM2 is only available in China Regions.",
-        ));
+        return Err(KmsError::new(ErrorCode::UnsupportedOperation, "KeySpec SM2 is only available in China Regions."));
     }
     if let Some(policy) = &input.policy {
         check_policy(policy)?;
@@ -237,9 +197,7 @@ fn create_key(
     };
     let key = store.create_key(cx.scope, new, cx.now);
     cx.key_id = Some(key.id.clone());
-    Reply::json(&KeyMetadataOutput {
-        key_metadata: KeyMetadata::of(key),
-    })
+    Reply::json(&KeyMetadataOutput { key_metadata: KeyMetadata::of(key) })
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,9 +213,7 @@ fn describe_key(cx: &mut Cx<'_>, store: &mut Store, input: KeyIdInput) -> Result
     let key_ref = v.required("keyId", input.key_id.as_deref(), 1, KEY_ID_MAX_LEN);
     v.finish()?;
     let key = cx.find(store, key_ref, Refs::KeyOrAlias)?;
-    Reply::json(&KeyMetadataOutput {
-        key_metadata: KeyMetadata::of(key),
-    })
+    Reply::json(&KeyMetadataOutput { key_metadata: KeyMetadata::of(key) })
 }
 
 /// EnableKey and DisableKey: a state change with an empty answer.
@@ -289,9 +245,7 @@ impl ListInput {
     fn check_paging(&self, v: &mut Violations, max: i64, default: usize) -> usize {
         v.range("limit", self.limit, 1, max);
         v.length("marker", self.marker.as_deref(), 1, MARKER_MAX_LEN);
-        self.limit
-            .and_then(|limit| usize::try_from(limit).ok())
-            .unwrap_or(default)
+        self.limit.and_then(|limit| usize::try_from(limit).ok()).unwrap_or(default)
     }
 }
 
@@ -324,24 +278,12 @@ fn list_keys(cx: &mut Cx<'_>, store: &mut Store, input: ListInput) -> Result<Rep
     v.finish()?;
     let listing = cx.listing(Operation::ListKeys, "");
     let start = match &input.marker {
-        Some(marker) => cx
-            .markers
-            .open(&listing, marker)?
-            .parse::<u64>()
-            .map_err(|_| KmsError::internal())?,
+        Some(marker) => cx.markers.open(&listing, marker)?.parse::<u64>().map_err(|_| KmsError::internal())?,
         None => 0,
     };
     let (page, next) = take_page(store.keys_from(start), limit);
     Reply::json(&ListOutput {
-        items: Keys {
-            keys: page
-                .into_iter()
-                .map(|key| KeyListEntry {
-                    key_id: &key.id,
-                    key_arn: &key.arn,
-                })
-                .collect(),
-        },
+        items: Keys { keys: page.into_iter().map(|key| KeyListEntry { key_id: &key.id, key_arn: &key.arn }).collect() },
         truncated: next.is_some(),
         next_marker: next.map(|ordinal| cx.markers.issue(&listing, &ordinal.to_string())),
     })
@@ -392,11 +334,7 @@ struct KeyArnOutput<'a> {
     key_id: &'a str,
 }
 
-fn cancel_key_deletion(
-    cx: &mut Cx<'_>,
-    store: &mut Store,
-    input: KeyIdInput,
-) -> Result<Reply, KmsError> {
+fn cancel_key_deletion(cx: &mut Cx<'_>, store: &mut Store, input: KeyIdInput) -> Result<Reply, KmsError> {
     let mut v = Violations::default();
     let key_ref = v.required("keyId", input.key_id.as_deref(), 1, KEY_ID_MAX_LEN);
     v.finish()?;
@@ -441,28 +379,17 @@ struct GetKeyPolicyOutput<'a> {
     policy_name: &'static str,
 }
 
-fn get_key_policy(
-    cx: &mut Cx<'_>,
-    store: &mut Store,
-    input: PolicyInput,
-) -> Result<Reply, KmsError> {
+fn get_key_policy(cx: &mut Cx<'_>, store: &mut Store, input: PolicyInput) -> Result<Reply, KmsError> {
     let mut v = Violations::default();
     let key_ref = v.required("keyId", input.key_id.as_deref(), 1, KEY_ID_MAX_LEN);
     input.check_policy_name(&mut v);
     v.finish()?;
     let key = cx.find(store, key_ref, Refs::KeyOnly)?;
     input.require_default_name()?;
-    Reply::json(&GetKeyPolicyOutput {
-        policy: &key.policy,
-        policy_name: "default",
-    })
+    Reply::json(&GetKeyPolicyOutput { policy: &key.policy, policy_name: "default" })
 }
 
-fn put_key_policy(
-    cx: &mut Cx<'_>,
-    store: &mut Store,
-    input: PolicyInput,
-) -> Result<Reply, KmsError> {
+fn put_key_policy(cx: &mut Cx<'_>, store: &mut Store, input: PolicyInput) -> Result<Reply, KmsError> {
     let mut v = Violations::default();
     let key_ref = v.required("keyId", input.key_id.as_deref(), 1, KEY_ID_MAX_LEN);
     let policy = v.required("policy", input.policy.as_deref(), 1, POLICY_MAX_LEN);
@@ -506,18 +433,8 @@ struct TagInput {
 fn check_tag_members(v: &mut Violations, tags: Option<&[TagInput]>) {
     for (i, tag) in tags.unwrap_or_default().iter().enumerate() {
         let n = i + 1;
-        v.required(
-            &format!("tags.{n}.member.tagKey"),
-            tag.tag_key.as_deref(),
-            1,
-            128,
-        );
-        v.required(
-            &format!("tags.{n}.member.tagValue"),
-            tag.tag_value.as_deref(),
-            0,
-            256,
-        );
+        v.required(&format!("tags.{n}.member.tagKey"), tag.tag_key.as_deref(), 1, 128);
+        v.required(&format!("tags.{n}.member.tagValue"), tag.tag_value.as_deref(), 0, 256);
     }
 }
 
@@ -559,11 +476,7 @@ struct TagResourceInput {
     tags: Option<Vec<TagInput>>,
 }
 
-fn tag_resource(
-    cx: &mut Cx<'_>,
-    store: &mut Store,
-    input: TagResourceInput,
-) -> Result<Reply, KmsError> {
+fn tag_resource(cx: &mut Cx<'_>, store: &mut Store, input: TagResourceInput) -> Result<Reply, KmsError> {
     let mut v = Violations::default();
     let key_ref = v.required("keyId", input.key_id.as_deref(), 1, KEY_ID_MAX_LEN);
     v.not_null("tags", input.tags.as_ref());
@@ -586,11 +499,7 @@ struct UntagResourceInput {
     tag_keys: Option<Vec<String>>,
 }
 
-fn untag_resource(
-    cx: &mut Cx<'_>,
-    store: &mut Store,
-    input: UntagResourceInput,
-) -> Result<Reply, KmsError> {
+fn untag_resource(cx: &mut Cx<'_>, store: &mut Store, input: UntagResourceInput) -> Result<Reply, KmsError> {
     let mut v = Violations::default();
     let key_ref = v.required("keyId", input.key_id.as_deref(), 1, KEY_ID_MAX_LEN);
     v.not_null("tagKeys", input.tag_keys.as_ref());
@@ -616,11 +525,7 @@ struct Tags {
     tags: Vec<Tag>,
 }
 
-fn list_resource_tags(
-    cx: &mut Cx<'_>,
-    store: &mut Store,
-    input: ListInput,
-) -> Result<Reply, KmsError> {
+fn list_resource_tags(cx: &mut Cx<'_>, store: &mut Store, input: ListInput) -> Result<Reply, KmsError> {
     let mut v = Violations::default();
     let key_ref = v.required("keyId", input.key_id.as_deref(), 1, KEY_ID_MAX_LEN);
     let limit = input.check_paging(&mut v, 50, 50);
@@ -632,10 +537,7 @@ fn list_resource_tags(
         None => String::new(),
     };
     let tags = key.tags.range(start..).map(|(k, v)| {
-        let tag = Tag {
-            tag_key: k.clone(),
-            tag_value: v.clone(),
-        };
+        let tag = Tag { tag_key: k.clone(), tag_value: v.clone() };
         (k.clone(), tag)
     });
     let (page, next) = take_page(tags, limit);
@@ -658,9 +560,7 @@ struct AliasInput {
 /// The name checks shared by CreateAlias and DeleteAlias, in AWS's order.
 fn check_alias_name(v: &mut Violations, name: Option<&str>) -> String {
     let name = v.required("aliasName", name, 1, 256);
-    let chars_ok = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '_' | '-'));
+    let chars_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '_' | '-'));
     v.pattern("aliasName", Some(name), chars_ok, "^[a-zA-Z0-9:/_-]+$");
     name.to_owned()
 }
@@ -681,25 +581,14 @@ fn check_alias_prefix(name: &str) -> Result<(), KmsError> {
 fn create_alias(cx: &mut Cx<'_>, store: &mut Store, input: AliasInput) -> Result<Reply, KmsError> {
     let mut v = Violations::default();
     let name = check_alias_name(&mut v, input.alias_name.as_deref());
-    let target = v.required(
-        "targetKeyId",
-        input.target_key_id.as_deref(),
-        1,
-        KEY_ID_MAX_LEN,
-    );
+    let target = v.required("targetKeyId", input.target_key_id.as_deref(), 1, KEY_ID_MAX_LEN);
     v.finish()?;
     check_alias_prefix(&name)?;
     if name.contains(':') {
-        return Err(KmsError::validation(format!(
-            "{name} contains invalid characters for an alias"
-        )));
+        return Err(KmsError::validation(format!("{name} contains invalid characters for an alias")));
     }
-    if target.starts_with(ALIAS_PREFIX)
-        || (target.starts_with("arn:") && target.contains(":alias/"))
-    {
-        return Err(KmsError::validation(
-            "Aliases must refer to keys. Not aliases",
-        ));
+    if target.starts_with(ALIAS_PREFIX) || (target.starts_with("arn:") && target.contains(":alias/")) {
+        return Err(KmsError::validation("Aliases must refer to keys. Not aliases"));
     }
     let key = cx.find(store, target, Refs::KeyOnly)?;
     key.refuse_if_pending_deletion()?;

@@ -60,10 +60,7 @@ fn decode_hex(hex: &str) -> Option<String> {
 
 /// One page of `items` (already positioned at the page start) and the position of the first
 /// item of the next page, if there is one.
-pub(crate) fn take_page<P, T>(
-    mut items: impl Iterator<Item = (P, T)>,
-    limit: usize,
-) -> (Vec<T>, Option<P>) {
+pub(crate) fn take_page<P, T>(mut items: impl Iterator<Item = (P, T)>, limit: usize) -> (Vec<T>, Option<P>) {
     let page = items.by_ref().take(limit).map(|(_, item)| item).collect();
     let next = items.next().map(|(position, _)| position);
     (page, next)
@@ -78,25 +75,12 @@ mod tests {
     fn a_marker_opens_only_in_its_own_listing() {
         let markers = Markers::default();
         let marker = markers.issue("ListKeys:111122223333:us-east-1", "alias/x");
-        assert_eq!(
-            markers
-                .open("ListKeys:111122223333:us-east-1", &marker)
-                .unwrap(),
-            "alias/x"
-        );
-        let other = markers
-            .open("ListKeys:111122223333:eu-west-1", &marker)
-            .unwrap_err();
+        assert_eq!(markers.open("ListKeys:111122223333:us-east-1", &marker).unwrap(), "alias/x");
+        let other = markers.open("ListKeys:111122223333:eu-west-1", &marker).unwrap_err();
         assert_eq!(other.code, ErrorCode::InvalidMarker);
+        assert!(markers.open("ListKeys:111122223333:us-east-1", "zz").is_err());
         assert!(
-            markers
-                .open("ListKeys:111122223333:us-east-1", "zz")
-                .is_err()
-        );
-        assert!(
-            Markers::default()
-                .open("ListKeys:111122223333:us-east-1", &marker)
-                .is_err(),
+            Markers::default().open("ListKeys:111122223333:us-east-1", &marker).is_err(),
             "another fake did not issue it"
         );
     }

@@ -77,10 +77,7 @@ pub(crate) struct KmsError {
 
 impl KmsError {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
@@ -117,9 +114,7 @@ pub(crate) enum Reply {
 
 impl Reply {
     pub(crate) fn json<T: serde::Serialize>(output: &T) -> Result<Self, KmsError> {
-        serde_json::to_value(output)
-            .map(Self::Json)
-            .map_err(|_| KmsError::internal())
+        serde_json::to_value(output).map(Self::Json).map_err(|_| KmsError::internal())
     }
 }
 
@@ -140,27 +135,16 @@ pub(crate) struct Credential {
 /// the fake only needs to know the account and the region.
 pub(crate) fn credential(headers: &HeaderMap) -> Result<Credential, KmsError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(KmsError::new(
-            ErrorCode::MissingAuthenticationToken,
-            "Missing Authentication Token",
-        ));
+        return Err(KmsError::new(ErrorCode::MissingAuthenticationToken, "Missing Authentication Token"));
     };
     let incomplete = |message: String| KmsError::new(ErrorCode::IncompleteSignature, message);
-    let value = value
-        .to_str()
-        .map_err(|_| incomplete("Authorization header is not valid ASCII.".to_owned()))?;
+    let value = value.to_str().map_err(|_| incomplete("Authorization header is not valid ASCII.".to_owned()))?;
     let Some(params) = value.trim().strip_prefix(SIGV4_ALGORITHM) else {
         let algorithm = value.split_whitespace().next().unwrap_or_default();
-        return Err(incomplete(format!(
-            "Unsupported AWS 'algorithm': '{algorithm}'."
-        )));
+        return Err(incomplete(format!("Unsupported AWS 'algorithm': '{algorithm}'.")));
     };
-    let param = |name: &str| {
-        params
-            .split(',')
-            .map(str::trim)
-            .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
-    };
+    let param =
+        |name: &str| params.split(',').map(str::trim).find_map(|part| part.strip_prefix(name)?.strip_prefix('='));
     let mut missing = Vec::new();
     for name in ["Credential", "Signature", "SignedHeaders"] {
         if param(name).is_none_or(str::is_empty) {
@@ -173,16 +157,11 @@ pub(crate) fn credential(headers: &HeaderMap) -> Result<Credential, KmsError> {
     let scope = param("Credential").unwrap_or_default();
     let parts: Vec<&str> = scope.split('/').collect();
     let [access_key_id, date, region, service, terminator] = parts.as_slice() else {
-        return Err(incomplete(format!(
-            "Credential should be scoped to a valid region and service, not '{scope}'."
-        )));
+        return Err(incomplete(format!("Credential should be scoped to a valid region and service, not '{scope}'.")));
     };
     let valid_date = date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit());
-    if access_key_id.is_empty() || region.is_empty() || !valid_date || *terminator != "aws4_request"
-    {
-        return Err(incomplete(format!(
-            "Credential should be scoped to a valid region and service, not '{scope}'."
-        )));
+    if access_key_id.is_empty() || region.is_empty() || !valid_date || *terminator != "aws4_request" {
+        return Err(incomplete(format!("Credential should be scoped to a valid region and service, not '{scope}'.")));
     }
     if *service != SERVICE {
         return Err(KmsError::new(
@@ -190,10 +169,7 @@ pub(crate) fn credential(headers: &HeaderMap) -> Result<Credential, KmsError> {
             format!("Credential should be scoped to correct service: '{SERVICE}'."),
         ));
     }
-    Ok(Credential {
-        access_key_id: (*access_key_id).to_owned(),
-        region: (*region).to_owned(),
-    })
+    Ok(Credential { access_key_id: (*access_key_id).to_owned(), region: (*region).to_owned() })
 }
 
 /// The body is a JSON object; an empty body counts as `{}`.
@@ -203,14 +179,8 @@ pub(crate) fn body_object(body: &[u8]) -> Result<Value, KmsError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) => Err(KmsError::new(
-            ErrorCode::Serialization,
-            "Start of structure or map found where not expected.",
-        )),
-        Err(err) => Err(KmsError::new(
-            ErrorCode::Serialization,
-            format!("Request body is not valid JSON: {err}"),
-        )),
+        Ok(_) => Err(KmsError::new(ErrorCode::Serialization, "Start of structure or map found where not expected.")),
+        Err(err) => Err(KmsError::new(ErrorCode::Serialization, format!("Request body is not valid JSON: {err}"))),
     }
 }
 
@@ -218,12 +188,8 @@ pub(crate) fn body_object(body: &[u8]) -> Result<Value, KmsError> {
 /// `SerializationException`, as on AWS; missing or out-of-range members are checked later
 /// with [`Violations`] so that they produce AWS's `ValidationException` text.
 pub(crate) fn input<T: DeserializeOwned>(body: Value) -> Result<T, KmsError> {
-    serde_json::from_value(body).map_err(|err| {
-        KmsError::new(
-            ErrorCode::Serialization,
-            format!("Cannot deserialize request: {err}"),
-        )
-    })
+    serde_json::from_value(body)
+        .map_err(|err| KmsError::new(ErrorCode::Serialization, format!("Cannot deserialize request: {err}")))
 }
 
 /// Builds the HTTP response for one call.
@@ -233,11 +199,7 @@ pub(crate) fn respond(request_id: &str, result: Result<Reply, KmsError>) -> Resp
         Ok(Reply::Json(value)) => (StatusCode::OK, None, value.to_string().into_bytes()),
         Err(err) => {
             let body = serde_json::json!({ "__type": err.code.as_str(), "message": err.message });
-            (
-                err.code.status(),
-                Some(err.code),
-                body.to_string().into_bytes(),
-            )
+            (err.code.status(), Some(err.code), body.to_string().into_bytes())
         }
     };
     let mut response = Response::new(Body::from(body));
@@ -260,20 +222,12 @@ pub(crate) struct Violations(Vec<String>);
 
 impl Violations {
     fn push(&mut self, value: &str, member: &str, constraint: &str) {
-        self.0.push(format!(
-            "Value {value} at '{member}' failed to satisfy constraint: {constraint}"
-        ));
+        self.0.push(format!("Value {value} at '{member}' failed to satisfy constraint: {constraint}"));
     }
 
     /// A required string member with its length bounds; returns "" when absent (the
     /// violation is then reported by [`Violations::finish`]).
-    pub(crate) fn required<'a>(
-        &mut self,
-        member: &str,
-        value: Option<&'a str>,
-        min: usize,
-        max: usize,
-    ) -> &'a str {
+    pub(crate) fn required<'a>(&mut self, member: &str, value: Option<&'a str>, min: usize, max: usize) -> &'a str {
         match value {
             None => {
                 self.push("null", member, "Member must not be null");
@@ -318,10 +272,7 @@ impl Violations {
     pub(crate) fn one_of(&mut self, member: &str, value: Option<&str>, allowed: &[&str]) {
         let Some(value) = value else { return };
         if !allowed.contains(&value) {
-            let constraint = format!(
-                "Member must satisfy enum value set: [{}]",
-                allowed.join(", ")
-            );
+            let constraint = format!("Member must satisfy enum value set: [{}]", allowed.join(", "));
             self.push(&quoted(value), member, &constraint);
         }
     }
@@ -337,14 +288,8 @@ impl Violations {
     pub(crate) fn finish(self) -> Result<(), KmsError> {
         match self.0.len() {
             0 => Ok(()),
-            1 => Err(KmsError::validation(format!(
-                "1 validation error detected: {}",
-                self.0.join("; ")
-            ))),
-            n => Err(KmsError::validation(format!(
-                "{n} validation errors detected: {}",
-                self.0.join("; ")
-            ))),
+            1 => Err(KmsError::validation(format!("1 validation error detected: {}", self.0.join("; ")))),
+            n => Err(KmsError::validation(format!("{n} validation errors detected: {}", self.0.join("; ")))),
         }
     }
 }
@@ -367,10 +312,7 @@ mod tests {
 
     fn headers(authorization: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_str(authorization).unwrap(),
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
         headers
     }
 
@@ -393,17 +335,14 @@ mod tests {
         let basic = credential(&headers("Basic dXNlcjpwYXNz")).unwrap_err();
         assert_eq!(basic.code, ErrorCode::IncompleteSignature);
 
-        let no_signature = credential(&headers(
-            "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/kms/aws4_request",
-        ))
-        .unwrap_err();
+        let no_signature =
+            credential(&headers("AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/kms/aws4_request")).unwrap_err();
         assert_eq!(no_signature.code, ErrorCode::IncompleteSignature);
         assert!(no_signature.message.contains("'Signature'"));
 
-        let short_scope = credential(&headers(
-            "AWS4-HMAC-SHA256 Credential=AKID/us-east-1, SignedHeaders=host, Signature=x",
-        ))
-        .unwrap_err();
+        let short_scope =
+            credential(&headers("AWS4-HMAC-SHA256 Credential=AKID/us-east-1, SignedHeaders=host, Signature=x"))
+                .unwrap_err();
         assert_eq!(short_scope.code, ErrorCode::IncompleteSignature);
 
         let other_service = credential(&headers(
@@ -440,13 +379,7 @@ mod tests {
     #[test]
     fn body_must_be_a_json_object() {
         assert!(body_object(b"").unwrap().is_object());
-        assert_eq!(
-            body_object(b"not json").unwrap_err().code,
-            ErrorCode::Serialization
-        );
-        assert_eq!(
-            body_object(b"[1]").unwrap_err().code,
-            ErrorCode::Serialization
-        );
+        assert_eq!(body_object(b"not json").unwrap_err().code, ErrorCode::Serialization);
+        assert_eq!(body_object(b"[1]").unwrap_err().code, ErrorCode::Serialization);
     }
 }

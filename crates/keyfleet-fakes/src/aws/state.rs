@@ -19,10 +19,7 @@ pub(crate) struct Scope {
 
 impl Scope {
     pub(crate) fn new(account: &str, region: &str) -> Self {
-        Self {
-            account: account.to_owned(),
-            region: region.to_owned(),
-        }
+        Self { account: account.to_owned(), region: region.to_owned() }
     }
 
     fn partition(&self) -> &'static str {
@@ -36,12 +33,7 @@ impl Scope {
     }
 
     fn arn(&self, resource: &str) -> String {
-        format!(
-            "arn:{}:kms:{}:{}:{resource}",
-            self.partition(),
-            self.region,
-            self.account
-        )
+        format!("arn:{}:kms:{}:{}:{resource}", self.partition(), self.region, self.account)
     }
 
     pub(crate) fn key_arn(&self, key_id: &str) -> String {
@@ -107,10 +99,7 @@ impl NewKey {
             description: String::new(),
             key_usage: super::keyspec::ENCRYPT_DECRYPT.to_owned(),
             key_spec: super::keyspec::SYMMETRIC_DEFAULT.to_owned(),
-            algorithms: Algorithms {
-                encryption: vec![super::keyspec::SYMMETRIC_DEFAULT],
-                ..Algorithms::default()
-            },
+            algorithms: Algorithms { encryption: vec![super::keyspec::SYMMETRIC_DEFAULT], ..Algorithms::default() },
             policy: None,
             tags: Vec::new(),
         }
@@ -141,10 +130,7 @@ impl Key {
     /// Most changes are refused while a key waits for deletion.
     pub(crate) fn refuse_if_pending_deletion(&self) -> Result<(), KmsError> {
         if self.state == KeyState::PendingDeletion {
-            return Err(KmsError::invalid_state(format!(
-                "{} is pending deletion.",
-                self.arn
-            )));
+            return Err(KmsError::invalid_state(format!("{} is pending deletion.", self.arn)));
         }
         Ok(())
     }
@@ -164,11 +150,7 @@ impl Key {
     }
 
     /// `days` is already checked to be within AWS's 7–30.
-    pub(crate) fn schedule_deletion(
-        &mut self,
-        days: i64,
-        now: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, KmsError> {
+    pub(crate) fn schedule_deletion(&mut self, days: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, KmsError> {
         self.refuse_if_pending_deletion()?;
         let deletion_date = now + Duration::days(days);
         self.state = KeyState::PendingDeletion;
@@ -179,10 +161,7 @@ impl Key {
     /// A cancelled deletion leaves the key disabled, as on AWS.
     pub(crate) fn cancel_deletion(&mut self) -> Result<(), KmsError> {
         if self.state != KeyState::PendingDeletion {
-            return Err(KmsError::invalid_state(format!(
-                "{} is not pending deletion.",
-                self.arn
-            )));
+            return Err(KmsError::invalid_state(format!("{} is not pending deletion.", self.arn)));
         }
         self.state = KeyState::Disabled;
         self.deletion_date = None;
@@ -251,8 +230,7 @@ impl Store {
             return false;
         };
         self.keys.remove(&ordinal);
-        self.aliases
-            .retain(|_, alias| alias.target_key_id != key_id);
+        self.aliases.retain(|_, alias| alias.target_key_id != key_id);
         true
     }
 
@@ -261,12 +239,7 @@ impl Store {
         self.keys.get(&ordinal).ok_or_else(KmsError::internal)
     }
 
-    pub(crate) fn find_mut(
-        &mut self,
-        scope: &Scope,
-        key_ref: &str,
-        refs: Refs,
-    ) -> Result<&mut Key, KmsError> {
+    pub(crate) fn find_mut(&mut self, scope: &Scope, key_ref: &str, refs: Refs) -> Result<&mut Key, KmsError> {
         let ordinal = self.locate(scope, key_ref, refs)?;
         self.keys.get_mut(&ordinal).ok_or_else(KmsError::internal)
     }
@@ -293,9 +266,7 @@ impl Store {
 
     /// Keys in ListKeys order, starting at creation ordinal `from`.
     pub(crate) fn keys_from(&self, from: u64) -> impl Iterator<Item = (u64, &Key)> {
-        self.keys
-            .range(from..)
-            .map(|(ordinal, key)| (*ordinal, key))
+        self.keys.range(from..).map(|(ordinal, key)| (*ordinal, key))
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> {
@@ -304,16 +275,14 @@ impl Store {
 
     /// `name` includes its `alias/` prefix.
     pub(crate) fn alias(&self, scope: &Scope, name: &str) -> Result<&Alias, KmsError> {
-        self.aliases.get(name).ok_or_else(|| {
-            KmsError::not_found(format!("Alias {} is not found.", scope.alias_arn(name)))
-        })
+        self.aliases
+            .get(name)
+            .ok_or_else(|| KmsError::not_found(format!("Alias {} is not found.", scope.alias_arn(name))))
     }
 
     /// Aliases in name order, starting at `from`.
     pub(crate) fn aliases_from<'a>(&'a self, from: &str) -> impl Iterator<Item = &'a Alias> {
-        self.aliases
-            .range(from.to_owned()..)
-            .map(|(_, alias)| alias)
+        self.aliases.range(from.to_owned()..).map(|(_, alias)| alias)
     }
 
     pub(crate) fn create_alias(
@@ -326,20 +295,12 @@ impl Store {
         if self.aliases.contains_key(name) {
             return Err(KmsError::new(
                 ErrorCode::AlreadyExists,
-                format!(
-                    "An alias with the name {} already exists",
-                    scope.alias_arn(name)
-                ),
+                format!("An alias with the name {} already exists", scope.alias_arn(name)),
             ));
         }
         self.aliases.insert(
             name.to_owned(),
-            Alias {
-                name: name.to_owned(),
-                target_key_id: target_key_id.to_owned(),
-                created: now,
-                updated: now,
-            },
+            Alias { name: name.to_owned(), target_key_id: target_key_id.to_owned(), created: now, updated: now },
         );
         Ok(())
     }
@@ -360,10 +321,7 @@ fn parse_key_ref<'a>(scope: &Scope, raw: &'a str) -> Result<KeyRef<'a>, KmsError
         return Ok(KeyRef::Id(raw));
     }
     let invalid = || {
-        KmsError::new(
-            ErrorCode::InvalidArn,
-            format!("The request was rejected because the ARN {raw} is not valid."),
-        )
+        KmsError::new(ErrorCode::InvalidArn, format!("The request was rejected because the ARN {raw} is not valid."))
     };
     let parts: Vec<&'a str> = raw.splitn(6, ':').collect();
     let [_, _partition, service, _region, _account, resource] = parts.as_slice() else {
@@ -420,17 +378,11 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn new(accounts: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self {
-            accounts: accounts.into_iter().collect(),
-            ..Self::default()
-        }
+        Self { accounts: accounts.into_iter().collect(), ..Self::default() }
     }
 
     pub(crate) fn account_for(&self, access_key_id: &str) -> String {
-        self.accounts
-            .get(access_key_id)
-            .cloned()
-            .unwrap_or_else(|| derived_account(access_key_id))
+        self.accounts.get(access_key_id).cloned().unwrap_or_else(|| derived_account(access_key_id))
     }
 
     /// The store of a scope, created empty on first use.
@@ -451,10 +403,7 @@ impl State {
     pub(crate) fn calls_since(&self, since: u64) -> Vec<CallRecord> {
         // seq n lives at index n - 1.
         let start = usize::try_from(since).unwrap_or(usize::MAX);
-        self.calls
-            .get(start..)
-            .map(<[_]>::to_vec)
-            .unwrap_or_default()
+        self.calls.get(start..).map(<[_]>::to_vec).unwrap_or_default()
     }
 }
 
@@ -481,39 +430,20 @@ mod tests {
         let scope = scope();
         let mut store = Store::default();
         let now = Utc::now();
-        let id = store
-            .create_key(&scope, NewKey::symmetric(), now)
-            .id
-            .clone();
+        let id = store.create_key(&scope, NewKey::symmetric(), now).id.clone();
         store.create_alias(&scope, "alias/app", &id, now).unwrap();
 
-        for key_ref in [
-            id.clone(),
-            scope.key_arn(&id),
-            "alias/app".to_owned(),
-            scope.alias_arn("alias/app"),
-        ] {
-            assert_eq!(
-                store.find(&scope, &key_ref, Refs::KeyOrAlias).unwrap().id,
-                id
-            );
+        for key_ref in [id.clone(), scope.key_arn(&id), "alias/app".to_owned(), scope.alias_arn("alias/app")] {
+            assert_eq!(store.find(&scope, &key_ref, Refs::KeyOrAlias).unwrap().id, id);
         }
         let alias_refused = store.find(&scope, "alias/app", Refs::KeyOnly).unwrap_err();
         assert_eq!(alias_refused.code, ErrorCode::NotFound);
 
         let other_region = Scope::new("111122223333", "eu-west-1").key_arn(&id);
-        let err = store
-            .find(&scope, &other_region, Refs::KeyOnly)
-            .unwrap_err();
+        let err = store.find(&scope, &other_region, Refs::KeyOnly).unwrap_err();
         assert_eq!(err.message, format!("Key '{other_region}' does not exist"));
 
-        let bad_arn = store
-            .find(
-                &scope,
-                "arn:aws:kms:us-east-1:111122223333:thing",
-                Refs::KeyOnly,
-            )
-            .unwrap_err();
+        let bad_arn = store.find(&scope, "arn:aws:kms:us-east-1:111122223333:thing", Refs::KeyOnly).unwrap_err();
         assert_eq!(bad_arn.code, ErrorCode::InvalidArn);
     }
 
@@ -522,27 +452,17 @@ mod tests {
         let scope = scope();
         let mut store = Store::default();
         let now = Utc::now();
-        let id = store
-            .create_key(&scope, NewKey::symmetric(), now)
-            .id
-            .clone();
+        let id = store.create_key(&scope, NewKey::symmetric(), now).id.clone();
         let key = store.find_mut(&scope, &id, Refs::KeyOnly).unwrap();
 
-        assert_eq!(
-            key.cancel_deletion().unwrap_err().code,
-            ErrorCode::KmsInvalidState
-        );
+        assert_eq!(key.cancel_deletion().unwrap_err().code, ErrorCode::KmsInvalidState);
         key.disable().unwrap();
         key.disable().unwrap();
         key.enable().unwrap();
         key.enable().unwrap();
         key.schedule_deletion(7, now).unwrap();
         assert!(!key.enabled());
-        for err in [
-            key.enable().unwrap_err(),
-            key.disable().unwrap_err(),
-            key.schedule_deletion(7, now).unwrap_err(),
-        ] {
+        for err in [key.enable().unwrap_err(), key.disable().unwrap_err(), key.schedule_deletion(7, now).unwrap_err()] {
             assert_eq!(err.code, ErrorCode::KmsInvalidState);
             assert_eq!(err.message, format!("{} is pending deletion.", key.arn));
         }
@@ -556,10 +476,7 @@ mod tests {
         let scope = scope();
         let mut store = Store::default();
         let now = Utc::now();
-        let id = store
-            .create_key(&scope, NewKey::symmetric(), now)
-            .id
-            .clone();
+        let id = store.create_key(&scope, NewKey::symmetric(), now).id.clone();
         store.create_alias(&scope, "alias/gone", &id, now).unwrap();
         assert!(store.remove_key(&id));
         assert!(!store.remove_key(&id));

@@ -21,13 +21,7 @@ pub(crate) struct Tag {
 
 impl Tag {
     pub(crate) fn list(key: &Key) -> Vec<Tag> {
-        key.tags
-            .iter()
-            .map(|(k, v)| Tag {
-                tag_key: k.clone(),
-                tag_value: v.clone(),
-            })
-            .collect()
+        key.tags.iter().map(|(k, v)| Tag { tag_key: k.clone(), tag_value: v.clone() }).collect()
     }
 }
 

@@ -66,42 +66,21 @@ impl Kms {
     pub fn with_config(config: FakeKmsConfig) -> Self {
         let fake = FakeKms::new(config);
         let router = fake.router();
-        Self {
-            fake,
-            router,
-            access_key_id: BUILTIN_ACCESS_KEY_ID.to_owned(),
-            region: REGION.to_owned(),
-        }
+        Self { fake, router, access_key_id: BUILTIN_ACCESS_KEY_ID.to_owned(), region: REGION.to_owned() }
     }
 
     /// The same fake, called with other credentials or in another region.
     pub fn as_caller(&self, access_key_id: &str, region: &str) -> Self {
-        Self {
-            access_key_id: access_key_id.to_owned(),
-            region: region.to_owned(),
-            ..self.clone()
-        }
+        Self { access_key_id: access_key_id.to_owned(), region: region.to_owned(), ..self.clone() }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Answer {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let raw = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        let body = if raw.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&raw).unwrap()
-        };
-        Answer {
-            status,
-            headers,
-            raw,
-            body,
-        }
+        let raw = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec();
+        let body = if raw.is_empty() { Value::Null } else { serde_json::from_slice(&raw).unwrap() };
+        Answer { status, headers, raw, body }
     }
 
     pub async fn call_raw(&self, operation: &str, body: impl Into<Body>) -> Answer {
@@ -110,10 +89,7 @@ impl Kms {
             .uri("/")
             .header("x-amz-target", format!("TrentService.{operation}"))
             .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "authorization",
-                authorization(&self.access_key_id, &self.region),
-            )
+            .header("authorization", authorization(&self.access_key_id, &self.region))
             .body(body.into())
             .unwrap();
         self.send(request).await
@@ -126,12 +102,7 @@ impl Kms {
     /// Calls and asserts success; returns the body (`Null` for an empty one).
     pub async fn ok(&self, operation: &str, input: Value) -> Value {
         let answer = self.call(operation, input).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::OK,
-            "{operation} failed: {}",
-            String::from_utf8_lossy(&answer.raw)
-        );
+        assert_eq!(answer.status, StatusCode::OK, "{operation} failed: {}", String::from_utf8_lossy(&answer.raw));
         answer.body
     }
 
@@ -164,10 +135,8 @@ impl Kms {
     }
 
     pub async fn post_json(&self, uri: &str, body: Value) -> (StatusCode, Value) {
-        let request = Request::post(uri)
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
+        let request =
+            Request::post(uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap();
         let answer = self.send(request).await;
         (answer.status, answer.body)
     }

@@ -10,9 +10,7 @@ use crate::error::ApiError;
 use crate::extract::Json;
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/auth/tokens", post(issue))
-        .route("/v1/auth/tokens/", post(issue))
+    Router::new().route("/v1/auth/tokens", post(issue)).route("/v1/auth/tokens/", post(issue))
 }
 
 async fn issue(

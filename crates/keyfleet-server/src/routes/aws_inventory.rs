@@ -20,43 +20,21 @@ use crate::{AppState, views};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route(
-            "/v1/connectionmgmt/services/aws/connections",
-            get(list_connections).post(create_connection),
-        )
+        .route("/v1/connectionmgmt/services/aws/connections", get(list_connections).post(create_connection))
         .route(
             "/v1/connectionmgmt/services/aws/connections/{id}",
-            get(get_connection)
-                .patch(update_connection)
-                .delete(delete_connection),
+            get(get_connection).patch(update_connection).delete(delete_connection),
         )
         .route("/v1/cckm/aws/kms", get(list_kms).post(create_kms))
-        .route(
-            "/v1/cckm/aws/kms/{id}",
-            get(get_kms).patch(update_kms).delete(delete_kms),
-        )
+        .route("/v1/cckm/aws/kms/{id}", get(get_kms).patch(update_kms).delete(delete_kms))
         .route("/v1/cckm/aws/kms/{id}/update-acls", post(update_acls))
         .route("/v1/cckm/aws/keys", get(list_keys))
         .route("/v1/cckm/aws/keys/{id}", get(get_key))
-        .route(
-            "/v1/cckm/aws/synchronization-jobs",
-            get(list_sync).post(create_sync),
-        )
+        .route("/v1/cckm/aws/synchronization-jobs", get(list_sync).post(create_sync))
         .route("/v1/cckm/aws/synchronization-jobs/{id}", get(get_sync))
-        .route(
-            "/v1/cckm/aws/synchronization-jobs/{id}/cancel",
-            post(cancel_sync),
-        )
-        .route(
-            "/v1/cckm/aws/templates",
-            get(list_templates).post(create_template),
-        )
-        .route(
-            "/v1/cckm/aws/templates/{id}",
-            get(get_template)
-                .patch(update_template)
-                .delete(delete_template),
-        )
+        .route("/v1/cckm/aws/synchronization-jobs/{id}/cancel", post(cancel_sync))
+        .route("/v1/cckm/aws/templates", get(list_templates).post(create_template))
+        .route("/v1/cckm/aws/templates/{id}", get(get_template).patch(update_template).delete(delete_template))
 }
 
 type S = State<Arc<AppState>>;
@@ -70,22 +48,11 @@ async fn create_connection(
     Auth(c): Auth,
     Json(req): Json<AwsConnectionRequest>,
 ) -> Created<AwsConnectionView> {
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(views::connection(
-            s.services.create_aws_connection(&c, req).await?,
-        )),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(views::connection(s.services.create_aws_connection(&c, req).await?))))
 }
 
-async fn get_connection(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-) -> Answer<AwsConnectionView> {
-    Ok(axum::Json(views::connection(
-        s.services.get_aws_connection(&c, &id).await?,
-    )))
+async fn get_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<AwsConnectionView> {
+    Ok(axum::Json(views::connection(s.services.get_aws_connection(&c, &id).await?)))
 }
 
 async fn update_connection(
@@ -94,9 +61,7 @@ async fn update_connection(
     Path(id): Path<String>,
     Json(req): Json<AwsConnectionRequest>,
 ) -> Answer<AwsConnectionView> {
-    Ok(axum::Json(views::connection(
-        s.services.update_aws_connection(&c, &id, req).await?,
-    )))
+    Ok(axum::Json(views::connection(s.services.update_aws_connection(&c, &id, req).await?)))
 }
 
 async fn list_connections(
@@ -109,11 +74,7 @@ async fn list_connections(
     Ok(axum::Json(views::list(list, total, &p, views::connection)))
 }
 
-async fn delete_connection(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.services.delete_aws_connection(&c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -121,30 +82,18 @@ async fn delete_connection(
 // --- KMS containers -----------------------------------------------------------------------------------
 
 async fn kms_view(s: &AppState, k: (KmsRecord, Vec<AclEntry>)) -> Result<KmsView, ApiError> {
-    let name = s
-        .services
-        .store
-        .get_aws_connection(k.0.connection_id)
-        .await
-        .ok()
-        .flatten()
-        .map(|c| c.name)
-        .unwrap_or_default();
+    let name =
+        s.services.store.get_aws_connection(k.0.connection_id).await.ok().flatten().map(|c| c.name).unwrap_or_default();
     Ok(views::kms(k, name))
 }
 
 async fn create_kms(State(s): S, Auth(c): Auth, Json(req): Json<KmsRequest>) -> Created<KmsView> {
     let k = s.services.create_kms(&c, req).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(kms_view(&s, (k, vec![])).await?),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(kms_view(&s, (k, vec![])).await?)))
 }
 
 async fn get_kms(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<KmsView> {
-    Ok(axum::Json(
-        kms_view(&s, s.services.get_kms(&c, &id).await?).await?,
-    ))
+    Ok(axum::Json(kms_view(&s, s.services.get_kms(&c, &id).await?).await?))
 }
 
 async fn update_kms(
@@ -153,35 +102,20 @@ async fn update_kms(
     Path(id): Path<String>,
     Json(req): Json<KmsRequest>,
 ) -> Answer<KmsView> {
-    Ok(axum::Json(
-        kms_view(&s, s.services.update_kms(&c, &id, req).await?).await?,
-    ))
+    Ok(axum::Json(kms_view(&s, s.services.update_kms(&c, &id, req).await?).await?))
 }
 
-async fn list_kms(
-    State(s): S,
-    Auth(c): Auth,
-    Query(q): Query<ListParams>,
-) -> Answer<ListEnvelope<KmsView>> {
+async fn list_kms(State(s): S, Auth(c): Auth, Query(q): Query<ListParams>) -> Answer<ListEnvelope<KmsView>> {
     let p = page(&q, sort_fields::NAMED)?;
     let (list, total) = s.services.list_kms(&c, &p).await?;
     let mut resources = Vec::with_capacity(list.len());
     for k in list {
         resources.push(kms_view(&s, k).await?);
     }
-    Ok(axum::Json(ListEnvelope {
-        skip: p.skip,
-        limit: p.limit,
-        total,
-        resources,
-    }))
+    Ok(axum::Json(ListEnvelope { skip: p.skip, limit: p.limit, total, resources }))
 }
 
-async fn delete_kms(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_kms(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.services.delete_kms(&c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -192,34 +126,19 @@ async fn update_acls(
     Path(id): Path<String>,
     Json(req): Json<UpdateAclsRequest>,
 ) -> Answer<KmsView> {
-    Ok(axum::Json(
-        kms_view(&s, s.services.update_kms_acls(&c, &id, req).await?).await?,
-    ))
+    Ok(axum::Json(kms_view(&s, s.services.update_kms_acls(&c, &id, req).await?).await?))
 }
 
 // --- keys ---------------------------------------------------------------------------------------------
 
-async fn list_keys(
-    State(s): S,
-    Auth(c): Auth,
-    Query(q): Query<AwsKeyQuery>,
-) -> Answer<ListEnvelope<AwsKeyView>> {
-    let p = page(
-        &ListParams {
-            skip: q.skip,
-            limit: q.limit,
-            sort: q.sort.clone(),
-        },
-        sort_fields::KEYS,
-    )?;
+async fn list_keys(State(s): S, Auth(c): Auth, Query(q): Query<AwsKeyQuery>) -> Answer<ListEnvelope<AwsKeyView>> {
+    let p = page(&ListParams { skip: q.skip, limit: q.limit, sort: q.sort.clone() }, sort_fields::KEYS)?;
     let (keys, total) = s.services.list_aws_keys(&c, q, &p).await?;
     Ok(axum::Json(views::list(keys, total, &p, views::key)))
 }
 
 async fn get_key(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<AwsKeyView> {
-    Ok(axum::Json(views::key(
-        s.services.get_aws_key(&c, &id).await?,
-    )))
+    Ok(axum::Json(views::key(s.services.get_aws_key(&c, &id).await?)))
 }
 
 // --- key synchronization ------------------------------------------------------------------------------
@@ -236,48 +155,21 @@ struct SyncListQuery {
     sort: Option<String>,
 }
 
-async fn create_sync(
-    State(s): S,
-    Auth(c): Auth,
-    Json(req): Json<CreateAwsSyncJob>,
-) -> Created<SyncJobView> {
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(views::sync_job(
-            s.services.create_aws_sync_job(&c, req).await?,
-        )),
-    ))
+async fn create_sync(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsSyncJob>) -> Created<SyncJobView> {
+    Ok((StatusCode::CREATED, axum::Json(views::sync_job(s.services.create_aws_sync_job(&c, req).await?))))
 }
 
 async fn get_sync(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<SyncJobView> {
-    Ok(axum::Json(views::sync_job(
-        s.services.get_aws_sync_job(&c, &id).await?,
-    )))
+    Ok(axum::Json(views::sync_job(s.services.get_aws_sync_job(&c, &id).await?)))
 }
 
 async fn cancel_sync(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<SyncJobView> {
-    Ok(axum::Json(views::sync_job(
-        s.services.cancel_aws_sync_job(&c, &id).await?,
-    )))
+    Ok(axum::Json(views::sync_job(s.services.cancel_aws_sync_job(&c, &id).await?)))
 }
 
-async fn list_sync(
-    State(s): S,
-    Auth(c): Auth,
-    Query(q): Query<SyncListQuery>,
-) -> Answer<ListEnvelope<SyncJobView>> {
-    let p = page(
-        &ListParams {
-            skip: q.skip,
-            limit: q.limit,
-            sort: q.sort,
-        },
-        &["createdAt", "updatedAt", "id"],
-    )?;
-    let (list, total) = s
-        .services
-        .list_aws_sync_jobs(&c, q.overall_status.as_deref(), &p)
-        .await?;
+async fn list_sync(State(s): S, Auth(c): Auth, Query(q): Query<SyncListQuery>) -> Answer<ListEnvelope<SyncJobView>> {
+    let p = page(&ListParams { skip: q.skip, limit: q.limit, sort: q.sort }, &["createdAt", "updatedAt", "id"])?;
+    let (list, total) = s.services.list_aws_sync_jobs(&c, q.overall_status.as_deref(), &p).await?;
     Ok(axum::Json(views::list(list, total, &p, views::sync_job)))
 }
 
@@ -285,32 +177,19 @@ async fn list_sync(
 
 async fn template_view(s: &AppState, t: TemplateRecord) -> TemplateView {
     let name = match t.kms_id {
-        Some(id) => s
-            .services
-            .store
-            .get_kms(id)
-            .await
-            .ok()
-            .flatten()
-            .map(|k| k.name),
+        Some(id) => s.services.store.get_kms(id).await.ok().flatten().map(|k| k.name),
         None => None,
     };
     views::template(t, name)
 }
 
-async fn create_template(
-    State(s): S,
-    Auth(c): Auth,
-    Json(req): Json<TemplateRequest>,
-) -> Created<TemplateView> {
+async fn create_template(State(s): S, Auth(c): Auth, Json(req): Json<TemplateRequest>) -> Created<TemplateView> {
     let t = s.services.create_template(&c, req).await?;
     Ok((StatusCode::CREATED, axum::Json(template_view(&s, t).await)))
 }
 
 async fn get_template(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<TemplateView> {
-    Ok(axum::Json(
-        template_view(&s, s.services.get_template(&c, &id).await?).await,
-    ))
+    Ok(axum::Json(template_view(&s, s.services.get_template(&c, &id).await?).await))
 }
 
 async fn update_template(
@@ -319,35 +198,20 @@ async fn update_template(
     Path(id): Path<String>,
     Json(req): Json<TemplateRequest>,
 ) -> Answer<TemplateView> {
-    Ok(axum::Json(
-        template_view(&s, s.services.update_template(&c, &id, req).await?).await,
-    ))
+    Ok(axum::Json(template_view(&s, s.services.update_template(&c, &id, req).await?).await))
 }
 
-async fn list_templates(
-    State(s): S,
-    Auth(c): Auth,
-    Query(q): Query<ListParams>,
-) -> Answer<ListEnvelope<TemplateView>> {
+async fn list_templates(State(s): S, Auth(c): Auth, Query(q): Query<ListParams>) -> Answer<ListEnvelope<TemplateView>> {
     let p = page(&q, sort_fields::NAMED)?;
     let (list, total) = s.services.list_templates(&c, &p).await?;
     let mut resources = Vec::with_capacity(list.len());
     for t in list {
         resources.push(template_view(&s, t).await);
     }
-    Ok(axum::Json(ListEnvelope {
-        skip: p.skip,
-        limit: p.limit,
-        total,
-        resources,
-    }))
+    Ok(axum::Json(ListEnvelope { skip: p.skip, limit: p.limit, total, resources }))
 }
 
-async fn delete_template(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_template(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.services.delete_template(&c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -45,11 +45,9 @@ async fn not_found(req: Request) -> ApiError {
 }
 
 async fn method_not_allowed(req: Request) -> Response {
-    let mut r = ApiError(ServiceError::invalid(
-        "method",
-        format!("{} is not allowed on {}", req.method(), req.uri().path()),
-    ))
-    .into_response();
+    let mut r =
+        ApiError(ServiceError::invalid("method", format!("{} is not allowed on {}", req.method(), req.uri().path())))
+            .into_response();
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     r
 }
@@ -57,12 +55,10 @@ async fn method_not_allowed(req: Request) -> Response {
 /// A request id (echoed as `X-Request-Id` and in error bodies), a span, and one log line per request.
 async fn request_context(req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.path = %req.uri().path());
+    let span =
+        tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.path = %req.uri().path());
     let started = Instant::now();
-    let mut resp = REQUEST_ID
-        .scope(id.clone(), next.run(req))
-        .instrument(span.clone())
-        .await;
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).instrument(span.clone()).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }

@@ -20,10 +20,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/usermgmt/users", get(list_users).post(create_user))
         .route("/v1/usermgmt/users/{id}", get(get_user))
         .route("/v1/usermgmt/groups", get(list_groups).post(create_group))
-        .route(
-            "/v1/usermgmt/groups/{name}/users/{user_id}",
-            post(add_member).delete(remove_member),
-        )
+        .route("/v1/usermgmt/groups/{name}/users/{user_id}", post(add_member).delete(remove_member))
 }
 
 type S = State<Arc<AppState>>;
@@ -33,17 +30,10 @@ async fn create_user(
     Auth(c): Auth,
     Json(req): Json<CreateUserRequest>,
 ) -> Result<(StatusCode, axum::Json<UserView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(views::user(s.services.create_user(&c, req).await?)),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(views::user(s.services.create_user(&c, req).await?))))
 }
 
-async fn get_user(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-) -> Result<axum::Json<UserView>, ApiError> {
+async fn get_user(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<axum::Json<UserView>, ApiError> {
     Ok(axum::Json(views::user(s.services.get_user(&c, &id).await?)))
 }
 
@@ -62,10 +52,7 @@ async fn create_group(
     Auth(c): Auth,
     Json(req): Json<CreateGroupRequest>,
 ) -> Result<(StatusCode, axum::Json<GroupView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(views::group(s.services.create_group(&c, req).await?)),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(views::group(s.services.create_group(&c, req).await?))))
 }
 
 async fn list_groups(
@@ -83,9 +70,7 @@ async fn add_member(
     Auth(c): Auth,
     Path((name, user_id)): Path<(String, String)>,
 ) -> Result<axum::Json<GroupView>, ApiError> {
-    Ok(axum::Json(views::group(
-        s.services.add_user_to_group(&c, &name, &user_id).await?,
-    )))
+    Ok(axum::Json(views::group(s.services.add_user_to_group(&c, &name, &user_id).await?)))
 }
 
 async fn remove_member(
@@ -93,8 +78,6 @@ async fn remove_member(
     Auth(c): Auth,
     Path((name, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.services
-        .remove_user_from_group(&c, &name, &user_id)
-        .await?;
+    s.services.remove_user_from_group(&c, &name, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,76 +17,32 @@ fn aws_key_id(app_key: &serde_json::Value) -> String {
 #[tokio::test]
 async fn a_cloud_refusal_is_a_failed_item_with_the_cloud_error_code() {
     let (app, ids) = app_with_keys(2).await;
-    let k = app
-        .get(&format!("/api/v1/cckm/aws/keys/{}", ids[0]))
-        .await
-        .ok();
+    let k = app.get(&format!("/api/v1/cckm/aws/keys/{}", ids[0])).await.ok();
     let sdk = kms_client(&app.fake.url(), FAKE_ACCESS_KEY, "us-east-1");
-    sdk.schedule_key_deletion()
-        .key_id(aws_key_id(&k))
-        .pending_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
-    let job = app
-        .run_bulkjob(json!({"operation": "enablekey", "keys": ids}))
-        .await;
-    assert_eq!(
-        job["overall_status"], "completed",
-        "some items failed, the job itself ran: {job}"
-    );
+    sdk.schedule_key_deletion().key_id(aws_key_id(&k)).pending_window_in_days(7).send().await.unwrap();
+    let job = app.run_bulkjob(json!({"operation": "enablekey", "keys": ids})).await;
+    assert_eq!(job["overall_status"], "completed", "some items failed, the job itself ran: {job}");
     let failed = job["detailed_status"][&ids[0]].as_str().unwrap();
-    assert!(
-        failed.starts_with("Failed: KMSInvalidStateException: "),
-        "{failed}"
-    );
+    assert!(failed.starts_with("Failed: KMSInvalidStateException: "), "{failed}");
     assert_eq!(job["detailed_status"][&ids[1]], "Success");
     // Invalid state is final: one attempt, no retries; the key that was already Enabled got none at all.
-    let enables = app
-        .fake
-        .fake
-        .calls()
-        .iter()
-        .filter(|c| c.operation == "EnableKey")
-        .count();
+    let enables = app.fake.fake.calls().iter().filter(|c| c.operation == "EnableKey").count();
     assert_eq!(enables, 1);
 
-    let all_failed = app
-        .run_bulkjob(json!({"operation": "enablekey", "keys": [ids[0]]}))
-        .await;
-    assert_eq!(
-        all_failed["overall_status"], "failed",
-        "every item failed: {all_failed}"
-    );
+    let all_failed = app.run_bulkjob(json!({"operation": "enablekey", "keys": [ids[0]]})).await;
+    assert_eq!(all_failed["overall_status"], "failed", "every item failed: {all_failed}");
 }
 
 #[tokio::test]
 async fn effects_are_idempotent_and_rerunning_a_job_sends_nothing() {
     let (app, ids) = app_with_keys(3).await;
-    let first = app
-        .run_bulkjob(json!({"operation": "disablekey", "keys": ids}))
-        .await;
+    let first = app.run_bulkjob(json!({"operation": "disablekey", "keys": ids})).await;
     assert_eq!(first["overall_status"], "completed");
     let before = app.fake.fake.calls().len();
-    let again = app
-        .run_bulkjob(json!({"operation": "disablekey", "keys": ids}))
-        .await;
-    assert!(
-        again["detailed_status"]
-            .as_object()
-            .unwrap()
-            .values()
-            .all(|v| v == "Success"),
-        "{again}"
-    );
-    let sent: Vec<String> = app.fake.fake.calls()[before..]
-        .iter()
-        .map(|c| c.operation.clone())
-        .collect();
-    assert!(
-        sent.iter().all(|op| op == "DescribeKey"),
-        "already Disabled: only reads, got {sent:?}"
-    );
+    let again = app.run_bulkjob(json!({"operation": "disablekey", "keys": ids})).await;
+    assert!(again["detailed_status"].as_object().unwrap().values().all(|v| v == "Success"), "{again}");
+    let sent: Vec<String> = app.fake.fake.calls()[before..].iter().map(|c| c.operation.clone()).collect();
+    assert!(sent.iter().all(|op| op == "DescribeKey"), "already Disabled: only reads, got {sent:?}");
 }
 
 #[tokio::test]
@@ -94,86 +50,39 @@ async fn cancel_skips_what_has_not_started_and_the_cloud_never_sees_it() {
     // AWS's real quota (5 DisableKey/s) makes the job slow enough to cancel midway.
     let app = TestApp::start_with(|a| a.quota_scale = Some(1.0)).await;
     app.fake.fake.create_keys(FAKE_ACCOUNT, "us-east-1", 40);
-    app.add_kms(
-        "acct",
-        &app.fake.url(),
-        FAKE_ACCESS_KEY,
-        FAKE_ACCOUNT,
-        &["us-east-1"],
-    )
-    .await;
+    app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
     app.sync("acct").await;
     let ids = app.key_ids("acct").await;
-    let created = app
-        .post(
-            "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "disablekey", "keys": ids}),
-        )
-        .await
-        .ok();
+    let created = app.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "disablekey", "keys": ids})).await.ok();
     let id = created["id"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let cancelled = app
-        .post(&format!("/api/v1/cckm/aws/bulkjob/{id}/cancel"), json!({}))
-        .await
-        .ok();
+    let cancelled = app.post(&format!("/api/v1/cckm/aws/bulkjob/{id}/cancel"), json!({})).await.ok();
     assert_eq!(cancelled["abort"], true);
-    let done = app
-        .wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{id}"))
-        .await;
+    let done = app.wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{id}")).await;
     assert_eq!(done["overall_status"], "cancelled", "{done}");
     let statuses = done["detailed_status"].as_object().unwrap();
     assert_eq!(statuses.len(), 40, "every item ended");
-    let skipped: Vec<&String> = statuses
-        .iter()
-        .filter(|(_, v)| *v == "Skipped: cancelled")
-        .map(|(k, _)| k)
-        .collect();
+    let skipped: Vec<&String> = statuses.iter().filter(|(_, v)| *v == "Skipped: cancelled").map(|(k, _)| k).collect();
     let succeeded = statuses.values().filter(|v| *v == "Success").count();
-    assert!(
-        !skipped.is_empty() && succeeded > 0,
-        "cancelled midway: {succeeded} done, {} skipped",
-        skipped.len()
-    );
+    assert!(!skipped.is_empty() && succeeded > 0, "cancelled midway: {succeeded} done, {} skipped", skipped.len());
     assert_eq!(succeeded + skipped.len(), 40);
     // No DisableKey ever reached a skipped key.
     let mut skipped_aws = Vec::new();
     for k in &skipped {
-        skipped_aws.push(aws_key_id(
-            &app.get(&format!("/api/v1/cckm/aws/keys/{k}")).await.ok(),
-        ));
+        skipped_aws.push(aws_key_id(&app.get(&format!("/api/v1/cckm/aws/keys/{k}")).await.ok()));
     }
-    for c in app
-        .fake
-        .fake
-        .calls()
-        .iter()
-        .filter(|c| c.operation == "DisableKey")
-    {
-        assert!(
-            !skipped_aws.contains(c.key_id.as_ref().unwrap()),
-            "a skipped key was disabled"
-        );
+    for c in app.fake.fake.calls().iter().filter(|c| c.operation == "DisableKey") {
+        assert!(!skipped_aws.contains(c.key_id.as_ref().unwrap()), "a skipped key was disabled");
     }
     for k in skipped_aws {
-        assert_eq!(
-            app.fake
-                .fake
-                .key_state(FAKE_ACCOUNT, "us-east-1", &k)
-                .as_deref(),
-            Some("Enabled")
-        );
+        assert_eq!(app.fake.fake.key_state(FAKE_ACCOUNT, "us-east-1", &k).as_deref(), Some("Enabled"));
     }
 }
 
 #[tokio::test]
 async fn a_restart_resumes_and_an_interrupted_item_is_reconciled_not_repeated() {
     let (mut app, ids) = app_with_keys(4).await;
-    let first = aws_key_id(
-        &app.get(&format!("/api/v1/cckm/aws/keys/{}", ids[0]))
-            .await
-            .ok(),
-    );
+    let first = aws_key_id(&app.get(&format!("/api/v1/cckm/aws/keys/{}", ids[0])).await.ok());
     app.stop().await;
 
     // What a crash leaves behind: a job whose first item was claimed (written "running") by a node that then
@@ -197,52 +106,27 @@ async fn a_restart_resumes_and_an_interrupted_item_is_reconciled_not_repeated() 
         completed_at: None,
     };
     let keys: Vec<KeyId> = ids.iter().map(|k| k.parse().unwrap()).collect();
-    store.create_job(&job, &keys).await.unwrap();
-    let claimed = store
-        .claim_items(
-            "dead-node",
-            now(),
-            now() + chrono::Duration::seconds(3600),
-            1,
-        )
-        .await
-        .unwrap();
+    let partition = partition_of(FAKE_ACCOUNT, "us-east-1");
+    let items: Vec<NewItem> = keys.iter().map(|k| NewItem { key_id: *k, partition: partition.clone() }).collect();
+    store.create_job(&job, &items).await.unwrap();
+    let claimed =
+        store.claim_items("dead-node", &partition, now(), now() + chrono::Duration::seconds(3600), 1).await.unwrap();
     assert_eq!(claimed[0].key_id, keys[0]);
     store.close().await;
-    kms_client(&app.fake.url(), FAKE_ACCESS_KEY, "us-east-1")
-        .disable_key()
-        .key_id(&first)
-        .send()
-        .await
-        .unwrap();
+    kms_client(&app.fake.url(), FAKE_ACCESS_KEY, "us-east-1").disable_key().key_id(&first).send().await.unwrap();
 
     let before = app.fake.fake.calls().len();
     app.restart().await;
 
-    let done = app
-        .wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{}", job.id))
-        .await;
+    let done = app.wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{}", job.id)).await;
     assert_eq!(done["overall_status"], "completed", "{done}");
-    assert!(
-        done["detailed_status"]
-            .as_object()
-            .unwrap()
-            .values()
-            .all(|v| v == "Success"),
-        "{done}"
-    );
+    assert!(done["detailed_status"].as_object().unwrap().values().all(|v| v == "Success"), "{done}");
     let after: Vec<_> = app.fake.fake.calls()[before..].to_vec();
     assert!(
-        !after
-            .iter()
-            .any(|c| c.operation == "DisableKey" && c.key_id.as_deref() == Some(first.as_str())),
+        !after.iter().any(|c| c.operation == "DisableKey" && c.key_id.as_deref() == Some(first.as_str())),
         "the interrupted item was reconciled by reading the key, not sent again"
     );
-    assert_eq!(
-        after.iter().filter(|c| c.operation == "DisableKey").count(),
-        3,
-        "the other three were done once"
-    );
+    assert_eq!(after.iter().filter(|c| c.operation == "DisableKey").count(), 3, "the other three were done once");
     for k in &ids {
         let key = app.get(&format!("/api/v1/cckm/aws/keys/{k}")).await.ok();
         assert_eq!(key["aws_param"]["KeyState"], "Disabled");

@@ -15,22 +15,12 @@ struct Backend {
 const REGION: &str = "us-east-1";
 
 async fn fake(app: &TestApp) -> Backend {
-    Backend {
-        endpoint: app.fake.url(),
-        access_key: FAKE_ACCESS_KEY,
-        account: FAKE_ACCOUNT,
-        _moto: None,
-    }
+    Backend { endpoint: app.fake.url(), access_key: FAKE_ACCESS_KEY, account: FAKE_ACCOUNT, _moto: None }
 }
 
 async fn moto() -> Backend {
     let m = Moto::start().await;
-    Backend {
-        endpoint: m.url.clone(),
-        access_key: "AKIAMOTOTEST00000001",
-        account: MOTO_ACCOUNT,
-        _moto: Some(m),
-    }
+    Backend { endpoint: m.url.clone(), access_key: "AKIAMOTOTEST00000001", account: MOTO_ACCOUNT, _moto: Some(m) }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -48,12 +38,7 @@ async fn run(op: Op, backend: Backend, app: &TestApp) {
     let sdk = kms_client(&backend.endpoint, backend.access_key, REGION);
     let mut arns = Vec::new();
     for i in 0..4 {
-        let k = sdk
-            .create_key()
-            .description(format!("test key {i}"))
-            .send()
-            .await
-            .unwrap();
+        let k = sdk.create_key().description(format!("test key {i}")).send().await.unwrap();
         arns.push(k.key_metadata().unwrap().key_id().to_string());
     }
     match op {
@@ -68,24 +53,12 @@ async fn run(op: Op, backend: Backend, app: &TestApp) {
         Op::Schedule => {}
         Op::Cancel => {
             for a in &arns {
-                sdk.schedule_key_deletion()
-                    .key_id(a)
-                    .pending_window_in_days(7)
-                    .send()
-                    .await
-                    .unwrap();
+                sdk.schedule_key_deletion().key_id(a).pending_window_in_days(7).send().await.unwrap();
             }
         }
         Op::ApplyPolicy => {}
     }
-    app.add_kms(
-        "acct",
-        &backend.endpoint,
-        backend.access_key,
-        backend.account,
-        &[REGION],
-    )
-    .await;
+    app.add_kms("acct", &backend.endpoint, backend.access_key, backend.account, &[REGION]).await;
     let sync = app.sync("acct").await;
     assert_eq!(sync["overall_status"], "completed", "{sync}");
     let ids = app.key_ids("acct").await;
@@ -124,27 +97,16 @@ async fn run(op: Op, backend: Backend, app: &TestApp) {
     };
     for arn in &arns {
         let m = sdk.describe_key().key_id(arn).send().await.unwrap();
-        assert_eq!(
-            m.key_metadata().unwrap().key_state().unwrap().as_str(),
-            expected,
-            "{op:?} in the backend"
-        );
+        assert_eq!(m.key_metadata().unwrap().key_state().unwrap().as_str(), expected, "{op:?} in the backend");
         if let Op::ApplyPolicy = op {
-            let p = sdk
-                .get_key_policy()
-                .key_id(arn)
-                .policy_name("default")
-                .send()
-                .await
-                .unwrap();
+            let p = sdk.get_key_policy().key_id(arn).policy_name("default").send().await.unwrap();
             let got: serde_json::Value = serde_json::from_str(p.policy().unwrap()).unwrap();
             assert_eq!(got, policy);
             let tags = sdk.list_resource_tags().key_id(arn).send().await.unwrap();
             assert!(
                 tags.tags()
                     .iter()
-                    .any(|t| t.tag_key() == "cckm_policy_template_id"
-                        && t.tag_value() == body["policy_template_id"]),
+                    .any(|t| t.tag_key() == "cckm_policy_template_id" && t.tag_value() == body["policy_template_id"]),
                 "template tag on {arn}"
             );
         }

@@ -7,22 +7,12 @@ use crate::support::*;
 #[tokio::test]
 async fn the_database_file_does_not_contain_the_aws_secret() {
     let mut app = TestApp::start().await;
-    app.add_kms(
-        "acct",
-        &app.fake.url(),
-        FAKE_ACCESS_KEY,
-        FAKE_ACCOUNT,
-        &["us-east-1"],
-    )
-    .await;
+    app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
     // The secret works (a sync authenticates with it) ...
     let sync = app.sync("acct").await;
     assert_eq!(sync["overall_status"], "completed");
     // ... is never shown ...
-    let conn = app
-        .get("/api/v1/connectionmgmt/services/aws/connections/acct-conn")
-        .await
-        .ok();
+    let conn = app.get("/api/v1/connectionmgmt/services/aws/connections/acct-conn").await.ok();
     assert!(!conn.to_string().contains(SECRET));
     assert!(conn.get("secret_access_key").is_none());
     // ... and is not in any file of the database, WAL included, even after a checkpoint.
@@ -40,8 +30,7 @@ async fn the_database_file_does_not_contain_the_aws_secret() {
     assert!(found.is_empty(), "secret in plain text in {found:?}");
     let db = std::fs::read(app.db_path()).unwrap();
     assert!(
-        db.windows(FAKE_ACCESS_KEY.len())
-            .any(|w| w == FAKE_ACCESS_KEY.as_bytes()),
+        db.windows(FAKE_ACCESS_KEY.len()).any(|w| w == FAKE_ACCESS_KEY.as_bytes()),
         "the check looks at the right file"
     );
 }
@@ -49,14 +38,7 @@ async fn the_database_file_does_not_contain_the_aws_secret() {
 #[tokio::test]
 async fn patching_the_secret_keeps_it_encrypted_and_working() {
     let mut app = TestApp::start().await;
-    app.add_kms(
-        "acct",
-        &app.fake.url(),
-        FAKE_ACCESS_KEY,
-        FAKE_ACCOUNT,
-        &["us-east-1"],
-    )
-    .await;
+    app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
     let new_secret = "another-secret-value-1234567890";
     app.call(
         "PATCH",
@@ -69,10 +51,7 @@ async fn patching_the_secret_keeps_it_encrypted_and_working() {
     assert_eq!(app.sync("acct").await["overall_status"], "completed");
     app.stop().await;
     let db = std::fs::read(app.db_path()).unwrap();
-    assert!(
-        !db.windows(new_secret.len())
-            .any(|w| w == new_secret.as_bytes())
-    );
+    assert!(!db.windows(new_secret.len()).any(|w| w == new_secret.as_bytes()));
 }
 
 #[tokio::test]
@@ -80,9 +59,7 @@ async fn a_different_master_key_refuses_to_start() {
     let mut app = TestApp::start().await;
     app.stop().await;
     let data = app.dir.path().join("data");
-    let other = keyfleet_core::crypto::MasterKey::generate()
-        .unwrap()
-        .to_base64();
+    let other = keyfleet_core::crypto::MasterKey::generate().unwrap().to_base64();
     let config = keyfleet_server::Config::resolve(keyfleet_server::ServeArgs {
         data_dir: Some(data),
         master_key: Some(other),
@@ -90,16 +67,9 @@ async fn a_different_master_key_refuses_to_start() {
     })
     .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let err = keyfleet_server::start(
-        config,
-        listener,
-        std::sync::Arc::new(keyfleet_clouds::SdkConnector::default()),
-    )
-    .await
-    .err()
-    .expect("refuses to start");
-    assert!(
-        format!("{err:#}").contains("master key does not match"),
-        "{err:#}"
-    );
+    let err = keyfleet_server::start(config, listener, std::sync::Arc::new(keyfleet_clouds::SdkConnector::default()))
+        .await
+        .err()
+        .expect("refuses to start");
+    assert!(format!("{err:#}").contains("master key does not match"), "{err:#}");
 }

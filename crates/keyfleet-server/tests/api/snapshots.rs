@@ -16,9 +16,9 @@ fn is_uuid_v4(s: &str) -> bool {
     s.len() == 36
         && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
         && b[14] == b'4'
-        && s.chars().enumerate().all(|(i, c)| {
-            [8, 13, 18, 23].contains(&i) || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
-        })
+        && s.chars()
+            .enumerate()
+            .all(|(i, c)| [8, 13, 18, 23].contains(&i) || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
 /// `2023-02-10T08:19:48.558869Z`: UTC, six fractional digits.
@@ -32,9 +32,7 @@ fn is_cckm_timestamp(s: &str) -> bool {
         && b[16] == b':'
         && b[19] == b'.'
         && b[26] == b'Z'
-        && s.chars()
-            .enumerate()
-            .all(|(i, c)| [4, 7, 10, 13, 16, 19, 26].contains(&i) || c.is_ascii_digit())
+        && s.chars().enumerate().all(|(i, c)| [4, 7, 10, 13, 16, 19, 26].contains(&i) || c.is_ascii_digit())
 }
 
 struct Normalizer {
@@ -103,9 +101,7 @@ fn normalize(v: &Value) -> Value {
             _ => {}
         }
     }
-    let mut n = Normalizer {
-        ids: HashMap::new(),
-    };
+    let mut n = Normalizer { ids: HashMap::new() };
     listed_keys(v, &mut n);
     n.value(v)
 }
@@ -114,12 +110,7 @@ fn normalize(v: &Value) -> Value {
 async fn token_response_and_jwt_claims() {
     let app = TestApp::start().await;
     let t = app
-        .call(
-            "POST",
-            "/api/v1/auth/tokens",
-            None,
-            Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
-        )
+        .call("POST", "/api/v1/auth/tokens", None, Some(json!({"username": "admin", "password": ADMIN_PASSWORD})))
         .await
         .ok();
     let jwt = t["jwt"].as_str().unwrap();
@@ -135,12 +126,8 @@ async fn token_response_and_jwt_claims() {
 
     let parts: Vec<&str> = jwt.split('.').collect();
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    let mut claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        300
-    );
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300);
     claims["iat"] = json!("[iat]");
     claims["exp"] = json!("[iat + 300]");
     insta::assert_json_snapshot!("jwt_header", header);
@@ -151,74 +138,44 @@ async fn token_response_and_jwt_claims() {
 #[tokio::test]
 async fn bulk_job_shapes() {
     let (app, ids) = app_with_keys(2).await;
-    let created = app
-        .post(
-            "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "enablekey", "keys": ids}),
-        )
-        .await;
+    let created = app.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "enablekey", "keys": ids})).await;
     assert_eq!(created.status, 201);
     insta::assert_json_snapshot!("bulkjob_created", normalize(&created.body));
     let id = created.body["id"].as_str().unwrap();
-    let done = app
-        .wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{id}"))
-        .await;
-    let again = app
-        .get(&format!("/api/v1/cckm/aws/bulkjob/{id}"))
-        .await
-        .ok();
+    let done = app.wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{id}")).await;
+    let again = app.get(&format!("/api/v1/cckm/aws/bulkjob/{id}")).await.ok();
     assert_eq!(done, again);
     insta::assert_json_snapshot!("bulkjob_enablekey_two_keys_finished", normalize(&done));
-    // Exactly CCKM's fields.
-    let fields: Vec<&str> = done
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        fields
-            .iter()
-            .copied()
-            .collect::<std::collections::BTreeSet<_>>(),
-        [
-            "id",
-            "uri",
-            "account",
-            "createdAt",
-            "updatedAt",
-            "completed_at",
-            "overall_status",
-            "detailed_status",
-            "abort",
-            "cloud",
-            "keys",
-            "operation"
-        ]
-        .into_iter()
-        .collect()
-    );
+    // Exactly CCKM's fields, plus the documented extension `progress`.
+    let fields: std::collections::BTreeSet<&str> = done.as_object().unwrap().keys().map(String::as_str).collect();
+    let expected: std::collections::BTreeSet<&str> = [
+        "id",
+        "uri",
+        "account",
+        "createdAt",
+        "updatedAt",
+        "completed_at",
+        "overall_status",
+        "detailed_status",
+        "abort",
+        "cloud",
+        "keys",
+        "operation",
+        "progress",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(fields, expected);
 
-    let cancelled = app
-        .post(&format!("/api/v1/cckm/aws/bulkjob/{id}/cancel"), json!({}))
-        .await
-        .ok();
+    let cancelled = app.post(&format!("/api/v1/cckm/aws/bulkjob/{id}/cancel"), json!({})).await.ok();
     assert_eq!(cancelled["abort"], true);
-    assert_eq!(
-        cancelled["overall_status"], "completed",
-        "cancel of a finished job only sets abort"
-    );
+    assert_eq!(cancelled["overall_status"], "completed", "cancel of a finished job only sets abort");
     assert_eq!(cancelled["updatedAt"], done["updatedAt"]);
 
-    let sched = app
-        .run_bulkjob(json!({"operation": "schedulekeydeletion", "keys": [ids[0]], "days": 7}))
-        .await;
+    let sched = app.run_bulkjob(json!({"operation": "schedulekeydeletion", "keys": [ids[0]], "days": 7})).await;
     insta::assert_json_snapshot!("bulkjob_schedulekeydeletion_finished", normalize(&sched));
 
-    let list = app
-        .get("/api/v1/cckm/aws/bulkjob?limit=1&sort=createdAt")
-        .await
-        .ok();
+    let list = app.get("/api/v1/cckm/aws/bulkjob?limit=1&sort=createdAt").await.ok();
     assert_eq!(list["total"], 2);
     insta::assert_json_snapshot!("bulkjob_list", normalize(&list));
 }
@@ -226,31 +183,25 @@ async fn bulk_job_shapes() {
 #[tokio::test]
 async fn error_bodies() {
     let (app, ids) = app_with_keys(1).await;
-    let bad = app
-        .post(
-            "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "disablekey", "keys": ids, "days": 9}),
-        )
-        .await;
+    let bad = app.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "disablekey", "keys": ids, "days": 9})).await;
     assert_eq!(bad.status, 400);
     insta::assert_json_snapshot!("error_400", normalize(&bad.body));
-    let unauth = app
-        .call("GET", "/api/v1/cckm/aws/bulkjob", None, None)
-        .await;
+    let unauth = app.call("GET", "/api/v1/cckm/aws/bulkjob", None, None).await;
     assert_eq!(unauth.status, 401);
     insta::assert_json_snapshot!("error_401", normalize(&unauth.body));
     let (_, token) = app.user("carol", None).await;
-    let forbidden = app
-        .call("GET", "/api/v1/cckm/aws/bulkjob", Some(&token), None)
-        .await;
+    let forbidden = app.call("GET", "/api/v1/cckm/aws/bulkjob", Some(&token), None).await;
     assert_eq!(forbidden.status, 403);
     insta::assert_json_snapshot!("error_403", normalize(&forbidden.body));
-    let missing = app
-        .get("/api/v1/cckm/aws/bulkjob/00000000-0000-4000-8000-00000000beef")
-        .await;
+    let missing = app.get("/api/v1/cckm/aws/bulkjob/00000000-0000-4000-8000-00000000beef").await;
     assert_eq!(missing.status, 404);
     insta::assert_json_snapshot!("error_404", normalize(&missing.body));
-    let dup = app.post("/api/v1/cckm/aws/kms", json!({"name": "acct", "account_id": FAKE_ACCOUNT, "connection": "acct-conn", "regions": ["us-east-1"]})).await;
+    let dup = app
+        .post(
+            "/api/v1/cckm/aws/kms",
+            json!({"name": "acct", "account_id": FAKE_ACCOUNT, "connection": "acct-conn", "regions": ["us-east-1"]}),
+        )
+        .await;
     assert_eq!(dup.status, 409);
     insta::assert_json_snapshot!("error_409", normalize(&dup.body));
 }
@@ -258,27 +209,13 @@ async fn error_bodies() {
 #[tokio::test]
 async fn inventory_shapes() {
     let (app, ids) = app_with_keys(1).await;
-    let conns = app
-        .get("/api/v1/connectionmgmt/services/aws/connections")
-        .await
-        .ok();
+    let conns = app.get("/api/v1/connectionmgmt/services/aws/connections").await.ok();
     insta::assert_json_snapshot!("aws_connection_list", normalize(&conns));
     let kms = app.get("/api/v1/cckm/aws/kms/acct").await.ok();
     insta::assert_json_snapshot!("aws_kms", normalize(&kms));
-    let mut key = app
-        .get(&format!("/api/v1/cckm/aws/keys/{}", ids[0]))
-        .await
-        .ok();
-    key["aws_param"]["Arn"] = json!(
-        key["aws_param"]["Arn"]
-            .as_str()
-            .unwrap()
-            .rsplit_once('/')
-            .unwrap()
-            .0
-            .to_string()
-            + "/[key id]"
-    );
+    let mut key = app.get(&format!("/api/v1/cckm/aws/keys/{}", ids[0])).await.ok();
+    key["aws_param"]["Arn"] =
+        json!(key["aws_param"]["Arn"].as_str().unwrap().rsplit_once('/').unwrap().0.to_string() + "/[key id]");
     insta::assert_json_snapshot!("aws_key", normalize(&key));
     let sync = app.get("/api/v1/cckm/aws/synchronization-jobs").await.ok();
     insta::assert_json_snapshot!("aws_sync_job_list", normalize(&sync));

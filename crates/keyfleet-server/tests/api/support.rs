@@ -35,12 +35,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(self) -> Value {
-        assert!(
-            self.status.is_success(),
-            "expected success, got {}: {}",
-            self.status,
-            self.body
-        );
+        assert!(self.status.is_success(), "expected success, got {}: {}", self.status, self.body);
         self.body
     }
 }
@@ -51,6 +46,9 @@ impl TestApp {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        if let Ok(filter) = std::env::var("KEYFLEET_TEST_LOG") {
+            keyfleet_server::init_logging(&filter, false);
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args = ServeArgs {
             data_dir: Some(dir.path().join("data")),
@@ -69,15 +67,7 @@ impl TestApp {
             .build()
             .expect("client");
         let fake = FakeKms::default().spawn().await.expect("fake");
-        let mut app = TestApp {
-            server: Some(server),
-            url,
-            http,
-            dir,
-            fake,
-            admin: String::new(),
-            args,
-        };
+        let mut app = TestApp { server: Some(server), url, http, dir, fake, admin: String::new(), args };
         app.admin = app.login("admin", ADMIN_PASSWORD).await;
         app
     }
@@ -85,9 +75,7 @@ impl TestApp {
     async fn start_server(args: ServeArgs) -> RunningServer {
         let config = Config::resolve(args).expect("config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        keyfleet_server::start(config, listener, Arc::new(SdkConnector::default()))
-            .await
-            .expect("start")
+        keyfleet_server::start(config, listener, Arc::new(SdkConnector::default())).await.expect("start")
     }
 
     /// Stops the server and starts a new one on the same data directory (and a new port).
@@ -110,24 +98,12 @@ impl TestApp {
     }
 
     pub async fn login(&self, user: &str, password: &str) -> String {
-        let r = self
-            .call(
-                "POST",
-                "/api/v1/auth/tokens",
-                None,
-                Some(json!({"username": user, "password": password})),
-            )
-            .await;
+        let r =
+            self.call("POST", "/api/v1/auth/tokens", None, Some(json!({"username": user, "password": password}))).await;
         r.ok()["jwt"].as_str().expect("jwt").to_string()
     }
 
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(t) = token {
@@ -139,22 +115,17 @@ impl TestApp {
         let resp = req.send().await.expect("request");
         let status = resp.status();
         let text = resp.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Reply { status, body }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.call("GET", path, Some(&self.admin.clone()), None)
-            .await
+        self.call("GET", path, Some(&self.admin.clone()), None).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.call("POST", path, Some(&self.admin.clone()), Some(body))
-            .await
+        self.call("POST", path, Some(&self.admin.clone()), Some(body)).await
     }
 
     /// Registers a connection to `endpoint` and a KMS container for `account` in `regions`.
@@ -183,24 +154,14 @@ impl TestApp {
 
     /// Synchronizes a container and waits for the sync to finish.
     pub async fn sync(&self, kms: &str) -> Value {
-        let job = self
-            .post(
-                "/api/v1/cckm/aws/synchronization-jobs",
-                json!({"kms": [kms]}),
-            )
-            .await
-            .ok();
+        let job = self.post("/api/v1/cckm/aws/synchronization-jobs", json!({"kms": [kms]})).await.ok();
         let id = job["id"].as_str().expect("id").to_string();
-        self.wait_until_done(&format!("/api/v1/cckm/aws/synchronization-jobs/{id}"))
-            .await
+        self.wait_until_done(&format!("/api/v1/cckm/aws/synchronization-jobs/{id}")).await
     }
 
     /// The CCKM ids of a container's keys, in the order the key list returns them.
     pub async fn key_ids(&self, kms: &str) -> Vec<String> {
-        let list = self
-            .get(&format!("/api/v1/cckm/aws/keys?kms={kms}&limit=1000"))
-            .await
-            .ok();
+        let list = self.get(&format!("/api/v1/cckm/aws/keys?kms={kms}&limit=1000")).await.ok();
         list["resources"]
             .as_array()
             .expect("resources")
@@ -217,10 +178,7 @@ impl TestApp {
             if job["overall_status"] != "in_progress" {
                 return job;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "job did not finish in time: {job}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "job did not finish in time: {job}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -229,28 +187,16 @@ impl TestApp {
         let job = self.post("/api/v1/cckm/aws/bulkjob", body).await;
         assert_eq!(job.status, StatusCode::CREATED, "{}", job.body);
         let id = job.body["id"].as_str().expect("id").to_string();
-        self.wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{id}"))
-            .await
+        self.wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{id}")).await
     }
 
     /// Creates a user, optionally in a group; returns (user_id, token).
     pub async fn user(&self, name: &str, group: Option<&str>) -> (String, String) {
         let password = format!("{name}-password");
-        let u = self
-            .post(
-                "/api/v1/usermgmt/users",
-                json!({"username": name, "password": password}),
-            )
-            .await
-            .ok();
+        let u = self.post("/api/v1/usermgmt/users", json!({"username": name, "password": password})).await.ok();
         let id = u["user_id"].as_str().expect("user_id").to_string();
         if let Some(g) = group {
-            self.post(
-                &format!("/api/v1/usermgmt/groups/{g}/users/{id}"),
-                json!({}),
-            )
-            .await
-            .ok();
+            self.post(&format!("/api/v1/usermgmt/groups/{g}/users/{id}"), json!({})).await.ok();
         }
         let token = self.login(name, &password).await;
         (id, token)
@@ -287,11 +233,7 @@ impl Moto {
         let python = std::env::var_os("KEYFLEET_TEST_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root().join(".venv-peers/bin/python"));
-        assert!(
-            python.exists(),
-            "no Python at {}: {SETUP_HINT}",
-            python.display()
-        );
+        assert!(python.exists(), "no Python at {}: {SETUP_HINT}", python.display());
         let mut child = tokio::process::Command::new(&python)
             .arg(workspace_root().join("tests/peers/moto_server.py"))
             .env("MOTO_ACCOUNT_ID", MOTO_ACCOUNT)
@@ -300,29 +242,16 @@ impl Moto {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start moto with {}: {e}: {SETUP_HINT}",
-                    python.display()
-                )
-            });
+            .unwrap_or_else(|e| panic!("cannot start moto with {}: {e}: {SETUP_HINT}", python.display()));
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            tokio::io::BufReader::new(stdout).read_line(&mut line),
-        )
-        .await
-        .expect("moto starts within 60 s")
-        .expect("read moto's port");
-        let port: u16 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("moto did not print its port ({line:?}): {SETUP_HINT}"));
-        Moto {
-            url: format!("http://127.0.0.1:{port}"),
-            _child: child,
-        }
+        tokio::time::timeout(Duration::from_secs(60), tokio::io::BufReader::new(stdout).read_line(&mut line))
+            .await
+            .expect("moto starts within 60 s")
+            .expect("read moto's port");
+        let port: u16 =
+            line.trim().parse().unwrap_or_else(|_| panic!("moto did not print its port ({line:?}): {SETUP_HINT}"));
+        Moto { url: format!("http://127.0.0.1:{port}"), _child: child }
     }
 }
 

@@ -9,14 +9,7 @@ use crate::support::*;
 pub async fn app_with_keys(n: usize) -> (TestApp, Vec<String>) {
     let app = TestApp::start().await;
     app.fake.fake.create_keys(FAKE_ACCOUNT, "us-east-1", n);
-    app.add_kms(
-        "acct",
-        &app.fake.url(),
-        FAKE_ACCESS_KEY,
-        FAKE_ACCOUNT,
-        &["us-east-1"],
-    )
-    .await;
+    app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
     app.sync("acct").await;
     let ids = app.key_ids("acct").await;
     (app, ids)
@@ -29,10 +22,7 @@ async fn refused(app: &TestApp, body: Value, field: &str) -> String {
     assert_eq!(r.body["code"], 9);
     assert_eq!(r.body["codeDesc"], "NCERRInvalidParamValue");
     let msg = r.body["message"].as_str().unwrap().to_string();
-    assert!(
-        msg.starts_with(&format!("{field}:")),
-        "message {msg:?} should name {field}"
-    );
+    assert!(msg.starts_with(&format!("{field}:")), "message {msg:?} should name {field}");
     assert!(!r.body["requestID"].as_str().unwrap().is_empty());
     let list = app.get("/api/v1/cckm/aws/bulkjob").await.ok();
     assert_eq!(list["total"], 0, "a refused request wrote nothing");
@@ -48,16 +38,8 @@ async fn operation_is_required() {
 #[tokio::test]
 async fn operation_must_be_known() {
     let (app, ids) = app_with_keys(1).await;
-    let msg = refused(
-        &app,
-        json!({"operation": "rotatekey", "keys": ids}),
-        "operation",
-    )
-    .await;
-    assert!(
-        msg.contains("enablekey"),
-        "lists the allowed operations: {msg}"
-    );
+    let msg = refused(&app, json!({"operation": "rotatekey", "keys": ids}), "operation").await;
+    assert!(msg.contains("enablekey"), "lists the allowed operations: {msg}");
 }
 
 #[tokio::test]
@@ -78,24 +60,14 @@ async fn keys_are_at_most_100() {
     assert_eq!(ids.len(), 101);
     refused(&app, json!({"operation": "enablekey", "keys": ids}), "keys").await;
     // Exactly 100 is fine.
-    let r = app
-        .post(
-            "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "enablekey", "keys": ids[..100]}),
-        )
-        .await;
+    let r = app.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "enablekey", "keys": ids[..100]})).await;
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
 #[tokio::test]
 async fn keys_must_not_repeat() {
     let (app, ids) = app_with_keys(1).await;
-    let msg = refused(
-        &app,
-        json!({"operation": "enablekey", "keys": [ids[0], ids[0]]}),
-        "keys",
-    )
-    .await;
+    let msg = refused(&app, json!({"operation": "enablekey", "keys": [ids[0], ids[0]]}), "keys").await;
     assert!(msg.contains(&ids[0]));
 }
 
@@ -103,75 +75,35 @@ async fn keys_must_not_repeat() {
 async fn unknown_keys_are_named() {
     let (app, ids) = app_with_keys(1).await;
     let unknown = "00000000-0000-4000-8000-000000000001";
-    let msg = refused(
-        &app,
-        json!({"operation": "enablekey", "keys": [ids[0], unknown, "not-a-uuid"]}),
-        "keys",
-    )
-    .await;
+    let msg = refused(&app, json!({"operation": "enablekey", "keys": [ids[0], unknown, "not-a-uuid"]}), "keys").await;
     assert!(msg.contains(unknown) && msg.contains("not-a-uuid"), "{msg}");
 }
 
 #[tokio::test]
 async fn keys_must_be_an_array_of_strings() {
     let (app, ids) = app_with_keys(1).await;
-    refused(
-        &app,
-        json!({"operation": "enablekey", "keys": ids[0]}),
-        "keys",
-    )
-    .await;
-    refused(
-        &app,
-        json!({"operation": "enablekey", "keys": [1, 2]}),
-        "keys[0]",
-    )
-    .await;
+    refused(&app, json!({"operation": "enablekey", "keys": ids[0]}), "keys").await;
+    refused(&app, json!({"operation": "enablekey", "keys": [1, 2]}), "keys[0]").await;
 }
 
 #[tokio::test]
 async fn days_only_with_schedulekeydeletion() {
     let (app, ids) = app_with_keys(1).await;
-    refused(
-        &app,
-        json!({"operation": "disablekey", "keys": ids, "days": 7}),
-        "days",
-    )
-    .await;
+    refused(&app, json!({"operation": "disablekey", "keys": ids, "days": 7}), "days").await;
 }
 
 #[tokio::test]
 async fn days_between_7_and_30() {
     let (app, ids) = app_with_keys(1).await;
-    refused(
-        &app,
-        json!({"operation": "schedulekeydeletion", "keys": ids, "days": 6}),
-        "days",
-    )
-    .await;
-    refused(
-        &app,
-        json!({"operation": "schedulekeydeletion", "keys": ids, "days": 31}),
-        "days",
-    )
-    .await;
-    refused(
-        &app,
-        json!({"operation": "schedulekeydeletion", "keys": ids, "days": "seven"}),
-        "days",
-    )
-    .await;
+    refused(&app, json!({"operation": "schedulekeydeletion", "keys": ids, "days": 6}), "days").await;
+    refused(&app, json!({"operation": "schedulekeydeletion", "keys": ids, "days": 31}), "days").await;
+    refused(&app, json!({"operation": "schedulekeydeletion", "keys": ids, "days": "seven"}), "days").await;
 }
 
 #[tokio::test]
 async fn days_default_to_30() {
     let (app, ids) = app_with_keys(1).await;
-    let r = app
-        .post(
-            "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "schedulekeydeletion", "keys": ids}),
-        )
-        .await;
+    let r = app.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "schedulekeydeletion", "keys": ids})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["days"], 30);
 }
@@ -179,24 +111,14 @@ async fn days_default_to_30() {
 #[tokio::test]
 async fn policy_template_id_required_for_applypolicytemplate() {
     let (app, ids) = app_with_keys(1).await;
-    refused(
-        &app,
-        json!({"operation": "applypolicytemplate", "keys": ids}),
-        "policy_template_id",
-    )
-    .await;
+    refused(&app, json!({"operation": "applypolicytemplate", "keys": ids}), "policy_template_id").await;
 }
 
 #[tokio::test]
 async fn policy_template_id_only_with_applypolicytemplate() {
     let (app, ids) = app_with_keys(1).await;
     let t = template(&app, FAKE_ACCOUNT).await;
-    refused(
-        &app,
-        json!({"operation": "enablekey", "keys": ids, "policy_template_id": t}),
-        "policy_template_id",
-    )
-    .await;
+    refused(&app, json!({"operation": "enablekey", "keys": ids, "policy_template_id": t}), "policy_template_id").await;
 }
 
 #[tokio::test]
@@ -222,30 +144,12 @@ async fn policy_template_and_keys_share_the_account() {
 #[tokio::test]
 async fn keys_gone_from_aws_are_refused() {
     let (app, ids) = app_with_keys(2).await;
-    let k = app
-        .get(&format!("/api/v1/cckm/aws/keys/{}", ids[0]))
-        .await
-        .ok();
-    assert!(app.fake.fake.delete_key_now(
-        FAKE_ACCOUNT,
-        "us-east-1",
-        k["aws_param"]["KeyID"].as_str().unwrap()
-    ));
+    let k = app.get(&format!("/api/v1/cckm/aws/keys/{}", ids[0])).await.ok();
+    assert!(app.fake.fake.delete_key_now(FAKE_ACCOUNT, "us-east-1", k["aws_param"]["KeyID"].as_str().unwrap()));
     app.sync("acct").await;
-    let k = app
-        .get(&format!("/api/v1/cckm/aws/keys/{}", ids[0]))
-        .await
-        .ok();
-    assert_eq!(
-        k["gone"], true,
-        "a key that vanished from AWS is marked gone by the sync"
-    );
-    let msg = refused(
-        &app,
-        json!({"operation": "disablekey", "keys": ids}),
-        "keys",
-    )
-    .await;
+    let k = app.get(&format!("/api/v1/cckm/aws/keys/{}", ids[0])).await.ok();
+    assert_eq!(k["gone"], true, "a key that vanished from AWS is marked gone by the sync");
+    let msg = refused(&app, json!({"operation": "disablekey", "keys": ids}), "keys").await;
     assert!(msg.contains(&ids[0]));
 }
 
@@ -264,10 +168,7 @@ async fn malformed_json_is_a_400_not_a_500() {
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["codeDesc"], "NCERRInvalidParamValue");
-    assert!(
-        body["message"].as_str().unwrap().starts_with("body:"),
-        "{body}"
-    );
+    assert!(body["message"].as_str().unwrap().starts_with("body:"), "{body}");
 }
 
 #[tokio::test]
@@ -282,14 +183,7 @@ async fn list_parameters_are_checked() {
     ] {
         let r = app.get(&format!("/api/v1/cckm/aws/bulkjob?{q}")).await;
         assert_eq!(r.status, 400, "{q}: {}", r.body);
-        assert!(
-            r.body["message"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("{field}:")),
-            "{q}: {}",
-            r.body
-        );
+        assert!(r.body["message"].as_str().unwrap().starts_with(&format!("{field}:")), "{q}: {}", r.body);
     }
 }
 
@@ -299,13 +193,8 @@ async fn unknown_job_is_404() {
     for id in ["00000000-0000-4000-8000-000000000042", "nope"] {
         let r = app.get(&format!("/api/v1/cckm/aws/bulkjob/{id}")).await;
         assert_eq!(r.status, 404);
-        assert_eq!(
-            (r.body["code"].as_i64(), r.body["codeDesc"].as_str()),
-            (Some(16), Some("NCERRResourceNotFound"))
-        );
-        let r = app
-            .post(&format!("/api/v1/cckm/aws/bulkjob/{id}/cancel"), json!({}))
-            .await;
+        assert_eq!((r.body["code"].as_i64(), r.body["codeDesc"].as_str()), (Some(16), Some("NCERRResourceNotFound")));
+        let r = app.post(&format!("/api/v1/cckm/aws/bulkjob/{id}/cancel"), json!({})).await;
         assert_eq!(r.status, 404);
     }
 }

@@ -63,6 +63,7 @@ CREATE TABLE aws_kms (
     account_id    TEXT NOT NULL,
     connection_id TEXT NOT NULL REFERENCES aws_connections(id),
     regions       TEXT NOT NULL,
+    quotas        TEXT NOT NULL DEFAULT '{}',
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
@@ -128,8 +129,11 @@ CREATE TABLE job_items (
     job_id             TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
     seq                INTEGER NOT NULL,
     key_id             TEXT NOT NULL,
+    -- '<account>/<region>': the rate-limit partition, driven as a unit
+    partition          TEXT NOT NULL,
     status             TEXT NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at   INTEGER,
     not_before         INTEGER NOT NULL DEFAULT 0,
     detail             TEXT,
     last_error_code    TEXT,
@@ -141,7 +145,8 @@ CREATE TABLE job_items (
     updated_at         INTEGER NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
-CREATE INDEX job_items_pending ON job_items (status, not_before);
+CREATE INDEX job_items_pending ON job_items (status, partition, not_before);
+CREATE INDEX job_items_by_status ON job_items (job_id, status);
 CREATE INDEX job_items_leases ON job_items (lease_owner) WHERE lease_owner IS NOT NULL;
 
 CREATE TABLE sync_jobs (

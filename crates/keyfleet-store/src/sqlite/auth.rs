@@ -64,10 +64,7 @@ impl AuthStore for SqliteStore {
             .bind(value)
             .execute(&self.writer)
             .await?;
-        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_one(&self.writer)
-            .await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_one(&self.writer).await?;
         Ok(row.try_get("value")?)
     }
 
@@ -115,41 +112,29 @@ impl AuthStore for SqliteStore {
     async fn list_users(&self, page: &Page) -> Result<(Vec<UserRecord>, u64)> {
         let order = order_by(
             &page.sort,
-            &[
-                ("created_at", "created_at"),
-                ("username", "username"),
-                ("user_id", "id"),
-            ],
+            &[("created_at", "created_at"), ("username", "username"), ("user_id", "id")],
             "created_at ASC",
         );
         let sql = format!("SELECT * FROM users{order}{}", limit_offset(page));
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.reader)
-            .await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&self.reader)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.reader).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&self.reader).await?;
         Ok((rows.iter().map(user).collect::<Result<_>>()?, total as u64))
     }
 
     async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE users SET last_login = ?, logins_count = logins_count + 1 WHERE id = ?",
-        )
-        .bind(ts(at))
-        .bind(id.to_string())
-        .execute(&self.writer)
-        .await?;
+        sqlx::query("UPDATE users SET last_login = ?, logins_count = logins_count + 1 WHERE id = ?")
+            .bind(ts(at))
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 
     async fn user_groups(&self, id: UserId) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT group_name FROM group_members WHERE user_id = ? ORDER BY group_name",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.reader)
-        .await?)
+        Ok(sqlx::query_scalar("SELECT group_name FROM group_members WHERE user_id = ? ORDER BY group_name")
+            .bind(id.to_string())
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn ensure_group(&self, name: &str, description: &str, at: DateTime<Utc>) -> Result<bool> {
@@ -178,31 +163,21 @@ impl AuthStore for SqliteStore {
     }
 
     async fn list_groups(&self, page: &Page) -> Result<(Vec<GroupRecord>, u64)> {
-        let order = order_by(
-            &page.sort,
-            &[("name", "g.name"), ("createdAt", "g.created_at")],
-            "g.name ASC",
-        )
-        .replace("rowid", "g.rowid");
+        let order = order_by(&page.sort, &[("name", "g.name"), ("createdAt", "g.created_at")], "g.name ASC")
+            .replace("rowid", "g.rowid");
         let sql = format!("{GROUP_SELECT}{order}{}", limit_offset(page));
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.reader)
-            .await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM groups")
-            .fetch_one(&self.reader)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.reader).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM groups").fetch_one(&self.reader).await?;
         Ok((rows.iter().map(group).collect::<Result<_>>()?, total as u64))
     }
 
     async fn add_group_member(&self, group: &str, user: UserId) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO group_members (group_name, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(group)
-        .bind(user.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(|e| conflict(e, "group membership"))?;
+        sqlx::query("INSERT INTO group_members (group_name, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(group)
+            .bind(user.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(|e| conflict(e, "group membership"))?;
         Ok(())
     }
 

@@ -31,6 +31,7 @@ fn kms(row: &SqliteRow) -> Result<KmsRecord> {
         account_id: row.try_get("account_id")?,
         connection_id: parse(row, "connection_id")?,
         regions: json(row, "regions")?,
+        quotas: json(row, "quotas")?,
         created_at: get_ts(row, "created_at")?,
         updated_at: get_ts(row, "updated_at")?,
     })
@@ -66,12 +67,7 @@ fn template(row: &SqliteRow) -> Result<TemplateRecord> {
     Ok(TemplateRecord {
         id: parse(row, "id")?,
         name: row.try_get("name")?,
-        kms_id: kms_id
-            .map(|s| {
-                s.parse()
-                    .map_err(|_| StoreError::Corrupt(format!("kms_id = {s:?}")))
-            })
-            .transpose()?,
+        kms_id: kms_id.map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("kms_id = {s:?}")))).transpose()?,
         account_id: row.try_get("account_id")?,
         policy: body.policy,
         key_admins: body.key_admins,
@@ -101,40 +97,26 @@ fn acl_resource(r: AclResource) -> (&'static str, String) {
     }
 }
 
-const NAMED_COLUMNS: &[(&str, &str)] = &[
-    ("createdAt", "created_at"),
-    ("updatedAt", "updated_at"),
-    ("name", "name"),
-    ("id", "id"),
-];
+const NAMED_COLUMNS: &[(&str, &str)] =
+    &[("createdAt", "created_at"), ("updatedAt", "updated_at"), ("name", "name"), ("id", "id")];
 
 impl SqliteStore {
-    async fn list_named<T>(
-        &self,
-        table: &str,
-        page: &Page,
-        map: fn(&SqliteRow) -> Result<T>,
-    ) -> Result<(Vec<T>, u64)> {
+    async fn list_named<T>(&self, table: &str, page: &Page, map: fn(&SqliteRow) -> Result<T>) -> Result<(Vec<T>, u64)> {
         let order = order_by(&page.sort, NAMED_COLUMNS, "created_at ASC");
         let sql = format!("SELECT * FROM {table}{order}{}", limit_offset(page));
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.reader)
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.reader).await?;
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.reader)
             .await?;
-        let total: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&self.reader)
-                .await?;
         Ok((rows.iter().map(map).collect::<Result<_>>()?, total as u64))
     }
 
     async fn delete_by_id(&self, table: &str, id: String) -> Result<bool> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE id = ?"
-        )))
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(|e| conflict(e, table))?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE id = ?")))
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| conflict(e, table))?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -171,8 +153,7 @@ fn push_key_filter(qb: &mut QueryBuilder<Sqlite>, f: &AwsKeyFilter) {
         qb.push(" AND EXISTS (SELECT 1 FROM json_each(material, '$.tags') WHERE json_extract(value, '$[0]') = ")
             .push_bind(k.clone());
         if let Some(v) = v {
-            qb.push(" AND json_extract(value, '$[1]') = ")
-                .push_bind(v.clone());
+            qb.push(" AND json_extract(value, '$[1]') = ").push_bind(v.clone());
         }
         qb.push(")");
     }
@@ -257,14 +238,15 @@ impl InventoryStore for SqliteStore {
 
     async fn insert_kms(&self, k: &KmsRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO aws_kms (id, name, account_id, connection_id, regions, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO aws_kms (id, name, account_id, connection_id, regions, quotas, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(k.id.to_string())
         .bind(&k.name)
         .bind(&k.account_id)
         .bind(k.connection_id.to_string())
         .bind(to_json(&k.regions))
+        .bind(to_json(&k.quotas))
         .bind(ts(k.created_at))
         .bind(ts(k.updated_at))
         .execute(&self.writer)
@@ -275,13 +257,14 @@ impl InventoryStore for SqliteStore {
 
     async fn update_kms(&self, k: &KmsRecord) -> Result<()> {
         sqlx::query(
-            "UPDATE aws_kms SET name = ?, account_id = ?, connection_id = ?, regions = ?, updated_at = ? \
-             WHERE id = ?",
+            "UPDATE aws_kms SET name = ?, account_id = ?, connection_id = ?, regions = ?, quotas = ?, \
+             updated_at = ? WHERE id = ?",
         )
         .bind(&k.name)
         .bind(&k.account_id)
         .bind(k.connection_id.to_string())
         .bind(to_json(&k.regions))
+        .bind(to_json(&k.quotas))
         .bind(ts(k.updated_at))
         .bind(k.id.to_string())
         .execute(&self.writer)
@@ -346,27 +329,16 @@ impl InventoryStore for SqliteStore {
                 let pk: String = row.try_get("principal_kind")?;
                 let p: String = row.try_get("principal")?;
                 let principal = if pk == "user" {
-                    Principal::User(
-                        p.parse()
-                            .map_err(|_| StoreError::Corrupt(format!("principal {p:?}")))?,
-                    )
+                    Principal::User(p.parse().map_err(|_| StoreError::Corrupt(format!("principal {p:?}")))?)
                 } else {
                     Principal::Group(p)
                 };
-                Ok(AclEntry {
-                    principal,
-                    actions: json(row, "actions")?,
-                })
+                Ok(AclEntry { principal, actions: json(row, "actions")? })
             })
             .collect()
     }
 
-    async fn set_acl(
-        &self,
-        resource: AclResource,
-        principal: &Principal,
-        actions: &[String],
-    ) -> Result<()> {
+    async fn set_acl(&self, resource: AclResource, principal: &Principal, actions: &[String]) -> Result<()> {
         let (kind, id) = acl_resource(resource);
         let (pk, p) = match principal {
             Principal::User(u) => ("user", u.to_string()),
@@ -491,11 +463,7 @@ impl InventoryStore for SqliteStore {
         Ok(out)
     }
 
-    async fn list_aws_keys(
-        &self,
-        filter: &AwsKeyFilter,
-        page: &Page,
-    ) -> Result<(Vec<AwsKeyRecord>, u64)> {
+    async fn list_aws_keys(&self, filter: &AwsKeyFilter, page: &Page) -> Result<(Vec<AwsKeyRecord>, u64)> {
         let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM aws_keys");
         push_key_filter(&mut count, filter);
         let total: i64 = count.build_query_scalar().fetch_one(&self.reader).await?;
@@ -520,12 +488,7 @@ impl InventoryStore for SqliteStore {
         Ok((rows.iter().map(key).collect::<Result<_>>()?, total as u64))
     }
 
-    async fn update_aws_key_material(
-        &self,
-        id: KeyId,
-        m: &AwsKeyMaterial,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
+    async fn update_aws_key_material(&self, id: KeyId, m: &AwsKeyMaterial, at: DateTime<Utc>) -> Result<()> {
         sqlx::query(
             "UPDATE aws_keys SET key_state = ?, enabled = ?, material = ?, gone = 0, updated_at = ? WHERE id = ?",
         )

@@ -15,11 +15,9 @@ fn job(row: &SqliteRow) -> Result<JobRecord> {
     Ok(JobRecord {
         id: parse(row, "id")?,
         cloud: row.try_get("cloud")?,
-        operation: Operation::parse(&op)
-            .ok_or_else(|| StoreError::Corrupt(format!("operation {op:?}")))?,
+        operation: Operation::parse(&op).ok_or_else(|| StoreError::Corrupt(format!("operation {op:?}")))?,
         params: json(row, "params")?,
-        status: JobStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        status: JobStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
         abort: row.try_get::<i64, _>("abort")? != 0,
         created_by: parse(row, "created_by")?,
         total: row.try_get("total")?,
@@ -38,8 +36,7 @@ fn item(row: &SqliteRow) -> Result<ItemRecord> {
         job_id: parse(row, "job_id")?,
         seq: row.try_get("seq")?,
         key_id: parse(row, "key_id")?,
-        status: ItemStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("item status {status:?}")))?,
+        status: ItemStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("item status {status:?}")))?,
         attempts: row.try_get("attempts")?,
         detail: row.try_get("detail")?,
         last_error_code: row.try_get("last_error_code")?,
@@ -70,11 +67,7 @@ fn push_job_filter(qb: &mut QueryBuilder<Sqlite>, f: &JobFilter) {
 }
 
 /// Ends the job if every item is terminal. Runs inside the caller's transaction.
-async fn finalize_if_done(
-    conn: &mut sqlx::SqliteConnection,
-    id: JobId,
-    at: DateTime<Utc>,
-) -> Result<()> {
+async fn finalize_if_done(conn: &mut sqlx::SqliteConnection, id: JobId, at: DateTime<Utc>) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET status = CASE \
              WHEN abort = 1 THEN 'cancelled' \
@@ -91,41 +84,86 @@ async fn finalize_if_done(
     Ok(())
 }
 
+async fn insert_job(conn: &mut sqlx::SqliteConnection, j: &JobRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (id, cloud, operation, params, status, abort, created_by, total, succeeded, failed, \
+         skipped, created_at, updated_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(j.id.to_string())
+    .bind(&j.cloud)
+    .bind(j.operation.as_str())
+    .bind(to_json(&j.params))
+    .bind(j.status.as_str())
+    .bind(j.abort as i64)
+    .bind(j.created_by.to_string())
+    .bind(j.total)
+    .bind(j.succeeded)
+    .bind(j.failed)
+    .bind(j.skipped)
+    .bind(ts(j.created_at))
+    .bind(ts(j.updated_at))
+    .bind(j.completed_at.map(ts))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `WHERE` for a selector over `aws_keys k JOIN aws_kms m`. Gone keys are never selected.
+fn push_selector(qb: &mut QueryBuilder<Sqlite>, s: &KeySelector) {
+    qb.push(" WHERE k.gone = 0");
+    if !s.kms.is_empty() {
+        qb.push(" AND k.kms_id IN (");
+        let mut list = qb.separated(", ");
+        for id in &s.kms {
+            list.push_bind(id.to_string());
+        }
+        qb.push(")");
+    }
+    if !s.regions.is_empty() {
+        qb.push(" AND k.region IN (");
+        let mut list = qb.separated(", ");
+        for r in &s.regions {
+            list.push_bind(r.clone());
+        }
+        qb.push(")");
+    }
+    if let Some(state) = &s.key_state {
+        qb.push(" AND k.key_state = ").push_bind(state.clone());
+    }
+    if let Some(prefix) = &s.alias_prefix {
+        qb.push(" AND EXISTS (SELECT 1 FROM json_each(k.material, '$.aliases') WHERE substr(value, 1, ")
+            .push_bind(prefix.len() as i64)
+            .push(") = ")
+            .push_bind(prefix.clone())
+            .push(")");
+    }
+    for (key, value) in &s.tags {
+        qb.push(" AND EXISTS (SELECT 1 FROM json_each(k.material, '$.tags') WHERE json_extract(value, '$[0]') = ")
+            .push_bind(key.clone());
+        if let Some(v) = value {
+            qb.push(" AND json_extract(value, '$[1]') = ").push_bind(v.clone());
+        }
+        qb.push(")");
+    }
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
-    async fn create_job(&self, j: &JobRecord, keys: &[KeyId]) -> Result<()> {
+    async fn create_job(&self, j: &JobRecord, items: &[NewItem]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, cloud, operation, params, status, abort, created_by, total, succeeded, failed, \
-             skipped, created_at, updated_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(j.id.to_string())
-        .bind(&j.cloud)
-        .bind(j.operation.as_str())
-        .bind(to_json(&j.params))
-        .bind(j.status.as_str())
-        .bind(j.abort as i64)
-        .bind(j.created_by.to_string())
-        .bind(j.total)
-        .bind(j.succeeded)
-        .bind(j.failed)
-        .bind(j.skipped)
-        .bind(ts(j.created_at))
-        .bind(ts(j.updated_at))
-        .bind(j.completed_at.map(ts))
-        .execute(&mut *tx)
-        .await?;
+        insert_job(&mut tx, j).await?;
         let job_id = j.id.to_string();
         let at = ts(j.created_at);
-        // 5 variables per row; 150 rows stay far below SQLite's variable limit.
-        for (chunk_no, chunk) in keys.chunks(150).enumerate() {
+        // 6 variables per row; 150 rows stay far below SQLite's variable limit.
+        for (chunk_no, chunk) in items.chunks(150).enumerate() {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO job_items (job_id, seq, key_id, status, updated_at) ",
+                "INSERT INTO job_items (job_id, seq, key_id, partition, status, updated_at) ",
             );
-            qb.push_values(chunk.iter().enumerate(), |mut b, (i, key)| {
+            qb.push_values(chunk.iter().enumerate(), |mut b, (i, item)| {
                 b.push_bind(job_id.clone())
                     .push_bind((chunk_no * 150 + i) as i64)
-                    .push_bind(key.to_string())
+                    .push_bind(item.key_id.to_string())
+                    .push_bind(item.partition.clone())
                     .push_bind("pending")
                     .push_bind(at);
             });
@@ -133,6 +171,81 @@ impl JobStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn count_selector(&self, selector: &KeySelector) -> Result<u64> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM aws_keys k JOIN aws_kms m ON m.id = k.kms_id");
+        push_selector(&mut qb, selector);
+        let n: i64 = qb.build_query_scalar().fetch_one(&self.reader).await?;
+        Ok(n as u64)
+    }
+
+    async fn create_job_from_selector(&self, j: &JobRecord, selector: &KeySelector) -> Result<i64> {
+        let mut tx = self.writer.begin().await?;
+        insert_job(&mut tx, j).await?;
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO job_items (job_id, seq, key_id, partition, status, updated_at) SELECT ",
+        );
+        qb.push_bind(j.id.to_string())
+            .push(", row_number() OVER (ORDER BY m.account_id, k.region, k.rowid) - 1, k.id, m.account_id || '/' || k.region, 'pending', ")
+            .push_bind(ts(j.created_at))
+            .push(" FROM aws_keys k JOIN aws_kms m ON m.id = k.kms_id");
+        push_selector(&mut qb, selector);
+        let n = qb.build().execute(&mut *tx).await?.rows_affected() as i64;
+        sqlx::query("UPDATE jobs SET total = ? WHERE id = ?").bind(n).bind(j.id.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn list_items(&self, job: JobId, status: Option<ItemStatus>, page: &Page) -> Result<(Vec<ItemRecord>, u64)> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM job_items WHERE job_id = ");
+        count.push_bind(job.to_string());
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT * FROM job_items WHERE job_id = ");
+        qb.push_bind(job.to_string());
+        if let Some(st) = status {
+            count.push(" AND status = ").push_bind(st.as_str());
+            qb.push(" AND status = ").push_bind(st.as_str());
+        }
+        let total: i64 = count.build_query_scalar().fetch_one(&self.reader).await?;
+        qb.push(" ORDER BY seq").push(limit_offset(page));
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        Ok((rows.iter().map(item).collect::<Result<_>>()?, total as u64))
+    }
+
+    async fn fail_pending_for_connection(
+        &self,
+        job: JobId,
+        connection: ConnectionId,
+        code: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let n = sqlx::query(
+            "UPDATE job_items SET status = 'failed', detail = ?, last_error_code = ?, last_error_message = ?, \
+             updated_at = ? WHERE job_id = ? AND status = 'pending' AND key_id IN \
+             (SELECT k.id FROM aws_keys k JOIN aws_kms m ON m.id = k.kms_id WHERE m.connection_id = ?)",
+        )
+        .bind(format!("Failed: {code}: {message}"))
+        .bind(code)
+        .bind(message)
+        .bind(ts(at))
+        .bind(job.to_string())
+        .bind(connection.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            sqlx::query("UPDATE jobs SET failed = failed + ?, updated_at = ? WHERE id = ?")
+                .bind(n as i64)
+                .bind(ts(at))
+                .bind(job.to_string())
+                .execute(&mut *tx)
+                .await?;
+            finalize_if_done(&mut tx, job, at).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>> {
@@ -192,10 +305,7 @@ impl JobStore for SqliteStore {
         };
         if current.status.is_terminal() {
             // CCKM: cancel on a finished job only raises the flag.
-            sqlx::query("UPDATE jobs SET abort = 1 WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE jobs SET abort = 1 WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await?;
         } else {
             let skipped = sqlx::query(
                 "UPDATE job_items SET status = 'skipped', detail = 'Skipped: cancelled', updated_at = ? \
@@ -206,20 +316,15 @@ impl JobStore for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            sqlx::query(
-                "UPDATE jobs SET abort = 1, skipped = skipped + ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(skipped as i64)
-            .bind(ts(at))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE jobs SET abort = 1, skipped = skipped + ?, updated_at = ? WHERE id = ?")
+                .bind(skipped as i64)
+                .bind(ts(at))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
             finalize_if_done(&mut tx, id, at).await?;
         }
-        let after = sqlx::query("SELECT * FROM jobs WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
+        let after = sqlx::query("SELECT * FROM jobs WHERE id = ?").bind(id.to_string()).fetch_one(&mut *tx).await?;
         let after = job(&after)?;
         tx.commit().await?;
         Ok(Some(after))
@@ -233,9 +338,19 @@ impl JobStore for SqliteStore {
         Ok(abort.unwrap_or(1) != 0)
     }
 
+    async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let rows = sqlx::query(
+            "SELECT partition, min(not_before) AS due FROM job_items WHERE status = 'pending' GROUP BY partition",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("partition")?, get_ts(r, "due")?))).collect()
+    }
+
     async fn claim_items(
         &self,
         owner: &str,
+        partition: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
@@ -243,14 +358,16 @@ impl JobStore for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let rows = sqlx::query(
             "UPDATE job_items SET status = 'running', attempts = attempts + 1, lease_owner = ?, \
-             lease_expires_at = ?, updated_at = ? \
-             WHERE rowid IN (SELECT rowid FROM job_items WHERE status = 'pending' AND not_before <= ? \
-                             ORDER BY rowid LIMIT ?) \
-             RETURNING job_id, seq, key_id, attempts",
+             lease_expires_at = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ? \
+             WHERE rowid IN (SELECT rowid FROM job_items WHERE status = 'pending' AND partition = ? \
+                             AND not_before <= ? ORDER BY not_before, rowid LIMIT ?) \
+             RETURNING job_id, seq, key_id, partition, attempts, first_attempt_at",
         )
         .bind(owner)
         .bind(ts(lease_until))
         .bind(ts(now))
+        .bind(ts(now))
+        .bind(partition)
         .bind(ts(now))
         .bind(limit as i64)
         .fetch_all(&mut *tx)
@@ -260,10 +377,7 @@ impl JobStore for SqliteStore {
         for row in &rows {
             let job_id: String = row.try_get("job_id")?;
             if !jobs.contains_key(&job_id) {
-                let j = sqlx::query("SELECT * FROM jobs WHERE id = ?")
-                    .bind(&job_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let j = sqlx::query("SELECT * FROM jobs WHERE id = ?").bind(&job_id).fetch_one(&mut *tx).await?;
                 let j = job(&j)?;
                 jobs.insert(job_id.clone(), (j.operation, j.params));
             }
@@ -274,7 +388,9 @@ impl JobStore for SqliteStore {
                 key_id: parse(row, "key_id")?,
                 operation,
                 params,
+                partition: row.try_get("partition")?,
                 attempts: row.try_get("attempts")?,
+                first_attempt_at: get_ts(row, "first_attempt_at")?,
             });
         }
         tx.commit().await?;
@@ -283,14 +399,12 @@ impl JobStore for SqliteStore {
     }
 
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE job_items SET lease_expires_at = ? WHERE lease_owner = ? AND status = 'running'",
-        )
-        .bind(ts(lease_until))
-        .bind(owner)
-        .execute(&self.writer)
-        .await?
-        .rows_affected())
+        Ok(sqlx::query("UPDATE job_items SET lease_expires_at = ? WHERE lease_owner = ? AND status = 'running'")
+            .bind(ts(lease_until))
+            .bind(owner)
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
     }
 
     async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64> {
@@ -315,11 +429,7 @@ impl JobStore for SqliteStore {
     ) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let (status, counter, detail, code, message, before, after, not_before) = match outcome {
-            ItemOutcome::Succeeded {
-                detail,
-                state_before,
-                state_after,
-            } => (
+            ItemOutcome::Succeeded { detail, state_before, state_after } => (
                 ItemStatus::Succeeded,
                 Some("succeeded"),
                 Some(detail.clone()),
@@ -329,11 +439,7 @@ impl JobStore for SqliteStore {
                 state_after.clone(),
                 0,
             ),
-            ItemOutcome::Failed {
-                code,
-                message,
-                state_before,
-            } => (
+            ItemOutcome::Failed { code, message, state_before } => (
                 ItemStatus::Failed,
                 Some("failed"),
                 Some(format!("Failed: {code}: {message}")),
@@ -343,11 +449,7 @@ impl JobStore for SqliteStore {
                 None,
                 0,
             ),
-            ItemOutcome::Retry {
-                code,
-                message,
-                not_before,
-            } => (
+            ItemOutcome::Retry { code, message, not_before } => (
                 ItemStatus::Pending,
                 None,
                 None,
@@ -357,16 +459,9 @@ impl JobStore for SqliteStore {
                 None,
                 ts(*not_before),
             ),
-            ItemOutcome::Skipped { reason } => (
-                ItemStatus::Skipped,
-                Some("skipped"),
-                Some(format!("Skipped: {reason}")),
-                None,
-                None,
-                None,
-                None,
-                0,
-            ),
+            ItemOutcome::Skipped { reason } => {
+                (ItemStatus::Skipped, Some("skipped"), Some(format!("Skipped: {reason}")), None, None, None, None, 0)
+            }
         };
         let done = sqlx::query(
             "UPDATE job_items SET status = ?, detail = ?, \
@@ -394,24 +489,11 @@ impl JobStore for SqliteStore {
             return Ok(false);
         }
         if let Some(counter) = counter {
-            let sql =
-                format!("UPDATE jobs SET {counter} = {counter} + 1, updated_at = ? WHERE id = ?");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(ts(at))
-                .bind(job_id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            let sql = format!("UPDATE jobs SET {counter} = {counter} + 1, updated_at = ? WHERE id = ?");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(at)).bind(job_id.to_string()).execute(&mut *tx).await?;
             finalize_if_done(&mut tx, job_id, at).await?;
         }
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT min(not_before) FROM job_items WHERE status = 'pending'")
-                .fetch_one(&self.reader)
-                .await?;
-        Ok(v.map(keyfleet_core::time::from_micros))
     }
 }

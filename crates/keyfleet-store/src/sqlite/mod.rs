@@ -35,14 +35,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(base.clone().create_if_missing(true))
-            .await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(base.read_only(true))
-            .await?;
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).connect_with(base.clone().create_if_missing(true)).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(base.read_only(true)).await?;
         Ok(Self { writer, reader })
     }
 
@@ -73,23 +68,16 @@ pub(crate) fn get_ts(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<DateTim
     Ok(from_micros(row.try_get::<i64, _>(col)?))
 }
 
-pub(crate) fn get_opt_ts(
-    row: &sqlx::sqlite::SqliteRow,
-    col: &str,
-) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn get_opt_ts(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
 }
 
 pub(crate) fn parse<T: FromStr>(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<T> {
     let s: String = row.try_get(col)?;
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("{col} = {s:?}")))
+    s.parse().map_err(|_| StoreError::Corrupt(format!("{col} = {s:?}")))
 }
 
-pub(crate) fn json<T: serde::de::DeserializeOwned>(
-    row: &sqlx::sqlite::SqliteRow,
-    col: &str,
-) -> Result<T> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<T> {
     let s: String = row.try_get(col)?;
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
@@ -125,12 +113,10 @@ pub(crate) fn limit_offset(page: &Page) -> String {
 /// Maps a unique-constraint violation to `Conflict` with a readable text.
 pub(crate) fn conflict(e: sqlx::Error, what: &str) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(format!("{what} already exists"))
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!("{what} already exists")),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Conflict(format!("{what} refers to something that does not exist or is still in use"))
         }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict(
-            format!("{what} refers to something that does not exist or is still in use"),
-        ),
         _ => StoreError::Database(e),
     }
 }

@@ -14,8 +14,7 @@ fn sync_job(row: &SqliteRow) -> Result<SyncJobRecord> {
         kms: json(row, "kms")?,
         regions: json(row, "regions")?,
         synchronize_all: row.try_get::<i64, _>("synchronize_all")? != 0,
-        status: JobStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        status: JobStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
         abort: row.try_get::<i64, _>("abort")? != 0,
         detailed_status: json(row, "detailed_status")?,
         created_by: parse(row, "created_by")?,
@@ -58,43 +57,24 @@ impl SyncJobStore for SqliteStore {
             .transpose()
     }
 
-    async fn list_sync_jobs(
-        &self,
-        status: Option<JobStatus>,
-        page: &Page,
-    ) -> Result<(Vec<SyncJobRecord>, u64)> {
-        let filter = if status.is_some() {
-            " WHERE status = ?"
-        } else {
-            ""
-        };
+    async fn list_sync_jobs(&self, status: Option<JobStatus>, page: &Page) -> Result<(Vec<SyncJobRecord>, u64)> {
+        let filter = if status.is_some() { " WHERE status = ?" } else { "" };
         let order = order_by(
             &page.sort,
-            &[
-                ("createdAt", "created_at"),
-                ("updatedAt", "updated_at"),
-                ("id", "id"),
-            ],
+            &[("createdAt", "created_at"), ("updatedAt", "updated_at"), ("id", "id")],
             "created_at DESC",
         );
-        let sql = format!(
-            "SELECT * FROM sync_jobs{filter}{order}{}",
-            limit_offset(page)
-        );
+        let sql = format!("SELECT * FROM sync_jobs{filter}{order}{}", limit_offset(page));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        let mut c = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM sync_jobs{filter}"
-        )));
+        let mut c =
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM sync_jobs{filter}")));
         if let Some(s) = status {
             q = q.bind(s.as_str());
             c = c.bind(s.as_str());
         }
         let rows = q.fetch_all(&self.reader).await?;
         let total = c.fetch_one(&self.reader).await?;
-        Ok((
-            rows.iter().map(sync_job).collect::<Result<_>>()?,
-            total as u64,
-        ))
+        Ok((rows.iter().map(sync_job).collect::<Result<_>>()?, total as u64))
     }
 
     async fn claim_sync_job(
@@ -119,17 +99,8 @@ impl SyncJobStore for SqliteStore {
         .transpose()
     }
 
-    async fn update_sync_job(
-        &self,
-        j: &SyncJobRecord,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-    ) -> Result<bool> {
-        let lease_owner = if j.status.is_terminal() {
-            None
-        } else {
-            Some(owner)
-        };
+    async fn update_sync_job(&self, j: &SyncJobRecord, owner: &str, lease_until: DateTime<Utc>) -> Result<bool> {
+        let lease_owner = if j.status.is_terminal() { None } else { Some(owner) };
         let done = sqlx::query(
             "UPDATE sync_jobs SET status = ?, detailed_status = ?, updated_at = ?, completed_at = ?, \
              lease_owner = ?, lease_expires_at = ? \
@@ -148,11 +119,7 @@ impl SyncJobStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn cancel_sync_job(
-        &self,
-        id: SyncJobId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<SyncJobRecord>> {
+    async fn cancel_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<Option<SyncJobRecord>> {
         // A running sync notices `abort` between regions and ends itself as cancelled.
         sqlx::query("UPDATE sync_jobs SET abort = 1, updated_at = CASE WHEN status = 'in_progress' THEN ? ELSE updated_at END WHERE id = ?")
             .bind(ts(at))

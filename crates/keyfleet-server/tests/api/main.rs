@@ -4,6 +4,7 @@
 mod authz;
 mod inventory;
 mod jobs;
+mod large_jobs;
 mod operations;
 mod secrets;
 mod snapshots;

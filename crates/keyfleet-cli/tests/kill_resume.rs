@@ -1,0 +1,208 @@
+//! Crash safety of the real binary: `keyfleet serve` is killed with SIGKILL twenty times at random moments
+//! during a 2,000-key job against the fake AWS KMS with quotas on, and restarted each time. In the end every
+//! item has exactly one terminal status, the job is terminal, and the fake saw no state-changing call on a key
+//! after that key had reached its target state.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::time::Duration;
+
+use keyfleet_fakes::{FakeKms, FakeKmsConfig};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+const PASSWORD: &str = "kill-test-password";
+const ACCOUNTS: [(&str, &str); 4] = [
+    ("AKIAKILLTEST00000001", "100000000001"),
+    ("AKIAKILLTEST00000002", "100000000002"),
+    ("AKIAKILLTEST00000003", "100000000003"),
+    ("AKIAKILLTEST00000004", "100000000004"),
+];
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const KEYS_PER_PARTITION: usize = 250;
+/// AWS's quotas times this, in the fake and in keyfleet alike: long enough a job for twenty kills.
+const QUOTA_SCALE: f64 = 2.0;
+
+struct Server {
+    child: tokio::process::Child,
+    url: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Server {
+    async fn start(data: &std::path::Path) -> Server {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn", "--lease-ttl-secs", "5"])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--quota-scale")
+            .arg(QUOTA_SCALE.to_string())
+            .env("KEYFLEET_ADMIN_PASSWORD", PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(60), tokio::io::BufReader::new(stdout).read_line(&mut line))
+            .await
+            .expect("the server starts within 60 s")
+            .unwrap();
+        // "keyfleet serving on https://127.0.0.1:PORT (data directory ...)"
+        let url =
+            line.split_whitespace().nth(3).unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut s = Server { child, url, http, token: String::new() };
+        let t = s.call("POST", "/api/v1/auth/tokens", json!({"username": "admin", "password": PASSWORD})).await;
+        s.token = t["jwt"].as_str().unwrap().to_string();
+        s
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v
+    }
+
+    async fn kill(mut self) {
+        self.child.start_kill().unwrap(); // SIGKILL
+        let _ = self.child.wait().await;
+    }
+
+    async fn wait_done(&self, path: &str, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let v = self.call("GET", path, Value::Null).await;
+            if v["overall_status"] != "in_progress" {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not done in time: {}", v["progress"]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn fake_config() -> FakeKmsConfig {
+    let mut config = FakeKmsConfig::default();
+    for (akid, account) in ACCOUNTS {
+        config = config.with_account(akid, account);
+    }
+    config // QUOTAS-TODO
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
+    let fake = FakeKms::new(fake_config()).spawn().await.unwrap();
+    let mut created = Vec::new();
+    for (_, account) in ACCOUNTS {
+        for region in REGIONS {
+            for id in fake.fake.create_keys(account, region, KEYS_PER_PARTITION) {
+                created.push((account, region, id));
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data).await;
+    let mut names = Vec::new();
+    for (i, (akid, account)) in ACCOUNTS.iter().enumerate() {
+        let conn = format!("conn-{i}");
+        server
+            .call(
+                "POST",
+                "/api/v1/connectionmgmt/services/aws/connections",
+                json!({"name": conn, "access_key_id": akid, "secret_access_key": "x", "endpoint_url": fake.url()}),
+            )
+            .await;
+        let name = format!("acct-{i}");
+        server
+            .call(
+                "POST",
+                "/api/v1/cckm/aws/kms",
+                json!({"name": name, "account_id": account, "connection": conn, "regions": REGIONS}),
+            )
+            .await;
+        names.push(name);
+    }
+    let sync = server.call("POST", "/api/v1/cckm/aws/synchronization-jobs", json!({"synchronize_all": true})).await;
+    let sync = server
+        .wait_done(
+            &format!("/api/v1/cckm/aws/synchronization-jobs/{}", sync["id"].as_str().unwrap()),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(sync["overall_status"], "completed", "{sync}");
+    let total = KEYS_PER_PARTITION * ACCOUNTS.len() * REGIONS.len();
+
+    let job = server
+        .call("POST", "/api/v1/cckm/aws/bulkjob", json!({"operation": "disablekey", "selector": {"kms": names}}))
+        .await;
+    let job_path = format!("/api/v1/cckm/aws/bulkjob/{}", job["id"].as_str().unwrap());
+    assert_eq!(job["progress"]["total"], total);
+
+    let mut rng = rand::rng();
+    let mut kills = 0;
+    while kills < 20 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..900))).await;
+        let progress = server.call("GET", &job_path, Value::Null).await["progress"].clone();
+        assert!(progress["pending"].as_i64().unwrap() > 0, "the job finished after only {kills} kills: make it longer");
+        server.kill().await;
+        kills += 1;
+        server = Server::start(&data).await;
+    }
+    let done = server.wait_done(&job_path, Duration::from_secs(300)).await;
+    assert_eq!(done["overall_status"], "completed", "{}", done["progress"]);
+    assert_eq!(done["progress"]["succeeded"], total, "{}", done["progress"]);
+
+    // Every item exactly once, terminal.
+    let mut seen = HashSet::new();
+    for skip in (0..total).step_by(1000) {
+        let page = server.call("GET", &format!("{job_path}/items?skip={skip}&limit=1000"), Value::Null).await;
+        for item in page["resources"].as_array().unwrap() {
+            assert_eq!(item["status"], "succeeded", "{item}");
+            assert!(seen.insert(item["key_id"].as_str().unwrap().to_string()), "item listed twice: {item}");
+        }
+    }
+    assert_eq!(seen.len(), total);
+
+    // No state-changing call reached a key after it was Disabled.
+    let mut disabled_at: HashMap<String, u64> = HashMap::new();
+    let calls = fake.fake.calls();
+    let mut throttled = 0;
+    let mut disable_calls = 0;
+    for c in calls.iter().filter(|c| c.operation == "DisableKey") {
+        disable_calls += 1;
+        let key = c.key_id.clone().unwrap();
+        if let Some(first) = disabled_at.get(&key) {
+            panic!("DisableKey #{} on {key} after it was disabled by call #{first}: {c:?}", c.seq);
+        }
+        match c.error.as_deref() {
+            None => {
+                disabled_at.insert(key, c.seq);
+            }
+            Some("ThrottlingException") => throttled += 1,
+            Some(other) => panic!("unexpected error {other}: {c:?}"),
+        }
+    }
+    assert_eq!(disabled_at.len(), total, "every key disabled exactly once");
+    for (account, region, id) in &created {
+        assert_eq!(fake.fake.key_state(account, region, id).as_deref(), Some("Disabled"), "{account}/{region}/{id}");
+    }
+    eprintln!("kill test: {kills} SIGKILLs, {disable_calls} DisableKey calls for {total} keys, {throttled} throttled");
+    server.kill().await;
+}

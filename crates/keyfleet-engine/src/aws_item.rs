@@ -45,43 +45,46 @@ impl Engine {
         // The key id, not the ARN: the client is already bound to the key's account and region, and some
         // KMS implementations (moto) mishandle ARNs in Enable/DisableKey.
         let key = target.key.material.key_id.clone();
-        let before = match self.describe(&target, &key).await {
-            Ok(m) => m,
-            Err(e) => return Ok(self.failure(item, &target, e, None)),
-        };
-        if already_done(item, &before, &target).await {
-            self.refresh_cache(&target, &before, None).await?;
-            return Ok(ItemOutcome::Succeeded {
-                detail: "Success".into(),
-                state_before: Some(before.key_state.clone()),
-                state_after: Some(before.key_state),
+        let cached = target.key.material.key_state.clone();
+        // Read the key's real state first when this item was attempted before (it may have been interrupted
+        // after the cloud acted: reconcile, never repeat) or when the cache says there is nothing to do
+        // (confirm, and spare the action's quota). A fresh item on a key that needs the change goes straight
+        // to the action: one call per key.
+        let reconcile = item.attempts > 1 || done_in_state(item.operation, &cached);
+        let before = if reconcile {
+            let live = match self.describe(&target, &key).await {
+                Ok(m) => m,
+                Err(e) => return Ok(self.failure(item, &target, e, None)),
+            };
+            if already_done(item, &live, &target).await {
+                self.refresh_cache(&target, &live, None).await?;
+                return Ok(success(Some(live.key_state.clone()), Some(live.key_state)));
             }
-            .into());
-        }
+            live.key_state
+        } else {
+            cached
+        };
         let policy = match item.operation {
             Operation::ApplyPolicyTemplate => Some(self.template_policy(item).await?),
             _ => None,
         };
         if let Err(e) = self.effect(item, &target, &key, policy.as_deref()).await {
-            return Ok(self.failure(item, &target, e, Some(before.key_state)));
-        }
-        // The effect happened; a failure to read the new state does not undo it.
-        let after = match self.describe(&target, &key).await {
-            Ok(m) => Some(m),
-            Err(e) => {
-                tracing::warn!(key.id = %item.key_id, error = %e, "could not refresh key after effect");
-                None
+            // The cache was stale and the key is in a state the action does not apply to: maybe it is already
+            // where we want it (e.g. deletion already scheduled).
+            if e.kind == ErrorKind::InvalidState && !reconcile {
+                if let Ok(live) = self.describe(&target, &key).await
+                    && already_done(item, &live, &target).await
+                {
+                    self.refresh_cache(&target, &live, None).await?;
+                    return Ok(success(Some(live.key_state.clone()), Some(live.key_state)));
+                }
             }
-        };
-        if let Some(after) = &after {
-            self.refresh_cache(&target, after, policy.as_deref().map(|p| (p, item))).await?;
+            return Ok(self.failure(item, &target, e, Some(before)));
         }
-        Ok(ItemOutcome::Succeeded {
-            detail: "Success".into(),
-            state_before: Some(before.key_state),
-            state_after: after.map(|m| m.key_state),
-        }
-        .into())
+        // The action succeeded, so its result is known without another read.
+        let after = effect_result(item, &target.key.material);
+        self.refresh_cache(&target, &after, policy.as_deref().map(|p| (p, item))).await?;
+        Ok(success(Some(before), Some(after.key_state)))
     }
 
     /// Paces `call` on its (account, region, action) bucket and feeds the outcome back into the pacer.
@@ -206,6 +209,62 @@ impl Engine {
     }
 }
 
+fn success(before: Option<String>, after: Option<String>) -> ItemResult {
+    ItemOutcome::Succeeded { detail: "Success".into(), state_before: before, state_after: after }.into()
+}
+
+/// What a successful action did to the key, as DescribeKey would now show it.
+fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial) -> KeyMetadata {
+    let mut meta = KeyMetadata {
+        key_id: m.key_id.clone(),
+        arn: m.arn.clone(),
+        account_id: m.account_id.clone(),
+        key_state: m.key_state.clone(),
+        enabled: m.enabled,
+        description: m.description.clone(),
+        key_usage: m.key_usage.clone(),
+        origin: m.origin.clone(),
+        key_manager: m.key_manager.clone(),
+        creation_date: m.creation_date,
+        deletion_date: m.deletion_date,
+        multi_region: m.multi_region,
+    };
+    match item.operation {
+        Operation::EnableKey => {
+            meta.key_state = "Enabled".into();
+            meta.enabled = true;
+        }
+        Operation::DisableKey => {
+            meta.key_state = "Disabled".into();
+            meta.enabled = false;
+        }
+        Operation::ScheduleKeyDeletion => {
+            meta.key_state = "PendingDeletion".into();
+            meta.enabled = false;
+            meta.deletion_date = Some(now() + chrono::Duration::days(item.params.days.unwrap_or(30)));
+        }
+        Operation::CancelKeyDeletion => {
+            // AWS leaves a key whose deletion was cancelled Disabled.
+            meta.key_state = "Disabled".into();
+            meta.enabled = false;
+            meta.deletion_date = None;
+        }
+        Operation::ApplyPolicyTemplate => {}
+    }
+    meta
+}
+
+/// Would a key in `state` need nothing from this operation?
+fn done_in_state(op: Operation, state: &str) -> bool {
+    match op {
+        Operation::EnableKey => state == "Enabled",
+        Operation::DisableKey => state == "Disabled",
+        Operation::ScheduleKeyDeletion => state == "PendingDeletion",
+        Operation::CancelKeyDeletion => matches!(state, "Enabled" | "Disabled"),
+        Operation::ApplyPolicyTemplate => false,
+    }
+}
+
 fn template_tag(item: &ClaimedItem) -> (String, String) {
     let id = item.params.policy_template_id.map(|t| t.to_string()).unwrap_or_default();
     (POLICY_TEMPLATE_TAG.to_string(), id)
@@ -215,10 +274,6 @@ fn template_tag(item: &ClaimedItem) -> (String, String) {
 /// item reclaimed after a crash does not repeat its effect.
 async fn already_done(item: &ClaimedItem, meta: &KeyMetadata, target: &AwsTarget) -> bool {
     match item.operation {
-        Operation::EnableKey => meta.key_state == "Enabled",
-        Operation::DisableKey => meta.key_state == "Disabled",
-        Operation::ScheduleKeyDeletion => meta.key_state == "PendingDeletion",
-        Operation::CancelKeyDeletion => matches!(meta.key_state.as_str(), "Enabled" | "Disabled"),
         // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first: the tag is
         // written after the policy, so its presence proves both happened.
         Operation::ApplyPolicyTemplate if item.attempts > 1 => {
@@ -229,5 +284,6 @@ async fn already_done(item: &ClaimedItem, meta: &KeyMetadata, target: &AwsTarget
             }
         }
         Operation::ApplyPolicyTemplate => false,
+        op => done_in_state(op, &meta.key_state),
     }
 }

@@ -49,28 +49,8 @@ impl Default for ClientOptions {
     }
 }
 
-/// Query of `GET /v1/cckm/aws/keys` (keyfleet-api-types has no struct for it).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct AwsKeyListQuery {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keyid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alias: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keystate: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort: Option<String>,
-}
+/// Query of `GET /v1/cckm/aws/keys`.
+pub type AwsKeyListQuery = keyfleet_api_types::aws::AwsKeyQuery;
 
 /// The refresh grant's answer as CipherTrust Manager may send it: it can leave out the refresh token when
 /// it did not renew it, which [`TokenResponse`] (built for the password grant) requires.

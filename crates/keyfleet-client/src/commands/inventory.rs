@@ -274,6 +274,7 @@ pub(crate) async fn keys(client: &Client, cmd: KeysCommand) -> anyhow::Result<Ex
         skip: a.skip,
         limit: if a.all { Some(ALL_PAGE) } else { a.limit },
         sort: None,
+        ..Default::default()
     };
     let mut list = client.list_aws_keys(&query).await?;
     if a.all {

@@ -142,10 +142,10 @@ where
     let message = err.message().map(str::to_string);
     match (&err, code) {
         (SdkError::TimeoutError(_), _) => CloudError::new(ErrorKind::Transient, "Timeout", "the request timed out"),
-        (SdkError::DispatchFailure(f), _) => CloudError::new(
+        (SdkError::DispatchFailure(_), _) => CloudError::new(
             ErrorKind::Transient,
             "ConnectionError",
-            format!("{:?}", f.as_connector_error().map(|c| c.to_string())),
+            aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
         ),
         (SdkError::ConstructionFailure(_), _) => {
             CloudError::new(ErrorKind::Rejected, "RequestConstructionFailed", format!("{err}"))

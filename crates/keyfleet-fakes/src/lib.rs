@@ -7,6 +7,7 @@ pub use aws::{
     BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeAwsArgs, FakeKms, FakeKmsConfig,
     RunningFake, run,
 };
+pub use aws::{FakeKmsStats, Faults, KmsCallCounts, KmsOperationStats, QuotaConfig};
 pub use azure::{
     BUILTIN_CLIENT_ID, BUILTIN_CLIENT_SECRET, BUILTIN_TENANT_ID, FakeAzureArgs, FakeVault, FakeVaultConfig,
     RunningVault, ThrottleConfig, VaultCallRecord,

@@ -11,13 +11,17 @@ use serde::{Deserialize, Serialize};
 
 use super::state::Scope;
 use super::wire::Tag;
-use super::{BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeKms};
+use super::{BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeKms, FakeKmsStats, Faults};
 
 /// More keys than this in one request is almost certainly a mistake (and a lot of memory).
 const MAX_SEED_COUNT: usize = 1_000_000;
 
 pub(super) fn routes() -> Router<FakeKms> {
-    Router::new().route("/_fake/calls", get(list_calls)).route("/_fake/keys", get(list_keys).post(create_keys))
+    Router::new()
+        .route("/_fake/calls", get(list_calls))
+        .route("/_fake/keys", get(list_keys).post(create_keys))
+        .route("/_fake/faults", get(get_faults).put(put_faults))
+        .route("/_fake/stats", get(get_stats))
 }
 
 #[derive(Debug)]
@@ -131,4 +135,28 @@ async fn list_keys(
         })
         .collect();
     Ok(Json(keys))
+}
+
+async fn get_faults(State(fake): State<FakeKms>) -> Json<Faults> {
+    Json(fake.faults())
+}
+
+/// Replaces the faults; answers the faults now in force. `{}` turns every fault off.
+async fn put_faults(
+    State(fake): State<FakeKms>,
+    request: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<Faults>, ControlError> {
+    let Json(value) = request?;
+    // serde would also read a struct from a JSON array; only an object names its members.
+    if !value.is_object() {
+        return Err(ControlError("faults must be a JSON object; {} turns every fault off".to_owned()));
+    }
+    let faults: Faults = serde_path_to_error::deserialize(value).map_err(|err| ControlError(err.to_string()))?;
+    faults.validate().map_err(ControlError)?;
+    fake.set_faults(faults);
+    Ok(Json(fake.faults()))
+}
+
+async fn get_stats(State(fake): State<FakeKms>) -> Json<FakeKmsStats> {
+    Json(fake.stats())
 }

@@ -3,11 +3,14 @@
 
 mod cli;
 mod control;
+mod faults;
 mod keyspec;
 mod ops;
 mod paging;
 mod protocol;
+mod quota;
 mod state;
+mod stats;
 mod wire;
 
 use std::fmt;
@@ -26,7 +29,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use cli::{FakeAwsArgs, run};
+pub use faults::{CONNECTION_DROPPED, DROPPED_AFTER_APPLY, Faults};
+pub use quota::{AWS_DEFAULT_QUOTAS, OTHER_OPERATIONS_RATE, QuotaConfig, aws_default_quota};
+pub use stats::{FakeKmsStats, KmsCallCounts, KmsOperationStats};
 
+use faults::{Injector, Outcome, Plan};
 use ops::{Cx, Operation};
 use protocol::{ErrorCode, KmsError, Reply};
 use state::{NewKey, Refs, Scope, State};
@@ -38,17 +45,22 @@ pub const BUILTIN_ACCOUNT_ID: &str = "111122223333";
 /// The default region of the control routes and of `--seed-region`.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// Which access key belongs to which account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which access key belongs to which account, and the faults to inject from the start.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FakeKmsConfig {
     /// Access key id -> 12-digit account id. Later entries win. Access keys not listed get a
     /// stable account derived from a hash of the access key id.
     pub accounts: Vec<(String, String)>,
+    /// None by default; [`FakeKms::set_faults`] changes them while the fake runs.
+    pub faults: Faults,
 }
 
 impl Default for FakeKmsConfig {
     fn default() -> Self {
-        Self { accounts: vec![(BUILTIN_ACCESS_KEY_ID.to_owned(), BUILTIN_ACCOUNT_ID.to_owned())] }
+        Self {
+            accounts: vec![(BUILTIN_ACCESS_KEY_ID.to_owned(), BUILTIN_ACCOUNT_ID.to_owned())],
+            faults: Faults::default(),
+        }
     }
 }
 
@@ -57,6 +69,13 @@ impl FakeKmsConfig {
     #[must_use]
     pub fn with_account(mut self, access_key_id: impl Into<String>, account: impl Into<String>) -> Self {
         self.accounts.push((access_key_id.into(), account.into()));
+        self
+    }
+
+    /// Injects these faults from the start.
+    #[must_use]
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
         self
     }
 }
@@ -77,14 +96,23 @@ pub struct CallRecord {
     pub operation: String,
     /// The KeyId (UUID) the call named, once resolved.
     pub key_id: Option<String>,
-    /// The AWS error code, `None` on success.
+    /// The AWS error code, `None` on success. A dropped connection is
+    /// [`CONNECTION_DROPPED`] (not applied) or [`DROPPED_AFTER_APPLY`] (applied: the change
+    /// happened, but the client got no answer).
     pub error: Option<String>,
+    /// Whether the call took effect: it succeeded, or it was applied before its connection was
+    /// dropped. False for throttled, failed (AWS errors and injected 5xx) and dropped-before
+    /// calls, which changed nothing.
+    #[serde(default)]
+    pub applied: bool,
 }
 
 /// A strict in-memory AWS KMS. Cheap to clone: clones share the same state.
 #[derive(Clone)]
 pub struct FakeKms {
     state: Arc<Mutex<State>>,
+    /// Never locked while waiting for `state`: a call takes `state`, then this.
+    injector: Arc<Mutex<Injector>>,
 }
 
 impl fmt::Debug for FakeKms {
@@ -101,7 +129,10 @@ impl Default for FakeKms {
 
 impl FakeKms {
     pub fn new(config: FakeKmsConfig) -> Self {
-        Self { state: Arc::new(Mutex::new(State::new(config.accounts))) }
+        Self {
+            state: Arc::new(Mutex::new(State::new(config.accounts))),
+            injector: Arc::new(Mutex::new(Injector::new(config.faults))),
+        }
     }
 
     /// The whole HTTP surface: `POST /` for KMS and the `/_fake/...` control routes.
@@ -173,6 +204,25 @@ impl FakeKms {
         self.lock().calls_since(since)
     }
 
+    /// Every call so far, counted per (account, region, operation) and in total.
+    pub fn stats(&self) -> FakeKmsStats {
+        self.lock().stats()
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.injector().faults().clone()
+    }
+
+    /// Replaces the faults, for the calls that arrive from now on, and restarts the seeded
+    /// random sequence. Quota windows and per-key intervals keep counting the calls already
+    /// made. Values are not checked here ([`Faults::validate`] does; the control route
+    /// refuses invalid faults): a probability above 1 acts as 1, below 0 as 0.
+    pub fn set_faults(&self, faults: Faults) {
+        tracing::info!(%faults, "fake KMS faults set");
+        self.injector().set(faults);
+    }
+
     fn with_key<T>(&self, account: &str, region: &str, key_id: &str, read: impl FnOnce(&state::Key) -> T) -> Option<T> {
         let scope = Scope::new(account, region);
         let state = self.lock();
@@ -186,9 +236,14 @@ impl FakeKms {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs one KMS call and records it in the call log.
-    fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Result<Reply, KmsError> {
+    fn injector(&self) -> MutexGuard<'_, Injector> {
+        self.injector.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one KMS call, with the faults `plan` drew for it, and records it in the call log.
+    fn handle(&self, headers: &HeaderMap, body: &[u8], plan: &Plan) -> Outcome {
         let now = Utc::now();
+        let tick = tokio::time::Instant::now();
         let target = protocol::target(headers).unwrap_or_default();
         let operation = target.strip_prefix(protocol::TARGET_PREFIX).unwrap_or(target).to_owned();
         let credential = protocol::credential(headers);
@@ -201,15 +256,17 @@ impl FakeKms {
             ),
             Err(_) => (String::new(), Scope::new("", "")),
         };
-        let mut key_id = None;
-        let result = match credential {
-            Ok(_) => execute(&mut state, &scope, target, body, now, &mut key_id),
-            Err(err) => Err(err),
+        let (outcome, key_id) = match credential {
+            // The connection is lost on the way in: the service never sees the call.
+            Ok(_) if plan.drop_connection => (Outcome::Dropped, peek_key_id(&state, &scope, target, body)),
+            Err(_) if plan.drop_connection => (Outcome::Dropped, None),
+            Ok(_) => self.admit(&mut state, &scope, target, body, (now, tick), plan),
+            Err(err) => (Outcome::Answered { result: Err(err), injected: false }, None),
         };
 
-        let error = result.as_ref().err().map(|err| err.code.as_str().to_owned());
-        match &result {
-            Err(err) if err.code == ErrorCode::KmsInternal => {
+        let error = outcome.error();
+        match &outcome {
+            Outcome::Answered { result: Err(err), injected: false } if err.code == ErrorCode::KmsInternal => {
                 tracing::error!(aws.operation = %operation, error = %err, "fake KMS internal error");
             }
             _ => tracing::debug!(
@@ -229,10 +286,63 @@ impl FakeKms {
             region: scope.region,
             operation,
             key_id,
+            applied: outcome.applied(),
             error,
         });
-        result
+        outcome
     }
+
+    /// An authenticated call: throttled, failed by an injected 5xx, or executed (and then
+    /// perhaps dropped). As on AWS, throttling comes before the input is validated. Also
+    /// returns the key the call named, for the call log.
+    fn admit(
+        &self,
+        state: &mut State,
+        scope: &Scope,
+        target: &str,
+        body: &[u8],
+        (now, tick): (DateTime<Utc>, tokio::time::Instant),
+        plan: &Plan,
+    ) -> (Outcome, Option<String>) {
+        let mut key_id = None;
+        let Some(operation) = target.strip_prefix(protocol::TARGET_PREFIX).and_then(Operation::from_name) else {
+            // An unknown operation is refused before any quota applies.
+            let result = execute(state, scope, target, body, now, &mut key_id);
+            return (Outcome::Answered { result, injected: false }, key_id);
+        };
+        let mut injector = self.injector();
+        // Without faults nothing needs the key before the call runs; spare the busy path.
+        if injector.faults().is_active() {
+            key_id = peek_key_id(state, scope, target, body);
+        }
+        if let Err(err) = injector.throttle(scope, operation, key_id.as_deref(), tick) {
+            return (Outcome::Answered { result: Err(err), injected: true }, key_id);
+        }
+        if let Some(err) = plan.server_error() {
+            return (Outcome::Answered { result: Err(err), injected: true }, key_id);
+        }
+        let result = execute(state, scope, target, body, now, &mut key_id);
+        if result.is_ok() {
+            if let Some(id) = key_id.as_deref() {
+                injector.changed(scope, operation, id, tick);
+            }
+            if plan.drop_after_apply {
+                return (Outcome::DroppedAfterApply, key_id);
+            }
+        }
+        (Outcome::Answered { result, injected: false }, key_id)
+    }
+}
+
+/// The key a call names, resolved without running the call: throttled, failed and dropped
+/// calls are logged with it, and the per-key interval needs it. `None` when the body or the
+/// key cannot be read; the call itself then reports why.
+fn peek_key_id(state: &State, scope: &Scope, target: &str, body: &[u8]) -> Option<String> {
+    let operation = target.strip_prefix(protocol::TARGET_PREFIX).and_then(Operation::from_name)?;
+    let body = protocol::body_object(body).ok()?;
+    let key_ref = body.get("KeyId")?.as_str()?;
+    let refs = if operation == Operation::DescribeKey { Refs::KeyOrAlias } else { Refs::KeyOnly };
+    Some(state.store(scope)?.find(scope, key_ref, refs).ok()?.id.clone())
 }
 
 /// Runs an authenticated call; sets `key_id` to the key the call named once it is resolved.
@@ -258,7 +368,15 @@ fn execute(
 
 async fn kms_endpoint(AxumState(fake): AxumState<FakeKms>, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    protocol::respond(&request_id, fake.handle(&headers, &body))
+    // Drawn on arrival, so that a seed gives the same faults to the same order of arrival.
+    let plan = fake.injector().plan();
+    if !plan.delay.is_zero() {
+        tokio::time::sleep(plan.delay).await;
+    }
+    match fake.handle(&headers, &body, &plan) {
+        Outcome::Answered { result, .. } => protocol::respond(&request_id, result),
+        Outcome::Dropped | Outcome::DroppedAfterApply => faults::dropped_connection(),
+    }
 }
 
 /// A fake serving on a background task; the task stops when this value drops.

@@ -31,7 +31,9 @@ pub(crate) enum ErrorCode {
     NotAuthorized,
     NotFound,
     Serialization,
+    ServiceUnavailable,
     Tag,
+    Throttling,
     UnknownOperation,
     UnsupportedOperation,
     Validation,
@@ -53,7 +55,9 @@ impl ErrorCode {
             Self::NotAuthorized => "NotAuthorizedException",
             Self::NotFound => "NotFoundException",
             Self::Serialization => "SerializationException",
+            Self::ServiceUnavailable => "ServiceUnavailableException",
             Self::Tag => "TagException",
+            Self::Throttling => "ThrottlingException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::UnsupportedOperation => "UnsupportedOperationException",
             Self::Validation => "ValidationException",
@@ -63,6 +67,7 @@ impl ErrorCode {
     pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::KmsInternal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }

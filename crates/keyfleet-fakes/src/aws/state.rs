@@ -9,6 +9,7 @@ use super::CallRecord;
 use super::keyspec::Algorithms;
 use super::paging::Markers;
 use super::protocol::{ErrorCode, KmsError};
+use super::stats::{FakeKmsStats, Stats};
 
 /// One account in one region: AWS keeps separate key stores for each.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -374,6 +375,7 @@ pub(crate) struct State {
     pub stores: HashMap<Scope, Store>,
     pub markers: Markers,
     calls: Vec<CallRecord>,
+    stats: Stats,
 }
 
 impl State {
@@ -397,7 +399,12 @@ impl State {
     /// Appends to the call log; `seq` starts at 1 so that `since=0` means "everything".
     pub(crate) fn record(&mut self, mut call: CallRecord) {
         call.seq = self.calls.len() as u64 + 1;
+        self.stats.count(&call);
         self.calls.push(call);
+    }
+
+    pub(crate) fn stats(&self) -> FakeKmsStats {
+        self.stats.snapshot()
     }
 
     pub(crate) fn calls_since(&self, since: u64) -> Vec<CallRecord> {

@@ -140,4 +140,30 @@ impl Kms {
         let answer = self.send(request).await;
         (answer.status, answer.body)
     }
+
+    pub async fn put_json(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        let request =
+            Request::put(uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap();
+        let answer = self.send(request).await;
+        (answer.status, answer.body)
+    }
+
+    /// Like [`Kms::call`], for a fake that may drop the connection: `None` when it did (in
+    /// process, the answer's body fails instead of arriving).
+    pub async fn call_or_drop(&self, operation: &str, input: Value) -> Option<Answer> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .header("x-amz-target", format!("TrentService.{operation}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("authorization", authorization(&self.access_key_id, &self.region))
+            .body(Body::from(input.to_string()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let raw = axum::body::to_bytes(response.into_body(), usize::MAX).await.ok()?.to_vec();
+        let body = if raw.is_empty() { Value::Null } else { serde_json::from_slice(&raw).unwrap() };
+        Some(Answer { status, headers, raw, body })
+    }
 }

@@ -25,7 +25,10 @@ async fn a_selector_job_acts_on_every_matching_key_and_pages_its_items() {
     let id = created.body["id"].as_str().unwrap().to_string();
     let done = app.wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{id}")).await;
     assert_eq!(done["overall_status"], "completed", "{}", done["progress"]);
-    assert_eq!(done["progress"], json!({"total": 1030, "succeeded": 1030, "failed": 0, "skipped": 0, "pending": 0, "percent": 100.0}));
+    assert_eq!(
+        done["progress"],
+        json!({"total": 1030, "succeeded": 1030, "failed": 0, "skipped": 0, "pending": 0, "percent": 100.0})
+    );
     assert_eq!(done["detailed_status"], json!({}), "large jobs list only failures");
 
     // Every key of the region is Disabled in the backend, the other region untouched.
@@ -101,7 +104,10 @@ async fn selector_requests_are_validated() {
         (json!({"operation": "disablekey", "selector": {"regions": ["moon"]}}), "selector.regions"),
         (json!({"operation": "disablekey", "selector": {"key_state": "Sleeping"}}), "selector.key_state"),
         (json!({"operation": "disablekey", "selector": {"regions": ["ap-south-1"]}}), "selector"),
-        (json!({"operation": "disablekey", "selector": {"ids": ["00000000-0000-4000-8000-000000000000"]}}), "selector.ids"),
+        (
+            json!({"operation": "disablekey", "selector": {"ids": ["00000000-0000-4000-8000-000000000000"]}}),
+            "selector.ids",
+        ),
         (json!({"operation": "disablekey", "selector": {"kms": ["acct"], "colour": "red"}}), "selector"),
     ] {
         let r = app.post("/api/v1/cckm/aws/bulkjob", body.clone()).await;
@@ -111,11 +117,21 @@ async fn selector_requests_are_validated() {
     // A CCKM User must name containers they hold keybulkoperation on.
     let (_, token) = app.user("erin", Some("CCKM Users")).await;
     let r = app
-        .call("POST", "/api/v1/cckm/aws/bulkjob", Some(&token), Some(json!({"operation": "disablekey", "selector": {"regions": ["us-east-1"]}})))
+        .call(
+            "POST",
+            "/api/v1/cckm/aws/bulkjob",
+            Some(&token),
+            Some(json!({"operation": "disablekey", "selector": {"regions": ["us-east-1"]}})),
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
     let r = app
-        .call("POST", "/api/v1/cckm/aws/bulkjob", Some(&token), Some(json!({"operation": "disablekey", "selector": {"kms": ["acct"]}})))
+        .call(
+            "POST",
+            "/api/v1/cckm/aws/bulkjob",
+            Some(&token),
+            Some(json!({"operation": "disablekey", "selector": {"kms": ["acct"]}})),
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
 }
@@ -125,12 +141,18 @@ async fn container_quota_overrides_are_validated_and_shown() {
     let app = TestApp::start().await;
     app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
     let r = app
-        .call("PATCH", "/api/v1/cckm/aws/kms/acct", Some(&app.admin.clone()), Some(json!({"quotas": {"DisableKey": 2.5}})))
+        .call(
+            "PATCH",
+            "/api/v1/cckm/aws/kms/acct",
+            Some(&app.admin.clone()),
+            Some(json!({"quotas": {"DisableKey": 2.5}})),
+        )
         .await
         .ok();
     assert_eq!(r["quotas"], json!({"DisableKey": 2.5}));
     for q in [json!({"Fly": 1.0}), json!({"DisableKey": 0.0}), json!({"DisableKey": -1})] {
-        let r = app.call("PATCH", "/api/v1/cckm/aws/kms/acct", Some(&app.admin.clone()), Some(json!({"quotas": q}))).await;
+        let r =
+            app.call("PATCH", "/api/v1/cckm/aws/kms/acct", Some(&app.admin.clone()), Some(json!({"quotas": q}))).await;
         assert_eq!(r.status, 400, "{}", r.body);
         assert!(r.body["message"].as_str().unwrap().starts_with("quotas."), "{}", r.body);
     }

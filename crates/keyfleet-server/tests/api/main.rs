@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authz;
+mod faults;
 mod inventory;
 mod jobs;
 mod large_jobs;

@@ -15,7 +15,7 @@ import urllib.request
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
 
 ACCESS_KEY = "AKIAFAKEKMS000000001"
 ACCOUNT = "111122223333"
@@ -54,6 +54,17 @@ class Checks:
             self.passed += 1
             return err
         raise CheckFailed(f"{call.__name__}{kwargs}: expected {code}, but it succeeded")
+
+    def no_answer(self, call, *args, **kwargs):
+        """The call must fail without an answer: a connection error, not a ClientError."""
+        try:
+            call(*args, **kwargs)
+        except HTTPClientError as err:
+            self.passed += 1
+            return err
+        except ClientError as err:
+            raise CheckFailed(f"{call.__name__}: expected a connection error, got an answer: {err}") from err
+        raise CheckFailed(f"{call.__name__}{kwargs}: expected a connection error, but it succeeded")
 
 
 def client(url, access_key=ACCESS_KEY, region=REGION):
@@ -256,6 +267,62 @@ def call_log(c, url, key_id):
     c.eq([x["seq"] for x in later], [calls[-1]["seq"]], "?since=SEQ")
 
 
+def faults(c, url):
+    """Injected faults as boto3 sees them (PUT /_fake/faults); leaves the fake without faults."""
+    # Exactly one attempt per call (retries.max_attempts counts retries, not attempts), so that
+    # the call log shows each fault once.
+    kms = boto3.client(
+        "kms",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+
+    def key_state():
+        return next(k["KeyState"] for k in control(url, "GET", "/_fake/keys") if k["KeyId"] == key_id)
+
+    def last_call():
+        return control(url, "GET", "/_fake/calls")[-1]
+
+    try:
+        set_to = control(url, "PUT", "/_fake/faults", {"quotas": {"overrides": {"DisableKey": 0}}})
+        c.eq(set_to["quotas"], {"scale": 1.0, "overrides": {"DisableKey": 0.0}}, "PUT /_fake/faults answers the faults")
+        err = c.error("ThrottlingException", kms.disable_key, KeyId=key_id)
+        c.ok("exceeded the rate" in err.response["Error"]["Message"], "ThrottlingException message")
+        c.eq(key_state(), "Enabled", "a throttled call changes nothing")
+        c.eq((last_call()["error"], last_call()["applied"]), ("ThrottlingException", False), "throttle in the call log")
+
+        control(url, "PUT", "/_fake/faults", {"error_5xx": 1.0, "seed": 1})
+        seen = set()
+        for _ in range(16):
+            try:
+                kms.disable_key(KeyId=key_id)
+            except ClientError as err:
+                seen.add((err.response["Error"]["Code"], err.response["ResponseMetadata"]["HTTPStatusCode"]))
+        c.eq(seen, {("KMSInternalException", 500), ("ServiceUnavailableException", 503)}, "injected 5xx")
+        c.eq(key_state(), "Enabled", "a 5xx changes nothing")
+
+        control(url, "PUT", "/_fake/faults", {"drop_connection": 1.0})
+        c.no_answer(kms.disable_key, KeyId=key_id)
+        c.eq(key_state(), "Enabled", "a call dropped before it is applied changes nothing")
+        c.eq((last_call()["error"], last_call()["applied"]), ("ConnectionDropped", False), "drop in the call log")
+
+        control(url, "PUT", "/_fake/faults", {"drop_after_apply": 1.0})
+        c.no_answer(kms.disable_key, KeyId=key_id)
+        c.eq(key_state(), "Disabled", "a call dropped after it was applied did change the key")
+        c.eq((last_call()["error"], last_call()["applied"]), ("DroppedAfterApply", True), "drop after apply in the log")
+    finally:
+        control(url, "PUT", "/_fake/faults", {})
+    c.eq(control(url, "GET", "/_fake/faults")["error_5xx"], 0.0, "{} turns faults off")
+    kms.enable_key(KeyId=key_id)
+    stats = control(url, "GET", "/_fake/stats")
+    c.eq(stats["totals"]["calls"], len(control(url, "GET", "/_fake/calls")), "stats count every call")
+    c.eq((stats["totals"]["dropped"], stats["totals"]["throttled"]), (2, 1), "stats count drops and throttles")
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -273,6 +340,7 @@ def main():
         paging(c, url)
         isolation(c, url, key_id)
         call_log(c, url, key_id)
+        faults(c, url)
     except CheckFailed as failure:
         print(f"boto3 fake-kms: FAILED after {c.passed} checks: {failure}", file=sys.stderr)
         return 1

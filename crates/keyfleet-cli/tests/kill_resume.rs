@@ -102,7 +102,10 @@ fn fake_config() -> FakeKmsConfig {
     for (akid, account) in ACCOUNTS {
         config = config.with_account(akid, account);
     }
-    config // QUOTAS-TODO
+    config.with_faults(keyfleet_fakes::Faults {
+        quotas: Some(keyfleet_fakes::QuotaConfig { scale: QUOTA_SCALE, overrides: Vec::new() }),
+        ..Default::default()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,6 +154,12 @@ impl FakeKms {
     }
 
     /// The account a request signed with this access key id acts in.
+    /// From now on every call signed with this access key is refused with `UnrecognizedClientException`, as
+    /// AWS answers revoked or unknown credentials.
+    pub fn refuse_access_key(&self, access_key_id: &str) {
+        self.lock().refused.insert(access_key_id.to_owned());
+    }
+
     pub fn account_for_access_key(&self, access_key_id: &str) -> String {
         self.lock().account_for(access_key_id)
     }
@@ -260,6 +266,13 @@ impl FakeKms {
             // The connection is lost on the way in: the service never sees the call.
             Ok(_) if plan.drop_connection => (Outcome::Dropped, peek_key_id(&state, &scope, target, body)),
             Err(_) if plan.drop_connection => (Outcome::Dropped, None),
+            Ok(c) if state.refused.contains(&c.access_key_id) => {
+                let err = KmsError::new(
+                    ErrorCode::UnrecognizedClient,
+                    "The security token included in the request is invalid.",
+                );
+                (Outcome::Answered { result: Err(err), injected: false }, peek_key_id(&state, &scope, target, body))
+            }
             Ok(_) => self.admit(&mut state, &scope, target, body, (now, tick), plan),
             Err(err) => (Outcome::Answered { result: Err(err), injected: false }, None),
         };

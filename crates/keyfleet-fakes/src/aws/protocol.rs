@@ -35,6 +35,7 @@ pub(crate) enum ErrorCode {
     Tag,
     Throttling,
     UnknownOperation,
+    UnrecognizedClient,
     UnsupportedOperation,
     Validation,
 }
@@ -59,6 +60,7 @@ impl ErrorCode {
             Self::Tag => "TagException",
             Self::Throttling => "ThrottlingException",
             Self::UnknownOperation => "UnknownOperationException",
+            Self::UnrecognizedClient => "UnrecognizedClientException",
             Self::UnsupportedOperation => "UnsupportedOperationException",
             Self::Validation => "ValidationException",
         }

@@ -372,6 +372,8 @@ pub(crate) fn derived_account(access_key_id: &str) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub accounts: HashMap<String, String>,
+    /// Access keys whose every call is refused as AWS refuses revoked credentials.
+    pub refused: std::collections::HashSet<String>,
     pub stores: HashMap<Scope, Store>,
     pub markers: Markers,
     calls: Vec<CallRecord>,

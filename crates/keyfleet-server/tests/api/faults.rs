@@ -113,3 +113,39 @@ async fn persistent_failures_stop_at_the_attempt_cap_with_the_cloud_code() {
         );
     }
 }
+
+#[tokio::test]
+async fn refused_credentials_stop_that_connections_items_with_one_reason() {
+    let app = TestApp::start().await;
+    let revoked = "AKIAREVOKEDKEY000001";
+    let revoked_account = app.fake.fake.account_for_access_key(revoked);
+    app.fake.fake.create_keys(&revoked_account, "us-east-1", 40);
+    app.fake.fake.create_keys(FAKE_ACCOUNT, "us-east-1", 10);
+    app.add_kms("bad", &app.fake.url(), revoked, &revoked_account, &["us-east-1"]).await;
+    app.add_kms("good", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
+    app.sync("bad").await;
+    app.sync("good").await;
+    app.fake.fake.refuse_access_key(revoked);
+    let before = app.fake.fake.calls().len();
+
+    let job = app.run_bulkjob(json!({"operation": "disablekey", "selector": {"kms": ["bad", "good"]}})).await;
+    assert_eq!(job["overall_status"], "completed", "{job}");
+    assert_eq!(job["progress"]["succeeded"], 10, "{}", job["progress"]);
+    assert_eq!(job["progress"]["failed"], 40, "{}", job["progress"]);
+    let refused: Vec<Value> = items(&app, &job).await.into_iter().filter(|i| i["status"] == "failed").collect();
+    for i in &refused {
+        let detail = i["detail"].as_str().unwrap();
+        assert!(detail.starts_with("Failed: UnrecognizedClientException: "), "{detail}");
+    }
+    let not_attempted = refused.iter().filter(|i| i["attempts"] == 0).count();
+    assert!(not_attempted >= 30, "most items of the refused connection were never sent ({not_attempted} of 40)");
+    let sent = app.fake.fake.calls()[before..].iter().filter(|c| c.access_key_id == revoked).count();
+    assert!(sent <= 10, "only the items already in flight reached AWS: {sent}");
+    assert!(
+        refused.iter().any(|i| i["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not attempted: AWS refused the credentials of connection bad-conn")),
+        "one clear reason"
+    );
+}

@@ -1,0 +1,137 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyfleet_core::*;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::*;
+use crate::{Result, SyncJobStore};
+
+fn sync_job(row: &PgRow) -> Result<SyncJobRecord> {
+    let status: String = row.try_get("status")?;
+    Ok(SyncJobRecord {
+        id: parse(row, "id")?,
+        kms: json(row, "kms")?,
+        regions: json(row, "regions")?,
+        synchronize_all: row.try_get("synchronize_all")?,
+        status: JobStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        abort: row.try_get("abort")?,
+        detailed_status: json(row, "detailed_status")?,
+        created_by: parse(row, "created_by")?,
+        created_at: get_ts(row, "created_at")?,
+        updated_at: get_ts(row, "updated_at")?,
+        completed_at: get_opt_ts(row, "completed_at")?,
+    })
+}
+
+#[async_trait]
+impl SyncJobStore for PgStore {
+    async fn create_sync_job(&self, j: &SyncJobRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sync_jobs (id, kms, regions, synchronize_all, status, abort, detailed_status, created_by, \
+             created_at, updated_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(j.id.to_string())
+        .bind(to_json(&j.kms))
+        .bind(to_json(&j.regions))
+        .bind(j.synchronize_all)
+        .bind(j.status.as_str())
+        .bind(j.abort)
+        .bind(to_json(&j.detailed_status))
+        .bind(j.created_by.to_string())
+        .bind(ts(j.created_at))
+        .bind(ts(j.updated_at))
+        .bind(j.completed_at.map(ts))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>> {
+        sqlx::query("SELECT * FROM sync_jobs WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(sync_job)
+            .transpose()
+    }
+
+    async fn list_sync_jobs(&self, status: Option<JobStatus>, page: &Page) -> Result<(Vec<SyncJobRecord>, u64)> {
+        let filter = if status.is_some() { " WHERE status = $1" } else { "" };
+        let order = order_by(
+            &page.sort,
+            &[("createdAt", "created_at"), ("updatedAt", "updated_at"), ("id", "id")],
+            "created_at DESC",
+            "row_no",
+        );
+        let sql = format!("SELECT * FROM sync_jobs{filter}{order}{}", limit_offset(page));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut c =
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM sync_jobs{filter}")));
+        if let Some(s) = status {
+            q = q.bind(s.as_str());
+            c = c.bind(s.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let total = c.fetch_one(&self.pool).await?;
+        Ok((rows.iter().map(sync_job).collect::<Result<_>>()?, total as u64))
+    }
+
+    async fn claim_sync_job(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<SyncJobRecord>> {
+        // SKIP LOCKED: two nodes claiming at once take different jobs (or one takes none); neither waits.
+        sqlx::query(
+            "UPDATE sync_jobs SET lease_owner = $1, lease_expires_at = $2 WHERE id = \
+             (SELECT id FROM sync_jobs WHERE status = 'in_progress' \
+              AND (lease_owner IS NULL OR lease_expires_at < $3) ORDER BY created_at, row_no LIMIT 1 \
+              FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+        )
+        .bind(owner)
+        .bind(ts(lease_until))
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(sync_job)
+        .transpose()
+    }
+
+    async fn update_sync_job(&self, j: &SyncJobRecord, owner: &str, lease_until: DateTime<Utc>) -> Result<bool> {
+        let lease_owner = if j.status.is_terminal() { None } else { Some(owner) };
+        let done = sqlx::query(
+            "UPDATE sync_jobs SET status = $1, detailed_status = $2, updated_at = $3, completed_at = $4, \
+             lease_owner = $5, lease_expires_at = $6 \
+             WHERE id = $7 AND lease_owner = $8 AND status = 'in_progress'",
+        )
+        .bind(j.status.as_str())
+        .bind(to_json(&j.detailed_status))
+        .bind(ts(j.updated_at))
+        .bind(j.completed_at.map(ts))
+        .bind(lease_owner)
+        .bind(ts(lease_until))
+        .bind(j.id.to_string())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn cancel_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<Option<SyncJobRecord>> {
+        // A running sync notices `abort` between regions and ends itself as cancelled.
+        sqlx::query(
+            "UPDATE sync_jobs SET abort = true, \
+             updated_at = CASE WHEN status = 'in_progress' THEN $1 ELSE updated_at END WHERE id = $2",
+        )
+        .bind(ts(at))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        self.get_sync_job(id).await
+    }
+}

@@ -33,9 +33,13 @@ struct Server {
 }
 
 impl Server {
-    async fn start(data: &std::path::Path) -> Server {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn", "--lease-ttl-secs", "5"])
+    async fn start(data: &std::path::Path, database_url: Option<&str>) -> Server {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log", "warn", "--lease-ttl-secs", "5"]);
+        if let Some(url) = database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let mut child = cmd
             .arg("--data-dir")
             .arg(data)
             .arg("--quota-scale")
@@ -121,7 +125,8 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = Server::start(&data).await;
+    let database_url = test_database().await;
+    let mut server = Server::start(&data, database_url.as_deref()).await;
     let mut names = Vec::new();
     for (i, (akid, account)) in ACCOUNTS.iter().enumerate() {
         let conn = format!("conn-{i}");
@@ -166,7 +171,7 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
         assert!(progress["pending"].as_i64().unwrap() > 0, "the job finished after only {kills} kills: make it longer");
         server.kill().await;
         kills += 1;
-        server = Server::start(&data).await;
+        server = Server::start(&data, database_url.as_deref()).await;
     }
     let done = server.wait_done(&job_path, Duration::from_secs(300)).await;
     assert_eq!(done["overall_status"], "completed", "{}", done["progress"]);
@@ -208,4 +213,27 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
     }
     eprintln!("kill test: {kills} SIGKILLs, {disable_calls} DisableKey calls for {total} keys, {throttled} throttled");
     server.kill().await;
+}
+
+/// SQLite in the data directory, or with `KEYFLEET_TEST_BACKEND=postgres` a fresh database on the server of
+/// `KEYFLEET_TEST_DATABASE_URL`.
+async fn test_database() -> Option<String> {
+    match std::env::var("KEYFLEET_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => None,
+        Ok("postgres") => {
+            let admin = std::env::var("KEYFLEET_TEST_DATABASE_URL")
+                .expect("KEYFLEET_TEST_BACKEND=postgres needs KEYFLEET_TEST_DATABASE_URL (scripts/pg-test-cluster)");
+            let name = format!("kf_kill_{}", std::process::id());
+            use sqlx::{Connection, Executor};
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to KEYFLEET_TEST_DATABASE_URL");
+            conn.execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)))
+                .await
+                .unwrap();
+            conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).await.unwrap();
+            conn.close().await.unwrap();
+            let base = admin.split('?').next().unwrap_or(&admin);
+            Some(format!("{}/{name}", base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base)))
+        }
+        Ok(other) => panic!("KEYFLEET_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
 }

@@ -71,13 +71,13 @@ impl Engine {
         if let Err(e) = self.effect(item, &target, &key, policy.as_deref()).await {
             // The cache was stale and the key is in a state the action does not apply to: maybe it is already
             // where we want it (e.g. deletion already scheduled).
-            if e.kind == ErrorKind::InvalidState && !reconcile {
-                if let Ok(live) = self.describe(&target, &key).await
-                    && already_done(item, &live, &target).await
-                {
-                    self.refresh_cache(&target, &live, None).await?;
-                    return Ok(success(Some(live.key_state.clone()), Some(live.key_state)));
-                }
+            if e.kind == ErrorKind::InvalidState
+                && !reconcile
+                && let Ok(live) = self.describe(&target, &key).await
+                && already_done(item, &live, &target).await
+            {
+                self.refresh_cache(&target, &live, None).await?;
+                return Ok(success(Some(live.key_state.clone()), Some(live.key_state)));
             }
             return Ok(self.failure(item, &target, e, Some(before)));
         }

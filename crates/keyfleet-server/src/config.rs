@@ -18,7 +18,8 @@ pub struct ServeArgs {
     /// Directory for the database, the master key, the TLS certificate and the initial admin password.
     #[arg(long, env = "KEYFLEET_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL: `sqlite://PATH` (default: keyfleet.db in the data directory).
+    /// Database URL: `sqlite://PATH` (default: keyfleet.db in the data directory) or `postgres://...` for a
+    /// cluster of nodes sharing one PostgreSQL database.
     #[arg(long, env = "KEYFLEET_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// Address to listen on.
@@ -122,7 +123,7 @@ impl fmt::Debug for Config {
         let redacted = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url)
+            .field("database_url", &self.database_url_redacted())
             .field("listen", &self.listen)
             .field("plain_http", &self.plain_http)
             .field("tls", &self.tls)
@@ -154,8 +155,11 @@ impl Config {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyfleet.db").display()));
-        if !database_url.starts_with("sqlite:") {
-            bail!("database_url: only sqlite:// URLs are supported by this build (got {database_url:?})");
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p)) {
+            bail!(
+                "database_url: expected sqlite://PATH or postgres://USER@HOST:PORT/DB (got a {:?} URL)",
+                database_url.split(':').next().unwrap_or("")
+            );
         }
         let listen = match args.listen.or(file.listen) {
             Some(l) => l,
@@ -221,6 +225,26 @@ impl Config {
         })
     }
 
+    /// The database URL without its password, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        match (self.database_url.find("://"), self.database_url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &self.database_url[scheme + 3..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        format!("{}{user}:***{}", &self.database_url[..scheme + 3], &self.database_url[at..])
+                    }
+                    None => self.database_url.clone(),
+                }
+            }
+            _ => self.database_url.clone(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+
     pub fn sqlite_path(&self) -> Option<&Path> {
         let rest = self.database_url.strip_prefix("sqlite://").or_else(|| self.database_url.strip_prefix("sqlite:"))?;
         Some(Path::new(rest.split('?').next().unwrap_or(rest)))
@@ -246,6 +270,10 @@ mod tests {
         let c = Config::resolve(args).expect("file");
         assert_eq!((c.workers, c.listen.port()), (5, 9000));
         assert!(!format!("{c:?}").contains("from-file"), "secrets are redacted in Debug");
+        let pg = ServeArgs { database_url: Some("postgres://kf:s3cret@db:5432/kf".into()), ..Default::default() };
+        let c = Config::resolve(pg).expect("postgres");
+        assert_eq!(c.database_url_redacted(), "postgres://kf:***@db:5432/kf");
+        assert!(!format!("{c:?}").contains("s3cret"));
 
         std::fs::write(&file, "wokers = 3\n").expect("write");
         let err = Config::resolve(ServeArgs { config_file: Some(file), ..Default::default() }).expect_err("typo");

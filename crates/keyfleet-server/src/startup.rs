@@ -12,7 +12,7 @@ use keyfleet_core::crypto::{MasterKey, random_token};
 use keyfleet_engine::retry::RetryPolicy;
 use keyfleet_engine::{Engine, EngineConfig, EngineHandle};
 use keyfleet_service::{ServiceSettings, Services};
-use keyfleet_store::{SqliteStore, Store};
+use keyfleet_store::{PgStore, SqliteStore, Store};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ServeArgs};
@@ -56,7 +56,7 @@ pub async fn migrate(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     store.migrate().await?;
     store.close().await;
-    tracing::info!(database = %config.database_url, "database is up to date");
+    tracing::info!(database = %config.database_url_redacted(), "database is up to date");
     Ok(())
 }
 
@@ -87,7 +87,7 @@ pub struct RunningServer {
     stop: Box<dyn Fn() + Send + Sync>,
     http: JoinHandle<std::io::Result<()>>,
     engine: EngineHandle,
-    store: SqliteStore,
+    store: Database,
 }
 
 impl RunningServer {
@@ -114,12 +114,54 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
-    let path = config.sqlite_path().context("database_url: expected sqlite://PATH")?;
+/// The configured backend: the embedded SQLite file (one node) or a PostgreSQL database (any number).
+#[derive(Clone)]
+enum Database {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Database {
+    async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Database::Sqlite(s) => s.migrate().await?,
+            Database::Postgres(s) => s.migrate().await?,
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        match self {
+            Database::Sqlite(s) => s.close().await,
+            Database::Postgres(s) => s.close().await,
+        }
+    }
+
+    fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite(s) => Arc::new(s.clone()),
+            Database::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// SQLite allows one writer per file, so exactly one node runs on it: leases left by its previous run
+    /// are dead and can be reclaimed at once. On PostgreSQL other nodes may hold live leases.
+    fn single_node(&self) -> bool {
+        matches!(self, Database::Sqlite(_))
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Database> {
+    if config.is_postgres() {
+        let store = PgStore::connect(&config.database_url).await.context("connecting to PostgreSQL")?;
+        return Ok(Database::Postgres(store));
+    }
+    let path = config.sqlite_path().context("database_url: expected sqlite://PATH or postgres://...")?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    SqliteStore::open(path).await.with_context(|| format!("opening database {}", path.display()))
+    let store = SqliteStore::open(path).await.with_context(|| format!("opening database {}", path.display()))?;
+    Ok(Database::Sqlite(store))
 }
 
 fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
@@ -186,7 +228,7 @@ pub async fn start(
     let master = load_master_key(&config)?;
     let store = open_store(&config).await?;
     store.migrate().await.context("migrating the database")?;
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let shared = store.shared();
     check_master_key(shared.as_ref(), &master).await?;
 
     let engine = Engine::new(
@@ -198,6 +240,7 @@ pub async fn start(
             partition_concurrency: config.partition_concurrency,
             per_key_interval: config.per_key_interval,
             item_deadline: config.item_deadline,
+            reclaim_all_on_start: store.single_node(),
             lease_ttl: config.lease_ttl,
             quota_scale: config.quota_scale,
             retry: RetryPolicy { max_attempts: config.max_attempts, ..Default::default() },

@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use keyfleet_core::time::now;
 use keyfleet_core::*;
-use keyfleet_store::{JobStore, SqliteStore};
 use serde_json::json;
 
 use crate::support::*;
-use crate::validation::app_with_keys;
+use crate::validation::{app_with_keys, app_with_keys_and};
 
 fn aws_key_id(app_key: &serde_json::Value) -> String {
     app_key["aws_param"]["KeyID"].as_str().unwrap().to_string()
@@ -81,14 +80,16 @@ async fn cancel_skips_what_has_not_started_and_the_cloud_never_sees_it() {
 
 #[tokio::test]
 async fn a_restart_resumes_and_an_interrupted_item_is_reconciled_not_repeated() {
-    let (mut app, ids) = app_with_keys(4).await;
+    // A short lease, so that on PostgreSQL (where a restarted node must not take live nodes' leases) the
+    // dead node's lease expires and the reaper hands the item over within the test.
+    let (mut app, ids) = app_with_keys_and(4, |a| a.lease_ttl_secs = Some(2)).await;
     let first = aws_key_id(&app.get(&format!("/api/v1/cckm/aws/keys/{}", ids[0])).await.ok());
     app.stop().await;
 
     // What a crash leaves behind: a job whose first item was claimed (written "running") by a node that then
     // died right after AWS carried out the effect, before the result was recorded.
-    let store = SqliteStore::open(&app.db_path()).await.unwrap();
-    let admin = store_admin(&store).await;
+    let store = app.store().await;
+    let admin = store.user_by_name("admin").await.unwrap().unwrap().id;
     let job = JobRecord {
         id: JobId::new(),
         cloud: "aws".into(),
@@ -110,9 +111,9 @@ async fn a_restart_resumes_and_an_interrupted_item_is_reconciled_not_repeated() 
     let items: Vec<NewItem> = keys.iter().map(|k| NewItem { key_id: *k, partition: partition.clone() }).collect();
     store.create_job(&job, &items).await.unwrap();
     let claimed =
-        store.claim_items("dead-node", &partition, now(), now() + chrono::Duration::seconds(3600), 1).await.unwrap();
+        store.claim_items("dead-node", &partition, now(), now() + chrono::Duration::seconds(1), 1).await.unwrap();
     assert_eq!(claimed[0].key_id, keys[0]);
-    store.close().await;
+    drop(store);
     kms_client(&app.fake.url(), FAKE_ACCESS_KEY, "us-east-1").disable_key().key_id(&first).send().await.unwrap();
 
     let before = app.fake.fake.calls().len();
@@ -131,9 +132,4 @@ async fn a_restart_resumes_and_an_interrupted_item_is_reconciled_not_repeated() 
         let key = app.get(&format!("/api/v1/cckm/aws/keys/{k}")).await.ok();
         assert_eq!(key["aws_param"]["KeyState"], "Disabled");
     }
-}
-
-async fn store_admin(store: &SqliteStore) -> UserId {
-    use keyfleet_store::AuthStore;
-    store.user_by_name("admin").await.unwrap().unwrap().id
 }

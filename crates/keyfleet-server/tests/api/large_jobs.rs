@@ -112,7 +112,7 @@ async fn selector_requests_are_validated() {
     ] {
         let r = app.post("/api/v1/cckm/aws/bulkjob", body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {}", r.body);
-        assert!(r.body["message"].as_str().unwrap().starts_with(&format!("{field}")), "{body}: {}", r.body);
+        assert!(r.body["message"].as_str().unwrap().starts_with(field), "{body}: {}", r.body);
     }
     // A CCKM User must name containers they hold keybulkoperation on.
     let (_, token) = app.user("erin", Some("CCKM Users")).await;

@@ -58,6 +58,7 @@ impl TestApp {
             log: Some("warn".into()),
             ..Default::default()
         };
+        args.database_url = test_database().await;
         tweak(&mut args);
         let server = Self::start_server(args.clone()).await;
         let url = server.url();
@@ -85,6 +86,26 @@ impl TestApp {
         self.url = server.url();
         self.server = Some(server);
         self.admin = self.login("admin", ADMIN_PASSWORD).await;
+    }
+
+    /// The settings this app's server runs with (to start another server on the same database).
+    pub fn args(&self) -> ServeArgs {
+        self.args.clone()
+    }
+
+    /// Another handle on the server's database. On SQLite, use it only while the server is stopped.
+    pub async fn store(&self) -> Arc<dyn keyfleet_store::Store> {
+        match &self.args.database_url {
+            Some(url) => {
+                let s = keyfleet_store::PgStore::connect(url).await.expect("connect PostgreSQL");
+                Arc::new(s)
+            }
+            None => Arc::new(keyfleet_store::SqliteStore::open(&self.db_path()).await.expect("open SQLite")),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.args.database_url.is_some()
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -256,3 +277,29 @@ impl Moto {
 }
 
 pub const MOTO_ACCOUNT: &str = "123456789012";
+
+/// The backend under test: SQLite (default) or, with `KEYFLEET_TEST_BACKEND=postgres`, a fresh database on the
+/// PostgreSQL server of `KEYFLEET_TEST_DATABASE_URL` (`scripts/test` runs the suite both ways).
+async fn test_database() -> Option<String> {
+    use sqlx::{Connection, Executor};
+    match std::env::var("KEYFLEET_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => None,
+        Ok("postgres") => {
+            let admin = std::env::var("KEYFLEET_TEST_DATABASE_URL").unwrap_or_else(|_| {
+                panic!(
+                    "KEYFLEET_TEST_BACKEND=postgres needs KEYFLEET_TEST_DATABASE_URL: \
+                     export KEYFLEET_TEST_DATABASE_URL=$(scripts/pg-test-cluster start /tmp/kf-pg)"
+                )
+            });
+            let name = format!("kf_api_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to KEYFLEET_TEST_DATABASE_URL");
+            conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).await.expect("create database");
+            conn.close().await.expect("close");
+            let (base, query) =
+                admin.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((&admin, String::new()));
+            let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+            Some(format!("{base}/{name}{query}"))
+        }
+        Ok(other) => panic!("KEYFLEET_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
+}

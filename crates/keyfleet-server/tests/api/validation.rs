@@ -7,7 +7,14 @@ use crate::support::*;
 
 /// A server with `n` synced keys of the fake in container `acct`.
 pub async fn app_with_keys(n: usize) -> (TestApp, Vec<String>) {
-    let app = TestApp::start().await;
+    app_with_keys_and(n, |_| {}).await
+}
+
+pub async fn app_with_keys_and(
+    n: usize,
+    tweak: impl FnOnce(&mut keyfleet_server::ServeArgs),
+) -> (TestApp, Vec<String>) {
+    let app = TestApp::start_with(tweak).await;
     app.fake.fake.create_keys(FAKE_ACCOUNT, "us-east-1", n);
     app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
     app.sync("acct").await;

@@ -5,15 +5,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::time::Duration;
+
+mod support;
 
 use keyfleet_fakes::{FakeKms, FakeKmsConfig};
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt;
+use support::{Server, test_database};
 
-const PASSWORD: &str = "kill-test-password";
 const ACCOUNTS: [(&str, &str); 4] = [
     ("AKIAKILLTEST00000001", "100000000001"),
     ("AKIAKILLTEST00000002", "100000000002"),
@@ -24,82 +24,6 @@ const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const KEYS_PER_PARTITION: usize = 250;
 /// AWS's quotas times this, in the fake and in keyfleet alike: long enough a job for twenty kills.
 const QUOTA_SCALE: f64 = 2.0;
-
-struct Server {
-    child: tokio::process::Child,
-    url: String,
-    http: reqwest::Client,
-    token: String,
-}
-
-impl Server {
-    async fn start(data: &std::path::Path, database_url: Option<&str>) -> Server {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log", "warn", "--lease-ttl-secs", "5"]);
-        if let Some(url) = database_url {
-            cmd.arg("--database-url").arg(url);
-        }
-        let mut child = cmd
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--quota-scale")
-            .arg(QUOTA_SCALE.to_string())
-            .env("KEYFLEET_ADMIN_PASSWORD", PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let stdout = child.stdout.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(60), tokio::io::BufReader::new(stdout).read_line(&mut line))
-            .await
-            .expect("the server starts within 60 s")
-            .unwrap();
-        // "keyfleet serving on https://127.0.0.1:PORT (data directory ...)"
-        let url =
-            line.split_whitespace().nth(3).unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let mut s = Server { child, url, http, token: String::new() };
-        let t = s.call("POST", "/api/v1/auth/tokens", json!({"username": "admin", "password": PASSWORD})).await;
-        s.token = t["jwt"].as_str().unwrap().to_string();
-        s
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(m, format!("{}{path}", self.url)).bearer_auth(&self.token);
-        if !body.is_null() {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {v}");
-        v
-    }
-
-    async fn kill(mut self) {
-        self.child.start_kill().unwrap(); // SIGKILL
-        let _ = self.child.wait().await;
-    }
-
-    async fn wait_done(&self, path: &str, limit: Duration) -> Value {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let v = self.call("GET", path, Value::Null).await;
-            if v["overall_status"] != "in_progress" {
-                return v;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "not done in time: {}", v["progress"]);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
 
 fn fake_config() -> FakeKmsConfig {
     let mut config = FakeKmsConfig::default();
@@ -126,7 +50,7 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let database_url = test_database().await;
-    let mut server = Server::start(&data, database_url.as_deref()).await;
+    let mut server = Server::start(&data, database_url.as_deref(), &["--quota-scale", &QUOTA_SCALE.to_string(), "--lease-ttl-secs", "5"]).await;
     let mut names = Vec::new();
     for (i, (akid, account)) in ACCOUNTS.iter().enumerate() {
         let conn = format!("conn-{i}");
@@ -171,7 +95,7 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
         assert!(progress["pending"].as_i64().unwrap() > 0, "the job finished after only {kills} kills: make it longer");
         server.kill().await;
         kills += 1;
-        server = Server::start(&data, database_url.as_deref()).await;
+        server = Server::start(&data, database_url.as_deref(), &["--quota-scale", &QUOTA_SCALE.to_string(), "--lease-ttl-secs", "5"]).await;
     }
     let done = server.wait_done(&job_path, Duration::from_secs(300)).await;
     assert_eq!(done["overall_status"], "completed", "{}", done["progress"]);
@@ -213,27 +137,4 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
     }
     eprintln!("kill test: {kills} SIGKILLs, {disable_calls} DisableKey calls for {total} keys, {throttled} throttled");
     server.kill().await;
-}
-
-/// SQLite in the data directory, or with `KEYFLEET_TEST_BACKEND=postgres` a fresh database on the server of
-/// `KEYFLEET_TEST_DATABASE_URL`.
-async fn test_database() -> Option<String> {
-    match std::env::var("KEYFLEET_TEST_BACKEND").as_deref() {
-        Err(_) | Ok("") | Ok("sqlite") => None,
-        Ok("postgres") => {
-            let admin = std::env::var("KEYFLEET_TEST_DATABASE_URL")
-                .expect("KEYFLEET_TEST_BACKEND=postgres needs KEYFLEET_TEST_DATABASE_URL (scripts/pg-test-cluster)");
-            let name = format!("kf_kill_{}", std::process::id());
-            use sqlx::{Connection, Executor};
-            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to KEYFLEET_TEST_DATABASE_URL");
-            conn.execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)))
-                .await
-                .unwrap();
-            conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).await.unwrap();
-            conn.close().await.unwrap();
-            let base = admin.split('?').next().unwrap_or(&admin);
-            Some(format!("{}/{name}", base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base)))
-        }
-        Ok(other) => panic!("KEYFLEET_TEST_BACKEND={other}: expected sqlite or postgres"),
-    }
 }

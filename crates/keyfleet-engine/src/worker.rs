@@ -30,8 +30,24 @@ impl Engine {
                             continue;
                         }
                         if due <= t {
-                            let driver = self.clone().drive_partition(partition.clone(), stop.clone());
-                            drivers.insert(partition, tokio::spawn(driver));
+                            // One node at a time drives a partition, so the cloud's quota holds cluster-wide.
+                            match self
+                                .store
+                                .acquire_partition(
+                                    &partition,
+                                    &self.config.node_id,
+                                    self.lease_cutoff(),
+                                    self.lease_end(),
+                                )
+                                .await
+                            {
+                                Ok(true) => {
+                                    let driver = self.clone().drive_partition(partition.clone(), stop.clone());
+                                    drivers.insert(partition, tokio::spawn(driver));
+                                }
+                                Ok(false) => {} // another node drives it
+                                Err(e) => tracing::error!(partition, error = %e, "taking a partition lease failed"),
+                            }
                         } else if let Ok(wait) = (due - t).to_std() {
                             sleep = sleep.min(wait);
                         }
@@ -55,9 +71,27 @@ impl Engine {
     /// as its own task: an item must never wait for this loop to poll it (it may hold the store's writer).
     async fn drive_partition(self: Arc<Self>, partition: String, stop: watch::Receiver<bool>) {
         let mut running = JoinSet::new();
+        let mut owned = true;
         loop {
             let free = self.config.partition_concurrency.saturating_sub(running.len());
-            if free > 0 && !*stop.borrow() {
+            if free > 0 && owned && !*stop.borrow() {
+                // Still ours? A node that was paused past its lease finds another node driving the partition
+                // and stops claiming; its in-flight items are fenced by their own leases.
+                owned = match self
+                    .store
+                    .acquire_partition(&partition, &self.config.node_id, self.lease_cutoff(), self.lease_end())
+                    .await
+                {
+                    Ok(owned) => owned,
+                    Err(e) => {
+                        tracing::error!(partition, error = %e, "renewing a partition lease failed");
+                        false
+                    }
+                };
+                if !owned {
+                    tracing::warn!(partition, "partition lease lost to another node; finishing in-flight items");
+                    continue;
+                }
                 let lease_until = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
                 match self.store.claim_items(&self.config.node_id, &partition, now(), lease_until, free as u32).await {
                     Ok(items) => {
@@ -69,9 +103,24 @@ impl Engine {
                 }
             }
             if running.join_next().await.is_none() {
-                return; // nothing in flight and nothing due: the dispatcher restarts us when there is
+                // Nothing in flight and nothing due: hand the partition back; the dispatcher restarts a driver
+                // (here or on another node) when there is work again.
+                if owned && let Err(e) = self.store.release_partition(&partition, &self.config.node_id).await {
+                    tracing::error!(partition, error = %e, "releasing a partition lease failed");
+                }
+                return;
             }
         }
+    }
+
+    /// Partition leases that expired before this may be taken over. A single node (SQLite) may take any: a
+    /// lease not its own was left by its previous run.
+    fn lease_cutoff(&self) -> chrono::DateTime<chrono::Utc> {
+        if self.config.reclaim_all_on_start { now() + chrono::Duration::days(36_500) } else { now() }
+    }
+
+    fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
+        now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default()
     }
 
     async fn process(self: Arc<Self>, item: ClaimedItem) {
@@ -143,9 +192,12 @@ impl Engine {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => break,
             }
-            let until = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+            let until = self.lease_end();
             if let Err(e) = self.store.renew_leases(&self.config.node_id, until).await {
                 tracing::error!(error = %e, "renewing leases failed");
+            }
+            if let Err(e) = self.store.renew_partitions(&self.config.node_id, until).await {
+                tracing::error!(error = %e, "renewing partition leases failed");
             }
         }
     }

@@ -141,6 +141,19 @@ pub trait JobStore: Send + Sync {
 
     /// Partitions that have pending items, with the earliest time one of them is due.
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>>;
+    /// Takes (or extends) the lease on driving a partition: true when `owner` holds it until `until` — it had
+    /// it, nobody had it, or the holder's lease expired before `now`.
+    async fn acquire_partition(
+        &self,
+        partition: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Extends every partition lease `owner` holds.
+    async fn renew_partitions(&self, owner: &str, until: DateTime<Utc>) -> Result<u64>;
+    /// Gives a partition lease up (its driver ran out of work).
+    async fn release_partition(&self, partition: &str, owner: &str) -> Result<()>;
     /// Leases up to `limit` pending items of one partition, due at `now`, to `owner` until `lease_until`,
     /// marking them running and counting the attempt (write-ahead: the row says "running" before any cloud
     /// call). Oldest first.

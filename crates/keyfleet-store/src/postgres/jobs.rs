@@ -345,6 +345,45 @@ impl JobStore for PgStore {
         rows.iter().map(|r| Ok((r.try_get("partition")?, get_ts(r, "due")?))).collect()
     }
 
+    async fn acquire_partition(
+        &self,
+        partition: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO partition_leases (partition, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (partition) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE partition_leases.owner = excluded.owner OR partition_leases.expires_at < $4",
+        )
+        .bind(partition)
+        .bind(owner)
+        .bind(ts(until))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn renew_partitions(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query("UPDATE partition_leases SET expires_at = $1 WHERE owner = $2")
+            .bind(ts(until))
+            .bind(owner)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn release_partition(&self, partition: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM partition_leases WHERE partition = $1 AND owner = $2")
+            .bind(partition)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn claim_items(
         &self,
         owner: &str,

@@ -1,0 +1,117 @@
+//! The real `keyfleet` binary as a test server, and the database it runs on.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+pub const PASSWORD: &str = "binary-test-password";
+
+pub struct Server {
+    pub pid: u32,
+    child: tokio::process::Child,
+    url: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Server {
+    /// Starts `keyfleet serve` on a random port; `extra` are more flags.
+    pub async fn start(data: &std::path::Path, database_url: Option<&str>, extra: &[&str]) -> Server {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log", "warn"]);
+        if let Some(url) = database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let mut child = cmd
+            .arg("--data-dir")
+            .arg(data)
+            .args(extra)
+            .env("KEYFLEET_ADMIN_PASSWORD", PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(60), tokio::io::BufReader::new(stdout).read_line(&mut line))
+            .await
+            .expect("the server starts within 60 s")
+            .unwrap();
+        // "keyfleet serving on https://127.0.0.1:PORT (data directory ...)"
+        let url =
+            line.split_whitespace().nth(3).unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let pid = child.id().unwrap_or_default();
+        let mut s = Server { pid, child, url, http, token: String::new() };
+        let t = s.call("POST", "/api/v1/auth/tokens", json!({"username": "admin", "password": PASSWORD})).await;
+        s.token = t["jwt"].as_str().unwrap().to_string();
+        s
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v
+    }
+
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap(); // SIGKILL
+        let _ = self.child.wait().await;
+    }
+
+    pub async fn wait_done(&self, path: &str, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let v = self.call("GET", path, Value::Null).await;
+            if v["overall_status"] != "in_progress" {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not done in time: {}", v["progress"]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// SQLite in the data directory, or with `KEYFLEET_TEST_BACKEND=postgres` a fresh PostgreSQL database.
+pub async fn test_database() -> Option<String> {
+    match std::env::var("KEYFLEET_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => None,
+        Ok("postgres") => Some(postgres_database().await),
+        Ok(other) => panic!("KEYFLEET_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
+}
+
+/// A fresh database on the PostgreSQL server of `KEYFLEET_TEST_DATABASE_URL` (scripts/test starts one).
+pub async fn postgres_database() -> String {
+    use sqlx::{Connection, Executor};
+    let admin = std::env::var("KEYFLEET_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "KEYFLEET_TEST_DATABASE_URL is not set: export KEYFLEET_TEST_DATABASE_URL=$(scripts/pg-test-cluster \
+             start /tmp/kf-pg), or run scripts/test"
+        )
+    });
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("kf_bin_{}_{n}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to KEYFLEET_TEST_DATABASE_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))).await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).await.unwrap();
+    conn.close().await.unwrap();
+    let base = admin.split('?').next().unwrap_or(&admin);
+    format!("{}/{name}", base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base))
+}

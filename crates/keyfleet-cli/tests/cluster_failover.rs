@@ -120,7 +120,7 @@ async fn three_nodes_survive_a_kill_and_a_pause() {
     for c in fake.fake.calls().iter().filter(|c| c.operation == "ScheduleKeyDeletion") {
         calls += 1;
         let key = c.key_id.clone().unwrap();
-        assert!(!applied.contains_key(&key), "ScheduleKeyDeletion #{} on {key} after it was scheduled", c.seq);
+        assert!(!applied.contains_key(&key), "ScheduleKeyDeletion on {key} after it was scheduled: {c:?}");
         match c.error.as_deref() {
             None => {
                 applied.insert(key, c.seq);

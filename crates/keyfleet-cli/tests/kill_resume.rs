@@ -50,7 +50,12 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let database_url = test_database().await;
-    let mut server = Server::start(&data, database_url.as_deref(), &["--quota-scale", &QUOTA_SCALE.to_string(), "--lease-ttl-secs", "5"]).await;
+    let mut server = Server::start(
+        &data,
+        database_url.as_deref(),
+        &["--quota-scale", &QUOTA_SCALE.to_string(), "--lease-ttl-secs", "5"],
+    )
+    .await;
     let mut names = Vec::new();
     for (i, (akid, account)) in ACCOUNTS.iter().enumerate() {
         let conn = format!("conn-{i}");
@@ -95,7 +100,12 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
         assert!(progress["pending"].as_i64().unwrap() > 0, "the job finished after only {kills} kills: make it longer");
         server.kill().await;
         kills += 1;
-        server = Server::start(&data, database_url.as_deref(), &["--quota-scale", &QUOTA_SCALE.to_string(), "--lease-ttl-secs", "5"]).await;
+        server = Server::start(
+            &data,
+            database_url.as_deref(),
+            &["--quota-scale", &QUOTA_SCALE.to_string(), "--lease-ttl-secs", "5"],
+        )
+        .await;
     }
     let done = server.wait_done(&job_path, Duration::from_secs(300)).await;
     assert_eq!(done["overall_status"], "completed", "{}", done["progress"]);

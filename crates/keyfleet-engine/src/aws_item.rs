@@ -92,8 +92,33 @@ impl Engine {
     where
         F: std::future::Future<Output = Result<T, CloudError>>,
     {
+        self.paced_checked(target, action, None, call).await
+    }
+
+    /// `paced`, and when `item` is given, a last check right before the call that this node still holds the
+    /// item's lease: a node paused past its lease must not send a change another node may already have made.
+    async fn paced_checked<T, F>(
+        &self,
+        target: &AwsTarget,
+        action: &'static str,
+        item: Option<&ClaimedItem>,
+        call: F,
+    ) -> Result<T, CloudError>
+    where
+        F: std::future::Future<Output = Result<T, CloudError>>,
+    {
         let p = Partition { account: target.account.clone(), region: target.key.region.clone(), action };
         self.pacer.acquire(&p, target.quotas.get(action).copied()).await;
+        if let Some(item) = item {
+            let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, now()).await;
+            if !held.unwrap_or(false) {
+                return Err(CloudError::new(
+                    ErrorKind::Transient,
+                    "LeaseLost",
+                    "this node no longer holds the item (it was paused or cut off); nothing was sent",
+                ));
+            }
+        }
         let result = call.await;
         match &result {
             Ok(_) => self.pacer.succeeded(&p),
@@ -107,13 +132,21 @@ impl Engine {
         self.paced(target, "DescribeKey", target.client.describe_key(key)).await
     }
 
-    /// A state-changing call: paced on its bucket and spaced from other changes to the same key.
-    async fn change<F>(&self, target: &AwsTarget, key: &str, action: &'static str, call: F) -> Result<(), CloudError>
+    /// A state-changing call: spaced from other changes to the same key, paced on its bucket, and sent only
+    /// while this node still holds the item.
+    async fn change<F>(
+        &self,
+        item: &ClaimedItem,
+        target: &AwsTarget,
+        key: &str,
+        action: &'static str,
+        call: F,
+    ) -> Result<(), CloudError>
     where
         F: std::future::Future<Output = Result<(), CloudError>>,
     {
         self.spacer.space(key).await;
-        self.paced(target, action, call).await
+        self.paced_checked(target, action, Some(item), call).await
     }
 
     async fn effect(
@@ -126,18 +159,18 @@ impl Engine {
         let kms: &dyn AwsKms = target.client.as_ref();
         let action = item.operation.cloud_action();
         match item.operation {
-            Operation::EnableKey => self.change(target, key, action, kms.enable_key(key)).await,
-            Operation::DisableKey => self.change(target, key, action, kms.disable_key(key)).await,
+            Operation::EnableKey => self.change(item, target, key, action, kms.enable_key(key)).await,
+            Operation::DisableKey => self.change(item, target, key, action, kms.disable_key(key)).await,
             Operation::ScheduleKeyDeletion => {
                 let days = item.params.days.unwrap_or(30) as i32;
-                self.change(target, key, action, kms.schedule_key_deletion(key, days)).await
+                self.change(item, target, key, action, kms.schedule_key_deletion(key, days)).await
             }
-            Operation::CancelKeyDeletion => self.change(target, key, action, kms.cancel_key_deletion(key)).await,
+            Operation::CancelKeyDeletion => self.change(item, target, key, action, kms.cancel_key_deletion(key)).await,
             Operation::ApplyPolicyTemplate => {
                 let policy = policy.unwrap_or_default();
-                self.change(target, key, action, kms.put_key_policy(key, policy)).await?;
+                self.change(item, target, key, action, kms.put_key_policy(key, policy)).await?;
                 let tag = template_tag(item);
-                self.change(target, key, "TagResource", kms.tag_resource(key, &[tag])).await
+                self.change(item, target, key, "TagResource", kms.tag_resource(key, &[tag])).await
             }
         }
     }

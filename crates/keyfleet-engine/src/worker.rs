@@ -57,6 +57,7 @@ impl Engine {
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
+                _ = self.store.job_announced() => {}
                 _ = tokio::time::sleep(sleep.max(Duration::from_millis(5))) => {}
                 _ = stop.changed() => {}
             }

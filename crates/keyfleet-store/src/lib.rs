@@ -141,6 +141,9 @@ pub trait JobStore: Send + Sync {
 
     /// Partitions that have pending items, with the earliest time one of them is due.
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>>;
+    /// Resolves when another node may have created a job (PostgreSQL: `LISTEN`); never on a single-node
+    /// backend. Workers also poll, so a lost notification only delays work by a poll interval.
+    async fn job_announced(&self);
     /// Takes (or extends) the lease on driving a partition: true when `owner` holds it until `until` — it had
     /// it, nobody had it, or the holder's lease expired before `now`.
     async fn acquire_partition(
@@ -165,6 +168,9 @@ pub trait JobStore: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<ClaimedItem>>;
+    /// Does `owner` still hold a live lease on the item at `now`? Checked right before a state-changing cloud
+    /// call, so a node that was paused past its lease does not act on an item another node has taken over.
+    async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool>;
     /// Extends every lease `owner` holds; returns how many.
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64>;
     /// Returns running items whose lease expired to pending (their next attempt reconciles first).

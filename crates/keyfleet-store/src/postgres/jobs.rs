@@ -158,6 +158,8 @@ impl JobStore for PgStore {
             .execute(&mut *tx)
             .await?;
         }
+        // Delivered at commit: other nodes wake at once instead of at their next poll.
+        sqlx::query("SELECT pg_notify($1, '')").bind(super::JOBS_CHANNEL).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -191,6 +193,8 @@ impl JobStore for PgStore {
             .bind(j.id.to_string())
             .execute(&mut *tx)
             .await?;
+        // Delivered at commit: other nodes wake at once instead of at their next poll.
+        sqlx::query("SELECT pg_notify($1, '')").bind(super::JOBS_CHANNEL).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -335,6 +339,10 @@ impl JobStore for PgStore {
         Ok(abort.unwrap_or(true))
     }
 
+    async fn job_announced(&self) {
+        self.listen_jobs().await
+    }
+
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
         let rows = sqlx::query(
             "SELECT partition, min(not_before) AS due FROM job_items WHERE status = 'pending' \
@@ -431,6 +439,20 @@ impl JobStore for PgStore {
             .collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|c| (c.job_id, c.seq));
         Ok(out)
+    }
+
+    async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1::bigint FROM job_items WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 \
+             AND status = 'running' AND lease_expires_at > $4",
+        )
+        .bind(job.to_string())
+        .bind(seq)
+        .bind(owner)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(held.is_some())
     }
 
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64> {

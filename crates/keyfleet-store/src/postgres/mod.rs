@@ -33,19 +33,59 @@ use crate::{Result, StoreError};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connections per node. Claims and item writes are short single statements or short transactions.
-const POOL_SIZE: u32 = 10;
+const POOL_SIZE: u32 = 16;
 
 /// PostgreSQL store, shared by every node of a cluster.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Woken by `NOTIFY keyfleet_jobs` from any node; the listener starts on first use.
+    jobs_notified: std::sync::Arc<tokio::sync::Notify>,
+    listener: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
+
+/// The channel every node's new jobs are announced on.
+pub(crate) const JOBS_CHANNEL: &str = "keyfleet_jobs";
 
 impl PgStore {
     /// Connects to a `postgres://` URL with a pool of 10 connections. Does not migrate: call `migrate`.
     pub async fn connect(url: &str) -> Result<Self> {
-        let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect(url).await?;
-        Ok(Self { pool })
+        // A node that is paused (or cut off) inside a transaction keeps its row locks until its session ends;
+        // without a limit, one frozen node would freeze every job it touched on every node.
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)?
+            .options([("idle_in_transaction_session_timeout", "5000"), ("lock_timeout", "10000")]);
+        let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await?;
+        Ok(Self { pool, jobs_notified: Default::default(), listener: Default::default() })
+    }
+
+    /// Resolves when some node announces a new job (`LISTEN keyfleet_jobs`). The listener runs in the
+    /// background from the first call on and reconnects after errors; callers keep polling as a fallback.
+    pub(crate) async fn listen_jobs(&self) {
+        self.listener
+            .get_or_init(|| async {
+                let pool = self.pool.clone();
+                let notified = self.jobs_notified.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match sqlx::postgres::PgListener::connect_with(&pool).await {
+                            Ok(mut listener) => {
+                                if listener.listen(JOBS_CHANNEL).await.is_ok() {
+                                    while listener.recv().await.is_ok() {
+                                        notified.notify_waiters();
+                                    }
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "LISTEN for new jobs failed; polling meanwhile"),
+                        }
+                        if pool.is_closed() {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                });
+            })
+            .await;
+        self.jobs_notified.notified().await;
     }
 
     /// Applies the embedded migrations that have not run yet. Safe when several nodes start at once: sqlx

@@ -338,6 +338,11 @@ impl JobStore for SqliteStore {
         Ok(abort.unwrap_or(1) != 0)
     }
 
+    async fn job_announced(&self) {
+        // One node per SQLite file: its own jobs wake it directly.
+        std::future::pending().await
+    }
+
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
         let rows = sqlx::query(
             "SELECT partition, min(not_before) AS due FROM job_items WHERE status = 'pending' GROUP BY partition",
@@ -435,6 +440,20 @@ impl JobStore for SqliteStore {
         tx.commit().await?;
         out.sort_by_key(|c| (c.job_id, c.seq));
         Ok(out)
+    }
+
+    async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM job_items WHERE job_id = ? AND seq = ? AND lease_owner = ? \
+             AND status = 'running' AND lease_expires_at > ?",
+        )
+        .bind(job.to_string())
+        .bind(seq)
+        .bind(owner)
+        .bind(ts(now))
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(held.is_some())
     }
 
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64> {

@@ -1,0 +1,241 @@
+//! Memory: peak RSS of the `keyfleet serve` process idle and while it runs a job over a very large inventory.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use keyfleet_core::AwsKeyMaterial;
+use keyfleet_fakes::{BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID};
+use keyfleet_store::{InventoryStore, SqliteStore};
+use serde_json::json;
+
+use crate::Env;
+use crate::client::{Api, Fake};
+use crate::procs::{Proc, ProcSample, fresh_dir};
+use crate::report::{Section, Table, int, mib, num, ratio, verdict};
+
+const REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"];
+/// Keys per `sync_aws_region` call (one transaction each).
+const CHUNK: usize = 50_000;
+
+pub async fn run(env: &Env) -> anyhow::Result<Section> {
+    let (total_keys, sample_secs) = if env.quick { (100_000, 15) } else { (1_000_000, 60) };
+    let sample_secs = env.memory_secs.unwrap_or(sample_secs);
+    let per_region = total_keys / REGIONS.len();
+    let dir = fresh_dir(&env.work_dir, "memory")?;
+    let data = dir.join("data");
+    let fake_proc = Proc::fake(&env.keyfleet, &dir.join("fake.log"), &[]).await?;
+    let fake = Fake::new(&fake_proc.url)?;
+    eprintln!("  creating {total_keys} keys in the fake");
+    let mut fake_keys = Vec::new();
+    for region in REGIONS {
+        fake_keys.push((region, fake.create_keys(BUILTIN_ACCOUNT_ID, region, per_region).await?));
+    }
+
+    // 1. Idle, empty database: before any request, then after a login (argon2 needs 19 MiB per hash).
+    let args = vec!["--quota-scale".to_owned(), "0".to_owned()];
+    let server = Proc::keyfleet(&env.keyfleet, &data, &dir.join("keyfleet-0.log"), &args).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let untouched = server.sample()?;
+    let api = Api::login(&server.url).await?;
+    api.add_kms("mem", &fake_proc.url, BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, &REGIONS).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_empty = server.sample()?;
+    server.stop(Duration::from_secs(30)).await?;
+
+    // 2. The keys straight into the inventory, as a sync would write them.
+    eprintln!("  writing {total_keys} keys into the inventory through the store");
+    let t = Instant::now();
+    write_inventory(&data.join("keyfleet.db"), &fake_keys).await?;
+    let inventory_secs = t.elapsed().as_secs_f64();
+    drop(fake_keys);
+    eprintln!("  ... {inventory_secs:.1} s");
+
+    // 3. Idle with the inventory, then the job.
+    let server = Proc::keyfleet(&env.keyfleet, &data, &dir.join("keyfleet-1.log"), &args).await?;
+    let api = Api::login(&server.url).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_full = server.sample()?;
+    eprintln!("  idle: {} (empty), {} (with keys)", mib(idle_empty.hwm_kib), mib(idle_full.hwm_kib));
+    let t = Instant::now();
+    let job =
+        api.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "disablekey", "selector": {"kms": ["mem"]}})).await?;
+    let create_secs = t.elapsed().as_secs_f64();
+    let after_create = server.sample()?;
+    let id = job["id"].as_str().context("job id")?.to_owned();
+    let path = format!("/api/v1/cckm/aws/bulkjob/{id}");
+    eprintln!(
+        "  job of {} items created in {create_secs:.1} s; sampling for {sample_secs} s",
+        job["progress"]["total"]
+    );
+
+    let done_of = |job: &serde_json::Value| {
+        let p = &job["progress"];
+        p["succeeded"].as_u64().unwrap_or(0) + p["failed"].as_u64().unwrap_or(0) + p["skipped"].as_u64().unwrap_or(0)
+    };
+    let started = Instant::now();
+    let first = api.get(&path).await?;
+    let done0 = done_of(&first);
+    let mut max_rss = after_create.rss_kib;
+    let mut last = first;
+    // (seconds, items done, RSS KiB) every tenth of the window: is memory flat while items go by?
+    let mut series: Vec<(f64, u64, u64)> = Vec::new();
+    let step = (sample_secs as f64 / 10.0).max(1.0);
+    while started.elapsed() < Duration::from_secs(sample_secs) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let s = server.sample()?;
+        max_rss = max_rss.max(s.rss_kib);
+        last = api.get(&path).await?;
+        let at = started.elapsed().as_secs_f64();
+        if series.last().is_none_or(|(t, _, _)| at - t >= step) {
+            series.push((at, done_of(&last) - done0, s.rss_kib));
+        }
+        if last["overall_status"] != "in_progress" {
+            break;
+        }
+    }
+    let window = started.elapsed().as_secs_f64();
+    let during: ProcSample = server.sample()?;
+    let done1 = done_of(&last);
+    let failed = last["progress"]["failed"].as_u64().unwrap_or(0);
+    let items_per_s = (done1 - done0) as f64 / window;
+    eprintln!(
+        "  {} items done in {window:.0} s ({items_per_s:.0}/s), {failed} failed; RSS now {}, peak {}",
+        done1 - done0,
+        mib(during.rss_kib),
+        mib(during.hwm_kib)
+    );
+    let t = Instant::now();
+    api.post(&format!("{path}/cancel"), json!({})).await?;
+    let cancel_secs = t.elapsed().as_secs_f64();
+    let end = server.sample()?;
+    server.stop(Duration::from_secs(60)).await?;
+    fake_proc.stop(Duration::from_secs(5)).await?;
+
+    let mut t = Table::new(&[
+        "state of `keyfleet serve`",
+        "peak RSS (VmHWM)",
+        "RSS now (VmRSS)",
+        "baseline",
+        "ratio",
+        "target",
+    ]);
+    t.row(vec![
+        "idle, empty database, 5 s after start, no request yet".into(),
+        mib(untouched.hwm_kib),
+        mib(untouched.rss_kib),
+        "–".into(),
+        "–".into(),
+        format!("< 50 MiB: {}", verdict(untouched.hwm_kib < 50 * 1024)),
+    ]);
+    t.row(vec![
+        "idle, empty database, after a login and creating a connection and a container".into(),
+        format!("**{}**", mib(idle_empty.hwm_kib)),
+        mib(idle_empty.rss_kib),
+        "–".into(),
+        "–".into(),
+        format!("< 50 MiB: {}", verdict(idle_empty.hwm_kib < 50 * 1024)),
+    ]);
+    t.row(vec![
+        format!("idle, {} keys in the inventory, 5 s after start", int(total_keys as u64)),
+        format!("**{}**", mib(idle_full.hwm_kib)),
+        mib(idle_full.rss_kib),
+        "idle, empty".into(),
+        format!("{}×", ratio(idle_full.hwm_kib as f64 / idle_empty.hwm_kib as f64)),
+        format!("< 50 MiB: {}", verdict(idle_full.hwm_kib < 50 * 1024)),
+    ]);
+    t.row(vec![
+        format!("right after creating the {}-item selector job ({} s)", int(total_keys as u64), num(create_secs)),
+        mib(after_create.hwm_kib),
+        mib(after_create.rss_kib),
+        "idle, same data".into(),
+        format!("{}×", ratio(after_create.hwm_kib as f64 / idle_full.hwm_kib as f64)),
+        "–".into(),
+    ]);
+    t.row(vec![
+        format!("running the job, {} s sampled every second", num(window)),
+        format!("**{}**", mib(during.hwm_kib)),
+        format!("{} (max sampled {})", mib(during.rss_kib), mib(max_rss)),
+        "idle, same data".into(),
+        format!("{}×", ratio(during.hwm_kib as f64 / idle_full.hwm_kib as f64)),
+        format!("< 200 MiB: {}", verdict(during.hwm_kib < 200 * 1024)),
+    ]);
+    t.row(vec![
+        "after cancelling the job".into(),
+        mib(end.hwm_kib),
+        mib(end.rss_kib),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+    ]);
+    Ok(Section {
+        title: format!("4. Memory: `keyfleet serve` idle and during a {}-key job", int(total_keys as u64)),
+        table: t,
+        notes: vec![
+            format!(
+                "Setup: {} keys in the fake (its own process) over {} regions of one account; written into the \
+                 inventory with `InventoryStore::sync_aws_region` ({} keys per transaction) in {} s while the server \
+                 was stopped; one KMS container with a connection to the fake, created through the API.",
+                int(total_keys as u64),
+                REGIONS.len(),
+                int(CHUNK as u64),
+                num(inventory_secs)
+            ),
+            format!(
+                "The job: `{{\"operation\":\"disablekey\",\"selector\":{{\"kms\":[\"mem\"]}}}}` with `--quota-scale 0`, \
+                 created in {} s (one transaction); while sampled it finished {} items, **{} items/s**, {} failed; \
+                 cancelling the rest took {} s.",
+                num(create_secs),
+                int(done1 - done0),
+                num(items_per_s),
+                int(failed),
+                num(cancel_secs)
+            ),
+            "A login hashes the password with argon2 (19 MiB of working memory per hash): that is the step from the \
+             first row to the second, and it stays in the peak."
+                .into(),
+            format!(
+                "RSS while the job ran (seconds: items done, RSS): {}.",
+                series
+                    .iter()
+                    .map(|(t, n, rss)| format!("{:.0} s: {}, {}", t, int(*n), mib(*rss)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "RSS from /proc/<pid>/status of the `keyfleet serve` process (the real release binary): VmHWM is the \
+             peak since the process started."
+                .into(),
+        ],
+    })
+}
+
+/// One `sync_aws_region` call per chunk of a region, all with the same sync time (so that no chunk marks the
+/// keys of an earlier one as gone).
+async fn write_inventory(db: &Path, keys: &[(&str, Vec<String>)]) -> anyhow::Result<()> {
+    let store = SqliteStore::open(db).await?;
+    let kms = store.kms_by_name("mem").await?.context("no KMS container mem")?;
+    let at = chrono::Utc::now();
+    for (region, ids) in keys {
+        for chunk in ids.chunks(CHUNK) {
+            let materials: Vec<AwsKeyMaterial> = chunk
+                .iter()
+                .map(|id| AwsKeyMaterial {
+                    key_id: id.clone(),
+                    arn: format!("arn:aws:kms:{region}:{BUILTIN_ACCOUNT_ID}:key/{id}"),
+                    account_id: BUILTIN_ACCOUNT_ID.to_owned(),
+                    key_state: "Enabled".into(),
+                    enabled: true,
+                    description: String::new(),
+                    key_usage: "ENCRYPT_DECRYPT".into(),
+                    origin: "AWS_KMS".into(),
+                    key_manager: "CUSTOMER".into(),
+                    creation_date: Some(at),
+                    ..Default::default()
+                })
+                .collect();
+            store.sync_aws_region(kms.id, region, &materials, at).await?;
+        }
+    }
+    store.close().await;
+    Ok(())
+}

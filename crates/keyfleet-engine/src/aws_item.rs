@@ -1,6 +1,5 @@
 //! One attempt at one AWS item: read the key, act unless it is already in the target state, record.
 
-use chrono::Utc;
 use keyfleet_clouds::aws::KeyMetadata;
 use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
 use keyfleet_core::time::now;
@@ -19,11 +18,13 @@ pub const POLICY_TEMPLATE_TAG: &str = "cckm_policy_template_id";
 pub(crate) struct ItemResult {
     pub outcome: ItemOutcome,
     pub refused_connection: Option<(ConnectionId, String)>,
+    /// The cached key as the cloud now has it, written in the same transaction as the outcome.
+    pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
 }
 
 impl From<ItemOutcome> for ItemResult {
     fn from(outcome: ItemOutcome) -> Self {
-        ItemResult { outcome, refused_connection: None }
+        ItemResult { outcome, refused_connection: None, refreshed_key: None }
     }
 }
 
@@ -57,8 +58,8 @@ impl Engine {
                 Err(e) => return Ok(self.failure(item, &target, e, None)),
             };
             if already_done(item, &live, &target).await {
-                self.refresh_cache(&target, &live, None).await?;
-                return Ok(success(Some(live.key_state.clone()), Some(live.key_state)));
+                let refreshed = refreshed(&target, &live, None);
+                return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
             }
             live.key_state
         } else {
@@ -76,15 +77,15 @@ impl Engine {
                 && let Ok(live) = self.describe(&target, &key).await
                 && already_done(item, &live, &target).await
             {
-                self.refresh_cache(&target, &live, None).await?;
-                return Ok(success(Some(live.key_state.clone()), Some(live.key_state)));
+                let refreshed = refreshed(&target, &live, None);
+                return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
             }
             return Ok(self.failure(item, &target, e, Some(before)));
         }
         // The action succeeded, so its result is known without another read.
         let after = effect_result(item, &target.key.material);
-        self.refresh_cache(&target, &after, policy.as_deref().map(|p| (p, item))).await?;
-        Ok(success(Some(before), Some(after.key_state)))
+        let refreshed = refreshed(&target, &after, policy.as_deref().map(|p| (p, item)));
+        Ok(success(Some(before), Some(after.key_state), refreshed))
     }
 
     /// Paces `call` on its (account, region, action) bucket and feeds the outcome back into the pacer.
@@ -214,36 +215,40 @@ impl Engine {
             }
             Verdict::Fail => ItemOutcome::Failed { code: err.code, message: err.message, state_before: before },
         };
-        ItemResult { outcome, refused_connection: refused }
-    }
-
-    /// Writes what the cloud just told us into the cached key record.
-    async fn refresh_cache(
-        &self,
-        target: &AwsTarget,
-        meta: &KeyMetadata,
-        applied_policy: Option<(&str, &ClaimedItem)>,
-    ) -> Result<(), EngineError> {
-        let mut m = target.key.material.clone();
-        m.key_state = meta.key_state.clone();
-        m.enabled = meta.enabled;
-        m.deletion_date = meta.deletion_date;
-        m.description = meta.description.clone();
-        if let Some((policy, item)) = applied_policy {
-            m.policy = policy.to_string();
-            let (k, v) = template_tag(item);
-            m.tags.retain(|(tk, _)| *tk != k);
-            m.tags.push((k, v));
-        }
-        if m != target.key.material {
-            self.store.update_aws_key_material(target.key.id, &m, Utc::now()).await?;
-        }
-        Ok(())
+        ItemResult { outcome, refused_connection: refused, refreshed_key: None }
     }
 }
 
-fn success(before: Option<String>, after: Option<String>) -> ItemResult {
-    ItemOutcome::Succeeded { detail: "Success".into(), state_before: before, state_after: after }.into()
+/// The cached key updated with what the cloud just told us; None when nothing changed.
+fn refreshed(
+    target: &AwsTarget,
+    meta: &KeyMetadata,
+    applied_policy: Option<(&str, &ClaimedItem)>,
+) -> Option<(KeyId, AwsKeyMaterial)> {
+    let mut m = target.key.material.clone();
+    m.key_state = meta.key_state.clone();
+    m.enabled = meta.enabled;
+    m.deletion_date = meta.deletion_date;
+    m.description = meta.description.clone();
+    if let Some((policy, item)) = applied_policy {
+        m.policy = policy.to_string();
+        let (k, v) = template_tag(item);
+        m.tags.retain(|(tk, _)| *tk != k);
+        m.tags.push((k, v));
+    }
+    (m != target.key.material).then_some((target.key.id, m))
+}
+
+fn success(
+    before: Option<String>,
+    after: Option<String>,
+    refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
+) -> ItemResult {
+    ItemResult {
+        outcome: ItemOutcome::Succeeded { detail: "Success".into(), state_before: before, state_after: after },
+        refused_connection: None,
+        refreshed_key,
+    }
 }
 
 /// What a successful action did to the key, as DescribeKey would now show it.

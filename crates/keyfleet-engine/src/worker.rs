@@ -142,7 +142,7 @@ impl Engine {
                         not_before: now() + chrono::Duration::seconds(1),
                     }
                 };
-                ItemResult { outcome, refused_connection: None }
+                ItemResult { outcome, refused_connection: None, refreshed_key: None }
             }
             Err(_) => {
                 tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, "item panicked");
@@ -153,10 +153,16 @@ impl Engine {
                         state_before: None,
                     },
                     refused_connection: None,
+                    refreshed_key: None,
                 }
             }
         };
-        match self.store.finish_item(item.job_id, item.seq, &self.config.node_id, &result.outcome, now()).await {
+        let key = result.refreshed_key.as_ref().map(|(id, m)| (*id, m));
+        match self
+            .store
+            .finish_item_with_key(item.job_id, item.seq, &self.config.node_id, &result.outcome, now(), key)
+            .await
+        {
             Ok(true) => tracing::debug!(
                 bulkjob.id = %item.job_id, key.id = %item.key_id, duration_ms = started.elapsed().as_millis() as u64,
                 outcome = ?result.outcome, "item attempt recorded"

@@ -184,6 +184,19 @@ pub trait JobStore: Send + Sync {
         owner: &str,
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.finish_item_with_key(job, seq, owner, outcome, at, None).await
+    }
+    /// `finish_item`, also refreshing the cached key in the same transaction (one commit per item: with
+    /// `synchronous=FULL` every commit is an fsync).
+    async fn finish_item_with_key(
+        &self,
+        job: JobId,
+        seq: i64,
+        owner: &str,
+        outcome: &ItemOutcome,
+        at: DateTime<Utc>,
+        key: Option<(KeyId, &AwsKeyMaterial)>,
     ) -> Result<bool>;
 }
 

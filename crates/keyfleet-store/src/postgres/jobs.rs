@@ -485,13 +485,14 @@ impl JobStore for PgStore {
         .rows_affected())
     }
 
-    async fn finish_item(
+    async fn finish_item_with_key(
         &self,
         job_id: JobId,
         seq: i64,
         owner: &str,
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
+        key: Option<(KeyId, &AwsKeyMaterial)>,
     ) -> Result<bool> {
         let (status, counter, detail, code, message, before, after, not_before) = match outcome {
             ItemOutcome::Succeeded { detail, state_before, state_after } => (
@@ -565,6 +566,19 @@ impl JobStore for PgStore {
             let sql = format!("UPDATE jobs SET {counter} = {counter} + 1, updated_at = $1 WHERE id = $2");
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(at)).bind(job_id.to_string()).execute(&mut *tx).await?;
             finalize_if_done(&mut tx, job_id, at).await?;
+        }
+        if let Some((id, m)) = key {
+            sqlx::query(
+                "UPDATE aws_keys SET key_state = $1, enabled = $2, material = $3, gone = false, updated_at = $4 \
+                 WHERE id = $5",
+            )
+            .bind(&m.key_state)
+            .bind(m.enabled)
+            .bind(to_json(m))
+            .bind(ts(at))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -477,13 +477,14 @@ impl JobStore for SqliteStore {
         .rows_affected())
     }
 
-    async fn finish_item(
+    async fn finish_item_with_key(
         &self,
         job_id: JobId,
         seq: i64,
         owner: &str,
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
+        key: Option<(KeyId, &AwsKeyMaterial)>,
     ) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let (status, counter, detail, code, message, before, after, not_before) = match outcome {
@@ -550,6 +551,19 @@ impl JobStore for SqliteStore {
             let sql = format!("UPDATE jobs SET {counter} = {counter} + 1, updated_at = ? WHERE id = ?");
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(at)).bind(job_id.to_string()).execute(&mut *tx).await?;
             finalize_if_done(&mut tx, job_id, at).await?;
+        }
+        if let Some((id, m)) = key {
+            sqlx::query(
+                "UPDATE aws_keys SET key_state = ?, enabled = ?, material = ?, gone = 0, updated_at = ? \
+                 WHERE id = ?",
+            )
+            .bind(&m.key_state)
+            .bind(m.enabled as i64)
+            .bind(to_json(m))
+            .bind(ts(at))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(true)

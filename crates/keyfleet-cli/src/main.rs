@@ -22,6 +22,8 @@ enum Command {
     Migrate(keyfleet_server::ServeArgs),
     /// Run a strict fake AWS KMS (for demos and tests)
     FakeAws(keyfleet_fakes::FakeAwsArgs),
+    /// Run a fake Azure Key Vault with its token endpoint, over HTTPS (for demos and tests)
+    FakeAzure(keyfleet_fakes::azure::FakeAzureArgs),
     #[command(flatten)]
     Client(keyfleet_client::ClientCommand),
 }
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => keyfleet_server::serve(args).await.map(|()| ExitCode::SUCCESS),
             Command::Migrate(args) => keyfleet_server::migrate(args).await.map(|()| ExitCode::SUCCESS),
             Command::FakeAws(args) => keyfleet_fakes::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::FakeAzure(args) => keyfleet_fakes::azure::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Client(cmd) => keyfleet_client::run(cmd, &cli.client).await,
         };
         result.unwrap_or_else(|e| {

@@ -42,6 +42,10 @@ struct Cli {
     /// Also write the tables to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// The keyfleet revision measured, for the captions (default: `git rev-parse --short HEAD`, with
+    /// "+ local changes" when the work tree differs).
+    #[arg(long, value_name = "TEXT", env = "KEYFLEET_BENCH_REVISION")]
+    revision: Option<String>,
     /// How the run was invoked, for the captions (bench/run passes its own command line).
     #[arg(long, value_name = "TEXT")]
     command: Option<String>,
@@ -91,7 +95,10 @@ fn main() -> anyhow::Result<()> {
         cli.benches
     };
     let command = cli.command.unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
-    let ctx = report::Context::detect(command);
+    let mut ctx = report::Context::detect(command);
+    if let Some(revision) = cli.revision {
+        ctx.commit = revision;
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut sections = Vec::new();

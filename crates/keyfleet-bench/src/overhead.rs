@@ -226,6 +226,13 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
             "–".into(),
         ]);
         t.row(vec![
+            "  beside the rate aws-sdk-kms alone reaches (keyfleet's client)".into(),
+            format!("{} items/s", num(items_per_s)),
+            format!("{} req/s", num(sdk_result.rate())),
+            ratio(items_per_s / sdk_result.rate() * per_item),
+            "–".into(),
+        ]);
+        t.row(vec![
             "  CPU per item: keyfleet process vs fake process".into(),
             format!(
                 "{} µs ({} % of one CPU)",

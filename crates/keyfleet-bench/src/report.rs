@@ -142,8 +142,16 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// Two decimals, or three significant digits below 0.1 (0.014 says more than 0.01).
 pub fn ratio(x: f64) -> String {
-    if x.is_finite() { format!("{x:.2}") } else { "–".into() }
+    if !x.is_finite() {
+        "–".into()
+    } else if x.abs() < 0.1 && x != 0.0 {
+        let digits = (-x.abs().log10()).ceil() as usize + 2;
+        format!("{x:.digits$}")
+    } else {
+        format!("{x:.2}")
+    }
 }
 
 pub fn pct(x: f64) -> String {
@@ -188,6 +196,15 @@ mod tests {
         assert_eq!(num(12.34), "12.3");
         assert_eq!(num(1.234), "1.23");
         assert_eq!(num(f64::NAN), "–");
+    }
+
+    #[test]
+    fn small_ratios_keep_their_significant_digits() {
+        assert_eq!(ratio(0.97), "0.97");
+        assert_eq!(ratio(1.5), "1.50");
+        assert_eq!(ratio(0.0143), "0.0143");
+        assert_eq!(ratio(0.00082), "0.000820");
+        assert_eq!(ratio(0.0), "0.00");
     }
 
     #[test]

@@ -273,6 +273,8 @@ async fn python_baseline(
         .arg(&fake.url)
         .arg(&file)
         .args(extra)
+        // No __pycache__ beside the scripts in the work tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stderr(std::fs::File::create(dir.join(format!("{script}.log")))?)
         .kill_on_drop(true)
         .output();

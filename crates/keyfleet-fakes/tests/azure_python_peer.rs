@@ -4,63 +4,20 @@
 //! (created by `scripts/test`). Fails, never skips, when neither is usable.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod python;
 
 use keyfleet_fakes::FakeVault;
-use tokio::process::Command;
-
-const SETUP_HINT: &str = "run `scripts/test` (it creates .venv-peers from tests/peers/requirements.txt), or \
-                          `.venv-peers/bin/pip install -r tests/peers/requirements.txt` for an existing venv, \
-                          or set KEYFLEET_TEST_PYTHON to a Python that can `import azure.keyvault.keys`";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> PathBuf {
-    let (python, origin) = match std::env::var_os("KEYFLEET_TEST_PYTHON") {
-        Some(python) => (PathBuf::from(python), "KEYFLEET_TEST_PYTHON"),
-        None => (workspace_root().join(".venv-peers/bin/python"), "the default .venv-peers"),
-    };
-    assert!(python.exists(), "no Python interpreter at {} (from {origin}): {SETUP_HINT}", python.display());
-    python
-}
 
 #[tokio::test]
 async fn azure_keyvault_keys_drives_the_fake_unmodified() {
-    let python = python();
-    let import = Command::new(&python)
-        .args(["-c", "import azure.keyvault.keys"])
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}: {SETUP_HINT}", python.display()));
-    assert!(
-        import.status.success(),
-        "azure.keyvault.keys is not importable by {}: {}\n{SETUP_HINT}",
-        python.display(),
-        String::from_utf8_lossy(&import.stderr)
-    );
+    let python = python::python_with("azure.keyvault.keys").await;
 
     let running = FakeVault::default().spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, running.ca_pem()).unwrap();
-    let script = workspace_root().join("tests/peers/azure_keyvault_keys.py");
-    let run = Command::new(&python).arg(&script).arg(running.url()).arg(&ca).kill_on_drop(true).output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the script finishes within 5 minutes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "{} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        script.display(),
-        output.status
-    );
+    let stdout =
+        python::run_peer_script(&python, "azure_keyvault_keys.py", &[running.url().as_ref(), ca.as_os_str()]).await;
     assert!(stdout.contains("azure-keyvault-keys fake-vault:") && stdout.contains("checks passed"), "{stdout}");
 
     let calls = running.fake.calls();

@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 pub mod aws;
+pub mod azure;
 mod error;
 
 pub use aws::{AwsCredentials, AwsKms, AwsKmsConnector, KeyMetadata, SdkConnector};
+pub use azure::{AzureCredentials, KeyVault, KeyVaultConnector, RestConnector};
 pub use error::{CloudError, ErrorKind};

@@ -49,7 +49,8 @@ uuid_id!(
     SyncJobId
 );
 uuid_id!(
-    /// keyfleet's own id of a synced cloud key (the `id` of `/v1/cckm/aws/keys/{id}`), not the cloud's KeyId.
+    /// keyfleet's own id of a synced cloud key (the `id` of `/v1/cckm/aws/keys/{id}` and
+    /// `/v1/cckm/azure/keys/{id}`), not the cloud's KeyId or key name.
     KeyId
 );
 uuid_id!(
@@ -63,6 +64,15 @@ uuid_id!(
 uuid_id!(
     /// A key-policy template.
     TemplateId
+);
+uuid_id!(
+    /// An Azure key vault added to keyfleet (`/v1/cckm/azure/vaults/{id}`).
+    VaultId
+);
+uuid_id!(
+    /// A cloud key backup: a Key Vault backup blob keyfleet took and keeps
+    /// (`/v1/cckm/azure/keys/{id}/backups/{backup_id}`).
+    BackupId
 );
 uuid_id!(
     /// A local user; on the wire it appears as `local|<uuid>`.
@@ -89,5 +99,12 @@ impl ConnectionId {
     /// Associated data binding an encrypted connection secret to its connection.
     pub fn secret_aad(&self) -> Vec<u8> {
         format!("connection:{self}").into_bytes()
+    }
+}
+
+impl BackupId {
+    /// Associated data binding an encrypted backup blob to its backup.
+    pub fn blob_aad(&self) -> Vec<u8> {
+        format!("key-backup:{self}").into_bytes()
     }
 }

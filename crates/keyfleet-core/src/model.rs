@@ -15,6 +15,8 @@ pub enum Operation {
     ScheduleKeyDeletion,
     CancelKeyDeletion,
     ApplyPolicyTemplate,
+    /// Azure: delete cloud key backups keyfleet keeps (a local effect, no Key Vault call).
+    DeleteKeyBackups,
 }
 
 impl Operation {
@@ -25,6 +27,7 @@ impl Operation {
         Operation::CancelKeyDeletion,
         Operation::ApplyPolicyTemplate,
     ];
+    pub const AZURE: [Operation; 1] = [Operation::DeleteKeyBackups];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,11 +36,21 @@ impl Operation {
             Operation::ScheduleKeyDeletion => "schedulekeydeletion",
             Operation::CancelKeyDeletion => "cancelkeydeletion",
             Operation::ApplyPolicyTemplate => "applypolicytemplate",
+            Operation::DeleteKeyBackups => "delete-key-backups",
         }
     }
 
+    /// Any operation of either cloud; callers check it belongs to theirs with [`Operation::cloud`].
     pub fn parse(s: &str) -> Option<Self> {
-        Self::AWS.into_iter().find(|op| op.as_str() == s)
+        Self::AWS.into_iter().chain(Self::AZURE).find(|op| op.as_str() == s)
+    }
+
+    /// The `cloud` of the jobs that run this operation: `aws` or `azure`.
+    pub fn cloud(self) -> &'static str {
+        match self {
+            Operation::DeleteKeyBackups => CLOUD_AZURE,
+            _ => CLOUD_AWS,
+        }
     }
 
     /// The cloud API action that carries out the operation; also the name of its rate-limit bucket.
@@ -48,9 +61,17 @@ impl Operation {
             Operation::ScheduleKeyDeletion => "ScheduleKeyDeletion",
             Operation::CancelKeyDeletion => "CancelKeyDeletion",
             Operation::ApplyPolicyTemplate => "PutKeyPolicy",
+            Operation::DeleteKeyBackups => "DeleteKeyBackup",
         }
     }
 }
+
+/// `jobs.cloud` of AWS bulk jobs (and of AWS sync jobs).
+pub const CLOUD_AWS: &str = "aws";
+/// `jobs.cloud` of Azure bulk jobs (and of Azure sync jobs); the view shows [`AZURE_CLOUD_NAME`].
+pub const CLOUD_AZURE: &str = "azure";
+/// The Azure cloud name CCKM shows (`cloud` of an Azure job, `cloud_name` of a connection).
+pub const AZURE_CLOUD_NAME: &str = "AzureCloud";
 
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,6 +153,9 @@ pub struct JobParams {
     /// The selector a large job was created with (extension), as the client sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<serde_json::Value>,
+    /// Azure `delete-key-backups`: the request's `delete_key_backups_param`, as the client sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_key_backups_param: Option<serde_json::Value>,
 }
 
 /// Which keys a selector job acts on, resolved to stored ids (all conditions must hold).
@@ -151,7 +175,27 @@ pub fn partition_of(account: &str, region: &str) -> String {
     format!("{account}/{region}")
 }
 
-/// A key to put into a new job, with its partition.
+/// Which cloud key backups a `delete-key-backups` job deletes: every condition given must hold (an empty
+/// list or `None` places no condition).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackupSelector {
+    pub backups: Vec<BackupId>,
+    /// Backups of these Azure keys (`key_id` or `keys`).
+    pub keys: Vec<KeyId>,
+    pub vault: Option<VaultId>,
+    /// Created at or after (inclusive).
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before (exclusive).
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// The rate-limit partition of an Azure item or call: Key Vault's quotas are per vault.
+pub fn azure_partition(vault: VaultId) -> String {
+    partition_of(CLOUD_AZURE, &vault.to_string())
+}
+
+/// A key to put into a new job, with its partition. For `delete-key-backups`, `key_id` holds the backup's id
+/// (the item column names what the item acts on).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewItem {
     pub key_id: KeyId,
@@ -179,13 +223,28 @@ pub struct JobRecord {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+impl ItemRecord {
+    /// The backup a `delete-key-backups` item acts on.
+    pub fn backup_id(&self) -> BackupId {
+        BackupId(self.key_id.0)
+    }
+}
+
+impl ClaimedItem {
+    /// The backup a `delete-key-backups` item acts on.
+    pub fn backup_id(&self) -> BackupId {
+        BackupId(self.key_id.0)
+    }
+}
+
 impl JobRecord {
     pub fn finished(&self) -> i64 {
         self.succeeded + self.failed + self.skipped
     }
 }
 
-/// One key of a bulk job, with its own state and the evidence of what happened to it.
+/// One key of a bulk job, with its own state and the evidence of what happened to it. For `delete-key-backups`
+/// the item is a backup and `key_id` holds its id (see [`ItemRecord::backup_id`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemRecord {
     pub job_id: JobId,
@@ -288,6 +347,7 @@ pub enum Principal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AclResource {
     AwsKms(KmsId),
+    AzureVault(VaultId),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -390,12 +450,19 @@ pub struct TemplateRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A key synchronization job. Its per-region results live in `detailed_status` (`"<account>/<region>"`).
+/// A key synchronization job. Its per-region results live in `detailed_status` (`"<account>/<region>"`; for
+/// Azure, the vault's name).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncJobRecord {
     pub id: SyncJobId,
+    /// [`CLOUD_AWS`] or [`CLOUD_AZURE`].
+    pub cloud: String,
     pub kms: Vec<KmsId>,
     pub regions: Vec<String>,
+    /// Azure: the vaults to synchronize (empty with `synchronize_all`).
+    pub vaults: Vec<VaultId>,
+    /// Azure: back up every synchronized key (a cloud key backup each).
+    pub take_cloud_key_backup: bool,
     pub synchronize_all: bool,
     pub status: JobStatus,
     pub abort: bool,
@@ -444,4 +511,158 @@ pub struct AwsKeyFilter {
     pub gone: Option<bool>,
     /// `key` or `key=value` entries; a key matches when it has every one.
     pub tags: Vec<(String, Option<String>)>,
+}
+
+/// An Azure connection: an Entra ID application (client credentials) and the endpoints to reach. The secret is
+/// kept only as ciphertext (see `crypto`). Endpoints left `None` mean Azure's public cloud.
+#[derive(Clone, PartialEq)]
+pub struct AzureConnectionRecord {
+    pub id: ConnectionId,
+    pub name: String,
+    pub description: String,
+    pub client_id: String,
+    pub tenant_id: String,
+    pub secret_enc: Vec<u8>,
+    pub cloud_name: String,
+    /// Entra ID authority host, default `https://login.microsoftonline.com`.
+    pub active_directory_endpoint: Option<String>,
+    /// Token resource, default `https://vault.azure.net` (scope `<resource>/.default`).
+    pub vault_resource_url: Option<String>,
+    /// Default `vault.azure.net`: a vault without a stored URI is `https://<name>.<suffix>`.
+    pub key_vault_dns_suffix: Option<String>,
+    /// Extension: a URL template for every vault of this connection, `{vault}` standing for the vault's
+    /// name (tests, fakes, private endpoints), e.g. `https://127.0.0.1:4600/vaults/{vault}`.
+    pub vault_endpoint_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for AzureConnectionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureConnectionRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("client_id", &self.client_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("secret_enc", &"<redacted>")
+            .field("active_directory_endpoint", &self.active_directory_endpoint)
+            .field("vault_endpoint_url", &self.vault_endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An Azure key vault added to keyfleet. `name` is the vault's Azure name (globally unique in a cloud).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaultRecord {
+    pub id: VaultId,
+    pub name: String,
+    /// The ARM resource id, `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>`.
+    pub azure_vault_id: String,
+    pub connection_id: ConnectionId,
+    pub subscription_id: String,
+    pub location: String,
+    /// `Microsoft.KeyVault/vaults` (or `.../managedHSMs`).
+    pub vault_type: String,
+    /// The data-plane URL, `https://<name>.vault.azure.net/`; empty when the connection decides it.
+    pub vault_uri: String,
+    /// Azure's `properties` object as given when the vault was added.
+    pub properties: serde_json::Value,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub synced_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One version of an Azure key, as a listing shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AzureKeyVersion {
+    pub version: String,
+    pub enabled: bool,
+    pub created: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub exp: Option<DateTime<Utc>>,
+    pub nbf: Option<DateTime<Utc>>,
+}
+
+/// What a sync learns about an Azure key: its current version in full and the list of its versions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AzureKeyMaterial {
+    /// The key's name in its vault.
+    pub name: String,
+    /// Versioned key identifier, `https://<vault>.vault.azure.net/keys/<name>/<version>`.
+    pub kid: String,
+    pub version: String,
+    /// `RSA`, `RSA-HSM`, `EC`, `EC-HSM`, `oct-HSM`.
+    pub kty: String,
+    pub key_ops: Vec<String>,
+    pub key_size: Option<i64>,
+    pub curve: Option<String>,
+    pub enabled: bool,
+    pub created: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub exp: Option<DateTime<Utc>>,
+    pub nbf: Option<DateTime<Utc>>,
+    pub recovery_level: String,
+    pub recoverable_days: Option<i64>,
+    pub managed: bool,
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Every version, oldest first.
+    pub versions: Vec<AzureKeyVersion>,
+}
+
+/// A synced Azure key: keyfleet's id, its vault, and the cached material. Keys are matched by name
+/// (case-insensitively, as Key Vault does) within their vault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureKeyRecord {
+    pub id: KeyId,
+    pub vault_id: VaultId,
+    pub material: AzureKeyMaterial,
+    pub gone: bool,
+    pub synced_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A cloud key backup: metadata only. The blob (Key Vault's opaque backup, encrypted under the master key
+/// with [`BackupId::blob_aad`]) is stored beside it and read on its own, for a restore.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyBackupRecord {
+    pub id: BackupId,
+    pub key_id: KeyId,
+    pub vault_id: VaultId,
+    /// The key's name and the version that was current when the backup was taken.
+    pub key_name: String,
+    pub key_version: String,
+    pub name: String,
+    pub description: String,
+    /// Size of the backup blob as Key Vault returned it (before encryption).
+    pub size_bytes: i64,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filters of the vault list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VaultFilter {
+    pub name: Option<String>,
+    pub connection_id: Option<ConnectionId>,
+    pub subscription_id: Option<String>,
+}
+
+/// Filters of the Azure key list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AzureKeyFilter {
+    pub vault_id: Option<VaultId>,
+    /// The key's name (case-insensitive).
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub gone: Option<bool>,
+}
+
+/// Filters of the backup list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyBackupFilter {
+    pub key_id: Option<KeyId>,
+    pub vault_id: Option<VaultId>,
 }

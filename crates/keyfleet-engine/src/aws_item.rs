@@ -173,6 +173,12 @@ impl Engine {
                 let tag = template_tag(item);
                 self.change(item, target, key, "TagResource", kms.tag_resource(key, &[tag])).await
             }
+            // Not an AWS operation: `process` never routes it here.
+            Operation::DeleteKeyBackups => Err(CloudError::new(
+                ErrorKind::Rejected,
+                "UnsupportedOperation",
+                "delete-key-backups is not an AWS operation",
+            )),
         }
     }
 
@@ -287,7 +293,7 @@ fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial) -> KeyMetadata {
             meta.enabled = false;
             meta.deletion_date = None;
         }
-        Operation::ApplyPolicyTemplate => {}
+        Operation::ApplyPolicyTemplate | Operation::DeleteKeyBackups => {}
     }
     meta
 }
@@ -299,7 +305,7 @@ fn done_in_state(op: Operation, state: &str) -> bool {
         Operation::DisableKey => state == "Disabled",
         Operation::ScheduleKeyDeletion => state == "PendingDeletion",
         Operation::CancelKeyDeletion => matches!(state, "Enabled" | "Disabled"),
-        Operation::ApplyPolicyTemplate => false,
+        Operation::ApplyPolicyTemplate | Operation::DeleteKeyBackups => false,
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
+use keyfleet_store::ItemEffect;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -157,10 +158,13 @@ impl Engine {
                 }
             }
         };
-        let key = result.refreshed_key.as_ref().map(|(id, m)| (*id, m));
+        let effect = match &result.refreshed_key {
+            Some((id, m)) => ItemEffect::RefreshAwsKey(*id, m),
+            None => ItemEffect::None,
+        };
         match self
             .store
-            .finish_item_with_key(item.job_id, item.seq, &self.config.node_id, &result.outcome, now(), key)
+            .finish_item_with(item.job_id, item.seq, &self.config.node_id, &result.outcome, now(), effect)
             .await
         {
             Ok(true) => tracing::debug!(

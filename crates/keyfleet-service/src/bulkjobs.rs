@@ -162,7 +162,12 @@ impl Services {
             id: JobId::new(),
             cloud: "aws".into(),
             operation,
-            params: JobParams { days, policy_template_id: policy_template.map(|t| t.id), selector: selector_echo },
+            params: JobParams {
+                days,
+                policy_template_id: policy_template.map(|t| t.id),
+                selector: selector_echo,
+                delete_key_backups_param: None,
+            },
             status: JobStatus::InProgress,
             abort: false,
             created_by: caller.user_id,

@@ -62,6 +62,9 @@ impl Services {
         let at = now();
         let job = SyncJobRecord {
             id: SyncJobId::new(),
+            cloud: CLOUD_AWS.into(),
+            vaults: vec![],
+            take_cloud_key_backup: false,
             kms: if all { vec![] } else { containers.iter().map(|k| k.id).collect() },
             regions,
             synchronize_all: all,
@@ -103,7 +106,7 @@ impl Services {
                 })
             })
             .transpose()?;
-        let (jobs, total) = self.store.list_sync_jobs(status, page).await?;
+        let (jobs, total) = self.store.list_sync_jobs(CLOUD_AWS, status, page).await?;
         let mut out = Vec::with_capacity(jobs.len());
         for j in jobs {
             let names = self.sync_kms_names(&j).await?;

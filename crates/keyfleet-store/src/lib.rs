@@ -24,6 +24,11 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+// TEMPORARY while the Azure store is built.
+fn unbuilt() -> StoreError {
+    StoreError::Conflict("not built yet".into())
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Fields each list can be sorted by, as the API names them.
@@ -31,13 +36,25 @@ pub mod sort_fields {
     pub const JOBS: &[&str] = &["createdAt", "updatedAt", "completed_at", "overall_status", "operation", "id"];
     pub const KEYS: &[&str] = &["createdAt", "updatedAt", "region", "KeyID", "KeyState", "synced_at", "id"];
     pub const NAMED: &[&str] = &["createdAt", "updatedAt", "name", "id"];
+    pub const AZURE_KEYS: &[&str] = &["createdAt", "updatedAt", "name", "synced_at", "id"];
     pub const USERS: &[&str] = &["created_at", "username", "user_id"];
 }
 
 /// Everything keyfleet persists. One implementation per database backend, split by concern.
-pub trait Store: AuthStore + InventoryStore + JobStore + SyncJobStore + Send + Sync + 'static {}
+pub trait Store: AuthStore + InventoryStore + AzureStore + JobStore + SyncJobStore + Send + Sync + 'static {}
 
-impl<T: AuthStore + InventoryStore + JobStore + SyncJobStore + Send + Sync + 'static> Store for T {}
+impl<T: AuthStore + InventoryStore + AzureStore + JobStore + SyncJobStore + Send + Sync + 'static> Store for T {}
+
+/// What finishing an item changes besides the item and its job, in the same transaction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ItemEffect<'a> {
+    None,
+    /// Refresh the cached AWS key after an effect.
+    RefreshAwsKey(KeyId, &'a AwsKeyMaterial),
+    /// `delete-key-backups`: delete the backup (nothing when it is already gone). Applied only with a
+    /// `Succeeded` outcome.
+    DeleteBackup(BackupId),
+}
 
 /// Server metadata, users, groups and refresh tokens.
 #[async_trait]
@@ -109,6 +126,103 @@ pub trait InventoryStore: Send + Sync {
     async fn delete_template(&self, id: TemplateId) -> Result<bool>;
 }
 
+/// Azure connections, vaults, synced Azure keys and cloud key backups.
+#[async_trait]
+#[allow(unused_variables)] // TEMPORARY
+pub trait AzureStore: Send + Sync {
+    async fn insert_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
+        Err(unbuilt())
+    }
+    async fn update_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
+        Err(unbuilt())
+    }
+    async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
+        Err(unbuilt())
+    }
+    async fn azure_connection_by_name(&self, name: &str) -> Result<Option<AzureConnectionRecord>> {
+        Err(unbuilt())
+    }
+    async fn list_azure_connections(&self, page: &Page) -> Result<(Vec<AzureConnectionRecord>, u64)> {
+        Err(unbuilt())
+    }
+    /// Conflict when a vault still uses it.
+    async fn delete_azure_connection(&self, id: ConnectionId) -> Result<bool> {
+        Err(unbuilt())
+    }
+
+    /// Conflict when a vault of that name exists.
+    async fn insert_vault(&self, v: &VaultRecord) -> Result<()> {
+        Err(unbuilt())
+    }
+    async fn update_vault(&self, v: &VaultRecord) -> Result<()> {
+        Err(unbuilt())
+    }
+    async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>> {
+        Err(unbuilt())
+    }
+    async fn vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
+        Err(unbuilt())
+    }
+    async fn list_vaults(&self, filter: &VaultFilter, page: &Page) -> Result<(Vec<VaultRecord>, u64)> {
+        Err(unbuilt())
+    }
+
+    /// Records the keys a vault holds now, in one transaction: new keys (by name, case-insensitive) are added,
+    /// known keys updated (and no longer gone), keys of the vault not in `keys` marked gone; the vault's
+    /// `synced_at` becomes `at`. Returns (added, updated, gone).
+    async fn sync_azure_vault(
+        &self,
+        vault: VaultId,
+        keys: &[AzureKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64, u64)> {
+        Err(unbuilt())
+    }
+    /// Adds or updates one key of a vault (after a restore), leaving the vault's other keys alone.
+    async fn upsert_azure_key(
+        &self,
+        vault: VaultId,
+        key: &AzureKeyMaterial,
+        at: DateTime<Utc>,
+    ) -> Result<AzureKeyRecord> {
+        Err(unbuilt())
+    }
+    async fn get_azure_key(&self, id: KeyId) -> Result<Option<AzureKeyRecord>> {
+        Err(unbuilt())
+    }
+    async fn azure_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AzureKeyRecord>> {
+        Err(unbuilt())
+    }
+    async fn list_azure_keys(&self, filter: &AzureKeyFilter, page: &Page) -> Result<(Vec<AzureKeyRecord>, u64)> {
+        Err(unbuilt())
+    }
+
+    /// Stores a backup's metadata and its encrypted blob.
+    async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
+        Err(unbuilt())
+    }
+    async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>> {
+        Err(unbuilt())
+    }
+    async fn key_backups_by_ids(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>> {
+        Err(unbuilt())
+    }
+    /// The encrypted blob of a backup.
+    async fn key_backup_blob(&self, id: BackupId) -> Result<Option<Vec<u8>>> {
+        Err(unbuilt())
+    }
+    async fn list_key_backups(&self, filter: &KeyBackupFilter, page: &Page) -> Result<(Vec<KeyBackupRecord>, u64)> {
+        Err(unbuilt())
+    }
+    /// Saves `name`, `description` and `updated_at`.
+    async fn update_key_backup(&self, b: &KeyBackupRecord) -> Result<()> {
+        Err(unbuilt())
+    }
+    async fn delete_key_backup(&self, id: BackupId) -> Result<bool> {
+        Err(unbuilt())
+    }
+}
+
 /// Bulk jobs and their items: creation, views, cancel, and the worker side (claim, lease, finish).
 #[async_trait]
 pub trait JobStore: Send + Sync {
@@ -119,6 +233,25 @@ pub trait JobStore: Send + Sync {
     /// Inserts the job and one item per key the selector matches, resolved inside the database in one
     /// transaction (nothing proportional to the number of keys is held in memory). Returns the item count.
     async fn create_job_from_selector(&self, job: &JobRecord, selector: &KeySelector) -> Result<i64>;
+    /// How many cloud key backups a selector matches.
+    #[allow(unused_variables)] // TEMPORARY
+    async fn count_backup_selection(&self, selector: &BackupSelector) -> Result<u64> {
+        Err(unbuilt())
+    }
+    /// The distinct vaults of the backups a selector matches (for permission checks).
+    #[allow(unused_variables)] // TEMPORARY
+    async fn backup_selection_vaults(&self, selector: &BackupSelector) -> Result<Vec<VaultId>> {
+        Err(unbuilt())
+    }
+    /// Inserts a `delete-key-backups` job and one item per matching backup (partition: the backup's vault),
+    /// resolved inside the database in one transaction, oldest backup first. Returns the item count.
+    #[allow(unused_variables)] // TEMPORARY
+    async fn create_job_from_backups(&self, job: &JobRecord, selector: &BackupSelector) -> Result<i64> {
+        Err(unbuilt())
+    }
+    /// Deletes a terminal job and its items. `Ok(None)` when there is no such job; `Ok(Some(false))` (and
+    /// nothing deleted) when it is still in progress.
+    async fn delete_job(&self, id: JobId) -> Result<Option<bool>>;
     /// A page of a job's items in key order, optionally only those in one status.
     async fn list_items(&self, job: JobId, status: Option<ItemStatus>, page: &Page) -> Result<(Vec<ItemRecord>, u64)>;
     /// Fails every pending item of the job whose key is reached through `connection` (its credentials were
@@ -185,18 +318,18 @@ pub trait JobStore: Send + Sync {
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        self.finish_item_with_key(job, seq, owner, outcome, at, None).await
+        self.finish_item_with(job, seq, owner, outcome, at, ItemEffect::None).await
     }
-    /// `finish_item`, also refreshing the cached key in the same transaction (one commit per item: with
-    /// `synchronous=FULL` every commit is an fsync).
-    async fn finish_item_with_key(
+    /// `finish_item`, also applying the item's effect on the inventory in the same transaction (one commit
+    /// per item: with `synchronous=FULL` every commit is an fsync).
+    async fn finish_item_with(
         &self,
         job: JobId,
         seq: i64,
         owner: &str,
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
-        key: Option<(KeyId, &AwsKeyMaterial)>,
+        effect: ItemEffect<'_>,
     ) -> Result<bool>;
 }
 
@@ -205,8 +338,14 @@ pub trait JobStore: Send + Sync {
 pub trait SyncJobStore: Send + Sync {
     async fn create_sync_job(&self, job: &SyncJobRecord) -> Result<()>;
     async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>>;
-    async fn list_sync_jobs(&self, status: Option<JobStatus>, page: &Page) -> Result<(Vec<SyncJobRecord>, u64)>;
-    /// Leases the oldest in-progress sync job nobody holds (or whose lease expired).
+    /// The sync jobs of one cloud ([`CLOUD_AWS`] or [`CLOUD_AZURE`]).
+    async fn list_sync_jobs(
+        &self,
+        cloud: &str,
+        status: Option<JobStatus>,
+        page: &Page,
+    ) -> Result<(Vec<SyncJobRecord>, u64)>;
+    /// Leases the oldest in-progress sync job (of any cloud) nobody holds (or whose lease expired).
     async fn claim_sync_job(
         &self,
         owner: &str,

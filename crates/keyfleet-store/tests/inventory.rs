@@ -290,6 +290,9 @@ async fn templates_round_trip_and_outlive_their_container(db: &TestDb) {
 fn sync_job(created_at: chrono::DateTime<chrono::Utc>) -> SyncJobRecord {
     SyncJobRecord {
         id: SyncJobId::new(),
+        cloud: CLOUD_AWS.into(),
+        vaults: vec![],
+        take_cloud_key_backup: false,
         kms: vec![KmsId::new()],
         regions: vec!["us-east-1".into()],
         synchronize_all: false,
@@ -345,10 +348,10 @@ async fn sync_jobs_are_leased_one_node_at_a_time_and_fenced(db: &TestDb) {
     assert!(s.cancel_sync_job(SyncJobId::new(), t0).await.expect("cancel").is_none());
 
     let ids = |v: (Vec<SyncJobRecord>, u64)| (v.0.iter().map(|j| j.id).collect::<Vec<_>>(), v.1);
-    let all = s.list_sync_jobs(None, &page(0, 10, &[])).await.expect("list");
+    let all = s.list_sync_jobs(CLOUD_AWS, None, &page(0, 10, &[])).await.expect("list");
     assert_eq!(ids(all), (vec![newer.id, older.id], 2), "newest first");
-    let running = s.list_sync_jobs(Some(JobStatus::InProgress), &page(0, 10, &[])).await.expect("list");
+    let running = s.list_sync_jobs(CLOUD_AWS, Some(JobStatus::InProgress), &page(0, 10, &[])).await.expect("list");
     assert_eq!(ids(running), (vec![newer.id], 1));
-    let paged = s.list_sync_jobs(None, &page(1, 1, &["createdAt"])).await.expect("list");
+    let paged = s.list_sync_jobs(CLOUD_AWS, None, &page(1, 1, &["createdAt"])).await.expect("list");
     assert_eq!(ids(paged), (vec![newer.id], 2));
 }

@@ -215,6 +215,9 @@ async fn sync_jobs_claimed_by_many_nodes_at_once_go_to_one_each(db: &TestDb) {
         let at = later(t0, i as i64);
         let j = SyncJobRecord {
             id: SyncJobId::new(),
+            cloud: CLOUD_AWS.into(),
+            vaults: vec![],
+            take_cloud_key_backup: false,
             kms: vec![KmsId::new()],
             regions: vec![],
             synchronize_all: true,

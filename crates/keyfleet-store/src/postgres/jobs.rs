@@ -6,7 +6,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::inventory::push_selector;
 use super::*;
-use crate::{JobStore, Result};
+use crate::{ItemEffect, JobStore, Result};
 
 /// Items per `INSERT ... SELECT FROM unnest(...)` of `create_job`: one round trip for a CCKM-sized job,
 /// bounded statements for a key list without the limit.
@@ -331,6 +331,24 @@ impl JobStore for PgStore {
         Ok(Some(after))
     }
 
+    async fn delete_job(&self, id: JobId) -> Result<Option<bool>> {
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 FOR UPDATE")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        if status == JobStatus::InProgress.as_str() {
+            return Ok(Some(false));
+        }
+        sqlx::query("DELETE FROM job_items WHERE job_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(true))
+    }
+
     async fn job_aborted(&self, id: JobId) -> Result<bool> {
         let abort: Option<bool> = sqlx::query_scalar("SELECT abort FROM jobs WHERE id = $1")
             .bind(id.to_string())
@@ -485,14 +503,14 @@ impl JobStore for PgStore {
         .rows_affected())
     }
 
-    async fn finish_item_with_key(
+    async fn finish_item_with(
         &self,
         job_id: JobId,
         seq: i64,
         owner: &str,
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
-        key: Option<(KeyId, &AwsKeyMaterial)>,
+        effect: ItemEffect<'_>,
     ) -> Result<bool> {
         let (status, counter, detail, code, message, before, after, not_before) = match outcome {
             ItemOutcome::Succeeded { detail, state_before, state_after } => (
@@ -567,18 +585,29 @@ impl JobStore for PgStore {
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(at)).bind(job_id.to_string()).execute(&mut *tx).await?;
             finalize_if_done(&mut tx, job_id, at).await?;
         }
-        if let Some((id, m)) = key {
-            sqlx::query(
-                "UPDATE aws_keys SET key_state = $1, enabled = $2, material = $3, gone = false, updated_at = $4 \
-                 WHERE id = $5",
-            )
-            .bind(&m.key_state)
-            .bind(m.enabled)
-            .bind(to_json(m))
-            .bind(ts(at))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        match effect {
+            ItemEffect::None => {}
+            ItemEffect::RefreshAwsKey(id, m) => {
+                sqlx::query(
+                    "UPDATE aws_keys SET key_state = $1, enabled = $2, material = $3, gone = false, updated_at = $4 \
+                     WHERE id = $5",
+                )
+                .bind(&m.key_state)
+                .bind(m.enabled)
+                .bind(to_json(m))
+                .bind(ts(at))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            ItemEffect::DeleteBackup(id) => {
+                if matches!(outcome, ItemOutcome::Succeeded { .. }) {
+                    sqlx::query("DELETE FROM azure_key_backups WHERE id = $1")
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         }
         tx.commit().await?;
         Ok(true)

@@ -181,3 +181,5 @@ mod tests {
         );
     }
 }
+#[async_trait::async_trait]
+impl crate::AzureStore for PgStore {}

@@ -94,6 +94,7 @@ fn template_body(t: &TemplateRecord) -> String {
 fn acl_resource(r: AclResource) -> (&'static str, String) {
     match r {
         AclResource::AwsKms(id) => ("aws-kms", id.to_string()),
+        AclResource::AzureVault(id) => ("azure-vault", id.to_string()),
     }
 }
 

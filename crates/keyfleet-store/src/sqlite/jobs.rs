@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::*;
-use crate::{JobStore, Result};
+use crate::{ItemEffect, JobStore, Result};
 
 fn job(row: &SqliteRow) -> Result<JobRecord> {
     let op: String = row.try_get("operation")?;
@@ -330,6 +330,24 @@ impl JobStore for SqliteStore {
         Ok(Some(after))
     }
 
+    async fn delete_job(&self, id: JobId) -> Result<Option<bool>> {
+        let mut tx = self.writer.begin().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        if status == JobStatus::InProgress.as_str() {
+            return Ok(Some(false));
+        }
+        sqlx::query("DELETE FROM job_items WHERE job_id = ?").bind(id.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(true))
+    }
+
     async fn job_aborted(&self, id: JobId) -> Result<bool> {
         let abort: Option<i64> = sqlx::query_scalar("SELECT abort FROM jobs WHERE id = ?")
             .bind(id.to_string())
@@ -477,14 +495,14 @@ impl JobStore for SqliteStore {
         .rows_affected())
     }
 
-    async fn finish_item_with_key(
+    async fn finish_item_with(
         &self,
         job_id: JobId,
         seq: i64,
         owner: &str,
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
-        key: Option<(KeyId, &AwsKeyMaterial)>,
+        effect: ItemEffect<'_>,
     ) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let (status, counter, detail, code, message, before, after, not_before) = match outcome {
@@ -552,18 +570,29 @@ impl JobStore for SqliteStore {
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(at)).bind(job_id.to_string()).execute(&mut *tx).await?;
             finalize_if_done(&mut tx, job_id, at).await?;
         }
-        if let Some((id, m)) = key {
-            sqlx::query(
-                "UPDATE aws_keys SET key_state = ?, enabled = ?, material = ?, gone = 0, updated_at = ? \
-                 WHERE id = ?",
-            )
-            .bind(&m.key_state)
-            .bind(m.enabled as i64)
-            .bind(to_json(m))
-            .bind(ts(at))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        match effect {
+            ItemEffect::None => {}
+            ItemEffect::RefreshAwsKey(id, m) => {
+                sqlx::query(
+                    "UPDATE aws_keys SET key_state = ?, enabled = ?, material = ?, gone = 0, updated_at = ? \
+                     WHERE id = ?",
+                )
+                .bind(&m.key_state)
+                .bind(m.enabled as i64)
+                .bind(to_json(m))
+                .bind(ts(at))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            ItemEffect::DeleteBackup(id) => {
+                if matches!(outcome, ItemOutcome::Succeeded { .. }) {
+                    sqlx::query("DELETE FROM azure_key_backups WHERE id = ?")
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         }
         tx.commit().await?;
         Ok(true)

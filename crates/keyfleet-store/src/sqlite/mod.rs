@@ -120,3 +120,5 @@ pub(crate) fn conflict(e: sqlx::Error, what: &str) -> StoreError {
         _ => StoreError::Database(e),
     }
 }
+#[async_trait::async_trait]
+impl crate::AzureStore for SqliteStore {}

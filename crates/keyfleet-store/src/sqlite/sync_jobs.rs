@@ -11,8 +11,11 @@ fn sync_job(row: &SqliteRow) -> Result<SyncJobRecord> {
     let status: String = row.try_get("status")?;
     Ok(SyncJobRecord {
         id: parse(row, "id")?,
+        cloud: row.try_get("cloud")?,
         kms: json(row, "kms")?,
         regions: json(row, "regions")?,
+        vaults: json(row, "vaults")?,
+        take_cloud_key_backup: row.try_get::<i64, _>("take_cloud_key_backup")? != 0,
         synchronize_all: row.try_get::<i64, _>("synchronize_all")? != 0,
         status: JobStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
         abort: row.try_get::<i64, _>("abort")? != 0,
@@ -29,7 +32,8 @@ impl SyncJobStore for SqliteStore {
     async fn create_sync_job(&self, j: &SyncJobRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO sync_jobs (id, kms, regions, synchronize_all, status, abort, detailed_status, created_by, \
-             created_at, updated_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, updated_at, completed_at, cloud, vaults, take_cloud_key_backup) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(j.id.to_string())
         .bind(to_json(&j.kms))
@@ -42,6 +46,9 @@ impl SyncJobStore for SqliteStore {
         .bind(ts(j.created_at))
         .bind(ts(j.updated_at))
         .bind(j.completed_at.map(ts))
+        .bind(&j.cloud)
+        .bind(to_json(&j.vaults))
+        .bind(j.take_cloud_key_backup as i64)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -57,8 +64,13 @@ impl SyncJobStore for SqliteStore {
             .transpose()
     }
 
-    async fn list_sync_jobs(&self, status: Option<JobStatus>, page: &Page) -> Result<(Vec<SyncJobRecord>, u64)> {
-        let filter = if status.is_some() { " WHERE status = ?" } else { "" };
+    async fn list_sync_jobs(
+        &self,
+        cloud: &str,
+        status: Option<JobStatus>,
+        page: &Page,
+    ) -> Result<(Vec<SyncJobRecord>, u64)> {
+        let filter = if status.is_some() { " WHERE cloud = ? AND status = ?" } else { " WHERE cloud = ?" };
         let order = order_by(
             &page.sort,
             &[("createdAt", "created_at"), ("updatedAt", "updated_at"), ("id", "id")],
@@ -68,6 +80,8 @@ impl SyncJobStore for SqliteStore {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         let mut c =
             sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM sync_jobs{filter}")));
+        q = q.bind(cloud);
+        c = c.bind(cloud);
         if let Some(s) = status {
             q = q.bind(s.as_str());
             c = c.bind(s.as_str());

@@ -117,12 +117,15 @@ pub struct BulkJobView {
     /// Extension: the selector the job was created with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<serde_json::Value>,
+    /// Azure `delete-key-backups`: the request's parameters, echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_key_backups_param: Option<serde_json::Value>,
     /// Extension: counts of finished and pending items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
 }
 
-/// Query of `GET /v1/cckm/aws/bulkjob`.
+/// Query of `GET /v1/cckm/aws/bulkjob` and `GET /v1/cckm/azure/bulkjobs`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct BulkJobListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod azure;
 pub mod bulkjob;
 pub mod common;
 pub mod usermgmt;

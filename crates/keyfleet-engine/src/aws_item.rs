@@ -20,11 +20,13 @@ pub(crate) struct ItemResult {
     pub refused_connection: Option<(ConnectionId, String)>,
     /// The cached key as the cloud now has it, written in the same transaction as the outcome.
     pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
+    /// `delete-key-backups`: the backup to delete in the same transaction as a successful outcome.
+    pub deleted_backup: Option<BackupId>,
 }
 
 impl From<ItemOutcome> for ItemResult {
     fn from(outcome: ItemOutcome) -> Self {
-        ItemResult { outcome, refused_connection: None, refreshed_key: None }
+        ItemResult { outcome, refused_connection: None, refreshed_key: None, deleted_backup: None }
     }
 }
 
@@ -221,7 +223,7 @@ impl Engine {
             }
             Verdict::Fail => ItemOutcome::Failed { code: err.code, message: err.message, state_before: before },
         };
-        ItemResult { outcome, refused_connection: refused, refreshed_key: None }
+        ItemResult { outcome, refused_connection: refused, refreshed_key: None, deleted_backup: None }
     }
 }
 
@@ -254,6 +256,7 @@ fn success(
         outcome: ItemOutcome::Succeeded { detail: "Success".into(), state_before: before, state_after: after },
         refused_connection: None,
         refreshed_key,
+        deleted_backup: None,
     }
 }
 

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod aws_item;
+pub mod azure;
+mod azure_item;
 pub mod pacing;
 mod resolve;
 pub mod retry;
@@ -10,7 +12,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyfleet_clouds::AwsKmsConnector;
+use keyfleet_clouds::{AwsKmsConnector, KeyVaultConnector};
 use keyfleet_core::crypto::{CryptoError, MasterKey};
 use keyfleet_store::{Store, StoreError};
 use tokio::sync::{Notify, watch};
@@ -31,6 +33,9 @@ pub enum EngineError {
     /// Something the item refers to is no longer there.
     #[error("{0}")]
     Missing(String),
+    /// A cloud call failed for good (after the retries the policy allows).
+    #[error(transparent)]
+    Cloud(#[from] keyfleet_clouds::CloudError),
 }
 
 /// How the engine runs. Defaults suit one node with AWS's default quotas.
@@ -80,6 +85,8 @@ impl Default for EngineConfig {
 pub struct Engine {
     store: Arc<dyn Store>,
     resolver: Resolver,
+    /// Encrypts the backup blobs Azure syncs take.
+    master: MasterKey,
     pacer: Pacer,
     config: EngineConfig,
     spacer: pacing::KeySpacer,
@@ -94,10 +101,12 @@ impl Engine {
         store: Arc<dyn Store>,
         master: MasterKey,
         connector: Arc<dyn AwsKmsConnector>,
+        azure: Arc<dyn KeyVaultConnector>,
         config: EngineConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
-            resolver: Resolver::new(store.clone(), master, connector),
+            resolver: Resolver::new(store.clone(), master.clone(), connector, azure),
+            master,
             pacer: Pacer::new(config.quota_scale),
             spacer: pacing::KeySpacer::new(config.per_key_interval),
             slots: tokio::sync::Semaphore::new(config.workers.max(1)),

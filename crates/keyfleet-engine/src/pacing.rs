@@ -23,7 +23,10 @@ pub struct Partition {
 /// two of them landing in one second-long window would be throttled.
 pub const HEADROOM: f64 = 0.97;
 
-/// Requests per second for each AWS KMS action: AWS's documented default quotas.
+/// The bucket of every call to one Azure vault: Key Vault's quota is per vault, whatever the operation.
+pub const AZURE_VAULT_ACTION: &str = "KeyVault";
+
+/// Requests per second for each AWS KMS action (AWS's documented default quotas), and for a Key Vault.
 pub fn aws_default_rate(action: &str) -> f64 {
     match action {
         "EnableKey" | "DisableKey" | "CancelKeyDeletion" => 5.0,
@@ -32,6 +35,8 @@ pub fn aws_default_rate(action: &str) -> f64 {
         "DescribeKey" | "ListResourceTags" => 2000.0,
         "GetKeyPolicy" => 1000.0,
         "ListKeys" | "ListAliases" => 500.0,
+        // Azure Key Vault: 4,000 "all other" transactions per vault per 10 s (software keys).
+        AZURE_VAULT_ACTION => 400.0,
         _ => 5.0,
     }
 }

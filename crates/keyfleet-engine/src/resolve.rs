@@ -1,9 +1,11 @@
-//! From an item's key id to a ready SDK client: key → KMS container → connection (secret decrypted) → client.
+//! From an item's key id to a ready client: AWS key → KMS container → connection (secret decrypted) → SDK
+//! client; Azure vault → connection → Key Vault client.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use keyfleet_clouds::{AwsCredentials, AwsKms, AwsKmsConnector};
+use keyfleet_clouds::azure::{PUBLIC_AUTHORITY, VAULT_RESOURCE};
+use keyfleet_clouds::{AwsCredentials, AwsKms, AwsKmsConnector, AzureCredentials, KeyVault, KeyVaultConnector};
 use keyfleet_core::crypto::MasterKey;
 use keyfleet_core::*;
 use keyfleet_store::Store;
@@ -21,20 +23,67 @@ pub struct AwsTarget {
     pub client: Arc<dyn AwsKms>,
 }
 
+/// The means to call a vault.
+pub struct VaultTarget {
+    pub client: Arc<dyn KeyVault>,
+}
+
 type ClientKey = (ConnectionId, i64, String);
 
 pub struct Resolver {
     store: Arc<dyn Store>,
     master: MasterKey,
     connector: Arc<dyn AwsKmsConnector>,
+    azure: Arc<dyn KeyVaultConnector>,
     /// Clients are reused across items; the connection's `updated_at` is part of the key, so an edited
     /// connection gets a fresh client.
     clients: Mutex<HashMap<ClientKey, Arc<dyn AwsKms>>>,
+    vault_clients: Mutex<HashMap<ClientKey, Arc<dyn KeyVault>>>,
 }
 
 impl Resolver {
-    pub fn new(store: Arc<dyn Store>, master: MasterKey, connector: Arc<dyn AwsKmsConnector>) -> Self {
-        Self { store, master, connector, clients: Mutex::new(HashMap::new()) }
+    pub fn new(
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        connector: Arc<dyn AwsKmsConnector>,
+        azure: Arc<dyn KeyVaultConnector>,
+    ) -> Self {
+        Self {
+            store,
+            master,
+            connector,
+            azure,
+            clients: Mutex::new(HashMap::new()),
+            vault_clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A Key Vault client for `vault`, through its connection (token cached by the connector).
+    pub async fn key_vault(&self, vault: &VaultRecord) -> Result<VaultTarget, EngineError> {
+        let conn = self
+            .store
+            .get_azure_connection(vault.connection_id)
+            .await?
+            .ok_or_else(|| EngineError::Missing(format!("connection of vault {} was deleted", vault.name)))?;
+        let url = vault_url(&conn, vault);
+        let cache_key = (conn.id, conn.updated_at.timestamp_micros(), url.clone());
+        if let Some(c) = self.vault_clients.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
+            return Ok(VaultTarget { client: c.clone() });
+        }
+        let secret = self.master.decrypt(&conn.secret_enc, &conn.id.secret_aad())?;
+        let creds = AzureCredentials {
+            tenant_id: conn.tenant_id.clone(),
+            client_id: conn.client_id.clone(),
+            client_secret: String::from_utf8(secret)
+                .map_err(|_| EngineError::Missing("connection secret is not UTF-8".into()))?,
+            authority: conn.active_directory_endpoint.clone().unwrap_or_else(|| PUBLIC_AUTHORITY.to_string()),
+            resource: conn.vault_resource_url.clone().unwrap_or_else(|| VAULT_RESOURCE.to_string()),
+        };
+        let client = self.azure.connect(&creds, &url);
+        let mut clients = self.vault_clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.retain(|(c, updated, _), _| *c != conn.id || *updated == cache_key.1);
+        clients.insert(cache_key, client.clone());
+        Ok(VaultTarget { client })
     }
 
     pub async fn aws_key(&self, id: KeyId) -> Result<AwsTarget, EngineError> {
@@ -87,4 +136,18 @@ impl Resolver {
         clients.insert(cache_key, client.clone());
         Ok((client, conn.name))
     }
+}
+
+/// Where a vault's data plane is: the connection's `vault_endpoint_url` template (`{vault}` replaced by the
+/// vault's name) when it has one, else the vault's own URI, else `https://<name>.<dns suffix>`.
+pub fn vault_url(conn: &AzureConnectionRecord, vault: &VaultRecord) -> String {
+    let url = if let Some(t) = conn.vault_endpoint_url.as_deref().filter(|t| !t.is_empty()) {
+        t.replace("{vault}", &vault.name)
+    } else if !vault.vault_uri.is_empty() {
+        vault.vault_uri.clone()
+    } else {
+        let suffix = conn.key_vault_dns_suffix.as_deref().filter(|s| !s.is_empty()).unwrap_or("vault.azure.net");
+        format!("https://{}.{}", vault.name, suffix.trim_start_matches('.'))
+    };
+    url.trim_end_matches('/').to_string()
 }

@@ -1,4 +1,7 @@
-//! Key synchronization: read every key of a container's regions from AWS into the inventory.
+//! Key synchronization: read every key of a container's regions from AWS, or of Azure vaults from Key Vault,
+//! into the inventory. A job covers targets (an AWS account/region, an Azure vault) one after another and
+//! records each target's result in `detailed_status`, so an interrupted job resumes at the first target
+//! without a result.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,8 +48,8 @@ impl Engine {
     async fn run_sync_job(&self, mut job: SyncJobRecord) -> Result<(), EngineError> {
         let owner = self.config.node_id.clone();
         let targets = self.sync_targets(&job).await?;
-        for (kms, region) in targets {
-            let label = format!("{}/{}", kms.account_id, region);
+        for target in targets {
+            let label = target.label();
             if job.detailed_status.contains_key(&label) {
                 continue; // done before an interruption
             }
@@ -54,15 +57,7 @@ impl Engine {
                 job.abort = true;
                 break;
             }
-            let result = self.sync_region(&kms, &region).await;
-            let text = match result {
-                Ok((added, updated, gone)) => {
-                    tracing::info!(sync.id = %job.id, kms = %kms.name, region, added, updated, gone, "region synchronized");
-                    "Success".to_string()
-                }
-                Err(SyncError::Cloud(e)) => format!("Failed: {}: {}", e.code, e.message),
-                Err(SyncError::Engine(e)) => return Err(e),
-            };
+            let text = self.sync_target(&job, &target).await?;
             job.detailed_status.insert(label, text);
             job.updated_at = now();
             let lease = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
@@ -88,8 +83,66 @@ impl Engine {
         Ok(())
     }
 
-    /// The (container, region) pairs a job covers, in a stable order.
-    async fn sync_targets(&self, job: &SyncJobRecord) -> Result<Vec<(KmsRecord, String)>, EngineError> {
+    /// Synchronizes one target; returns its `detailed_status` text. A cloud failure is the target's result;
+    /// only a store failure ends the job's run (it resumes later).
+    async fn sync_target(&self, job: &SyncJobRecord, target: &SyncTarget) -> Result<String, EngineError> {
+        match target {
+            SyncTarget::AwsRegion(kms, region) => match self.sync_region(kms, region).await {
+                Ok((added, updated, gone)) => {
+                    tracing::info!(sync.id = %job.id, kms = %kms.name, region, added, updated, gone, "region synchronized");
+                    Ok("Success".to_string())
+                }
+                Err(SyncError::Cloud(e)) => Ok(format!("Failed: {}: {}", e.code, e.message)),
+                Err(SyncError::Engine(e)) => Err(e),
+            },
+            SyncTarget::AzureVault(vault) => {
+                let backup_by = job.take_cloud_key_backup.then_some(job.created_by);
+                match self.sync_vault(vault, backup_by).await {
+                    Ok(r) => {
+                        tracing::info!(
+                            sync.id = %job.id, azure.vault = %vault.name, added = r.added, updated = r.updated,
+                            gone = r.gone, backups = r.backups, failed_backups = r.failed_backups.len(),
+                            "vault synchronized"
+                        );
+                        Ok(match r.failed_backups.first() {
+                            None => "Success".to_string(),
+                            Some((key, why)) => format!(
+                                "Failed: {} of {} key backups failed; first: key {key}: {why}",
+                                r.failed_backups.len(),
+                                r.failed_backups.len() as u64 + r.backups
+                            ),
+                        })
+                    }
+                    Err(EngineError::Cloud(e)) => Ok(format!("Failed: {}: {}", e.code, e.message)),
+                    Err(EngineError::Missing(why)) => Ok(format!("Failed: {why}")),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// What a job covers, in a stable order.
+    async fn sync_targets(&self, job: &SyncJobRecord) -> Result<Vec<SyncTarget>, EngineError> {
+        if job.cloud == CLOUD_AZURE {
+            let vaults = if job.synchronize_all || job.vaults.is_empty() {
+                let page = Page { skip: 0, limit: u64::MAX >> 1, sort: vec![] };
+                self.store.list_vaults(&VaultFilter::default(), &page).await?.0
+            } else {
+                let mut v = Vec::new();
+                for id in &job.vaults {
+                    if let Some(vault) = self.store.get_vault(*id).await? {
+                        v.push(vault);
+                    }
+                }
+                v
+            };
+            return Ok(vaults.into_iter().map(SyncTarget::AzureVault).collect());
+        }
+        Ok(self.aws_sync_targets(job).await?.into_iter().map(|(k, r)| SyncTarget::AwsRegion(k, r)).collect())
+    }
+
+    /// The (container, region) pairs an AWS job covers, in a stable order.
+    async fn aws_sync_targets(&self, job: &SyncJobRecord) -> Result<Vec<(KmsRecord, String)>, EngineError> {
         let containers = if job.synchronize_all || job.kms.is_empty() {
             let page = Page { skip: 0, limit: u64::MAX >> 1, sort: vec![] };
             self.store.list_kms(&page).await?.0
@@ -207,6 +260,21 @@ impl Engine {
             tags,
             aliases: alias,
         }))
+    }
+}
+
+enum SyncTarget {
+    AwsRegion(KmsRecord, String),
+    AzureVault(VaultRecord),
+}
+
+impl SyncTarget {
+    /// The target's key in `detailed_status`: `"<account>/<region>"`, or the vault's name.
+    fn label(&self) -> String {
+        match self {
+            SyncTarget::AwsRegion(kms, region) => format!("{}/{}", kms.account_id, region),
+            SyncTarget::AzureVault(v) => v.name.clone(),
+        }
     }
 }
 

@@ -15,7 +15,6 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::Engine;
-use crate::aws_item::ItemResult;
 
 impl Engine {
     pub(crate) async fn dispatch_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -129,7 +128,10 @@ impl Engine {
         let _permit = self.slots.acquire().await;
         let started = std::time::Instant::now();
         // A panic while running an item becomes a recorded failure instead of a dead driver.
-        let run = std::panic::AssertUnwindSafe(self.run_aws_item(&item)).catch_unwind().await;
+        let run = match item.operation.cloud() {
+            CLOUD_AZURE => std::panic::AssertUnwindSafe(self.run_azure_item(&item)).catch_unwind().await,
+            _ => std::panic::AssertUnwindSafe(self.run_aws_item(&item)).catch_unwind().await,
+        };
         let result = match run {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => {
@@ -143,24 +145,22 @@ impl Engine {
                         not_before: now() + chrono::Duration::seconds(1),
                     }
                 };
-                ItemResult { outcome, refused_connection: None, refreshed_key: None }
+                outcome.into()
             }
             Err(_) => {
                 tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, "item panicked");
-                ItemResult {
-                    outcome: ItemOutcome::Failed {
-                        code: "InternalError".into(),
-                        message: "keyfleet failed while processing this key".into(),
-                        state_before: None,
-                    },
-                    refused_connection: None,
-                    refreshed_key: None,
+                ItemOutcome::Failed {
+                    code: "InternalError".into(),
+                    message: "keyfleet failed while processing this key".into(),
+                    state_before: None,
                 }
+                .into()
             }
         };
-        let effect = match &result.refreshed_key {
-            Some((id, m)) => ItemEffect::RefreshAwsKey(*id, m),
-            None => ItemEffect::None,
+        let effect = match (&result.refreshed_key, result.deleted_backup) {
+            (Some((id, m)), _) => ItemEffect::RefreshAwsKey(*id, m),
+            (None, Some(backup)) => ItemEffect::DeleteBackup(backup),
+            (None, None) => ItemEffect::None,
         };
         match self
             .store

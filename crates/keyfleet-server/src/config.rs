@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Attempts per item before it fails (retryable errors only).
     #[arg(long, env = "KEYFLEET_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<i64>,
+    /// Extra CA certificates (PEM) trusted for outbound HTTPS to cloud endpoints, besides the system's: an
+    /// inspecting proxy's CA, a private endpoint's, or `keyfleet fake-azure --ca-out`'s.
+    #[arg(long, env = "KEYFLEET_TRUST_CA_FILE", value_name = "FILE")]
+    pub trust_ca_file: Option<PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "KEYFLEET_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -92,6 +96,7 @@ struct FileConfig {
     lease_ttl_secs: Option<u64>,
     quota_scale: Option<f64>,
     max_attempts: Option<i64>,
+    trust_ca_file: Option<PathBuf>,
     log_format: Option<String>,
     log: Option<String>,
 }
@@ -114,6 +119,7 @@ pub struct Config {
     pub lease_ttl: Duration,
     pub quota_scale: f64,
     pub max_attempts: i64,
+    pub trust_ca_file: Option<PathBuf>,
     pub log_json: bool,
     pub log: String,
 }
@@ -134,6 +140,7 @@ impl fmt::Debug for Config {
             .field("lease_ttl", &self.lease_ttl)
             .field("quota_scale", &self.quota_scale)
             .field("max_attempts", &self.max_attempts)
+            .field("trust_ca_file", &self.trust_ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +228,7 @@ impl Config {
             lease_ttl: Duration::from_secs(lease_ttl_secs),
             quota_scale,
             max_attempts,
+            trust_ca_file: args.trust_ca_file.or(file.trust_ca_file),
             log_json,
         })
     }

@@ -38,6 +38,7 @@ pub fn classify(e: &ServiceError) -> (StatusCode, i32, &'static str) {
         ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, 7, "NCERRInsufficientPermissions"),
         ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, 16, "NCERRResourceNotFound"),
         ServiceError::Conflict(_) => (StatusCode::CONFLICT, 11, "NCERRConflict"),
+        ServiceError::Cloud(_) => (StatusCode::BAD_GATEWAY, 13, "NCERRCloudError"),
         ServiceError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 14, "NCERRInternalServerError"),
     }
 }

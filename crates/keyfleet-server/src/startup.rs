@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use keyfleet_clouds::{AwsKmsConnector, SdkConnector};
+use keyfleet_clouds::{AwsKmsConnector, RestConnector, SdkConnector};
 use keyfleet_core::crypto::{MasterKey, random_token};
 use keyfleet_engine::retry::RetryPolicy;
 use keyfleet_engine::{Engine, EngineConfig, EngineHandle};
@@ -231,10 +231,18 @@ pub async fn start(
     let shared = store.shared();
     check_master_key(shared.as_ref(), &master).await?;
 
+    let extra_roots = match &config.trust_ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("reading trust_ca_file {}", path.display()))?),
+        None => None,
+    };
+    let azure = RestConnector::new(extra_roots.as_deref())
+        .map_err(|e| anyhow::anyhow!("trust_ca_file: {}", e.message))
+        .context("setting up the Azure Key Vault client")?;
     let engine = Engine::new(
         shared.clone(),
         master.clone(),
         connector,
+        Arc::new(azure),
         EngineConfig {
             workers: config.workers,
             partition_concurrency: config.partition_concurrency,

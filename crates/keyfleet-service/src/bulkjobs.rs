@@ -41,7 +41,7 @@ impl Services {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
-        let operation = Operation::parse(op_text).ok_or_else(|| {
+        let operation = Operation::parse(op_text).filter(|op| op.cloud() == CLOUD_AWS).ok_or_else(|| {
             let all: Vec<&str> = Operation::AWS.iter().map(|o| o.as_str()).collect();
             ServiceError::invalid("operation", format!("unknown operation {op_text:?}; one of {}", all.join(", ")))
         })?;
@@ -160,7 +160,7 @@ impl Services {
         let at = now();
         let mut job = JobRecord {
             id: JobId::new(),
-            cloud: "aws".into(),
+            cloud: CLOUD_AWS.into(),
             operation,
             params: JobParams {
                 days,
@@ -356,12 +356,22 @@ impl Services {
         caller: &Caller,
         q: BulkJobListQuery,
     ) -> Result<(Vec<JobWithItems>, u64, Page)> {
+        self.list_bulkjobs(caller, CLOUD_AWS, q).await
+    }
+
+    /// The jobs of one cloud (`aws` or `azure`); the `cloud` filter also accepts the name the view shows.
+    pub(crate) async fn list_bulkjobs(
+        &self,
+        caller: &Caller,
+        cloud: &str,
+        q: BulkJobListQuery,
+    ) -> Result<(Vec<JobWithItems>, u64, Page)> {
         caller.require_cckm_user()?;
         let page = paging::page(
             &ListParams { skip: q.skip, limit: q.limit, sort: q.sort.clone() },
             keyfleet_store::sort_fields::JOBS,
         )?;
-        let mut filter = JobFilter { cloud: Some("aws".into()), ..Default::default() };
+        let mut filter = JobFilter { cloud: Some(cloud.into()), ..Default::default() };
         if let Some(id) = q.id.as_deref().filter(|s| !s.is_empty()) {
             filter.id = Some(id.parse().map_err(|_| ServiceError::invalid("id", format!("{id:?} is not a job id")))?);
         }
@@ -370,14 +380,17 @@ impl Services {
                 ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
             })?);
         }
+        let shown = if cloud == CLOUD_AZURE { AZURE_CLOUD_NAME } else { CLOUD_AWS };
         if let Some(c) = q.cloud.as_deref().filter(|s| !s.is_empty())
-            && c != "aws"
+            && c != cloud
+            && c != shown
         {
             return Ok((Vec::new(), 0, page));
         }
         if let Some(o) = q.operation.as_deref().filter(|s| !s.is_empty()) {
             filter.operation = Some(
                 Operation::parse(o)
+                    .filter(|op| op.cloud() == cloud)
                     .ok_or_else(|| ServiceError::invalid("operation", format!("unknown operation {o:?}")))?,
             );
         }
@@ -400,7 +413,7 @@ impl Services {
             .store
             .get_job(jid)
             .await?
-            .filter(|j| j.cloud == "aws")
+            .filter(|j| j.cloud == CLOUD_AWS)
             .ok_or_else(|| ServiceError::not_found("bulk job", id))?;
         if caller.is_cckm_admin() {
             return Ok(job);
@@ -427,7 +440,7 @@ impl Services {
         Ok(job)
     }
 
-    async fn with_items(&self, job: JobRecord) -> Result<JobWithItems> {
+    pub(crate) async fn with_items(&self, job: JobRecord) -> Result<JobWithItems> {
         if job.total > DETAILED_LIMIT {
             let first_failures = Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] };
             let items = self.store.list_items(job.id, Some(ItemStatus::Failed), &first_failures).await?.0;
@@ -439,6 +452,6 @@ impl Services {
     }
 }
 
-fn all_items() -> Page {
+pub(crate) fn all_items() -> Page {
     Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] }
 }

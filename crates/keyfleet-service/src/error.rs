@@ -17,6 +17,10 @@ pub enum ServiceError {
     /// The request clashes with the current state (duplicate name, job still running, ...).
     #[error("{0}")]
     Conflict(String),
+    /// The cloud failed or refused what this request needed, after keyfleet's retries; the text names the
+    /// cloud's error.
+    #[error("{0}")]
+    Cloud(String),
     /// A failure of ours; the text is logged, never shown to the client.
     #[error("internal error: {0}")]
     Internal(String),

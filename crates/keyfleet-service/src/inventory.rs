@@ -10,14 +10,14 @@ use crate::{Caller, Result, ServiceError, Services};
 
 const AWS_CLOUDS: &[&str] = &["aws", "aws-us-gov", "aws-cn"];
 
-fn require(field: &str, v: Option<String>) -> Result<String> {
+pub(crate) fn require(field: &str, v: Option<String>) -> Result<String> {
     match v {
         Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
         _ => Err(ServiceError::invalid(field, "is required")),
     }
 }
 
-fn check_name(field: &str, name: &str) -> Result<()> {
+pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
     let ok =
         !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c));
     if ok {
@@ -36,7 +36,7 @@ pub fn check_region(field: &str, region: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(ServiceError::invalid(field, format!("{region:?} is not an AWS region name"))) }
 }
 
-fn check_url(field: &str, url: &str) -> Result<()> {
+pub(crate) fn check_url(field: &str, url: &str) -> Result<()> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(()),
@@ -72,7 +72,7 @@ fn check_quotas(q: Option<std::collections::BTreeMap<String, f64>>) -> Result<st
     Ok(q)
 }
 
-fn parse_bool(field: &str, v: &str) -> Result<bool> {
+pub(crate) fn parse_bool(field: &str, v: &str) -> Result<bool> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
@@ -118,6 +118,9 @@ impl Services {
             created_at: at,
             updated_at: at,
         };
+        if self.store.azure_connection_by_name(&record.name).await?.is_some() {
+            return Err(ServiceError::Conflict(format!("a connection named {} already exists", record.name)));
+        }
         self.store.insert_aws_connection(&record).await?;
         tracing::info!(connection.id = %record.id, connection.name = %record.name, "AWS connection created");
         Ok(record)
@@ -313,7 +316,16 @@ impl Services {
     ) -> Result<(KmsRecord, Vec<AclEntry>)> {
         caller.require_cckm_admin()?;
         let (k, _) = self.get_kms(caller, id).await?;
-        let resource = AclResource::AwsKms(k.id);
+        let acls = self.apply_acl_changes(AclResource::AwsKms(k.id), req).await?;
+        Ok((k, acls))
+    }
+
+    /// Validates every change of an `update-acls` request, then applies them; returns the resource's ACL.
+    pub(crate) async fn apply_acl_changes(
+        &self,
+        resource: AclResource,
+        req: UpdateAclsRequest,
+    ) -> Result<Vec<AclEntry>> {
         if req.acls.is_empty() {
             return Err(ServiceError::invalid("acls", "at least one entry is required"));
         }
@@ -371,8 +383,7 @@ impl Services {
             have.sort();
             self.store.set_acl(resource, &principal, &have).await?;
         }
-        let acls = self.store.acls(resource).await?;
-        Ok((k, acls))
+        Ok(self.store.acls(resource).await?)
     }
 
     // --- keys ------------------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 pub mod auth;
 pub mod authz;
+pub mod azure;
+pub mod azure_bulkjobs;
+pub mod backups;
 pub mod bulkjobs;
 mod error;
 pub mod inventory;

@@ -85,8 +85,12 @@ impl Services {
     pub async fn get_aws_sync_job(&self, caller: &Caller, id: &str) -> Result<(SyncJobRecord, Vec<String>)> {
         caller.require_cckm_user()?;
         let sid: SyncJobId = id.parse().map_err(|_| ServiceError::not_found("synchronization job", id))?;
-        let job =
-            self.store.get_sync_job(sid).await?.ok_or_else(|| ServiceError::not_found("synchronization job", id))?;
+        let job = self
+            .store
+            .get_sync_job(sid)
+            .await?
+            .filter(|j| j.cloud == CLOUD_AWS)
+            .ok_or_else(|| ServiceError::not_found("synchronization job", id))?;
         let names = self.sync_kms_names(&job).await?;
         Ok((job, names))
     }

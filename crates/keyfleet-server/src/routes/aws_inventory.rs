@@ -16,6 +16,7 @@ use keyfleet_store::sort_fields;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{Json, Query};
+use crate::routes::SyncListQuery;
 use crate::{AppState, views};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -142,18 +143,6 @@ async fn get_key(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<A
 }
 
 // --- key synchronization ------------------------------------------------------------------------------
-
-#[derive(serde::Deserialize)]
-struct SyncListQuery {
-    #[serde(default)]
-    overall_status: Option<String>,
-    #[serde(default)]
-    skip: Option<u64>,
-    #[serde(default)]
-    limit: Option<u64>,
-    #[serde(default)]
-    sort: Option<String>,
-}
 
 async fn create_sync(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsSyncJob>) -> Created<SyncJobView> {
     Ok((StatusCode::CREATED, axum::Json(views::sync_job(s.services.create_aws_sync_job(&c, req).await?))))

@@ -1,0 +1,293 @@
+//! Azure Key Vault through the engine: every call is paced on its vault's bucket and retried by the one retry
+//! policy. Used by Azure key synchronization (here) and by the API's backup and restore of one key.
+
+use std::future::Future;
+
+use futures::StreamExt;
+use keyfleet_clouds::azure::{KeyBundle, KeyItem};
+use keyfleet_clouds::{CloudError, ErrorKind, KeyVault};
+use keyfleet_core::time::now;
+use keyfleet_core::*;
+
+use crate::pacing::{AZURE_VAULT_ACTION, Partition};
+use crate::resolve::VaultTarget;
+use crate::retry::Verdict;
+use crate::{Engine, EngineError};
+
+/// Keys read in parallel per vault (pacing still decides when each call goes).
+const KEY_CONCURRENCY: usize = 8;
+
+/// Whether a call may be repeated after a failure whose outcome is unknown (a timeout, a dropped connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Reads and backups: repeating changes nothing.
+    Safe,
+    /// Restores: only a refusal that proves nothing happened (throttling) is retried.
+    OnlyIfRefused,
+}
+
+/// What a vault synchronization did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct VaultSync {
+    pub added: u64,
+    pub updated: u64,
+    pub gone: u64,
+    pub backups: u64,
+    /// Keys whose backup failed, with the reason.
+    pub failed_backups: Vec<(String, String)>,
+}
+
+impl Engine {
+    /// Runs one Key Vault call paced on the vault's bucket; throttling and transient failures are retried with
+    /// the retry policy's backoff (honouring `Retry-After`) up to its attempt cap.
+    pub(crate) async fn vault_call<T, F, Fut>(
+        &self,
+        vault: &VaultRecord,
+        repeat: Repeat,
+        call: F,
+    ) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        let p = Partition { account: CLOUD_AZURE.to_string(), region: vault.name.clone(), action: AZURE_VAULT_ACTION };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.pacer.acquire(&p, None).await;
+            let err = match call().await {
+                Ok(v) => {
+                    self.pacer.succeeded(&p);
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            if err.kind == ErrorKind::Throttled {
+                self.pacer.throttled(&p);
+            }
+            if repeat == Repeat::OnlyIfRefused && err.kind != ErrorKind::Throttled {
+                return Err(err);
+            }
+            match self.config.retry.verdict(&err, attempts) {
+                Verdict::RetryAfter(wait) => {
+                    tracing::info!(
+                        azure.vault = %vault.name, attempt = attempts, error.code = %err.code,
+                        wait_ms = wait.as_millis() as u64, "Key Vault call failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Verdict::Fail => return Err(err),
+            }
+        }
+    }
+
+    /// Key Vault's backup of a key (all its versions): the opaque blob, not yet encrypted.
+    pub async fn backup_azure_key(&self, vault: &VaultRecord, key_name: &str) -> Result<Vec<u8>, EngineError> {
+        let target = self.resolver.key_vault(vault).await?;
+        let client = target.client.as_ref();
+        Ok(self.vault_call(vault, Repeat::Safe, || client.backup_key(key_name)).await?)
+    }
+
+    /// Restores a backup blob into `vault` and reads the restored key back. Key Vault refuses with 409
+    /// `Conflict` when the vault has a key of that name (also a deleted one).
+    pub async fn restore_azure_key(&self, vault: &VaultRecord, blob: &[u8]) -> Result<AzureKeyMaterial, EngineError> {
+        let target = self.resolver.key_vault(vault).await?;
+        let client = target.client.as_ref();
+        let bundle = self.vault_call(vault, Repeat::OnlyIfRefused, || client.restore_key(blob)).await?;
+        let versions = self.key_versions(vault, client, &bundle.name).await?;
+        Ok(material(bundle, versions))
+    }
+
+    /// Takes a backup of one key and stores it encrypted; returns the stored record.
+    pub async fn take_key_backup(
+        &self,
+        vault: &VaultRecord,
+        key: &AzureKeyRecord,
+        name: String,
+        description: String,
+        created_by: UserId,
+    ) -> Result<KeyBackupRecord, EngineError> {
+        let blob = self.backup_azure_key(vault, &key.material.name).await?;
+        self.store_backup(vault, key, &blob, name, description, created_by).await
+    }
+
+    async fn store_backup(
+        &self,
+        vault: &VaultRecord,
+        key: &AzureKeyRecord,
+        blob: &[u8],
+        name: String,
+        description: String,
+        created_by: UserId,
+    ) -> Result<KeyBackupRecord, EngineError> {
+        let at = now();
+        let record = KeyBackupRecord {
+            id: BackupId::new(),
+            key_id: key.id,
+            vault_id: vault.id,
+            key_name: key.material.name.clone(),
+            key_version: key.material.version.clone(),
+            name,
+            description,
+            size_bytes: blob.len() as i64,
+            created_by,
+            created_at: at,
+            updated_at: at,
+        };
+        let sealed = self.master.encrypt(blob, &record.id.blob_aad())?;
+        self.store.insert_key_backup(&record, &sealed).await?;
+        tracing::info!(
+            backup.id = %record.id, azure.vault = %vault.name, azure.key = %record.key_name,
+            size_bytes = record.size_bytes, "cloud key backup stored"
+        );
+        Ok(record)
+    }
+
+    /// Reads every key of a vault (current version and version list) into the inventory; with `backup_by`,
+    /// then takes a backup of every key the vault holds.
+    pub(crate) async fn sync_vault(
+        &self,
+        vault: &VaultRecord,
+        backup_by: Option<UserId>,
+    ) -> Result<VaultSync, EngineError> {
+        let target = self.resolver.key_vault(vault).await?;
+        let started = now();
+        let names = self.key_names(vault, &target).await?;
+        let client = target.client.as_ref();
+        let read: Vec<Result<Option<AzureKeyMaterial>, CloudError>> = futures::stream::iter(names)
+            .map(|name| async move { self.read_azure_key(vault, client, &name).await })
+            .buffer_unordered(KEY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut keys = Vec::with_capacity(read.len());
+        for k in read {
+            if let Some(k) = k? {
+                keys.push(k);
+            }
+        }
+        let (added, updated, gone) = self.store.sync_azure_vault(vault.id, &keys, started).await?;
+        let mut out = VaultSync { added, updated, gone, ..Default::default() };
+        let Some(user) = backup_by else {
+            return Ok(out);
+        };
+        let filter = AzureKeyFilter { vault_id: Some(vault.id), gone: Some(false), ..Default::default() };
+        let mut skip = 0;
+        loop {
+            let page = Page { skip, limit: 500, sort: vec![] };
+            let (batch, _) = self.store.list_azure_keys(&filter, &page).await?;
+            if batch.is_empty() {
+                break;
+            }
+            skip += batch.len() as u64;
+            let results: Vec<(String, Result<KeyBackupRecord, EngineError>)> = futures::stream::iter(batch)
+                .map(|key| async move {
+                    let name = backup_name(&key.material.name, now());
+                    let description = "taken by a key synchronization job".to_string();
+                    let r = match self.vault_call(vault, Repeat::Safe, || client.backup_key(&key.material.name)).await {
+                        Ok(blob) => self.store_backup(vault, &key, &blob, name, description, user).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    (key.material.name.clone(), r)
+                })
+                .buffer_unordered(KEY_CONCURRENCY)
+                .collect()
+                .await;
+            for (key, r) in results {
+                match r {
+                    Ok(_) => out.backups += 1,
+                    Err(EngineError::Cloud(e)) => out.failed_backups.push((key, e.to_string())),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every key name of a vault, following `nextLink`.
+    async fn key_names(&self, vault: &VaultRecord, target: &VaultTarget) -> Result<Vec<String>, CloudError> {
+        let client = target.client.as_ref();
+        let mut names = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self.vault_call(vault, Repeat::Safe, || client.list_keys(next.as_deref())).await?;
+            names.extend(page.items.into_iter().map(|k: KeyItem| k.name));
+            next = page.next_link;
+            if next.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+
+    async fn key_versions(
+        &self,
+        vault: &VaultRecord,
+        client: &dyn KeyVault,
+        name: &str,
+    ) -> Result<Vec<AzureKeyVersion>, CloudError> {
+        let mut versions = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self.vault_call(vault, Repeat::Safe, || client.list_key_versions(name, next.as_deref())).await?;
+            versions.extend(page.items.into_iter().map(|v| AzureKeyVersion {
+                version: v.version.unwrap_or_default(),
+                enabled: v.enabled,
+                created: v.created,
+                updated: v.updated,
+                exp: v.exp,
+                nbf: v.nbf,
+            }));
+            next = page.next_link;
+            if next.is_none() {
+                versions.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.version.cmp(&b.version)));
+                return Ok(versions);
+            }
+        }
+    }
+
+    /// The current version and the version list of one key; None when it vanished meanwhile.
+    async fn read_azure_key(
+        &self,
+        vault: &VaultRecord,
+        client: &dyn KeyVault,
+        name: &str,
+    ) -> Result<Option<AzureKeyMaterial>, CloudError> {
+        let bundle = match self.vault_call(vault, Repeat::Safe, || client.get_key(name)).await {
+            Ok(b) => b,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let versions = match self.key_versions(vault, client, name).await {
+            Ok(v) => v,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(material(bundle, versions)))
+    }
+}
+
+/// The default name of a backup: the key's name and the time, `<key>-20261124T101500Z`.
+pub fn backup_name(key_name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{key_name}-{}", at.format("%Y%m%dT%H%M%SZ"))
+}
+
+fn material(b: KeyBundle, versions: Vec<AzureKeyVersion>) -> AzureKeyMaterial {
+    AzureKeyMaterial {
+        name: b.name,
+        kid: b.kid,
+        version: b.version,
+        kty: b.kty,
+        key_ops: b.key_ops,
+        key_size: b.key_size,
+        curve: b.curve,
+        enabled: b.enabled,
+        created: b.created,
+        updated: b.updated,
+        exp: b.exp,
+        nbf: b.nbf,
+        recovery_level: b.recovery_level,
+        recoverable_days: b.recoverable_days,
+        managed: b.managed,
+        tags: b.tags,
+        versions,
+    }
+}

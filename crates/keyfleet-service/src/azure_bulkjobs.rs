@@ -1,0 +1,266 @@
+//! Azure bulk jobs (`/v1/cckm/azure/bulkjobs`): `delete-key-backups` with CCKM's selectors and rules, views,
+//! cancel, and delete of a finished job. Execution happens in `keyfleet-engine` like every bulk job.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use keyfleet_api_types::azure::{CreateAzureBulkJob, DeleteKeyBackupsParam};
+use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
+use keyfleet_api_types::common::ListParams;
+use keyfleet_core::time::now;
+use keyfleet_core::*;
+
+use crate::bulkjobs::JobWithItems;
+use crate::{Caller, Result, ServiceError, Services, paging};
+
+const PARAM: &str = "delete_key_backups_param";
+
+fn field(name: &str) -> String {
+    format!("{PARAM}.{name}")
+}
+
+fn parse_time(name: &str, v: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    match v.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => DateTime::parse_from_rfc3339(&s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| ServiceError::invalid(&field(name), format!("{s:?} is not an RFC 3339 time"))),
+    }
+}
+
+/// Distinct ids parsed from their texts; 400 naming the malformed ones.
+fn parse_ids<T: std::str::FromStr + Eq + std::hash::Hash + Copy>(name: &str, texts: &[String]) -> Result<Vec<T>> {
+    if texts.is_empty() {
+        return Err(ServiceError::invalid(&field(name), "must name at least one id"));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(texts.len());
+    for t in texts {
+        let id: T = t.parse().map_err(|_| ServiceError::invalid(&field(name), format!("{t:?} is not an id")))?;
+        if !seen.insert(id) {
+            return Err(ServiceError::invalid(&field(name), format!("{t} is listed twice")));
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+impl Services {
+    /// `POST /v1/cckm/azure/bulkjobs`.
+    pub async fn create_azure_bulkjob(&self, caller: &Caller, req: CreateAzureBulkJob) -> Result<JobWithItems> {
+        caller.require_cckm_user()?;
+        let op_text = req
+            .operation
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
+        let operation = Operation::parse(op_text).filter(|op| op.cloud() == CLOUD_AZURE).ok_or_else(|| {
+            ServiceError::invalid(
+                "operation",
+                format!("unknown operation {op_text:?} for Azure bulk jobs; the one operation is delete-key-backups"),
+            )
+        })?;
+        let param = req.delete_key_backups_param.ok_or_else(|| {
+            ServiceError::invalid(PARAM, format!("is required with operation {}", operation.as_str()))
+        })?;
+        let echo = serde_json::to_value(&param).ok();
+        let selector = self.resolve_backup_selector(param).await?;
+
+        // A CCKM User needs keybulkoperation on every vault the job reaches.
+        if !caller.is_cckm_admin() {
+            for vault_id in self.store.backup_selection_vaults(&selector).await? {
+                let vault = self
+                    .store
+                    .get_vault(vault_id)
+                    .await?
+                    .ok_or_else(|| ServiceError::Internal(format!("vault {vault_id} of a backup is missing")))?;
+                self.require_on_vault(caller, &vault, "keybulkoperation").await?;
+            }
+        }
+
+        let at = now();
+        let mut job = JobRecord {
+            id: JobId::new(),
+            cloud: CLOUD_AZURE.into(),
+            operation,
+            params: JobParams { delete_key_backups_param: echo, ..Default::default() },
+            status: JobStatus::InProgress,
+            abort: false,
+            created_by: caller.user_id,
+            total: 0,
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            created_at: at,
+            updated_at: at,
+            completed_at: None,
+        };
+        if self.store.count_backup_selection(&selector).await? == 0 {
+            // Retention runs often find nothing old enough: that is a job with nothing to do, done at once.
+            job.status = JobStatus::Completed;
+            job.completed_at = Some(at);
+            self.store.create_job(&job, &[]).await?;
+        } else {
+            job.total = self.store.create_job_from_backups(&job, &selector).await?;
+            self.engine.notify_jobs();
+        }
+        tracing::info!(
+            bulkjob.id = %job.id, operation = %operation, backups = job.total, user.name = %caller.username,
+            "Azure bulk job created"
+        );
+        let job = self.store.get_job(job.id).await?.unwrap_or(job);
+        self.with_items(job).await
+    }
+
+    /// CCKM's rules for `delete_key_backups_param`: `key_id`, `keys`, `vault_id` exclude each other, something
+    /// must be selected, every id must exist, and the window must be a range.
+    async fn resolve_backup_selector(&self, p: DeleteKeyBackupsParam) -> Result<BackupSelector> {
+        let given: Vec<&str> =
+            [("key_id", p.key_id.is_some()), ("keys", p.keys.is_some()), ("vault_id", p.vault_id.is_some())]
+                .into_iter()
+                .filter_map(|(n, set)| set.then_some(n))
+                .collect();
+        if given.len() > 1 {
+            return Err(ServiceError::invalid(
+                PARAM,
+                format!("key_id, keys and vault_id exclude each other; got {}", given.join(" and ")),
+            ));
+        }
+        let has_window = p.created_after.as_deref().is_some_and(|s| !s.is_empty())
+            || p.created_before.as_deref().is_some_and(|s| !s.is_empty());
+        if p.backups.is_none() && given.is_empty() && !has_window {
+            return Err(ServiceError::invalid(
+                PARAM,
+                "selects nothing: give backups, key_id, keys or vault_id, and/or created_after/created_before; \
+                 there is no implicit \"every backup\"",
+            ));
+        }
+        let mut sel = BackupSelector {
+            created_after: parse_time("created_after", p.created_after)?,
+            created_before: parse_time("created_before", p.created_before)?,
+            ..Default::default()
+        };
+        if let (Some(a), Some(b)) = (sel.created_after, sel.created_before)
+            && a >= b
+        {
+            return Err(ServiceError::invalid(&field("created_after"), "must be earlier than created_before"));
+        }
+        if let Some(backups) = p.backups {
+            let ids: Vec<BackupId> = parse_ids("backups", &backups.into_vec())?;
+            let found: HashSet<BackupId> =
+                self.store.key_backups_by_ids(&ids).await?.into_iter().map(|b| b.id).collect();
+            let unknown: Vec<String> =
+                ids.iter().filter(|id| !found.contains(id)).take(20).map(ToString::to_string).collect();
+            if !unknown.is_empty() {
+                return Err(ServiceError::invalid(
+                    &field("backups"),
+                    format!("unknown backups: {}", unknown.join(", ")),
+                ));
+            }
+            sel.backups = ids;
+        }
+        let key_texts = match (p.key_id, p.keys) {
+            (Some(k), _) => Some(("key_id", vec![k])),
+            (None, Some(ks)) => Some(("keys", ks)),
+            (None, None) => None,
+        };
+        if let Some((name, texts)) = key_texts {
+            let ids: Vec<KeyId> = parse_ids(name, &texts)?;
+            let found: HashSet<KeyId> = self.store.azure_keys_by_ids(&ids).await?.into_iter().map(|k| k.id).collect();
+            let unknown: Vec<String> =
+                ids.iter().filter(|id| !found.contains(id)).take(20).map(ToString::to_string).collect();
+            if !unknown.is_empty() {
+                return Err(ServiceError::invalid(&field(name), format!("unknown Azure keys: {}", unknown.join(", "))));
+            }
+            sel.keys = ids;
+        }
+        if let Some(v) = p.vault_id {
+            let vault = self
+                .find_vault(&v)
+                .await?
+                .ok_or_else(|| ServiceError::invalid(&field("vault_id"), format!("no vault {v:?}")))?;
+            sel.vault = Some(vault.id);
+        }
+        Ok(sel)
+    }
+
+    /// `GET /v1/cckm/azure/bulkjobs/{id}`.
+    pub async fn get_azure_bulkjob(&self, caller: &Caller, id: &str) -> Result<JobWithItems> {
+        let job = self.readable_azure_job(caller, id).await?;
+        self.with_items(job).await
+    }
+
+    /// `GET /v1/cckm/azure/bulkjobs`.
+    pub async fn list_azure_bulkjobs(
+        &self,
+        caller: &Caller,
+        q: BulkJobListQuery,
+    ) -> Result<(Vec<JobWithItems>, u64, Page)> {
+        self.list_bulkjobs(caller, CLOUD_AZURE, q).await
+    }
+
+    /// `POST /v1/cckm/azure/bulkjobs/{id}/cancel`: as for AWS.
+    pub async fn cancel_azure_bulkjob(&self, caller: &Caller, id: &str) -> Result<JobWithItems> {
+        let current = self.readable_azure_job(caller, id).await?;
+        let job =
+            self.store.cancel_job(current.id, now()).await?.ok_or_else(|| ServiceError::not_found("bulk job", id))?;
+        tracing::info!(bulkjob.id = %job.id, user.name = %caller.username, "Azure bulk job cancel requested");
+        self.with_items(job).await
+    }
+
+    /// `DELETE /v1/cckm/azure/bulkjobs/{id}`: only a finished job (completed, failed or cancelled).
+    pub async fn delete_azure_bulkjob(&self, caller: &Caller, id: &str) -> Result<()> {
+        let job = self.readable_azure_job(caller, id).await?;
+        match self.store.delete_job(job.id).await? {
+            None => Err(ServiceError::not_found("bulk job", id)),
+            Some(false) => Err(ServiceError::Conflict(format!(
+                "bulk job {id} is still in progress; cancel it and delete it once it has ended"
+            ))),
+            Some(true) => {
+                tracing::info!(bulkjob.id = %job.id, user.name = %caller.username, "Azure bulk job deleted");
+                Ok(())
+            }
+        }
+    }
+
+    /// `GET /v1/cckm/azure/bulkjobs/{id}/items` (extension).
+    pub async fn list_azure_bulkjob_items(
+        &self,
+        caller: &Caller,
+        id: &str,
+        q: ItemListQuery,
+    ) -> Result<(Vec<ItemRecord>, u64, Page)> {
+        let job = self.readable_azure_job(caller, id).await?;
+        let page = paging::page(&ListParams { skip: q.skip, limit: q.limit, sort: None }, &[])?;
+        let status = q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                ItemStatus::parse(s).ok_or_else(|| {
+                    ServiceError::invalid("status", "must be pending, running, succeeded, failed or skipped")
+                })
+            })
+            .transpose()?;
+        let (items, total) = self.store.list_items(job.id, status, &page).await?;
+        Ok((items, total, page))
+    }
+
+    /// An Azure job `caller` may see: CCKM Admins see every job, a CCKM User the jobs they created (creating
+    /// it checked their ACLs on every vault).
+    async fn readable_azure_job(&self, caller: &Caller, id: &str) -> Result<JobRecord> {
+        caller.require_cckm_user()?;
+        let jid: JobId = id.parse().map_err(|_| ServiceError::not_found("bulk job", id))?;
+        let job = self
+            .store
+            .get_job(jid)
+            .await?
+            .filter(|j| j.cloud == CLOUD_AZURE)
+            .ok_or_else(|| ServiceError::not_found("bulk job", id))?;
+        if caller.is_cckm_admin() || job.created_by == caller.user_id {
+            Ok(job)
+        } else {
+            Err(ServiceError::Forbidden(format!("user {} may not read job {id}", caller.username)))
+        }
+    }
+}

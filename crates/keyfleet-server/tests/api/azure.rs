@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use keyfleet_fakes::azure::ThrottleConfig;
-use keyfleet_fakes::{BUILTIN_CLIENT_ID, BUILTIN_TENANT_ID, FakeVault, FakeVaultConfig, RunningVault};
+use keyfleet_fakes::{BUILTIN_TENANT_ID, FakeVault, FakeVaultConfig, RunningVault};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -514,13 +514,4 @@ async fn connection_and_vault_validation() {
     assert_eq!(job["overall_status"], "failed", "{job}");
     let status = job["detailed_status"]["kv-x"].as_str().unwrap();
     assert!(status.starts_with("Failed:") && !status.contains("wrong"), "{status}");
-}
-
-pub async fn azure_app_for_snapshots() -> AzureApp {
-    AzureApp::start().await
-}
-
-#[allow(dead_code)]
-pub fn unused() -> &'static str {
-    BUILTIN_CLIENT_ID
 }

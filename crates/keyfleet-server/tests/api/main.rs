@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authz;
+mod azure;
 mod faults;
 mod inventory;
 mod jobs;

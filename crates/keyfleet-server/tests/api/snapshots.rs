@@ -233,3 +233,59 @@ async fn inventory_shapes() {
     let groups = app.get("/api/v1/usermgmt/groups").await.ok();
     insta::assert_json_snapshot!("group_list", normalize(&groups));
 }
+
+/// Every Azure response shape: connection, added vaults, vault, key, backup, sync job, bulk job.
+#[tokio::test]
+async fn azure_shapes() {
+    use crate::azure::AzureApp;
+    let env = AzureApp::start().await;
+    let app = &env.app;
+    let conn = app.get("/api/v1/connectionmgmt/services/azure/connections/az").await.ok();
+    let mut conn = normalize(&conn);
+    conn["active_directory_endpoint"] = json!("[fake authority]");
+    conn["vault_endpoint_url"] = json!("[fake vault url]");
+    insta::assert_json_snapshot!("azure_connection", conn);
+
+    env.vault.fake.create_keys("kv-shape", 1);
+    let added = app
+        .post(
+            "/api/v1/cckm/azure/add-vaults",
+            json!({"connection": "az", "subscription_id": crate::azure::SUBSCRIPTION, "vaults": [{
+                "name": "kv-shape", "location": "westeurope", "tags": {"team": "blue"},
+                "azure_vault_id": "/subscriptions/00000000-0000-0000-0000-0000000000b1/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-shape",
+                "properties": {"sku": {"family": "A", "name": "standard"}, "enableSoftDelete": true}
+            }]}),
+        )
+        .await;
+    assert_eq!(added.status, reqwest::StatusCode::CREATED);
+    insta::assert_json_snapshot!("azure_add_vaults", normalize(&added.body));
+
+    let sync = env.sync(&["kv-shape"], true).await;
+    insta::assert_json_snapshot!("azure_sync_job_finished", normalize(&sync));
+    let vault = app.get("/api/v1/cckm/azure/vaults/kv-shape").await.ok();
+    insta::assert_json_snapshot!("azure_vault_synced", normalize(&vault));
+
+    let (_, key_id) = env.keys("kv-shape").await.remove(0);
+    let mut key = normalize(&app.get(&format!("/api/v1/cckm/azure/keys/{key_id}")).await.ok());
+    // Key Vault's own values that vary per run: the version id and its times (Unix seconds, so not CCKM's
+    // six-digit timestamps).
+    key["version"] = json!("[version]");
+    key["azure_param"]["kid"] = json!("[kid]");
+    for t in ["created", "updated"] {
+        key["azure_param"]["attributes"][t] = json!("[key vault time]");
+        key["versions"][0][t] = json!("[key vault time]");
+    }
+    key["versions"][0]["version"] = json!("[version]");
+    insta::assert_json_snapshot!("azure_key", key);
+
+    let backups = app.get(&format!("/api/v1/cckm/azure/keys/{key_id}/backups")).await.ok();
+    let mut backups = normalize(&backups);
+    backups["resources"][0]["name"] = json!("[key name]-[time]");
+    backups["resources"][0]["key_version"] = json!("[version]");
+    backups["resources"][0]["size_bytes"] = json!("[size]");
+    insta::assert_json_snapshot!("azure_backup_list", backups);
+
+    let backup_id = env.backup_ids(&key_id).await.into_iter().next().unwrap();
+    let job = env.run_job(json!({"backups": [backup_id], "created_after": "2001-01-01T00:00:00Z"})).await;
+    insta::assert_json_snapshot!("azure_bulkjob_finished", normalize(&job));
+}

@@ -24,11 +24,6 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-// TEMPORARY while the Azure store is built.
-fn unbuilt() -> StoreError {
-    StoreError::Conflict("not built yet".into())
-}
-
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Fields each list can be sorted by, as the API names them.
@@ -128,44 +123,21 @@ pub trait InventoryStore: Send + Sync {
 
 /// Azure connections, vaults, synced Azure keys and cloud key backups.
 #[async_trait]
-#[allow(unused_variables)] // TEMPORARY
 pub trait AzureStore: Send + Sync {
-    async fn insert_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
-        Err(unbuilt())
-    }
-    async fn update_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
-        Err(unbuilt())
-    }
-    async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
-        Err(unbuilt())
-    }
-    async fn azure_connection_by_name(&self, name: &str) -> Result<Option<AzureConnectionRecord>> {
-        Err(unbuilt())
-    }
-    async fn list_azure_connections(&self, page: &Page) -> Result<(Vec<AzureConnectionRecord>, u64)> {
-        Err(unbuilt())
-    }
+    async fn insert_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()>;
+    async fn update_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()>;
+    async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>>;
+    async fn azure_connection_by_name(&self, name: &str) -> Result<Option<AzureConnectionRecord>>;
+    async fn list_azure_connections(&self, page: &Page) -> Result<(Vec<AzureConnectionRecord>, u64)>;
     /// Conflict when a vault still uses it.
-    async fn delete_azure_connection(&self, id: ConnectionId) -> Result<bool> {
-        Err(unbuilt())
-    }
+    async fn delete_azure_connection(&self, id: ConnectionId) -> Result<bool>;
 
     /// Conflict when a vault of that name exists.
-    async fn insert_vault(&self, v: &VaultRecord) -> Result<()> {
-        Err(unbuilt())
-    }
-    async fn update_vault(&self, v: &VaultRecord) -> Result<()> {
-        Err(unbuilt())
-    }
-    async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>> {
-        Err(unbuilt())
-    }
-    async fn vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
-        Err(unbuilt())
-    }
-    async fn list_vaults(&self, filter: &VaultFilter, page: &Page) -> Result<(Vec<VaultRecord>, u64)> {
-        Err(unbuilt())
-    }
+    async fn insert_vault(&self, v: &VaultRecord) -> Result<()>;
+    async fn update_vault(&self, v: &VaultRecord) -> Result<()>;
+    async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>>;
+    async fn vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>>;
+    async fn list_vaults(&self, filter: &VaultFilter, page: &Page) -> Result<(Vec<VaultRecord>, u64)>;
 
     /// Records the keys a vault holds now, in one transaction: new keys (by name, case-insensitive) are added,
     /// known keys updated (and no longer gone), keys of the vault not in `keys` marked gone; the vault's
@@ -175,52 +147,28 @@ pub trait AzureStore: Send + Sync {
         vault: VaultId,
         keys: &[AzureKeyMaterial],
         at: DateTime<Utc>,
-    ) -> Result<(u64, u64, u64)> {
-        Err(unbuilt())
-    }
+    ) -> Result<(u64, u64, u64)>;
     /// Adds or updates one key of a vault (after a restore), leaving the vault's other keys alone.
     async fn upsert_azure_key(
         &self,
         vault: VaultId,
         key: &AzureKeyMaterial,
         at: DateTime<Utc>,
-    ) -> Result<AzureKeyRecord> {
-        Err(unbuilt())
-    }
-    async fn get_azure_key(&self, id: KeyId) -> Result<Option<AzureKeyRecord>> {
-        Err(unbuilt())
-    }
-    async fn azure_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AzureKeyRecord>> {
-        Err(unbuilt())
-    }
-    async fn list_azure_keys(&self, filter: &AzureKeyFilter, page: &Page) -> Result<(Vec<AzureKeyRecord>, u64)> {
-        Err(unbuilt())
-    }
+    ) -> Result<AzureKeyRecord>;
+    async fn get_azure_key(&self, id: KeyId) -> Result<Option<AzureKeyRecord>>;
+    async fn azure_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AzureKeyRecord>>;
+    async fn list_azure_keys(&self, filter: &AzureKeyFilter, page: &Page) -> Result<(Vec<AzureKeyRecord>, u64)>;
 
     /// Stores a backup's metadata and its encrypted blob.
-    async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
-        Err(unbuilt())
-    }
-    async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>> {
-        Err(unbuilt())
-    }
-    async fn key_backups_by_ids(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>> {
-        Err(unbuilt())
-    }
+    async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()>;
+    async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>>;
+    async fn key_backups_by_ids(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>>;
     /// The encrypted blob of a backup.
-    async fn key_backup_blob(&self, id: BackupId) -> Result<Option<Vec<u8>>> {
-        Err(unbuilt())
-    }
-    async fn list_key_backups(&self, filter: &KeyBackupFilter, page: &Page) -> Result<(Vec<KeyBackupRecord>, u64)> {
-        Err(unbuilt())
-    }
+    async fn key_backup_blob(&self, id: BackupId) -> Result<Option<Vec<u8>>>;
+    async fn list_key_backups(&self, filter: &KeyBackupFilter, page: &Page) -> Result<(Vec<KeyBackupRecord>, u64)>;
     /// Saves `name`, `description` and `updated_at`.
-    async fn update_key_backup(&self, b: &KeyBackupRecord) -> Result<()> {
-        Err(unbuilt())
-    }
-    async fn delete_key_backup(&self, id: BackupId) -> Result<bool> {
-        Err(unbuilt())
-    }
+    async fn update_key_backup(&self, b: &KeyBackupRecord) -> Result<()>;
+    async fn delete_key_backup(&self, id: BackupId) -> Result<bool>;
 }
 
 /// Bulk jobs and their items: creation, views, cancel, and the worker side (claim, lease, finish).
@@ -234,21 +182,12 @@ pub trait JobStore: Send + Sync {
     /// transaction (nothing proportional to the number of keys is held in memory). Returns the item count.
     async fn create_job_from_selector(&self, job: &JobRecord, selector: &KeySelector) -> Result<i64>;
     /// How many cloud key backups a selector matches.
-    #[allow(unused_variables)] // TEMPORARY
-    async fn count_backup_selection(&self, selector: &BackupSelector) -> Result<u64> {
-        Err(unbuilt())
-    }
+    async fn count_backup_selection(&self, selector: &BackupSelector) -> Result<u64>;
     /// The distinct vaults of the backups a selector matches (for permission checks).
-    #[allow(unused_variables)] // TEMPORARY
-    async fn backup_selection_vaults(&self, selector: &BackupSelector) -> Result<Vec<VaultId>> {
-        Err(unbuilt())
-    }
+    async fn backup_selection_vaults(&self, selector: &BackupSelector) -> Result<Vec<VaultId>>;
     /// Inserts a `delete-key-backups` job and one item per matching backup (partition: the backup's vault),
     /// resolved inside the database in one transaction, oldest backup first. Returns the item count.
-    #[allow(unused_variables)] // TEMPORARY
-    async fn create_job_from_backups(&self, job: &JobRecord, selector: &BackupSelector) -> Result<i64> {
-        Err(unbuilt())
-    }
+    async fn create_job_from_backups(&self, job: &JobRecord, selector: &BackupSelector) -> Result<i64>;
     /// Deletes a terminal job and its items. `Ok(None)` when there is no such job; `Ok(Some(false))` (and
     /// nothing deleted) when it is still in progress.
     async fn delete_job(&self, id: JobId) -> Result<Option<bool>>;

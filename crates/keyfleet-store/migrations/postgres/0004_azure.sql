@@ -34,10 +34,12 @@ CREATE TABLE azure_vaults (
     row_no          BIGINT GENERATED ALWAYS AS IDENTITY
 );
 
--- `name_lc` is the key's name in lower case: Key Vault names are case-insensitive.
+-- `name` is the key's name as Key Vault spells it (lists sort by it); `name_lc` is that name in lower case:
+-- Key Vault names are case-insensitive, so keys are matched (and unique) by it.
 CREATE TABLE azure_keys (
     id         TEXT COLLATE "C" PRIMARY KEY,
     vault_id   TEXT COLLATE "C" NOT NULL REFERENCES azure_vaults(id) ON DELETE CASCADE,
+    name       TEXT COLLATE "C" NOT NULL,
     name_lc    TEXT COLLATE "C" NOT NULL,
     enabled    BOOLEAN NOT NULL,
     material   JSONB NOT NULL,
@@ -60,14 +62,17 @@ CREATE TABLE azure_key_backups (
     description TEXT NOT NULL DEFAULT '',
     size_bytes  BIGINT NOT NULL,
     blob_enc    BYTEA NOT NULL,
-    created_by  TEXT NOT NULL,
+    created_by  TEXT COLLATE "C" NOT NULL,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL,
     row_no      BIGINT GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX azure_key_backups_by_key ON azure_key_backups (key_id, created_at);
 CREATE INDEX azure_key_backups_by_vault ON azure_key_backups (vault_id, created_at);
+-- Lists page by creation time and `delete-key-backups` selects by a creation-time window, oldest first.
+CREATE INDEX azure_key_backups_by_created ON azure_key_backups (created_at);
 
-ALTER TABLE sync_jobs ADD COLUMN cloud TEXT NOT NULL DEFAULT 'aws';
+-- `cloud` is compared by the sync-job lists: byte order, like every such column.
+ALTER TABLE sync_jobs ADD COLUMN cloud TEXT COLLATE "C" NOT NULL DEFAULT 'aws';
 ALTER TABLE sync_jobs ADD COLUMN vaults JSONB NOT NULL DEFAULT '[]';
 ALTER TABLE sync_jobs ADD COLUMN take_cloud_key_backup BOOLEAN NOT NULL DEFAULT FALSE;

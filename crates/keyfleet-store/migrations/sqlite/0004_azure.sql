@@ -32,10 +32,12 @@ CREATE TABLE azure_vaults (
     updated_at      INTEGER NOT NULL
 );
 
--- `name_lc` is the key's name in lower case: Key Vault names are case-insensitive.
+-- `name` is the key's name as Key Vault spells it (lists sort by it); `name_lc` is that name in lower case:
+-- Key Vault names are case-insensitive, so keys are matched (and unique) by it.
 CREATE TABLE azure_keys (
     id         TEXT PRIMARY KEY,
     vault_id   TEXT NOT NULL REFERENCES azure_vaults(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
     name_lc    TEXT NOT NULL,
     enabled    INTEGER NOT NULL,
     material   TEXT NOT NULL,
@@ -63,6 +65,8 @@ CREATE TABLE azure_key_backups (
 );
 CREATE INDEX azure_key_backups_by_key ON azure_key_backups (key_id, created_at);
 CREATE INDEX azure_key_backups_by_vault ON azure_key_backups (vault_id, created_at);
+-- Lists page by creation time and `delete-key-backups` selects by a creation-time window, oldest first.
+CREATE INDEX azure_key_backups_by_created ON azure_key_backups (created_at);
 
 ALTER TABLE sync_jobs ADD COLUMN cloud TEXT NOT NULL DEFAULT 'aws';
 ALTER TABLE sync_jobs ADD COLUMN vaults TEXT NOT NULL DEFAULT '[]';

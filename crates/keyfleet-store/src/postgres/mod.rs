@@ -15,6 +15,7 @@
 //! 'in_progress' AND <every item counted>` under the job row's lock, so exactly one writer ends a job.
 
 mod auth;
+mod azure;
 mod inventory;
 mod jobs;
 mod sync_jobs;
@@ -181,5 +182,3 @@ mod tests {
         );
     }
 }
-#[async_trait::async_trait]
-impl crate::AzureStore for PgStore {}

@@ -98,11 +98,16 @@ fn acl_resource(r: AclResource) -> (&'static str, String) {
     }
 }
 
-const NAMED_COLUMNS: &[(&str, &str)] =
+pub(super) const NAMED_COLUMNS: &[(&str, &str)] =
     &[("createdAt", "created_at"), ("updatedAt", "updated_at"), ("name", "name"), ("id", "id")];
 
 impl SqliteStore {
-    async fn list_named<T>(&self, table: &str, page: &Page, map: fn(&SqliteRow) -> Result<T>) -> Result<(Vec<T>, u64)> {
+    pub(super) async fn list_named<T>(
+        &self,
+        table: &str,
+        page: &Page,
+        map: fn(&SqliteRow) -> Result<T>,
+    ) -> Result<(Vec<T>, u64)> {
         let order = order_by(&page.sort, NAMED_COLUMNS, "created_at ASC");
         let sql = format!("SELECT * FROM {table}{order}{}", limit_offset(page));
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.reader).await?;

@@ -6,6 +6,7 @@ use keyfleet_core::*;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::azure::push_backup_selector;
 use super::*;
 use crate::{ItemEffect, JobStore, Result};
 
@@ -191,6 +192,42 @@ impl JobStore for SqliteStore {
             .push_bind(ts(j.created_at))
             .push(" FROM aws_keys k JOIN aws_kms m ON m.id = k.kms_id");
         push_selector(&mut qb, selector);
+        let n = qb.build().execute(&mut *tx).await?.rows_affected() as i64;
+        sqlx::query("UPDATE jobs SET total = ? WHERE id = ?").bind(n).bind(j.id.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn count_backup_selection(&self, selector: &BackupSelector) -> Result<u64> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM azure_key_backups b");
+        push_backup_selector(&mut qb, selector);
+        let n: i64 = qb.build_query_scalar().fetch_one(&self.reader).await?;
+        Ok(n as u64)
+    }
+
+    async fn backup_selection_vaults(&self, selector: &BackupSelector) -> Result<Vec<VaultId>> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT DISTINCT b.vault_id FROM azure_key_backups b");
+        push_backup_selector(&mut qb, selector);
+        qb.push(" ORDER BY b.vault_id");
+        qb.build().fetch_all(&self.reader).await?.iter().map(|row| parse(row, "vault_id")).collect()
+    }
+
+    async fn create_job_from_backups(&self, j: &JobRecord, selector: &BackupSelector) -> Result<i64> {
+        let mut tx = self.writer.begin().await?;
+        insert_job(&mut tx, j).await?;
+        // Oldest backup first; the partition is the backup's vault (`azure_partition`).
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO job_items (job_id, seq, key_id, partition, status, updated_at) SELECT ",
+        );
+        qb.push_bind(j.id.to_string())
+            .push(", row_number() OVER (ORDER BY b.created_at, b.rowid) - 1, b.id, ")
+            .push_bind(CLOUD_AZURE)
+            .push(" || '/' || b.vault_id, 'pending', ")
+            .push_bind(ts(j.created_at))
+            .push(" FROM azure_key_backups b");
+        push_backup_selector(&mut qb, selector);
+        // Insert in seq order, so that the items' rowid (the claim order) follows it.
+        qb.push(" ORDER BY b.created_at, b.rowid");
         let n = qb.build().execute(&mut *tx).await?.rows_affected() as i64;
         sqlx::query("UPDATE jobs SET total = ? WHERE id = ?").bind(n).bind(j.id.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;

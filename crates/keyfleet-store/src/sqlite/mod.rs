@@ -1,6 +1,7 @@
 //! The embedded SQLite backend.
 
 mod auth;
+mod azure;
 mod inventory;
 mod jobs;
 mod sync_jobs;
@@ -120,5 +121,3 @@ pub(crate) fn conflict(e: sqlx::Error, what: &str) -> StoreError {
         _ => StoreError::Database(e),
     }
 }
-#[async_trait::async_trait]
-impl crate::AzureStore for SqliteStore {}

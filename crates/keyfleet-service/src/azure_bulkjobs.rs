@@ -102,6 +102,10 @@ impl Services {
             self.store.create_job(&job, &[]).await?;
         } else {
             job.total = self.store.create_job_from_backups(&job, &selector).await?;
+            if job.total == 0 {
+                // The backups went between the count and the insert: nothing left to do; end the job.
+                self.store.cancel_job(job.id, now()).await?;
+            }
             self.engine.notify_jobs();
         }
         tracing::info!(

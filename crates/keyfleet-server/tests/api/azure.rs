@@ -105,7 +105,10 @@ impl AzureApp {
     pub async fn run_job(&self, param: Value) -> Value {
         let r = self
             .app
-            .post("/api/v1/cckm/azure/bulkjobs", json!({"operation": "delete-key-backups", "delete_key_backups_param": param}))
+            .post(
+                "/api/v1/cckm/azure/bulkjobs",
+                json!({"operation": "delete-key-backups", "delete_key_backups_param": param}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         let id = r.body["id"].as_str().unwrap().to_string();
@@ -223,7 +226,15 @@ async fn delete_key_backups_by_every_selector() {
             // Clean the slate for the next case.
             for (_, key) in &keys {
                 for b in env.backup_ids(key).await {
-                    let r = env.app.call("DELETE", &format!("/api/v1/cckm/azure/keys/{key}/backups/{b}"), Some(&env.app.admin), None).await;
+                    let r = env
+                        .app
+                        .call(
+                            "DELETE",
+                            &format!("/api/v1/cckm/azure/keys/{key}/backups/{b}"),
+                            Some(&env.app.admin),
+                            None,
+                        )
+                        .await;
                     assert_eq!(r.status, StatusCode::NO_CONTENT);
                 }
             }
@@ -273,7 +284,9 @@ async fn delete_key_backups_rules() {
         (param(json!({"vault_id": "no-such-vault"})), "delete_key_backups_param.vault_id"),
         (param(json!({"vault_id": "kv-r", "created_after": "yesterday"})), "delete_key_backups_param.created_after"),
         (
-            param(json!({"vault_id": "kv-r", "created_after": "2030-01-01T00:00:00Z", "created_before": "2020-01-01T00:00:00Z"})),
+            param(
+                json!({"vault_id": "kv-r", "created_after": "2030-01-01T00:00:00Z", "created_before": "2020-01-01T00:00:00Z"}),
+            ),
             "must be earlier than created_before",
         ),
         (param(json!({"vault": "kv-r"})), "delete_key_backups_param"),
@@ -330,7 +343,10 @@ async fn delete_job_only_when_finished_and_cancel_like_aws() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    assert_eq!(r.body["uri"].as_str().unwrap(), format!("kylo:kylo:cckm:azure-bulkjob:{}", r.body["id"].as_str().unwrap()));
+    assert_eq!(
+        r.body["uri"].as_str().unwrap(),
+        format!("kylo:kylo:cckm:azure-bulkjob:{}", r.body["id"].as_str().unwrap())
+    );
     let path = format!("/api/v1/cckm/azure/bulkjobs/{}", r.body["id"].as_str().unwrap());
     let del = app.call("DELETE", &path, Some(&app.admin), None).await;
     assert_eq!(del.status, StatusCode::CONFLICT, "{}", del.body);
@@ -360,7 +376,9 @@ async fn delete_job_only_when_finished_and_cancel_like_aws() {
 #[tokio::test]
 async fn backups_patch_restore_and_the_conflict_of_an_existing_key() {
     let env = AzureApp::start().await;
-    env.add_vaults(&["kv-src", "kv-dst"], 1).await;
+    env.add_vaults(&["kv-src"], 1).await;
+    env.vault.fake.create_key("kv-dst", "dst-only");
+    env.add_vaults(&["kv-dst"], 0).await;
     env.sync(&["kv-src", "kv-dst"], false).await;
     let (name, key) = env.keys("kv-src").await.remove(0);
     let b = env.backup(&key, "before-upgrade").await;
@@ -370,7 +388,10 @@ async fn backups_patch_restore_and_the_conflict_of_an_existing_key() {
     let path = format!("/api/v1/cckm/azure/keys/{key}/backups/{id}");
     let patched =
         env.app.call("PATCH", &path, Some(&env.app.admin), Some(json!({"description": "kept for audit"}))).await.ok();
-    assert_eq!((patched["name"].as_str(), patched["description"].as_str()), (Some("before-upgrade"), Some("kept for audit")));
+    assert_eq!(
+        (patched["name"].as_str(), patched["description"].as_str()),
+        (Some("before-upgrade"), Some("kept for audit"))
+    );
 
     // Restoring where the key still exists: Key Vault's 409, said plainly.
     let r = env.app.post(&format!("{path}/restore"), json!({})).await;
@@ -462,7 +483,10 @@ async fn connection_and_vault_validation() {
         (json!({"client_id": "c", "tenant_id": "t", "client_secret": "s"}), "name"),
         (json!({"name": "x", "tenant_id": "t", "client_secret": "s"}), "client_id"),
         (json!({"name": "x", "client_id": "c", "tenant_id": "t"}), "client_secret"),
-        (json!({"name": "x", "client_id": "c", "tenant_id": "t", "client_secret": "s", "cloud_name": "Mars"}), "cloud_name"),
+        (
+            json!({"name": "x", "client_id": "c", "tenant_id": "t", "client_secret": "s", "cloud_name": "Mars"}),
+            "cloud_name",
+        ),
         (
             json!({"name": "x", "client_id": "c", "tenant_id": "t", "client_secret": "s", "active_directory_endpoint": "http://login"}),
             "active_directory_endpoint",
@@ -477,7 +501,8 @@ async fn connection_and_vault_validation() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         assert!(r.body["message"].as_str().unwrap().starts_with(field), "{body}: {}", r.body["message"]);
     }
-    let dup = env.app.post(conns, json!({"name": "az", "client_id": "c", "tenant_id": "t", "client_secret": "s"})).await;
+    let dup =
+        env.app.post(conns, json!({"name": "az", "client_id": "c", "tenant_id": "t", "client_secret": "s"})).await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
 
     let add = "/api/v1/cckm/azure/add-vaults";

@@ -301,6 +301,26 @@ async fn delete_key_backups_rules() {
     let job = env.run_job(json!({"backups": backup})).await;
     assert_eq!(job["detailed_status"], json!({ backup.clone(): "Success" }));
     assert!(env.backup_ids(&key).await.is_empty());
+
+    // Cancel as for AWS: on a finished job it only raises `abort`.
+    let id = job["id"].as_str().unwrap();
+    let cancelled = env.app.post(&format!("/api/v1/cckm/azure/bulkjobs/{id}/cancel"), json!({})).await.ok();
+    assert_eq!((cancelled["abort"].as_bool(), cancelled["overall_status"].as_str()), (Some(true), Some("completed")));
+    assert_eq!(cancelled["completed_at"], job["completed_at"]);
+
+    // The list: Azure jobs only, with the AWS list's filters.
+    let list =
+        env.app.get("/api/v1/cckm/azure/bulkjobs?overall_status=completed&operation=delete-key-backups").await.ok();
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["resources"][0]["id"], job["id"]);
+    for q in ["overall_status=in_progress", "cloud=aws"] {
+        assert_eq!(env.app.get(&format!("/api/v1/cckm/azure/bulkjobs?{q}")).await.ok()["total"], 0, "{q}");
+    }
+    assert_eq!(env.app.get("/api/v1/cckm/azure/bulkjobs?cloud=AzureCloud").await.ok()["total"], 1);
+    assert_eq!(env.app.get("/api/v1/cckm/aws/bulkjob").await.ok()["total"], 0, "AWS lists show no Azure job");
+    assert_eq!(env.app.get(&format!("/api/v1/cckm/aws/bulkjob/{id}")).await.status, StatusCode::NOT_FOUND);
+    let bad = env.app.get("/api/v1/cckm/azure/bulkjobs?operation=disablekey").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
 /// DELETE only for a finished job: 409 while it runs, 204 after cancel, then 404.

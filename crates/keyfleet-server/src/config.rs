@@ -64,8 +64,8 @@ pub struct ServeArgs {
     /// Attempts per item before it fails (retryable errors only).
     #[arg(long, env = "KEYFLEET_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<i64>,
-    /// Extra CA certificates (PEM) trusted for outbound HTTPS to cloud endpoints, besides the system's: an
-    /// inspecting proxy's CA, a private endpoint's, or `keyfleet fake-azure --ca-out`'s.
+    /// Extra CA certificates (PEM) trusted for outbound HTTPS to Azure (Entra ID, Key Vault), besides the
+    /// system's: an inspecting proxy's CA, a private endpoint's, or `keyfleet fake-azure --ca-out`'s.
     #[arg(long, env = "KEYFLEET_TRUST_CA_FILE", value_name = "FILE")]
     pub trust_ca_file: Option<PathBuf>,
     /// Log format: `text` or `json`.

@@ -6,12 +6,11 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use keyfleet_api_types::azure::{CreateAzureBulkJob, DeleteKeyBackupsParam};
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
-use keyfleet_api_types::common::ListParams;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
 use crate::bulkjobs::JobWithItems;
-use crate::{Caller, Result, ServiceError, Services, paging};
+use crate::{Caller, Result, ServiceError, Services};
 
 const PARAM: &str = "delete_key_backups_param";
 
@@ -235,19 +234,7 @@ impl Services {
         q: ItemListQuery,
     ) -> Result<(Vec<ItemRecord>, u64, Page)> {
         let job = self.readable_azure_job(caller, id).await?;
-        let page = paging::page(&ListParams { skip: q.skip, limit: q.limit, sort: None }, &[])?;
-        let status = q
-            .status
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                ItemStatus::parse(s).ok_or_else(|| {
-                    ServiceError::invalid("status", "must be pending, running, succeeded, failed or skipped")
-                })
-            })
-            .transpose()?;
-        let (items, total) = self.store.list_items(job.id, status, &page).await?;
-        Ok((items, total, page))
+        self.items_page(&job, q).await
     }
 
     /// An Azure job `caller` may see: CCKM Admins see every job, a CCKM User the jobs they created (creating

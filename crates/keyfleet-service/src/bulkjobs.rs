@@ -326,6 +326,11 @@ impl Services {
         q: ItemListQuery,
     ) -> Result<(Vec<ItemRecord>, u64, Page)> {
         let job = self.readable_job(caller, id).await?;
+        self.items_page(&job, q).await
+    }
+
+    /// A page of a job's items, optionally of one status (`.../items`, both clouds).
+    pub(crate) async fn items_page(&self, job: &JobRecord, q: ItemListQuery) -> Result<(Vec<ItemRecord>, u64, Page)> {
         let page = paging::page(&ListParams { skip: q.skip, limit: q.limit, sort: None }, &[])?;
         let status = q
             .status
@@ -375,11 +380,7 @@ impl Services {
         if let Some(id) = q.id.as_deref().filter(|s| !s.is_empty()) {
             filter.id = Some(id.parse().map_err(|_| ServiceError::invalid("id", format!("{id:?} is not a job id")))?);
         }
-        if let Some(s) = q.overall_status.as_deref().filter(|s| !s.is_empty()) {
-            filter.status = Some(JobStatus::parse(s).ok_or_else(|| {
-                ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
-            })?);
-        }
+        filter.status = overall_status(q.overall_status.as_deref())?;
         let shown = if cloud == CLOUD_AZURE { AZURE_CLOUD_NAME } else { CLOUD_AWS };
         if let Some(c) = q.cloud.as_deref().filter(|s| !s.is_empty())
             && c != cloud
@@ -450,6 +451,17 @@ impl Services {
         let keys = items.iter().map(|i| i.key_id).collect();
         Ok(JobWithItems { job, keys, items })
     }
+}
+
+/// The `overall_status` filter of job lists (bulk and sync jobs, both clouds); empty means none.
+pub(crate) fn overall_status(s: Option<&str>) -> Result<Option<JobStatus>> {
+    s.filter(|s| !s.is_empty())
+        .map(|s| {
+            JobStatus::parse(s).ok_or_else(|| {
+                ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
+            })
+        })
+        .transpose()
 }
 
 pub(crate) fn all_items() -> Page {

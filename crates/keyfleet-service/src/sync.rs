@@ -102,14 +102,7 @@ impl Services {
         page: &Page,
     ) -> Result<(Vec<(SyncJobRecord, Vec<String>)>, u64)> {
         caller.require_cckm_user()?;
-        let status = status
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                JobStatus::parse(s).ok_or_else(|| {
-                    ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
-                })
-            })
-            .transpose()?;
+        let status = crate::bulkjobs::overall_status(status)?;
         let (jobs, total) = self.store.list_sync_jobs(CLOUD_AWS, status, page).await?;
         let mut out = Vec::with_capacity(jobs.len());
         for j in jobs {

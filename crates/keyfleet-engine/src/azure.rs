@@ -10,7 +10,6 @@ use keyfleet_core::time::now;
 use keyfleet_core::*;
 
 use crate::pacing::{AZURE_VAULT_ACTION, Partition};
-use crate::resolve::VaultTarget;
 use crate::retry::Verdict;
 use crate::{Engine, EngineError};
 
@@ -83,16 +82,16 @@ impl Engine {
 
     /// Key Vault's backup of a key (all its versions): the opaque blob, not yet encrypted.
     pub async fn backup_azure_key(&self, vault: &VaultRecord, key_name: &str) -> Result<Vec<u8>, EngineError> {
-        let target = self.resolver.key_vault(vault).await?;
-        let client = target.client.as_ref();
+        let client = self.resolver.key_vault(vault).await?;
+        let client = client.as_ref();
         Ok(self.vault_call(vault, Repeat::Safe, || client.backup_key(key_name)).await?)
     }
 
     /// Restores a backup blob into `vault` and reads the restored key back. Key Vault refuses with 409
     /// `Conflict` when the vault has a key of that name (also a deleted one).
     pub async fn restore_azure_key(&self, vault: &VaultRecord, blob: &[u8]) -> Result<AzureKeyMaterial, EngineError> {
-        let target = self.resolver.key_vault(vault).await?;
-        let client = target.client.as_ref();
+        let client = self.resolver.key_vault(vault).await?;
+        let client = client.as_ref();
         let bundle = self.vault_call(vault, Repeat::OnlyIfRefused, || client.restore_key(blob)).await?;
         let versions = self.key_versions(vault, client, &bundle.name).await?;
         Ok(material(bundle, versions))
@@ -150,10 +149,10 @@ impl Engine {
         vault: &VaultRecord,
         backup_by: Option<UserId>,
     ) -> Result<VaultSync, EngineError> {
-        let target = self.resolver.key_vault(vault).await?;
+        let client = self.resolver.key_vault(vault).await?;
+        let client = client.as_ref();
         let started = now();
-        let names = self.key_names(vault, &target).await?;
-        let client = target.client.as_ref();
+        let names = self.key_names(vault, client).await?;
         let read: Vec<Result<Option<AzureKeyMaterial>, CloudError>> = futures::stream::iter(names)
             .map(|name| async move { self.read_azure_key(vault, client, &name).await })
             .buffer_unordered(KEY_CONCURRENCY)
@@ -204,8 +203,7 @@ impl Engine {
     }
 
     /// Every key name of a vault, following `nextLink`.
-    async fn key_names(&self, vault: &VaultRecord, target: &VaultTarget) -> Result<Vec<String>, CloudError> {
-        let client = target.client.as_ref();
+    async fn key_names(&self, vault: &VaultRecord, client: &dyn KeyVault) -> Result<Vec<String>, CloudError> {
         let mut names = Vec::new();
         let mut next: Option<String> = None;
         loop {

@@ -23,11 +23,6 @@ pub struct AwsTarget {
     pub client: Arc<dyn AwsKms>,
 }
 
-/// The means to call a vault.
-pub struct VaultTarget {
-    pub client: Arc<dyn KeyVault>,
-}
-
 type ClientKey = (ConnectionId, i64, String);
 
 pub struct Resolver {
@@ -59,7 +54,7 @@ impl Resolver {
     }
 
     /// A Key Vault client for `vault`, through its connection (token cached by the connector).
-    pub async fn key_vault(&self, vault: &VaultRecord) -> Result<VaultTarget, EngineError> {
+    pub async fn key_vault(&self, vault: &VaultRecord) -> Result<Arc<dyn KeyVault>, EngineError> {
         let conn = self
             .store
             .get_azure_connection(vault.connection_id)
@@ -68,7 +63,7 @@ impl Resolver {
         let url = vault_url(&conn, vault);
         let cache_key = (conn.id, conn.updated_at.timestamp_micros(), url.clone());
         if let Some(c) = self.vault_clients.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
-            return Ok(VaultTarget { client: c.clone() });
+            return Ok(c.clone());
         }
         let secret = self.master.decrypt(&conn.secret_enc, &conn.id.secret_aad())?;
         let creds = AzureCredentials {
@@ -83,7 +78,7 @@ impl Resolver {
         let mut clients = self.vault_clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.retain(|(c, updated, _), _| *c != conn.id || *updated == cache_key.1);
         clients.insert(cache_key, client.clone());
-        Ok(VaultTarget { client })
+        Ok(client)
     }
 
     pub async fn aws_key(&self, id: KeyId) -> Result<AwsTarget, EngineError> {

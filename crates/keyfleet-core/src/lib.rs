@@ -3,6 +3,7 @@
 pub mod crypto;
 pub mod ids;
 pub mod model;
+pub mod rules;
 pub mod time;
 
 pub use ids::*;

@@ -1,0 +1,203 @@
+//! How bulk-job items and jobs progress, whatever stores them: what an outcome writes to its item, which
+//! counter of the job it moves, and when (and how) a job ends. Pure functions; the stores call them.
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{ItemOutcome, ItemStatus, JobStatus};
+
+/// The reason of items skipped because their job was cancelled (`Skipped: cancelled`).
+pub const CANCELLED: &str = "cancelled";
+
+/// An item's detail after a failure: `Failed: {code}: {message}`.
+pub fn failed_detail(code: &str, message: &str) -> String {
+    format!("Failed: {code}: {message}")
+}
+
+/// An item's detail after it was skipped: `Skipped: {reason}`.
+pub fn skipped_detail(reason: &str) -> String {
+    format!("Skipped: {reason}")
+}
+
+/// The job counters an item's end moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl Counter {
+    /// The counter's name, as `JobRecord` (and the `jobs` table) spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counter::Succeeded => "succeeded",
+            Counter::Failed => "failed",
+            Counter::Skipped => "skipped",
+        }
+    }
+}
+
+/// What recording one attempt's outcome writes to its item. `None` fields leave the item's value as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemChange {
+    pub status: ItemStatus,
+    /// The job counter the item's end moves; `None` when the item is not finished (a retry).
+    pub counter: Option<Counter>,
+    /// The new detail (a retry clears it).
+    pub detail: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    /// When a retry may run; `None` for an outcome that ends the item.
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+impl ItemChange {
+    pub fn of(outcome: &ItemOutcome) -> Self {
+        let base = |status, counter| ItemChange {
+            status,
+            counter,
+            detail: None,
+            error_code: None,
+            error_message: None,
+            state_before: None,
+            state_after: None,
+            not_before: None,
+        };
+        match outcome {
+            ItemOutcome::Succeeded { detail, state_before, state_after } => ItemChange {
+                detail: Some(detail.clone()),
+                state_before: state_before.clone(),
+                state_after: state_after.clone(),
+                ..base(ItemStatus::Succeeded, Some(Counter::Succeeded))
+            },
+            ItemOutcome::Failed { code, message, state_before } => ItemChange {
+                detail: Some(failed_detail(code, message)),
+                error_code: Some(code.clone()),
+                error_message: Some(message.clone()),
+                state_before: state_before.clone(),
+                ..base(ItemStatus::Failed, Some(Counter::Failed))
+            },
+            ItemOutcome::Retry { code, message, not_before } => ItemChange {
+                error_code: Some(code.clone()),
+                error_message: Some(message.clone()),
+                not_before: Some(*not_before),
+                ..base(ItemStatus::Pending, None)
+            },
+            ItemOutcome::Skipped { reason } => {
+                ItemChange { detail: Some(skipped_detail(reason)), ..base(ItemStatus::Skipped, Some(Counter::Skipped)) }
+            }
+        }
+    }
+}
+
+/// A job's item counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+impl Progress {
+    /// Items that ended, whichever way.
+    pub fn ended(&self) -> i64 {
+        self.succeeded + self.failed + self.skipped
+    }
+
+    /// Every item ended.
+    pub fn is_done(&self) -> bool {
+        self.ended() >= self.total
+    }
+
+    /// How a running job ends once every item ended, `None` while some have not: `cancelled` when it was
+    /// aborted, `failed` when every item failed, `completed` otherwise.
+    pub fn end_status(&self, abort: bool) -> Option<JobStatus> {
+        if !self.is_done() {
+            None
+        } else if abort {
+            Some(JobStatus::Cancelled)
+        } else if self.failed == self.total {
+            Some(JobStatus::Failed)
+        } else {
+            Some(JobStatus::Completed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(total: i64, succeeded: i64, failed: i64, skipped: i64) -> Progress {
+        Progress { total, succeeded, failed, skipped }
+    }
+
+    #[test]
+    fn details_spell_the_outcome() {
+        assert_eq!(failed_detail("NotFoundException", "no such key"), "Failed: NotFoundException: no such key");
+        assert_eq!(skipped_detail(CANCELLED), "Skipped: cancelled");
+    }
+
+    #[test]
+    fn each_outcome_writes_its_status_detail_and_counter() {
+        let ok = ItemChange::of(&ItemOutcome::Succeeded {
+            detail: "Success".into(),
+            state_before: Some("Enabled".into()),
+            state_after: Some("Disabled".into()),
+        });
+        assert_eq!(
+            (ok.status, ok.counter, ok.detail.as_deref()),
+            (ItemStatus::Succeeded, Some(Counter::Succeeded), Some("Success"))
+        );
+        assert_eq!((ok.state_before.as_deref(), ok.state_after.as_deref()), (Some("Enabled"), Some("Disabled")));
+        assert_eq!((ok.error_code, ok.not_before), (None, None));
+
+        let failed = ItemChange::of(&ItemOutcome::Failed {
+            code: "KMSInvalidStateException".into(),
+            message: "pending deletion".into(),
+            state_before: None,
+        });
+        assert_eq!(failed.status, ItemStatus::Failed);
+        assert_eq!(failed.counter, Some(Counter::Failed));
+        assert_eq!(failed.detail.as_deref(), Some("Failed: KMSInvalidStateException: pending deletion"));
+        assert_eq!(failed.error_code.as_deref(), Some("KMSInvalidStateException"));
+        assert_eq!(failed.error_message.as_deref(), Some("pending deletion"));
+
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let retry =
+            ItemChange::of(&ItemOutcome::Retry { code: "Throttling".into(), message: "slow".into(), not_before: at });
+        assert_eq!((retry.status, retry.counter, retry.detail), (ItemStatus::Pending, None, None));
+        assert_eq!((retry.error_code.as_deref(), retry.not_before), (Some("Throttling"), Some(at)));
+
+        let skipped = ItemChange::of(&ItemOutcome::Skipped { reason: "already disabled".into() });
+        assert_eq!(skipped.status, ItemStatus::Skipped);
+        assert_eq!(skipped.counter, Some(Counter::Skipped));
+        assert_eq!(skipped.detail.as_deref(), Some("Skipped: already disabled"));
+    }
+
+    #[test]
+    fn counters_are_named_as_the_job_fields() {
+        assert_eq!(
+            [Counter::Succeeded, Counter::Failed, Counter::Skipped].map(Counter::as_str),
+            ["succeeded", "failed", "skipped"]
+        );
+    }
+
+    #[test]
+    fn a_job_ends_when_every_item_ended() {
+        assert_eq!(progress(3, 1, 1, 0).end_status(false), None);
+        assert_eq!(progress(3, 1, 1, 0).end_status(true), None);
+        assert_eq!(progress(3, 1, 1, 1).end_status(false), Some(JobStatus::Completed));
+        assert_eq!(progress(3, 0, 3, 0).end_status(false), Some(JobStatus::Failed));
+        assert_eq!(progress(3, 0, 2, 1).end_status(false), Some(JobStatus::Completed));
+        // Aborted wins over failed.
+        assert_eq!(progress(3, 0, 3, 0).end_status(true), Some(JobStatus::Cancelled));
+        assert_eq!(progress(3, 1, 0, 2).end_status(true), Some(JobStatus::Cancelled));
+        assert_eq!(progress(0, 0, 0, 0).end_status(false), Some(JobStatus::Failed));
+        assert_eq!(progress(4, 1, 1, 1).ended(), 3);
+        assert!(!progress(4, 1, 1, 1).is_done());
+    }
+}

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;

@@ -14,11 +14,9 @@
 //! Counters are incremented in SQL and completion is decided by one `UPDATE ... WHERE status =
 //! 'in_progress' AND <every item counted>` under the job row's lock, so exactly one writer ends a job.
 
-mod auth;
 mod azure;
 mod inventory;
 mod jobs;
-mod sync_jobs;
 
 use std::str::FromStr;
 
@@ -29,6 +27,7 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
+use crate::sql::{Backend, Dialect, Query};
 use crate::{Result, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -99,6 +98,67 @@ impl PgStore {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+impl Backend for PgStore {
+    type Db = sqlx::Postgres;
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn job_announced(&self) {
+        self.listen_jobs().await
+    }
+}
+
+impl Dialect for sqlx::Postgres {
+    /// `row_no BIGINT GENERATED ALWAYS AS IDENTITY`: SQLite's `rowid`, made explicit.
+    const ROW_NO: &'static str = "row_no";
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const NAMED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+    // Delivered at commit: other nodes wake at once instead of at their next poll.
+    const ANNOUNCE_JOB: Option<&'static str> = Some("SELECT pg_notify('keyfleet_jobs', '')");
+    // One round trip for a CCKM-sized job, bounded statements for a key list without the limit.
+    const ITEMS_PER_INSERT: usize = 5_000;
+    // A million-key list is many moderate statements rather than one huge one.
+    const IDS_PER_LOOKUP: usize = 10_000;
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// One `text[]` parameter.
+    fn push_in_list(q: &mut Query<Self>, expr: &str, values: Vec<String>) {
+        q.push(&format!("{expr} = ANY(")).push_bind_with(|args| sqlx::Arguments::add(args, values)).push(")");
+    }
+
+    /// Containment of a one-string array: the aliases list holds exactly this string.
+    fn push_has_alias(q: &mut Query<Self>, doc: &str, alias: &str) {
+        q.push(&format!("({doc} -> 'aliases') @> jsonb_build_array(")).push_bind(alias).push("::text)");
+    }
+
+    fn push_alias_prefix(q: &mut Query<Self>, doc: &str, prefix: &str) {
+        q.push(&format!(
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text({doc} -> 'aliases') AS a(alias) WHERE starts_with(a.alias, "
+        ))
+        .push_bind(prefix)
+        .push("))");
+    }
+
+    fn push_has_tag(q: &mut Query<Self>, doc: &str, key: &str, value: Option<&str>) {
+        q.push(&format!("EXISTS (SELECT 1 FROM jsonb_array_elements({doc} -> 'tags') AS t(tag) WHERE t.tag ->> 0 = "))
+            .push_bind(key);
+        if let Some(v) = value {
+            q.push(" AND t.tag ->> 1 = ").push_bind(v);
+        }
+        q.push(")");
     }
 }
 

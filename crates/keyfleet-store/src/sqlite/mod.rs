@@ -1,10 +1,8 @@
 //! The embedded SQLite backend.
 
-mod auth;
 mod azure;
 mod inventory;
 mod jobs;
-mod sync_jobs;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,6 +14,7 @@ use keyfleet_core::{Page, SortKey};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use crate::sql::{Backend, Dialect, Query};
 use crate::{Result, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -58,6 +57,66 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+impl Backend for SqliteStore {
+    type Db = sqlx::Sqlite;
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn job_announced(&self) {
+        // One node per SQLite file: its own jobs wake it directly.
+        std::future::pending().await
+    }
+}
+
+impl Dialect for sqlx::Sqlite {
+    const ROW_NO: &'static str = "rowid";
+    const FOR_UPDATE: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
+    const NAMED_LOCK: Option<&'static str> = None;
+    const ANNOUNCE_JOB: Option<&'static str> = None;
+    // 3 variables per row (plus 2 shared); far below SQLite's variable limit.
+    const ITEMS_PER_INSERT: usize = 150;
+    const IDS_PER_LOOKUP: usize = 10_000;
+
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// A JSON array bound as one variable, however many values (SQLite limits a statement's variables).
+    fn push_in_list(q: &mut Query<Self>, expr: &str, values: Vec<String>) {
+        q.push(&format!("{expr} IN (SELECT value FROM json_each(")).push_bind(to_json(&values)).push("))");
+    }
+
+    fn push_has_alias(q: &mut Query<Self>, doc: &str, alias: &str) {
+        q.push(&format!("EXISTS (SELECT 1 FROM json_each({doc}, '$.aliases') WHERE value = "))
+            .push_bind(alias)
+            .push(")");
+    }
+
+    fn push_alias_prefix(q: &mut Query<Self>, doc: &str, prefix: &str) {
+        q.push(&format!("EXISTS (SELECT 1 FROM json_each({doc}, '$.aliases') WHERE substr(value, 1, "))
+            .push_bind(prefix.len() as i64)
+            .push(") = ")
+            .push_bind(prefix)
+            .push(")");
+    }
+
+    fn push_has_tag(q: &mut Query<Self>, doc: &str, key: &str, value: Option<&str>) {
+        q.push(&format!("EXISTS (SELECT 1 FROM json_each({doc}, '$.tags') WHERE json_extract(value, '$[0]') = "))
+            .push_bind(key);
+        if let Some(v) = value {
+            q.push(" AND json_extract(value, '$[1]') = ").push_bind(v);
+        }
+        q.push(")");
     }
 }
 

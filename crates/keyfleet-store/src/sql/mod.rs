@@ -7,6 +7,9 @@
 //! PostgreSQL and text on SQLite, timestamps as integer microseconds.
 
 mod auth;
+mod azure;
+mod inventory;
+mod jobs;
 mod sync_jobs;
 
 use std::future::Future;

@@ -1,21 +1,14 @@
 //! The embedded SQLite backend.
 
-mod azure;
-mod inventory;
-mod jobs;
-
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use keyfleet_core::time::{from_micros, to_micros};
-use keyfleet_core::{Page, SortKey};
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 
+use crate::Result;
 use crate::sql::{Backend, Dialect, Query};
-use crate::{Result, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -93,7 +86,9 @@ impl Dialect for sqlx::Sqlite {
 
     /// A JSON array bound as one variable, however many values (SQLite limits a statement's variables).
     fn push_in_list(q: &mut Query<Self>, expr: &str, values: Vec<String>) {
-        q.push(&format!("{expr} IN (SELECT value FROM json_each(")).push_bind(to_json(&values)).push("))");
+        q.push(&format!("{expr} IN (SELECT value FROM json_each("))
+            .push_bind(serde_json::to_string(&values).unwrap_or_default())
+            .push("))");
     }
 
     fn push_has_alias(q: &mut Query<Self>, doc: &str, alias: &str) {
@@ -117,66 +112,5 @@ impl Dialect for sqlx::Sqlite {
             q.push(" AND json_extract(value, '$[1]') = ").push_bind(v);
         }
         q.push(")");
-    }
-}
-
-pub(crate) fn ts(t: DateTime<Utc>) -> i64 {
-    to_micros(t)
-}
-
-pub(crate) fn get_ts(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<DateTime<Utc>> {
-    Ok(from_micros(row.try_get::<i64, _>(col)?))
-}
-
-pub(crate) fn get_opt_ts(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
-    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
-}
-
-pub(crate) fn parse<T: FromStr>(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(|_| StoreError::Corrupt(format!("{col} = {s:?}")))
-}
-
-pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
-    // Serialising plain data to a string cannot fail.
-    serde_json::to_string(v).unwrap_or_default()
-}
-
-/// `ORDER BY` clause from validated sort keys; `columns` maps API field names to SQL columns.
-pub(crate) fn order_by(sort: &[SortKey], columns: &[(&str, &str)], default: &str) -> String {
-    let mut parts: Vec<String> = sort
-        .iter()
-        .filter_map(|k| {
-            columns
-                .iter()
-                .find(|(f, _)| *f == k.field)
-                .map(|(_, col)| format!("{col} {}", if k.descending { "DESC" } else { "ASC" }))
-        })
-        .collect();
-    if parts.is_empty() {
-        parts.push(default.to_string());
-    }
-    // A unique tie-breaker keeps pages stable.
-    parts.push("rowid ASC".to_string());
-    format!(" ORDER BY {}", parts.join(", "))
-}
-
-pub(crate) fn limit_offset(page: &Page) -> String {
-    format!(" LIMIT {} OFFSET {}", page.limit, page.skip)
-}
-
-/// Maps a unique-constraint violation to `Conflict` with a readable text.
-pub(crate) fn conflict(e: sqlx::Error, what: &str) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!("{what} already exists")),
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::Conflict(format!("{what} refers to something that does not exist or is still in use"))
-        }
-        _ => StoreError::Database(e),
     }
 }

@@ -14,21 +14,13 @@
 //! Counters are incremented in SQL and completion is decided by one `UPDATE ... WHERE status =
 //! 'in_progress' AND <every item counted>` under the job row's lock, so exactly one writer ends a job.
 
-mod azure;
-mod inventory;
-mod jobs;
-
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
-use keyfleet_core::time::{from_micros, to_micros};
-use keyfleet_core::{Page, SortKey};
-use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::types::Json;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
+use crate::Result;
 use crate::sql::{Backend, Dialect, Query};
-use crate::{Result, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -123,7 +115,7 @@ impl Dialect for sqlx::Postgres {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const NAMED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
-    // Delivered at commit: other nodes wake at once instead of at their next poll.
+    // On `JOBS_CHANNEL`; delivered at commit: other nodes wake at once instead of at their next poll.
     const ANNOUNCE_JOB: Option<&'static str> = Some("SELECT pg_notify('keyfleet_jobs', '')");
     // One round trip for a CCKM-sized job, bounded statements for a key list without the limit.
     const ITEMS_PER_INSERT: usize = 5_000;
@@ -162,83 +154,13 @@ impl Dialect for sqlx::Postgres {
     }
 }
 
-pub(crate) fn ts(t: DateTime<Utc>) -> i64 {
-    to_micros(t)
-}
-
-pub(crate) fn get_ts(row: &PgRow, col: &str) -> Result<DateTime<Utc>> {
-    Ok(from_micros(row.try_get::<i64, _>(col)?))
-}
-
-pub(crate) fn get_opt_ts(row: &PgRow, col: &str) -> Result<Option<DateTime<Utc>>> {
-    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
-}
-
-pub(crate) fn parse<T: FromStr>(row: &PgRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(|_| StoreError::Corrupt(format!("{col} = {s:?}")))
-}
-
-/// Reads a jsonb column. A value of the wrong shape is `Corrupt`, as on SQLite, not a driver error.
-pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &PgRow, col: &str) -> Result<T> {
-    let Json(v): Json<serde_json::Value> = row.try_get(col)?;
-    serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
-}
-
-/// Binds a value as jsonb.
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Json<&T> {
-    Json(v)
-}
-
-/// `ORDER BY` clause from validated sort keys; `columns` maps API field names to SQL columns; `tie_breaker`
-/// is the table's `row_no`, which keeps pages stable (SQLite's rowid). NULLs sort as SQLite sorts them:
-/// before everything ascending, after everything descending.
-pub(crate) fn order_by(sort: &[SortKey], columns: &[(&str, &str)], default: &str, tie_breaker: &str) -> String {
-    let mut parts: Vec<String> =
-        sort.iter()
-            .filter_map(|k| {
-                columns.iter().find(|(f, _)| *f == k.field).map(|(_, col)| {
-                    format!("{col} {}", if k.descending { "DESC NULLS LAST" } else { "ASC NULLS FIRST" })
-                })
-            })
-            .collect();
-    if parts.is_empty() {
-        parts.push(default.to_string());
-    }
-    parts.push(format!("{tie_breaker} ASC"));
-    format!(" ORDER BY {}", parts.join(", "))
-}
-
-pub(crate) fn limit_offset(page: &Page) -> String {
-    format!(" LIMIT {} OFFSET {}", page.limit, page.skip)
-}
-
-/// Maps a unique-constraint violation to `Conflict` with a readable text.
-pub(crate) fn conflict(e: sqlx::Error, what: &str) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!("{what} already exists")),
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::Conflict(format!("{what} refers to something that does not exist or is still in use"))
-        }
-        _ => StoreError::Database(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn key(field: &str, descending: bool) -> SortKey {
-        SortKey { field: field.into(), descending }
-    }
-
     #[test]
-    fn order_by_maps_fields_places_nulls_like_sqlite_and_ends_with_the_row_order() {
-        let cols = &[("createdAt", "created_at"), ("completed_at", "completed_at")];
-        assert_eq!(order_by(&[], cols, "created_at DESC", "row_no"), " ORDER BY created_at DESC, row_no ASC");
-        assert_eq!(
-            order_by(&[key("completed_at", false), key("createdAt", true), key("bogus", false)], cols, "x", "g.row_no"),
-            " ORDER BY completed_at ASC NULLS FIRST, created_at DESC NULLS LAST, g.row_no ASC"
-        );
+    fn new_jobs_are_announced_on_the_channel_nodes_listen_on() {
+        let announce = <sqlx::Postgres as Dialect>::ANNOUNCE_JOB.unwrap_or_default();
+        assert!(announce.contains(&format!("'{JOBS_CHANNEL}'")), "{announce}");
     }
 }

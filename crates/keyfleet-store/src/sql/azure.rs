@@ -1,0 +1,470 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyfleet_core::*;
+
+use super::inventory::{by_ids, list_named, lock_named};
+use super::{Backend, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by};
+use crate::{AzureStore, Result, StoreError};
+
+/// Every column of `azure_key_backups` but the blob: metadata reads never load it.
+const BACKUP_COLUMNS: &str = "id, key_id, vault_id, key_name, key_version, name, description, size_bytes, \
+                              created_by, created_at, updated_at";
+
+fn connection<D: Db>(r: Fields<'_, D>) -> Result<AzureConnectionRecord> {
+    Ok(AzureConnectionRecord {
+        id: r.parse("id")?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        client_id: r.text("client_id")?,
+        tenant_id: r.text("tenant_id")?,
+        secret_enc: r.bytes("secret_enc")?,
+        cloud_name: r.text("cloud_name")?,
+        active_directory_endpoint: r.opt_text("active_directory_endpoint")?,
+        vault_resource_url: r.opt_text("vault_resource_url")?,
+        key_vault_dns_suffix: r.opt_text("key_vault_dns_suffix")?,
+        vault_endpoint_url: r.opt_text("vault_endpoint_url")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn vault<D: Db>(r: Fields<'_, D>) -> Result<VaultRecord> {
+    Ok(VaultRecord {
+        id: r.parse("id")?,
+        name: r.text("name")?,
+        azure_vault_id: r.text("azure_vault_id")?,
+        connection_id: r.parse("connection_id")?,
+        subscription_id: r.text("subscription_id")?,
+        location: r.text("location")?,
+        vault_type: r.text("vault_type")?,
+        vault_uri: r.text("vault_uri")?,
+        properties: r.json("properties")?,
+        tags: r.json("tags")?,
+        synced_at: r.opt_ts("synced_at")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn key<D: Db>(r: Fields<'_, D>) -> Result<AzureKeyRecord> {
+    Ok(AzureKeyRecord {
+        id: r.parse("id")?,
+        vault_id: r.parse("vault_id")?,
+        material: r.json("material")?,
+        gone: r.flag("gone")?,
+        synced_at: r.ts("synced_at")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn backup<D: Db>(r: Fields<'_, D>) -> Result<KeyBackupRecord> {
+    Ok(KeyBackupRecord {
+        id: r.parse("id")?,
+        key_id: r.parse("key_id")?,
+        vault_id: r.parse("vault_id")?,
+        key_name: r.text("key_name")?,
+        key_version: r.text("key_version")?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        size_bytes: r.int("size_bytes")?,
+        created_by: r.parse("created_by")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+/// Key Vault compares key names case-insensitively; keys are matched by this form (`name_lc`).
+fn name_lc(name: &str) -> String {
+    name.to_lowercase()
+}
+
+fn id_list<T: ToString>(ids: &[T]) -> Vec<String> {
+    ids.iter().map(|id| id.to_string()).collect()
+}
+
+fn push_vault_filter<D: Db>(q: &mut Query<D>, f: &VaultFilter) {
+    q.push(" WHERE true");
+    if let Some(v) = &f.name {
+        q.push(" AND name = ").push_bind(v);
+    }
+    if let Some(v) = f.connection_id {
+        q.push(" AND connection_id = ").push_bind(v.to_string());
+    }
+    if let Some(v) = &f.subscription_id {
+        q.push(" AND subscription_id = ").push_bind(v);
+    }
+}
+
+fn push_key_filter<D: Db>(q: &mut Query<D>, f: &AzureKeyFilter) {
+    q.push(" WHERE true");
+    if let Some(v) = f.vault_id {
+        q.push(" AND vault_id = ").push_bind(v.to_string());
+    }
+    if let Some(v) = &f.name {
+        q.push(" AND name_lc = ").push_bind(name_lc(v));
+    }
+    if let Some(v) = f.enabled {
+        q.push(" AND enabled = ").push_bind(v);
+    }
+    if let Some(v) = f.gone {
+        q.push(" AND gone = ").push_bind(v);
+    }
+}
+
+fn push_backup_filter<D: Db>(q: &mut Query<D>, f: &KeyBackupFilter) {
+    q.push(" WHERE true");
+    if let Some(v) = f.key_id {
+        q.push(" AND key_id = ").push_bind(v.to_string());
+    }
+    if let Some(v) = f.vault_id {
+        q.push(" AND vault_id = ").push_bind(v.to_string());
+    }
+}
+
+/// `WHERE` for a backup selector over `azure_key_backups b`: every condition given must hold.
+pub(super) fn push_backup_selector<D: Db>(q: &mut Query<D>, s: &BackupSelector) {
+    q.push(" WHERE true");
+    if !s.backups.is_empty() {
+        q.push(" AND ");
+        D::push_in_list(q, "b.id", id_list(&s.backups));
+    }
+    if !s.keys.is_empty() {
+        q.push(" AND ");
+        D::push_in_list(q, "b.key_id", id_list(&s.keys));
+    }
+    if let Some(v) = s.vault {
+        q.push(" AND b.vault_id = ").push_bind(v.to_string());
+    }
+    if let Some(t) = s.created_after {
+        q.push(" AND b.created_at >= ").push_bind(t);
+    }
+    if let Some(t) = s.created_before {
+        q.push(" AND b.created_at < ").push_bind(t);
+    }
+}
+
+#[async_trait]
+impl<B: Backend> AzureStore for B {
+    async fn insert_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "INSERT INTO azure_connections (id, name, description, client_id, tenant_id, secret_enc, cloud_name, \
+             active_directory_endpoint, vault_resource_url, key_vault_dns_suffix, vault_endpoint_url, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(c.id.to_string())
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(&c.client_id)
+        .bind(&c.tenant_id)
+        .bind(&c.secret_enc)
+        .bind(&c.cloud_name)
+        .bind(&c.active_directory_endpoint)
+        .bind(&c.vault_resource_url)
+        .bind(&c.key_vault_dns_suffix)
+        .bind(&c.vault_endpoint_url)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("connection {:?}", c.name)))?;
+        Ok(())
+    }
+
+    async fn update_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "UPDATE azure_connections SET name = $1, description = $2, client_id = $3, tenant_id = $4, \
+             secret_enc = $5, cloud_name = $6, active_directory_endpoint = $7, vault_resource_url = $8, \
+             key_vault_dns_suffix = $9, vault_endpoint_url = $10, updated_at = $11 WHERE id = $12",
+        )
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(&c.client_id)
+        .bind(&c.tenant_id)
+        .bind(&c.secret_enc)
+        .bind(&c.cloud_name)
+        .bind(&c.active_directory_endpoint)
+        .bind(&c.vault_resource_url)
+        .bind(&c.key_vault_dns_suffix)
+        .bind(&c.vault_endpoint_url)
+        .bind(c.updated_at)
+        .bind(c.id.to_string())
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("connection {:?}", c.name)))?;
+        Ok(())
+    }
+
+    async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
+        Query::new("SELECT * FROM azure_connections WHERE id = $1")
+            .bind(id.to_string())
+            .optional(self.reader(), connection)
+            .await
+    }
+
+    async fn azure_connection_by_name(&self, name: &str) -> Result<Option<AzureConnectionRecord>> {
+        Query::new("SELECT * FROM azure_connections WHERE name = $1")
+            .bind(name)
+            .optional(self.reader(), connection)
+            .await
+    }
+
+    async fn list_azure_connections(&self, page: &Page) -> Result<(Vec<AzureConnectionRecord>, u64)> {
+        list_named(self.reader(), "*", "azure_connections", |_| {}, page, connection).await
+    }
+
+    async fn delete_azure_connection(&self, id: ConnectionId) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        // Name the vault in the way: the foreign key alone would only say "in use".
+        let in_use = Query::new("SELECT name FROM azure_vaults WHERE connection_id = $1 ORDER BY name LIMIT 1")
+            .bind(id.to_string())
+            .optional(&mut tx, |r| r.text("name"))
+            .await?;
+        if let Some(vault) = in_use {
+            return Err(StoreError::Conflict(format!("connection is still used by vault {vault:?}")));
+        }
+        let deleted = Query::<B::Db>::new("DELETE FROM azure_connections WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut tx)
+            .await
+            .map_err(|e| conflict(e, "connection"))?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn insert_vault(&self, v: &VaultRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "INSERT INTO azure_vaults (id, name, azure_vault_id, connection_id, subscription_id, location, \
+             vault_type, vault_uri, properties, tags, synced_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(v.id.to_string())
+        .bind(&v.name)
+        .bind(&v.azure_vault_id)
+        .bind(v.connection_id.to_string())
+        .bind(&v.subscription_id)
+        .bind(&v.location)
+        .bind(&v.vault_type)
+        .bind(&v.vault_uri)
+        .bind(JsonParam(&v.properties))
+        .bind(JsonParam(&v.tags))
+        .bind(v.synced_at)
+        .bind(v.created_at)
+        .bind(v.updated_at)
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("vault {:?}", v.name)))?;
+        Ok(())
+    }
+
+    async fn update_vault(&self, v: &VaultRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "UPDATE azure_vaults SET name = $1, azure_vault_id = $2, connection_id = $3, subscription_id = $4, \
+             location = $5, vault_type = $6, vault_uri = $7, properties = $8, tags = $9, synced_at = $10, \
+             updated_at = $11 WHERE id = $12",
+        )
+        .bind(&v.name)
+        .bind(&v.azure_vault_id)
+        .bind(v.connection_id.to_string())
+        .bind(&v.subscription_id)
+        .bind(&v.location)
+        .bind(&v.vault_type)
+        .bind(&v.vault_uri)
+        .bind(JsonParam(&v.properties))
+        .bind(JsonParam(&v.tags))
+        .bind(v.synced_at)
+        .bind(v.updated_at)
+        .bind(v.id.to_string())
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("vault {:?}", v.name)))?;
+        Ok(())
+    }
+
+    async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>> {
+        Query::new("SELECT * FROM azure_vaults WHERE id = $1").bind(id.to_string()).optional(self.reader(), vault).await
+    }
+
+    async fn vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
+        Query::new("SELECT * FROM azure_vaults WHERE name = $1").bind(name).optional(self.reader(), vault).await
+    }
+
+    async fn list_vaults(&self, filter: &VaultFilter, page: &Page) -> Result<(Vec<VaultRecord>, u64)> {
+        list_named(self.reader(), "*", "azure_vaults", |q| push_vault_filter(q, filter), page, vault).await
+    }
+
+    async fn sync_azure_vault(
+        &self,
+        vault_id: VaultId,
+        keys: &[AzureKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64, u64)> {
+        let mut tx = self.writer().begin().await?;
+        // One sync of a vault at a time (see `sync_aws_region`).
+        lock_named(&mut tx, format!("keyfleet.sync_azure_vault:{vault_id}")).await?;
+        let (mut added, mut updated) = (0, 0);
+        // Key by key, as the AWS sync does: a name listed twice counts as added, then updated.
+        for m in keys {
+            let inserted = Query::<B::Db>::new(
+                "INSERT INTO azure_keys (id, vault_id, name, name_lc, enabled, material, gone, synced_at, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7, $7) \
+                 ON CONFLICT (vault_id, name_lc) DO NOTHING",
+            )
+            .bind(KeyId::new().to_string())
+            .bind(vault_id.to_string())
+            .bind(&m.name)
+            .bind(name_lc(&m.name))
+            .bind(m.enabled)
+            .bind(JsonParam(m))
+            .bind(at)
+            .execute(&mut tx)
+            .await
+            .map_err(|e| conflict(e, &format!("key {:?} of vault {vault_id}", m.name)))?;
+            if inserted == 1 {
+                added += 1;
+                continue;
+            }
+            Query::<B::Db>::new(
+                "UPDATE azure_keys SET name = $1, enabled = $2, material = $3, gone = false, synced_at = $4, \
+                 updated_at = $4 WHERE vault_id = $5 AND name_lc = $6",
+            )
+            .bind(&m.name)
+            .bind(m.enabled)
+            .bind(JsonParam(m))
+            .bind(at)
+            .bind(vault_id.to_string())
+            .bind(name_lc(&m.name))
+            .execute(&mut tx)
+            .await?;
+            updated += 1;
+        }
+        // Every key of the vault that the listing did not name has left Key Vault.
+        let mut q = Query::<B::Db>::new("UPDATE azure_keys SET gone = true, updated_at = $1 WHERE vault_id = $2");
+        q = q.bind(at).bind(vault_id.to_string());
+        q.push(" AND NOT gone AND NOT (");
+        B::Db::push_in_list(&mut q, "name_lc", keys.iter().map(|m| name_lc(&m.name)).collect());
+        q.push(")");
+        let gone = q.execute(&mut tx).await?;
+        Query::<B::Db>::new("UPDATE azure_vaults SET synced_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(vault_id.to_string())
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok((added, updated, gone))
+    }
+
+    async fn upsert_azure_key(
+        &self,
+        vault_id: VaultId,
+        m: &AzureKeyMaterial,
+        at: DateTime<Utc>,
+    ) -> Result<AzureKeyRecord> {
+        let row = Query::<B::Db>::new(
+            "INSERT INTO azure_keys (id, vault_id, name, name_lc, enabled, material, gone, synced_at, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7, $7) \
+             ON CONFLICT (vault_id, name_lc) DO UPDATE SET name = excluded.name, enabled = excluded.enabled, \
+             material = excluded.material, gone = false, synced_at = excluded.synced_at, \
+             updated_at = excluded.updated_at \
+             RETURNING *",
+        )
+        .bind(KeyId::new().to_string())
+        .bind(vault_id.to_string())
+        .bind(&m.name)
+        .bind(name_lc(&m.name))
+        .bind(m.enabled)
+        .bind(JsonParam(m))
+        .bind(at)
+        .fetch_one(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("key {:?} of vault {vault_id}", m.name)))?;
+        key(Fields::<B::Db>(&row))
+    }
+
+    async fn get_azure_key(&self, id: KeyId) -> Result<Option<AzureKeyRecord>> {
+        Query::new("SELECT * FROM azure_keys WHERE id = $1").bind(id.to_string()).optional(self.reader(), key).await
+    }
+
+    async fn azure_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AzureKeyRecord>> {
+        by_ids(self.reader(), "SELECT * FROM azure_keys", ids, key).await
+    }
+
+    async fn list_azure_keys(&self, filter: &AzureKeyFilter, page: &Page) -> Result<(Vec<AzureKeyRecord>, u64)> {
+        let columns = &[
+            ("createdAt", "created_at"),
+            ("updatedAt", "updated_at"),
+            ("name", "name"),
+            ("synced_at", "synced_at"),
+            ("id", "id"),
+        ];
+        let order = order_by(&page.sort, columns, "created_at ASC", B::Db::ROW_NO);
+        let (select, count) = ("SELECT * FROM azure_keys", "SELECT count(*) AS n FROM azure_keys");
+        list_page(self.reader(), select, count, |q| push_key_filter(q, filter), order, page, key).await
+    }
+
+    async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
+        Query::<B::Db>::new(
+            "INSERT INTO azure_key_backups (id, key_id, vault_id, key_name, key_version, name, description, \
+             size_bytes, blob_enc, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(b.id.to_string())
+        .bind(b.key_id.to_string())
+        .bind(b.vault_id.to_string())
+        .bind(&b.key_name)
+        .bind(&b.key_version)
+        .bind(&b.name)
+        .bind(&b.description)
+        .bind(b.size_bytes)
+        .bind(blob_enc)
+        .bind(b.created_by.to_string())
+        .bind(b.created_at)
+        .bind(b.updated_at)
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("backup {}", b.id)))?;
+        Ok(())
+    }
+
+    async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>> {
+        Query::new(format!("SELECT {BACKUP_COLUMNS} FROM azure_key_backups WHERE id = $1"))
+            .bind(id.to_string())
+            .optional(self.reader(), backup)
+            .await
+    }
+
+    async fn key_backups_by_ids(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>> {
+        by_ids(self.reader(), &format!("SELECT {BACKUP_COLUMNS} FROM azure_key_backups"), ids, backup).await
+    }
+
+    async fn key_backup_blob(&self, id: BackupId) -> Result<Option<Vec<u8>>> {
+        Query::new("SELECT blob_enc FROM azure_key_backups WHERE id = $1")
+            .bind(id.to_string())
+            .optional(self.reader(), |r| r.bytes("blob_enc"))
+            .await
+    }
+
+    async fn list_key_backups(&self, filter: &KeyBackupFilter, page: &Page) -> Result<(Vec<KeyBackupRecord>, u64)> {
+        let filter = |q: &mut Query<B::Db>| push_backup_filter(q, filter);
+        list_named(self.reader(), BACKUP_COLUMNS, "azure_key_backups", filter, page, backup).await
+    }
+
+    async fn update_key_backup(&self, b: &KeyBackupRecord) -> Result<()> {
+        Query::<B::Db>::new("UPDATE azure_key_backups SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
+            .bind(&b.name)
+            .bind(&b.description)
+            .bind(b.updated_at)
+            .bind(b.id.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_key_backup(&self, id: BackupId) -> Result<bool> {
+        let deleted = Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1")
+            .bind(id.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(deleted > 0)
+    }
+}

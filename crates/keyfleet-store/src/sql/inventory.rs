@@ -1,0 +1,566 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyfleet_core::*;
+use sqlx::Pool;
+
+use super::{Backend, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by};
+use crate::{InventoryStore, Result, StoreError};
+
+fn connection<D: Db>(r: Fields<'_, D>) -> Result<AwsConnectionRecord> {
+    Ok(AwsConnectionRecord {
+        id: r.parse("id")?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        access_key_id: r.text("access_key_id")?,
+        secret_enc: r.bytes("secret_enc")?,
+        aws_region: r.text("aws_region")?,
+        assume_role_arn: r.opt_text("assume_role_arn")?,
+        assume_role_external_id: r.opt_text("assume_role_external_id")?,
+        endpoint_url: r.opt_text("endpoint_url")?,
+        cloud_name: r.text("cloud_name")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn kms<D: Db>(r: Fields<'_, D>) -> Result<KmsRecord> {
+    Ok(KmsRecord {
+        id: r.parse("id")?,
+        name: r.text("name")?,
+        account_id: r.text("account_id")?,
+        connection_id: r.parse("connection_id")?,
+        regions: r.json("regions")?,
+        quotas: r.json("quotas")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn key<D: Db>(r: Fields<'_, D>) -> Result<AwsKeyRecord> {
+    Ok(AwsKeyRecord {
+        id: r.parse("id")?,
+        kms_id: r.parse("kms_id")?,
+        region: r.text("region")?,
+        material: r.json("material")?,
+        gone: r.flag("gone")?,
+        synced_at: r.ts("synced_at")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+/// The parts of a template kept in its JSON `body` column.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TemplateBody {
+    policy: serde_json::Value,
+    key_admins: Vec<String>,
+    key_users: Vec<String>,
+    key_admins_roles: Vec<String>,
+    key_users_roles: Vec<String>,
+    is_verified: bool,
+}
+
+fn template<D: Db>(r: Fields<'_, D>) -> Result<TemplateRecord> {
+    let body: TemplateBody = r.json("body")?;
+    Ok(TemplateRecord {
+        id: r.parse("id")?,
+        name: r.text("name")?,
+        kms_id: r.opt_parse("kms_id")?,
+        account_id: r.text("account_id")?,
+        policy: body.policy,
+        key_admins: body.key_admins,
+        key_users: body.key_users,
+        key_admins_roles: body.key_admins_roles,
+        key_users_roles: body.key_users_roles,
+        is_verified: body.is_verified,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn template_body(t: &TemplateRecord) -> TemplateBody {
+    TemplateBody {
+        policy: t.policy.clone(),
+        key_admins: t.key_admins.clone(),
+        key_users: t.key_users.clone(),
+        key_admins_roles: t.key_admins_roles.clone(),
+        key_users_roles: t.key_users_roles.clone(),
+        is_verified: t.is_verified,
+    }
+}
+
+fn acl_entry<D: Db>(r: Fields<'_, D>) -> Result<AclEntry> {
+    let p = r.text("principal")?;
+    let principal = if r.text("principal_kind")? == "user" {
+        Principal::User(p.parse().map_err(|_| StoreError::Corrupt(format!("principal {p:?}")))?)
+    } else {
+        Principal::Group(p)
+    };
+    Ok(AclEntry { principal, actions: r.json("actions")? })
+}
+
+pub(super) fn acl_resource(r: AclResource) -> (&'static str, String) {
+    match r {
+        AclResource::AwsKms(id) => ("aws-kms", id.to_string()),
+        AclResource::AzureVault(id) => ("azure-vault", id.to_string()),
+    }
+}
+
+pub(super) const NAMED_COLUMNS: &[(&str, &str)] =
+    &[("createdAt", "created_at"), ("updatedAt", "updated_at"), ("name", "name"), ("id", "id")];
+
+/// A page of a table listed by name, creation or update (connections, containers, vaults, backups);
+/// `filter` appends its `WHERE`.
+pub(super) async fn list_named<D: Db, T>(
+    pool: &Pool<D>,
+    select: &str,
+    table: &str,
+    filter: impl Fn(&mut Query<D>),
+    page: &Page,
+    map: fn(Fields<'_, D>) -> Result<T>,
+) -> Result<(Vec<T>, u64)> {
+    let order = order_by(&page.sort, NAMED_COLUMNS, "created_at ASC", D::ROW_NO);
+    let (select, count) = (format!("SELECT {select} FROM {table}"), format!("SELECT count(*) AS n FROM {table}"));
+    list_page(pool, &select, &count, filter, order, page, map).await
+}
+
+async fn delete_by_id<D: Db>(pool: &Pool<D>, table: &str, id: String) -> Result<bool> {
+    let deleted = Query::<D>::new(format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(pool)
+        .await
+        .map_err(|e| conflict(e, table))?;
+    Ok(deleted > 0)
+}
+
+/// Rows of `table` by id, in lookups of [`Dialect::IDS_PER_LOOKUP`] ids.
+pub(super) async fn by_ids<D: Db, T>(
+    pool: &Pool<D>,
+    select: &str,
+    ids: &[impl ToString],
+    map: fn(Fields<'_, D>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(D::IDS_PER_LOOKUP) {
+        let mut q = Query::new(format!("{select} WHERE "));
+        D::push_in_list(&mut q, "id", chunk.iter().map(|id| id.to_string()).collect());
+        out.extend(q.all(pool, map).await?);
+    }
+    Ok(out)
+}
+
+/// `AND` conditions over the `[key, value]` pairs of a JSON document's `tags`.
+pub(super) fn push_tags<D: Db>(q: &mut Query<D>, doc: &str, tags: &[(String, Option<String>)]) {
+    for (k, v) in tags {
+        q.push(" AND ");
+        D::push_has_tag(q, doc, k, v.as_deref());
+    }
+}
+
+fn push_key_filter<D: Db>(q: &mut Query<D>, f: &AwsKeyFilter) {
+    q.push(" WHERE true");
+    if let Some(v) = f.kms_id {
+        q.push(" AND kms_id = ").push_bind(v.to_string());
+    }
+    if let Some(v) = &f.region {
+        q.push(" AND region = ").push_bind(v);
+    }
+    if let Some(v) = &f.aws_key_id {
+        q.push(" AND aws_key_id = ").push_bind(v);
+    }
+    if let Some(v) = &f.arn {
+        q.push(" AND arn = ").push_bind(v);
+    }
+    if let Some(v) = &f.key_state {
+        q.push(" AND key_state = ").push_bind(v);
+    }
+    if let Some(v) = f.enabled {
+        q.push(" AND enabled = ").push_bind(v);
+    }
+    if let Some(v) = f.gone {
+        q.push(" AND gone = ").push_bind(v);
+    }
+    if let Some(v) = &f.alias {
+        q.push(" AND ");
+        D::push_has_alias(q, "material", v);
+    }
+    push_tags(q, "material", &f.tags);
+}
+
+/// `WHERE` for a selector over `aws_keys k JOIN aws_kms m`. Gone keys are never selected.
+pub(super) fn push_selector<D: Db>(q: &mut Query<D>, s: &KeySelector) {
+    q.push(" WHERE NOT k.gone");
+    if !s.kms.is_empty() {
+        q.push(" AND ");
+        D::push_in_list(q, "k.kms_id", s.kms.iter().map(|id| id.to_string()).collect());
+    }
+    if !s.regions.is_empty() {
+        q.push(" AND ");
+        D::push_in_list(q, "k.region", s.regions.clone());
+    }
+    if let Some(state) = &s.key_state {
+        q.push(" AND k.key_state = ").push_bind(state);
+    }
+    if let Some(prefix) = &s.alias_prefix {
+        q.push(" AND ");
+        D::push_alias_prefix(q, "k.material", prefix);
+    }
+    push_tags(q, "k.material", &s.tags);
+}
+
+/// Takes the transaction-scoped lock `name` where the dialect has one (see [`Dialect::NAMED_LOCK`]).
+pub(super) async fn lock_named<D: Db>(tx: &mut sqlx::Transaction<'_, D>, name: String) -> Result<()> {
+    if let Some(sql) = D::NAMED_LOCK {
+        Query::<D>::new(sql).bind(name).fetch_all(tx).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> InventoryStore for B {
+    async fn insert_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "INSERT INTO aws_connections (id, name, description, access_key_id, secret_enc, aws_region, \
+             assume_role_arn, assume_role_external_id, endpoint_url, cloud_name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(c.id.to_string())
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(&c.access_key_id)
+        .bind(&c.secret_enc)
+        .bind(&c.aws_region)
+        .bind(&c.assume_role_arn)
+        .bind(&c.assume_role_external_id)
+        .bind(&c.endpoint_url)
+        .bind(&c.cloud_name)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("connection {:?}", c.name)))?;
+        Ok(())
+    }
+
+    async fn update_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "UPDATE aws_connections SET name = $1, description = $2, access_key_id = $3, secret_enc = $4, \
+             aws_region = $5, assume_role_arn = $6, assume_role_external_id = $7, endpoint_url = $8, \
+             cloud_name = $9, updated_at = $10 WHERE id = $11",
+        )
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(&c.access_key_id)
+        .bind(&c.secret_enc)
+        .bind(&c.aws_region)
+        .bind(&c.assume_role_arn)
+        .bind(&c.assume_role_external_id)
+        .bind(&c.endpoint_url)
+        .bind(&c.cloud_name)
+        .bind(c.updated_at)
+        .bind(c.id.to_string())
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("connection {:?}", c.name)))?;
+        Ok(())
+    }
+
+    async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>> {
+        Query::new("SELECT * FROM aws_connections WHERE id = $1")
+            .bind(id.to_string())
+            .optional(self.reader(), connection)
+            .await
+    }
+
+    async fn aws_connection_by_name(&self, name: &str) -> Result<Option<AwsConnectionRecord>> {
+        Query::new("SELECT * FROM aws_connections WHERE name = $1").bind(name).optional(self.reader(), connection).await
+    }
+
+    async fn list_aws_connections(&self, page: &Page) -> Result<(Vec<AwsConnectionRecord>, u64)> {
+        list_named(self.reader(), "*", "aws_connections", |_| {}, page, connection).await
+    }
+
+    async fn delete_aws_connection(&self, id: ConnectionId) -> Result<bool> {
+        delete_by_id(self.writer(), "aws_connections", id.to_string()).await
+    }
+
+    async fn insert_kms(&self, k: &KmsRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "INSERT INTO aws_kms (id, name, account_id, connection_id, regions, quotas, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(k.id.to_string())
+        .bind(&k.name)
+        .bind(&k.account_id)
+        .bind(k.connection_id.to_string())
+        .bind(JsonParam(&k.regions))
+        .bind(JsonParam(&k.quotas))
+        .bind(k.created_at)
+        .bind(k.updated_at)
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("KMS {:?}", k.name)))?;
+        Ok(())
+    }
+
+    async fn update_kms(&self, k: &KmsRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "UPDATE aws_kms SET name = $1, account_id = $2, connection_id = $3, regions = $4, quotas = $5, \
+             updated_at = $6 WHERE id = $7",
+        )
+        .bind(&k.name)
+        .bind(&k.account_id)
+        .bind(k.connection_id.to_string())
+        .bind(JsonParam(&k.regions))
+        .bind(JsonParam(&k.quotas))
+        .bind(k.updated_at)
+        .bind(k.id.to_string())
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("KMS {:?}", k.name)))?;
+        Ok(())
+    }
+
+    async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>> {
+        Query::new("SELECT * FROM aws_kms WHERE id = $1").bind(id.to_string()).optional(self.reader(), kms).await
+    }
+
+    async fn kms_by_name(&self, name: &str) -> Result<Option<KmsRecord>> {
+        Query::new("SELECT * FROM aws_kms WHERE name = $1").bind(name).optional(self.reader(), kms).await
+    }
+
+    async fn list_kms(&self, page: &Page) -> Result<(Vec<KmsRecord>, u64)> {
+        list_named(self.reader(), "*", "aws_kms", |_| {}, page, kms).await
+    }
+
+    async fn delete_kms(&self, id: KmsId) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let (kind, rid) = acl_resource(AclResource::AwsKms(id));
+        Query::<B::Db>::new("DELETE FROM acls WHERE resource_kind = $1 AND resource_id = $2")
+            .bind(kind)
+            .bind(&rid)
+            .execute(&mut tx)
+            .await?;
+        let deleted = Query::<B::Db>::new("DELETE FROM aws_kms WHERE id = $1")
+            .bind(rid)
+            .execute(&mut tx)
+            .await
+            .map_err(|e| conflict(e, "KMS"))?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn acls(&self, resource: AclResource) -> Result<Vec<AclEntry>> {
+        let (kind, id) = acl_resource(resource);
+        Query::new(
+            "SELECT principal_kind, principal, actions FROM acls WHERE resource_kind = $1 AND resource_id = $2 \
+             ORDER BY principal_kind DESC, principal",
+        )
+        .bind(kind)
+        .bind(id)
+        .all(self.reader(), acl_entry)
+        .await
+    }
+
+    async fn set_acl(&self, resource: AclResource, principal: &Principal, actions: &[String]) -> Result<()> {
+        let (kind, id) = acl_resource(resource);
+        let (pk, p) = match principal {
+            Principal::User(u) => ("user", u.to_string()),
+            Principal::Group(g) => ("group", g.clone()),
+        };
+        let q = if actions.is_empty() {
+            Query::<B::Db>::new(
+                "DELETE FROM acls WHERE resource_kind = $1 AND resource_id = $2 AND principal_kind = $3 \
+                 AND principal = $4",
+            )
+            .bind(kind)
+            .bind(id)
+            .bind(pk)
+            .bind(p)
+        } else {
+            Query::<B::Db>::new(
+                "INSERT INTO acls (resource_kind, resource_id, principal_kind, principal, actions) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (resource_kind, resource_id, principal_kind, principal) \
+                 DO UPDATE SET actions = excluded.actions",
+            )
+            .bind(kind)
+            .bind(id)
+            .bind(pk)
+            .bind(p)
+            .bind(JsonParam(&actions))
+        };
+        q.execute(self.writer()).await?;
+        Ok(())
+    }
+
+    async fn sync_aws_region(
+        &self,
+        kms_id: KmsId,
+        region: &str,
+        keys: &[AwsKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64, u64)> {
+        let mut tx = self.writer().begin().await?;
+        // One sync of a region at a time (two sync jobs may cover the same one): two interleaved syncs could
+        // otherwise deadlock, each marking gone what the other is writing.
+        lock_named(&mut tx, format!("keyfleet.sync_aws_region:{kms_id}/{region}")).await?;
+        let (mut added, mut updated) = (0, 0);
+        // Key by key, so that a key listed twice counts as added then updated (an upsert of a whole batch
+        // could touch a row only once). The statements are prepared once per connection.
+        for m in keys {
+            let inserted = Query::<B::Db>::new(
+                "INSERT INTO aws_keys (id, kms_id, region, aws_key_id, arn, key_state, enabled, material, gone, \
+                 synced_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9, $9, $9) \
+                 ON CONFLICT (kms_id, region, aws_key_id) DO NOTHING",
+            )
+            .bind(KeyId::new().to_string())
+            .bind(kms_id.to_string())
+            .bind(region)
+            .bind(&m.key_id)
+            .bind(&m.arn)
+            .bind(&m.key_state)
+            .bind(m.enabled)
+            .bind(JsonParam(m))
+            .bind(at)
+            .execute(&mut tx)
+            .await?;
+            if inserted == 1 {
+                added += 1;
+                continue;
+            }
+            Query::<B::Db>::new(
+                "UPDATE aws_keys SET arn = $1, key_state = $2, enabled = $3, material = $4, gone = false, \
+                 synced_at = $5, updated_at = $5 WHERE kms_id = $6 AND region = $7 AND aws_key_id = $8",
+            )
+            .bind(&m.arn)
+            .bind(&m.key_state)
+            .bind(m.enabled)
+            .bind(JsonParam(m))
+            .bind(at)
+            .bind(kms_id.to_string())
+            .bind(region)
+            .bind(&m.key_id)
+            .execute(&mut tx)
+            .await?;
+            updated += 1;
+        }
+        // Every key of this container and region that the sync did not see has left AWS.
+        let gone = Query::<B::Db>::new(
+            "UPDATE aws_keys SET gone = true, updated_at = $1 WHERE kms_id = $2 AND region = $3 AND NOT gone \
+             AND synced_at < $1",
+        )
+        .bind(at)
+        .bind(kms_id.to_string())
+        .bind(region)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok((added, updated, gone))
+    }
+
+    async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>> {
+        Query::new("SELECT * FROM aws_keys WHERE id = $1").bind(id.to_string()).optional(self.reader(), key).await
+    }
+
+    async fn aws_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>> {
+        by_ids(self.reader(), "SELECT * FROM aws_keys", ids, key).await
+    }
+
+    async fn list_aws_keys(&self, filter: &AwsKeyFilter, page: &Page) -> Result<(Vec<AwsKeyRecord>, u64)> {
+        let columns = &[
+            ("createdAt", "created_at"),
+            ("updatedAt", "updated_at"),
+            ("region", "region"),
+            ("KeyID", "aws_key_id"),
+            ("KeyState", "key_state"),
+            ("synced_at", "synced_at"),
+            ("id", "id"),
+        ];
+        let order = order_by(&page.sort, columns, "created_at ASC", B::Db::ROW_NO);
+        let (select, count) = ("SELECT * FROM aws_keys", "SELECT count(*) AS n FROM aws_keys");
+        list_page(self.reader(), select, count, |q| push_key_filter(q, filter), order, page, key).await
+    }
+
+    async fn update_aws_key_material(&self, id: KeyId, m: &AwsKeyMaterial, at: DateTime<Utc>) -> Result<()> {
+        refresh_aws_key(self.writer(), id, m, at).await
+    }
+
+    async fn mark_aws_key_gone(&self, id: KeyId, at: DateTime<Utc>) -> Result<()> {
+        Query::<B::Db>::new("UPDATE aws_keys SET gone = true, updated_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_template(&self, t: &TemplateRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "INSERT INTO aws_templates (id, name, kms_id, account_id, body, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(t.id.to_string())
+        .bind(&t.name)
+        .bind(t.kms_id.map(|k| k.to_string()))
+        .bind(&t.account_id)
+        .bind(JsonParam(&template_body(t)))
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("template {:?}", t.name)))?;
+        Ok(())
+    }
+
+    async fn update_template(&self, t: &TemplateRecord) -> Result<()> {
+        Query::<B::Db>::new(
+            "UPDATE aws_templates SET name = $1, kms_id = $2, account_id = $3, body = $4, updated_at = $5 \
+             WHERE id = $6",
+        )
+        .bind(&t.name)
+        .bind(t.kms_id.map(|k| k.to_string()))
+        .bind(&t.account_id)
+        .bind(JsonParam(&template_body(t)))
+        .bind(t.updated_at)
+        .bind(t.id.to_string())
+        .execute(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("template {:?}", t.name)))?;
+        Ok(())
+    }
+
+    async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
+        Query::new("SELECT * FROM aws_templates WHERE id = $1")
+            .bind(id.to_string())
+            .optional(self.reader(), template)
+            .await
+    }
+
+    async fn list_templates(&self, page: &Page) -> Result<(Vec<TemplateRecord>, u64)> {
+        list_named(self.reader(), "*", "aws_templates", |_| {}, page, template).await
+    }
+
+    async fn delete_template(&self, id: TemplateId) -> Result<bool> {
+        delete_by_id(self.writer(), "aws_templates", id.to_string()).await
+    }
+}
+
+/// Refreshes the cached metadata of one AWS key after an effect (alone, or inside `finish_item_with`).
+pub(super) async fn refresh_aws_key<'a, D: Db>(
+    on: impl Into<super::On<'a, D>>,
+    id: KeyId,
+    m: &AwsKeyMaterial,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    Query::<D>::new(
+        "UPDATE aws_keys SET key_state = $1, enabled = $2, material = $3, gone = false, updated_at = $4 WHERE id = $5",
+    )
+    .bind(&m.key_state)
+    .bind(m.enabled)
+    .bind(JsonParam(m))
+    .bind(at)
+    .bind(id.to_string())
+    .execute(on)
+    .await?;
+    Ok(())
+}

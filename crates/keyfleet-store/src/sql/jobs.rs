@@ -1,0 +1,582 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyfleet_core::rules::{CANCELLED, Counter, ItemChange, Progress, failed_detail, skipped_detail};
+use keyfleet_core::time::to_micros;
+use keyfleet_core::*;
+use sqlx::Transaction;
+
+use super::azure::push_backup_selector;
+use super::inventory::{push_selector, refresh_aws_key};
+use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by};
+use crate::{ItemEffect, JobStore, Result, StoreError};
+
+fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
+    let op = r.text("operation")?;
+    Operation::parse(&op).ok_or_else(|| StoreError::Corrupt(format!("operation {op:?}")))
+}
+
+fn job_status<D: Db>(r: &Fields<'_, D>) -> Result<JobStatus> {
+    let status = r.text("status")?;
+    JobStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))
+}
+
+fn job<D: Db>(r: Fields<'_, D>) -> Result<JobRecord> {
+    Ok(JobRecord {
+        id: r.parse("id")?,
+        cloud: r.text("cloud")?,
+        operation: operation(&r)?,
+        params: r.json("params")?,
+        status: job_status(&r)?,
+        abort: r.flag("abort")?,
+        created_by: r.parse("created_by")?,
+        total: r.int("total")?,
+        succeeded: r.int("succeeded")?,
+        failed: r.int("failed")?,
+        skipped: r.int("skipped")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+        completed_at: r.opt_ts("completed_at")?,
+    })
+}
+
+fn item<D: Db>(r: Fields<'_, D>) -> Result<ItemRecord> {
+    let status = r.text("status")?;
+    Ok(ItemRecord {
+        job_id: r.parse("job_id")?,
+        seq: r.int("seq")?,
+        key_id: r.parse("key_id")?,
+        status: ItemStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("item status {status:?}")))?,
+        attempts: r.int("attempts")?,
+        detail: r.opt_text("detail")?,
+        last_error_code: r.opt_text("last_error_code")?,
+        last_error_message: r.opt_text("last_error_message")?,
+        state_before: r.opt_text("state_before")?,
+        state_after: r.opt_text("state_after")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn claimed<D: Db>(r: Fields<'_, D>) -> Result<ClaimedItem> {
+    Ok(ClaimedItem {
+        job_id: r.parse("job_id")?,
+        seq: r.int("seq")?,
+        key_id: r.parse("key_id")?,
+        operation: operation(&r)?,
+        params: r.json("params")?,
+        partition: r.text("partition")?,
+        attempts: r.int("attempts")?,
+        first_attempt_at: r.ts("first_attempt_at")?,
+    })
+}
+
+fn push_job_filter<D: Db>(q: &mut Query<D>, f: &JobFilter) {
+    q.push(" WHERE true");
+    if let Some(v) = f.id {
+        q.push(" AND id = ").push_bind(v.to_string());
+    }
+    if let Some(v) = f.status {
+        q.push(" AND status = ").push_bind(v.as_str());
+    }
+    if let Some(v) = &f.cloud {
+        q.push(" AND cloud = ").push_bind(v);
+    }
+    if let Some(v) = f.operation {
+        q.push(" AND operation = ").push_bind(v.as_str());
+    }
+    if let Some(v) = f.created_by {
+        q.push(" AND created_by = ").push_bind(v.to_string());
+    }
+}
+
+/// The job, its row locked for the rest of the transaction on PostgreSQL (the lock order, see
+/// `postgres.rs`).
+async fn lock_job<D: Db>(tx: &mut Transaction<'_, D>, id: JobId) -> Result<Option<JobRecord>> {
+    Query::new(format!("SELECT * FROM jobs WHERE id = $1{}", D::FOR_UPDATE))
+        .bind(id.to_string())
+        .optional(tx, job)
+        .await
+}
+
+/// [`lock_job`] without reading the job: false when there is no such job.
+async fn lock_job_row<D: Db>(tx: &mut Transaction<'_, D>, id: JobId) -> Result<bool> {
+    let sql = format!("SELECT 1 AS found FROM jobs WHERE id = $1{}", D::FOR_UPDATE);
+    Ok(Query::<D>::new(sql).bind(id.to_string()).fetch_optional(tx).await?.is_some())
+}
+
+/// Adds `n` ended items to one counter of the job and, when that ends the job, ends it as the rules say.
+/// Runs inside the caller's transaction, which holds the job row (`lock_job`), so it sees every other
+/// writer's count and exactly one writer ends the job.
+async fn count_ended<D: Db>(
+    tx: &mut Transaction<'_, D>,
+    id: JobId,
+    counter: Counter,
+    n: u64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let c = counter.as_str();
+    let row = Query::<D>::new(format!(
+        "UPDATE jobs SET {c} = {c} + $1, updated_at = $2 WHERE id = $3 \
+         RETURNING status, abort, total, succeeded, failed, skipped"
+    ))
+    .bind(n as i64)
+    .bind(at)
+    .bind(id.to_string())
+    .fetch_one(&mut *tx)
+    .await?;
+    let r = Fields::<D>(&row);
+    let progress = Progress {
+        total: r.int("total")?,
+        succeeded: r.int("succeeded")?,
+        failed: r.int("failed")?,
+        skipped: r.int("skipped")?,
+    };
+    if job_status(&r)? != JobStatus::InProgress {
+        return Ok(());
+    }
+    if let Some(end) = progress.end_status(r.flag("abort")?) {
+        Query::<D>::new(
+            "UPDATE jobs SET status = $1, completed_at = $2, updated_at = $2 WHERE id = $3 AND status = 'in_progress'",
+        )
+        .bind(end.as_str())
+        .bind(at)
+        .bind(id.to_string())
+        .execute(tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_job<D: Db>(tx: &mut Transaction<'_, D>, j: &JobRecord) -> Result<()> {
+    Query::<D>::new(
+        "INSERT INTO jobs (id, cloud, operation, params, status, abort, created_by, total, succeeded, failed, \
+         skipped, created_at, updated_at, completed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(j.id.to_string())
+    .bind(&j.cloud)
+    .bind(j.operation.as_str())
+    .bind(JsonParam(&j.params))
+    .bind(j.status.as_str())
+    .bind(j.abort)
+    .bind(j.created_by.to_string())
+    .bind(j.total)
+    .bind(j.succeeded)
+    .bind(j.failed)
+    .bind(j.skipped)
+    .bind(j.created_at)
+    .bind(j.updated_at)
+    .bind(j.completed_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the job's items from `SELECT ... FROM {from}` (`from` names the selection's tables and ends
+/// before its `WHERE`, which `filter` appends): seq numbers by `order`, the insertion (claim) order follows
+/// them. Sets the job's total; returns it.
+async fn insert_selected_items<D: Db>(
+    tx: &mut Transaction<'_, D>,
+    j: &JobRecord,
+    columns: &str,
+    from: &str,
+    order: &str,
+    filter: impl FnOnce(&mut Query<D>),
+) -> Result<i64> {
+    let mut q = Query::<D>::new(format!(
+        "INSERT INTO job_items (job_id, seq, key_id, partition, status, updated_at) \
+         SELECT $1, row_number() OVER (ORDER BY {order}) - 1, {columns}, 'pending', $2 FROM {from}"
+    ))
+    .bind(j.id.to_string())
+    .bind(j.created_at);
+    filter(&mut q);
+    q.push(&format!(" ORDER BY {order}"));
+    let n = q.execute(&mut *tx).await? as i64;
+    Query::<D>::new("UPDATE jobs SET total = $1 WHERE id = $2")
+        .bind(n)
+        .bind(j.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(n)
+}
+
+/// Tells other nodes about a new job, at commit (where the dialect has more than one node).
+async fn announce_job<D: Db>(tx: &mut Transaction<'_, D>) -> Result<()> {
+    if let Some(sql) = D::ANNOUNCE_JOB {
+        Query::<D>::new(sql).fetch_all(tx).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> JobStore for B {
+    async fn create_job(&self, j: &JobRecord, items: &[NewItem]) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        insert_job(&mut tx, j).await?;
+        for (chunk_no, chunk) in items.chunks(B::Db::ITEMS_PER_INSERT).enumerate() {
+            let first = (chunk_no * B::Db::ITEMS_PER_INSERT) as i64;
+            let mut q = Query::<B::Db>::new(
+                "INSERT INTO job_items (job_id, seq, key_id, partition, status, updated_at) VALUES ",
+            )
+            .bind(j.id.to_string())
+            .bind(j.created_at);
+            // Rows in seq order: the insertion (claim) order among equally due items follows the caller's.
+            for (i, item) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "($1, " } else { ", ($1, " }).push_bind(first + i as i64).push(", ");
+                q.push_bind(item.key_id.to_string()).push(", ").push_bind(&item.partition).push(", 'pending', $2)");
+            }
+            q.execute(&mut tx).await?;
+        }
+        announce_job(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_selector(&self, selector: &KeySelector) -> Result<u64> {
+        let mut q = Query::new("SELECT count(*) AS n FROM aws_keys k JOIN aws_kms m ON m.id = k.kms_id");
+        push_selector(&mut q, selector);
+        q.count(self.reader()).await
+    }
+
+    async fn create_job_from_selector(&self, j: &JobRecord, selector: &KeySelector) -> Result<i64> {
+        let mut tx = self.writer().begin().await?;
+        insert_job(&mut tx, j).await?;
+        let columns = "k.id, m.account_id || '/' || k.region";
+        let order = format!("m.account_id, k.region, k.{}", B::Db::ROW_NO);
+        let from = "aws_keys k JOIN aws_kms m ON m.id = k.kms_id";
+        let n = insert_selected_items(&mut tx, j, columns, from, &order, |q| push_selector(q, selector)).await?;
+        announce_job(&mut tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn count_backup_selection(&self, selector: &BackupSelector) -> Result<u64> {
+        let mut q = Query::new("SELECT count(*) AS n FROM azure_key_backups b");
+        push_backup_selector(&mut q, selector);
+        q.count(self.reader()).await
+    }
+
+    async fn backup_selection_vaults(&self, selector: &BackupSelector) -> Result<Vec<VaultId>> {
+        let mut q = Query::new("SELECT DISTINCT b.vault_id FROM azure_key_backups b");
+        push_backup_selector(&mut q, selector);
+        q.push(" ORDER BY b.vault_id");
+        q.all(self.reader(), |r| r.parse("vault_id")).await
+    }
+
+    async fn create_job_from_backups(&self, j: &JobRecord, selector: &BackupSelector) -> Result<i64> {
+        let mut tx = self.writer().begin().await?;
+        insert_job(&mut tx, j).await?;
+        // Oldest backup first; the partition is the backup's vault (`azure_partition`).
+        let columns = format!("b.id, '{CLOUD_AZURE}' || '/' || b.vault_id");
+        let order = format!("b.created_at, b.{}", B::Db::ROW_NO);
+        let from = "azure_key_backups b";
+        let n =
+            insert_selected_items(&mut tx, j, &columns, from, &order, |q| push_backup_selector(q, selector)).await?;
+        announce_job(&mut tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn list_items(&self, job: JobId, status: Option<ItemStatus>, page: &Page) -> Result<(Vec<ItemRecord>, u64)> {
+        let filter = |q: &mut Query<B::Db>| {
+            q.push(" WHERE job_id = ").push_bind(job.to_string());
+            if let Some(st) = status {
+                q.push(" AND status = ").push_bind(st.as_str());
+            }
+        };
+        let (select, count) = ("SELECT * FROM job_items", "SELECT count(*) AS n FROM job_items");
+        list_page(self.reader(), select, count, filter, " ORDER BY seq".into(), page, item).await
+    }
+
+    async fn fail_pending_for_connection(
+        &self,
+        job: JobId,
+        connection: ConnectionId,
+        code: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.writer().begin().await?;
+        if !lock_job_row(&mut tx, job).await? {
+            return Ok(0);
+        }
+        let n = Query::<B::Db>::new(
+            "UPDATE job_items SET status = 'failed', detail = $1, last_error_code = $2, last_error_message = $3, \
+             updated_at = $4 WHERE job_id = $5 AND status = 'pending' AND key_id IN \
+             (SELECT k.id FROM aws_keys k JOIN aws_kms m ON m.id = k.kms_id WHERE m.connection_id = $6)",
+        )
+        .bind(failed_detail(code, message))
+        .bind(code)
+        .bind(message)
+        .bind(at)
+        .bind(job.to_string())
+        .bind(connection.to_string())
+        .execute(&mut tx)
+        .await?;
+        if n > 0 {
+            count_ended(&mut tx, job, Counter::Failed, n, at).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>> {
+        Query::new("SELECT * FROM jobs WHERE id = $1").bind(id.to_string()).optional(self.reader(), job).await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)> {
+        let columns = &[
+            ("createdAt", "created_at"),
+            ("updatedAt", "updated_at"),
+            ("completed_at", "completed_at"),
+            ("overall_status", "status"),
+            ("operation", "operation"),
+            ("id", "id"),
+        ];
+        let order = order_by(&page.sort, columns, "created_at DESC", B::Db::ROW_NO);
+        let (select, count) = ("SELECT * FROM jobs", "SELECT count(*) AS n FROM jobs");
+        list_page(self.reader(), select, count, |q| push_job_filter(q, filter), order, page, job).await
+    }
+
+    async fn job_items(&self, id: JobId) -> Result<Vec<ItemRecord>> {
+        Query::new("SELECT * FROM job_items WHERE job_id = $1 ORDER BY seq")
+            .bind(id.to_string())
+            .all(self.reader(), item)
+            .await
+    }
+
+    async fn cancel_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>> {
+        let mut tx = self.writer().begin().await?;
+        let Some(current) = lock_job(&mut tx, id).await? else {
+            return Ok(None);
+        };
+        Query::<B::Db>::new("UPDATE jobs SET abort = true WHERE id = $1").bind(id.to_string()).execute(&mut tx).await?;
+        // CCKM: cancel on a finished job only raises the flag.
+        if !current.status.is_terminal() {
+            // Items a worker claims meanwhile are `running` by the time this statement gets their row lock,
+            // so they are left to finish (and counted then), exactly as if the claim had come first.
+            let skipped = Query::<B::Db>::new(
+                "UPDATE job_items SET status = 'skipped', detail = $1, updated_at = $2 \
+                 WHERE job_id = $3 AND status = 'pending'",
+            )
+            .bind(skipped_detail(CANCELLED))
+            .bind(at)
+            .bind(id.to_string())
+            .execute(&mut tx)
+            .await?;
+            count_ended(&mut tx, id, Counter::Skipped, skipped, at).await?;
+        }
+        let after = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id.to_string()).optional(&mut tx, job).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn delete_job(&self, id: JobId) -> Result<Option<bool>> {
+        let mut tx = self.writer().begin().await?;
+        let Some(current) = lock_job(&mut tx, id).await? else {
+            return Ok(None);
+        };
+        if current.status == JobStatus::InProgress {
+            return Ok(Some(false));
+        }
+        Query::<B::Db>::new("DELETE FROM job_items WHERE job_id = $1").bind(id.to_string()).execute(&mut tx).await?;
+        Query::<B::Db>::new("DELETE FROM jobs WHERE id = $1").bind(id.to_string()).execute(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Some(true))
+    }
+
+    async fn job_aborted(&self, id: JobId) -> Result<bool> {
+        let abort = Query::new("SELECT abort FROM jobs WHERE id = $1")
+            .bind(id.to_string())
+            .optional(self.reader(), |r| r.flag("abort"))
+            .await?;
+        Ok(abort.unwrap_or(true))
+    }
+
+    async fn job_announced(&self) {
+        Backend::job_announced(self).await
+    }
+
+    async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
+        Query::new(
+            "SELECT partition, min(not_before) AS due FROM job_items WHERE status = 'pending' \
+             GROUP BY partition ORDER BY partition",
+        )
+        .all(self.reader(), |r| Ok((r.text("partition")?, r.ts("due")?)))
+        .await
+    }
+
+    async fn acquire_partition(
+        &self,
+        partition: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let taken = Query::<B::Db>::new(
+            "INSERT INTO partition_leases (partition, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (partition) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE partition_leases.owner = excluded.owner OR partition_leases.expires_at < $4",
+        )
+        .bind(partition)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        Ok(taken == 1)
+    }
+
+    async fn renew_partitions(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+        Query::<B::Db>::new("UPDATE partition_leases SET expires_at = $1 WHERE owner = $2")
+            .bind(until)
+            .bind(owner)
+            .execute(self.writer())
+            .await
+    }
+
+    async fn release_partition(&self, partition: &str, owner: &str) -> Result<()> {
+        Query::<B::Db>::new("DELETE FROM partition_leases WHERE partition = $1 AND owner = $2")
+            .bind(partition)
+            .bind(owner)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_items(
+        &self,
+        owner: &str,
+        partition: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedItem>> {
+        // One statement: take the due items no one else is claiming (SKIP LOCKED on PostgreSQL: concurrent
+        // nodes take disjoint sets and never wait on each other), mark them running with a lease, and return
+        // them with their job's operation and parameters.
+        let mut out = Query::new(format!(
+            "UPDATE job_items SET status = 'running', attempts = attempts + 1, lease_owner = $1, \
+                 lease_expires_at = $2, first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3 \
+             WHERE (job_id, seq) IN ( \
+                 SELECT job_id, seq FROM job_items \
+                 WHERE status = 'pending' AND partition = $4 AND not_before <= $3 \
+                 ORDER BY not_before, {} LIMIT $5{}) \
+             RETURNING job_id, seq, key_id, partition, attempts, first_attempt_at, \
+                 (SELECT j.operation FROM jobs j WHERE j.id = job_items.job_id) AS operation, \
+                 (SELECT j.params FROM jobs j WHERE j.id = job_items.job_id) AS params",
+            B::Db::ROW_NO,
+            B::Db::SKIP_LOCKED
+        ))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(partition)
+        .bind(i64::from(limit))
+        .all(self.writer(), claimed)
+        .await?;
+        out.sort_by_key(|c| (c.job_id, c.seq));
+        Ok(out)
+    }
+
+    async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+        let held = Query::<B::Db>::new(
+            "SELECT 1 AS held FROM job_items WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 \
+             AND status = 'running' AND lease_expires_at > $4",
+        )
+        .bind(job.to_string())
+        .bind(seq)
+        .bind(owner)
+        .bind(now)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(held.is_some())
+    }
+
+    async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64> {
+        // SKIP LOCKED: a row being written right now (finished by its worker, reaped, or passed over by a
+        // cancel) is not waited for; the next heartbeat comes long before the lease ends.
+        Query::<B::Db>::new(format!(
+            "UPDATE job_items SET lease_expires_at = $1 WHERE (job_id, seq) IN ( \
+                 SELECT job_id, seq FROM job_items WHERE lease_owner = $2 AND status = 'running'{})",
+            B::Db::SKIP_LOCKED
+        ))
+        .bind(lease_until)
+        .bind(owner)
+        .execute(self.writer())
+        .await
+    }
+
+    async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64> {
+        // SKIP LOCKED: a row being written right now (its owner finishing it, another node's reaper) is
+        // left alone; if it is still expired afterwards, the next pass returns it. Reapers never queue.
+        Query::<B::Db>::new(format!(
+            "UPDATE job_items SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+             WHERE (job_id, seq) IN ( \
+                 SELECT job_id, seq FROM job_items WHERE status = 'running' AND lease_expires_at < $1{})",
+            B::Db::SKIP_LOCKED
+        ))
+        .bind(now)
+        .execute(self.writer())
+        .await
+    }
+
+    async fn finish_item_with(
+        &self,
+        job_id: JobId,
+        seq: i64,
+        owner: &str,
+        outcome: &ItemOutcome,
+        at: DateTime<Utc>,
+        effect: ItemEffect<'_>,
+    ) -> Result<bool> {
+        let change = ItemChange::of(outcome);
+        let mut tx = self.writer().begin().await?;
+        // An outcome that counts changes the job too: job row first, then the item (the lock order).
+        // A retry changes only the item and never waits while holding it.
+        if change.counter.is_some() && !lock_job_row(&mut tx, job_id).await? {
+            return Ok(false);
+        }
+        let written = Query::<B::Db>::new(
+            "UPDATE job_items SET status = $1, detail = $2, \
+             last_error_code = COALESCE($3, last_error_code), last_error_message = COALESCE($4, last_error_message), \
+             state_before = COALESCE($5, state_before), state_after = COALESCE($6, state_after), \
+             not_before = $7, lease_owner = NULL, lease_expires_at = NULL, updated_at = $8 \
+             WHERE job_id = $9 AND seq = $10 AND lease_owner = $11 AND status = 'running'",
+        )
+        .bind(change.status.as_str())
+        .bind(change.detail)
+        .bind(change.error_code)
+        .bind(change.error_message)
+        .bind(change.state_before)
+        .bind(change.state_after)
+        .bind(change.not_before.map_or(0, to_micros))
+        .bind(at)
+        .bind(job_id.to_string())
+        .bind(seq)
+        .bind(owner)
+        .execute(&mut tx)
+        .await?;
+        if written == 0 {
+            // The lease was lost (expired and reclaimed): someone else owns this item now.
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(counter) = change.counter {
+            count_ended(&mut tx, job_id, counter, 1, at).await?;
+        }
+        match effect {
+            ItemEffect::None => {}
+            ItemEffect::RefreshAwsKey(id, m) => refresh_aws_key(&mut tx, id, m, at).await?,
+            ItemEffect::DeleteBackup(id) => {
+                if matches!(outcome, ItemOutcome::Succeeded { .. }) {
+                    Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1")
+                        .bind(id.to_string())
+                        .execute(&mut tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}

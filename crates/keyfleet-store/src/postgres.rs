@@ -100,10 +100,6 @@ impl Backend for PgStore {
         &self.pool
     }
 
-    fn writer(&self) -> &PgPool {
-        &self.pool
-    }
-
     async fn job_announced(&self) {
         self.listen_jobs().await
     }
@@ -144,13 +140,11 @@ impl Dialect for sqlx::Postgres {
         .push("))");
     }
 
-    fn push_has_tag(q: &mut Query<Self>, doc: &str, key: &str, value: Option<&str>) {
-        q.push(&format!("EXISTS (SELECT 1 FROM jsonb_array_elements({doc} -> 'tags') AS t(tag) WHERE t.tag ->> 0 = "))
-            .push_bind(key);
-        if let Some(v) = value {
-            q.push(" AND t.tag ->> 1 = ").push_bind(v);
-        }
-        q.push(")");
+    const TAG_KEY: &'static str = "t.tag ->> 0";
+    const TAG_VALUE: &'static str = "t.tag ->> 1";
+
+    fn tag_rows(doc: &str) -> String {
+        format!("jsonb_array_elements({doc} -> 'tags') AS t(tag)")
     }
 }
 

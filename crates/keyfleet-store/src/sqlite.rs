@@ -105,12 +105,10 @@ impl Dialect for sqlx::Sqlite {
             .push(")");
     }
 
-    fn push_has_tag(q: &mut Query<Self>, doc: &str, key: &str, value: Option<&str>) {
-        q.push(&format!("EXISTS (SELECT 1 FROM json_each({doc}, '$.tags') WHERE json_extract(value, '$[0]') = "))
-            .push_bind(key);
-        if let Some(v) = value {
-            q.push(" AND json_extract(value, '$[1]') = ").push_bind(v);
-        }
-        q.push(")");
+    const TAG_KEY: &'static str = "json_extract(value, '$[0]')";
+    const TAG_VALUE: &'static str = "json_extract(value, '$[1]')";
+
+    fn tag_rows(doc: &str) -> String {
+        format!("json_each({doc}, '$.tags')")
     }
 }

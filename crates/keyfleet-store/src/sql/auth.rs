@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
-use super::{Backend, Db, Dialect, Fields, Query, conflict, list_page, order_by};
+use super::{Backend, Db, Dialect, Fields, Query, conflict, list_page, order_by, row_by};
 use crate::{AuthStore, Result};
 
 fn user<D: Db>(r: Fields<'_, D>) -> Result<UserRecord> {
@@ -87,11 +87,11 @@ impl<B: Backend> AuthStore for B {
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
-        Query::new("SELECT * FROM users WHERE username = $1").bind(username).optional(self.reader(), user).await
+        row_by(self.reader(), "users", "username", username, user).await
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
-        Query::new("SELECT * FROM users WHERE id = $1").bind(id.to_string()).optional(self.reader(), user).await
+        row_by(self.reader(), "users", "id", id.to_string(), user).await
     }
 
     async fn list_users(&self, page: &Page) -> Result<(Vec<UserRecord>, u64)> {
@@ -177,10 +177,7 @@ impl<B: Backend> AuthStore for B {
     }
 
     async fn refresh_token_by_hash(&self, hash: &str) -> Result<Option<RefreshTokenRecord>> {
-        Query::new("SELECT * FROM refresh_tokens WHERE token_hash = $1")
-            .bind(hash)
-            .optional(self.reader(), refresh)
-            .await
+        row_by(self.reader(), "refresh_tokens", "token_hash", hash, refresh).await
     }
 
     async fn revoke_refresh_token(&self, id: RefreshTokenId) -> Result<()> {

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
 use super::inventory::{by_ids, list_named, lock_named};
-use super::{Backend, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by};
+use super::{Backend, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by, row_by};
 use crate::{AzureStore, Result, StoreError};
 
 /// Every column of `azure_key_backups` but the blob: metadata reads never load it.
@@ -196,17 +196,11 @@ impl<B: Backend> AzureStore for B {
     }
 
     async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
-        Query::new("SELECT * FROM azure_connections WHERE id = $1")
-            .bind(id.to_string())
-            .optional(self.reader(), connection)
-            .await
+        row_by(self.reader(), "azure_connections", "id", id.to_string(), connection).await
     }
 
     async fn azure_connection_by_name(&self, name: &str) -> Result<Option<AzureConnectionRecord>> {
-        Query::new("SELECT * FROM azure_connections WHERE name = $1")
-            .bind(name)
-            .optional(self.reader(), connection)
-            .await
+        row_by(self.reader(), "azure_connections", "name", name, connection).await
     }
 
     async fn list_azure_connections(&self, page: &Page) -> Result<(Vec<AzureConnectionRecord>, u64)> {
@@ -282,11 +276,11 @@ impl<B: Backend> AzureStore for B {
     }
 
     async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>> {
-        Query::new("SELECT * FROM azure_vaults WHERE id = $1").bind(id.to_string()).optional(self.reader(), vault).await
+        row_by(self.reader(), "azure_vaults", "id", id.to_string(), vault).await
     }
 
     async fn vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
-        Query::new("SELECT * FROM azure_vaults WHERE name = $1").bind(name).optional(self.reader(), vault).await
+        row_by(self.reader(), "azure_vaults", "name", name, vault).await
     }
 
     async fn list_vaults(&self, filter: &VaultFilter, page: &Page) -> Result<(Vec<VaultRecord>, u64)> {
@@ -382,7 +376,7 @@ impl<B: Backend> AzureStore for B {
     }
 
     async fn get_azure_key(&self, id: KeyId) -> Result<Option<AzureKeyRecord>> {
-        Query::new("SELECT * FROM azure_keys WHERE id = $1").bind(id.to_string()).optional(self.reader(), key).await
+        row_by(self.reader(), "azure_keys", "id", id.to_string(), key).await
     }
 
     async fn azure_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AzureKeyRecord>> {

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 use sqlx::Pool;
 
-use super::{Backend, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by};
+use super::{Backend, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by, row_by};
 use crate::{InventoryStore, Result, StoreError};
 
 fn connection<D: Db>(r: Fields<'_, D>) -> Result<AwsConnectionRecord> {
@@ -152,8 +152,11 @@ pub(super) async fn by_ids<D: Db, T>(
 /// `AND` conditions over the `[key, value]` pairs of a JSON document's `tags`.
 pub(super) fn push_tags<D: Db>(q: &mut Query<D>, doc: &str, tags: &[(String, Option<String>)]) {
     for (k, v) in tags {
-        q.push(" AND ");
-        D::push_has_tag(q, doc, k, v.as_deref());
+        q.push(&format!(" AND EXISTS (SELECT 1 FROM {} WHERE {} = ", D::tag_rows(doc), D::TAG_KEY)).push_bind(k);
+        if let Some(v) = v {
+            q.push(&format!(" AND {} = ", D::TAG_VALUE)).push_bind(v);
+        }
+        q.push(")");
     }
 }
 
@@ -266,14 +269,11 @@ impl<B: Backend> InventoryStore for B {
     }
 
     async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>> {
-        Query::new("SELECT * FROM aws_connections WHERE id = $1")
-            .bind(id.to_string())
-            .optional(self.reader(), connection)
-            .await
+        row_by(self.reader(), "aws_connections", "id", id.to_string(), connection).await
     }
 
     async fn aws_connection_by_name(&self, name: &str) -> Result<Option<AwsConnectionRecord>> {
-        Query::new("SELECT * FROM aws_connections WHERE name = $1").bind(name).optional(self.reader(), connection).await
+        row_by(self.reader(), "aws_connections", "name", name, connection).await
     }
 
     async fn list_aws_connections(&self, page: &Page) -> Result<(Vec<AwsConnectionRecord>, u64)> {
@@ -322,11 +322,11 @@ impl<B: Backend> InventoryStore for B {
     }
 
     async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>> {
-        Query::new("SELECT * FROM aws_kms WHERE id = $1").bind(id.to_string()).optional(self.reader(), kms).await
+        row_by(self.reader(), "aws_kms", "id", id.to_string(), kms).await
     }
 
     async fn kms_by_name(&self, name: &str) -> Result<Option<KmsRecord>> {
-        Query::new("SELECT * FROM aws_kms WHERE name = $1").bind(name).optional(self.reader(), kms).await
+        row_by(self.reader(), "aws_kms", "name", name, kms).await
     }
 
     async fn list_kms(&self, page: &Page) -> Result<(Vec<KmsRecord>, u64)> {
@@ -459,7 +459,7 @@ impl<B: Backend> InventoryStore for B {
     }
 
     async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>> {
-        Query::new("SELECT * FROM aws_keys WHERE id = $1").bind(id.to_string()).optional(self.reader(), key).await
+        row_by(self.reader(), "aws_keys", "id", id.to_string(), key).await
     }
 
     async fn aws_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>> {
@@ -530,10 +530,7 @@ impl<B: Backend> InventoryStore for B {
     }
 
     async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
-        Query::new("SELECT * FROM aws_templates WHERE id = $1")
-            .bind(id.to_string())
-            .optional(self.reader(), template)
-            .await
+        row_by(self.reader(), "aws_templates", "id", id.to_string(), template).await
     }
 
     async fn list_templates(&self, page: &Page) -> Result<(Vec<TemplateRecord>, u64)> {

@@ -7,7 +7,7 @@ use sqlx::Transaction;
 
 use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
-use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by};
+use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
 use crate::{ItemEffect, JobStore, Result, StoreError};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
@@ -320,7 +320,7 @@ impl<B: Backend> JobStore for B {
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>> {
-        Query::new("SELECT * FROM jobs WHERE id = $1").bind(id.to_string()).optional(self.reader(), job).await
+        row_by(self.reader(), "jobs", "id", id.to_string(), job).await
     }
 
     async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)> {

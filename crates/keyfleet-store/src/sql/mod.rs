@@ -53,8 +53,11 @@ pub trait Dialect: Database {
     fn push_has_alias(q: &mut Query<Self>, doc: &str, alias: &str);
     /// An entry of the JSON array `doc -> 'aliases'` starts with `prefix`.
     fn push_alias_prefix(q: &mut Query<Self>, doc: &str, prefix: &str);
-    /// The `[key, value]` pairs of `doc -> 'tags'` hold `key` (with `value`, when given).
-    fn push_has_tag(q: &mut Query<Self>, doc: &str, key: &str, value: Option<&str>);
+    /// One row per `[key, value]` pair of the JSON array `doc -> 'tags'`, its parts named by
+    /// [`Dialect::TAG_KEY`] and [`Dialect::TAG_VALUE`].
+    fn tag_rows(doc: &str) -> String;
+    const TAG_KEY: &'static str;
+    const TAG_VALUE: &'static str;
 }
 
 /// The driver operations shared code uses, so that it needs no driver bounds of its own: the blanket impl
@@ -166,8 +169,10 @@ pub trait Backend: Send + Sync + 'static {
     type Db: Db;
     /// Connections for reads.
     fn reader(&self) -> &Pool<Self::Db>;
-    /// Connections for writes (SQLite: its single writer).
-    fn writer(&self) -> &Pool<Self::Db>;
+    /// Connections for writes: the readers' pool, unless the backend has its own (SQLite's single writer).
+    fn writer(&self) -> &Pool<Self::Db> {
+        self.reader()
+    }
     /// Resolves when another node may have created a job (see `JobStore::job_announced`).
     fn job_announced(&self) -> impl Future<Output = ()> + Send;
 }
@@ -257,6 +262,17 @@ impl<T: serde::Serialize> Param for JsonParam<'_, T> {
     fn add_to<D: Db>(self, args: &mut D::Arguments) -> Result<(), BoxDynError> {
         D::add_json(args, serde_json::to_value(self.0)?)
     }
+}
+
+/// The row of `table` whose `column` equals `value`, mapped.
+pub(crate) async fn row_by<D: Db, T>(
+    pool: &Pool<D>,
+    table: &str,
+    column: &str,
+    value: impl Param,
+    map: fn(Fields<'_, D>) -> Result<T>,
+) -> Result<Option<T>> {
+    Query::new(format!("SELECT * FROM {table} WHERE {column} = $1")).bind(value).optional(pool, map).await
 }
 
 /// Where a query runs: on a connection taken from a pool for it, or on a connection or transaction held.

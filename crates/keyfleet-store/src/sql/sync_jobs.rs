@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
-use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by};
+use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
 use crate::{Result, StoreError, SyncJobStore};
 
 fn sync_job<D: Db>(r: Fields<'_, D>) -> Result<SyncJobRecord> {
@@ -53,7 +53,7 @@ impl<B: Backend> SyncJobStore for B {
     }
 
     async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>> {
-        Query::new("SELECT * FROM sync_jobs WHERE id = $1").bind(id.to_string()).optional(self.reader(), sync_job).await
+        row_by(self.reader(), "sync_jobs", "id", id.to_string(), sync_job).await
     }
 
     async fn list_sync_jobs(

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
 use super::inventory::{by_ids, list_named, lock_named};
-use super::{Backend, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by, row_by};
+use super::{Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by, row_by, save};
 use crate::{AzureStore, Result, StoreError};
 
 /// Every column of `azure_key_backups` but the blob: metadata reads never load it.
@@ -72,6 +72,38 @@ fn backup<D: Db>(r: Fields<'_, D>) -> Result<KeyBackupRecord> {
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
     })
+}
+
+/// Every column of an Azure connection but `id` and `created_at`.
+fn connection_columns<D: Db>(c: &AzureConnectionRecord) -> Columns<D> {
+    Columns::new()
+        .set("name", &c.name)
+        .set("description", &c.description)
+        .set("client_id", &c.client_id)
+        .set("tenant_id", &c.tenant_id)
+        .set("secret_enc", &c.secret_enc)
+        .set("cloud_name", &c.cloud_name)
+        .set("active_directory_endpoint", &c.active_directory_endpoint)
+        .set("vault_resource_url", &c.vault_resource_url)
+        .set("key_vault_dns_suffix", &c.key_vault_dns_suffix)
+        .set("vault_endpoint_url", &c.vault_endpoint_url)
+        .set("updated_at", c.updated_at)
+}
+
+/// Every column of a vault but `id` and `created_at`.
+fn vault_columns<D: Db>(v: &VaultRecord) -> Columns<D> {
+    Columns::new()
+        .set("name", &v.name)
+        .set("azure_vault_id", &v.azure_vault_id)
+        .set("connection_id", v.connection_id.to_string())
+        .set("subscription_id", &v.subscription_id)
+        .set("location", &v.location)
+        .set("vault_type", &v.vault_type)
+        .set("vault_uri", &v.vault_uri)
+        .set("properties", JsonParam(&v.properties))
+        .set("tags", JsonParam(&v.tags))
+        .set("synced_at", v.synced_at)
+        .set("updated_at", v.updated_at)
 }
 
 /// Key Vault compares key names case-insensitively; keys are matched by this form (`name_lc`).
@@ -147,52 +179,16 @@ pub(super) fn push_backup_selector<D: Db>(q: &mut Query<D>, s: &BackupSelector) 
 #[async_trait]
 impl<B: Backend> AzureStore for B {
     async fn insert_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "INSERT INTO azure_connections (id, name, description, client_id, tenant_id, secret_enc, cloud_name, \
-             active_directory_endpoint, vault_resource_url, key_vault_dns_suffix, vault_endpoint_url, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(c.id.to_string())
-        .bind(&c.name)
-        .bind(&c.description)
-        .bind(&c.client_id)
-        .bind(&c.tenant_id)
-        .bind(&c.secret_enc)
-        .bind(&c.cloud_name)
-        .bind(&c.active_directory_endpoint)
-        .bind(&c.vault_resource_url)
-        .bind(&c.key_vault_dns_suffix)
-        .bind(&c.vault_endpoint_url)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("connection {:?}", c.name)))?;
-        Ok(())
+        let query = connection_columns(c)
+            .set("id", c.id.to_string())
+            .set("created_at", c.created_at)
+            .insert("azure_connections");
+        save(self.writer(), query, format!("connection {:?}", c.name)).await
     }
 
     async fn update_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "UPDATE azure_connections SET name = $1, description = $2, client_id = $3, tenant_id = $4, \
-             secret_enc = $5, cloud_name = $6, active_directory_endpoint = $7, vault_resource_url = $8, \
-             key_vault_dns_suffix = $9, vault_endpoint_url = $10, updated_at = $11 WHERE id = $12",
-        )
-        .bind(&c.name)
-        .bind(&c.description)
-        .bind(&c.client_id)
-        .bind(&c.tenant_id)
-        .bind(&c.secret_enc)
-        .bind(&c.cloud_name)
-        .bind(&c.active_directory_endpoint)
-        .bind(&c.vault_resource_url)
-        .bind(&c.key_vault_dns_suffix)
-        .bind(&c.vault_endpoint_url)
-        .bind(c.updated_at)
-        .bind(c.id.to_string())
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("connection {:?}", c.name)))?;
-        Ok(())
+        let query = connection_columns(c).update("azure_connections", c.id.to_string());
+        save(self.writer(), query, format!("connection {:?}", c.name)).await
     }
 
     async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
@@ -227,52 +223,13 @@ impl<B: Backend> AzureStore for B {
     }
 
     async fn insert_vault(&self, v: &VaultRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "INSERT INTO azure_vaults (id, name, azure_vault_id, connection_id, subscription_id, location, \
-             vault_type, vault_uri, properties, tags, synced_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(v.id.to_string())
-        .bind(&v.name)
-        .bind(&v.azure_vault_id)
-        .bind(v.connection_id.to_string())
-        .bind(&v.subscription_id)
-        .bind(&v.location)
-        .bind(&v.vault_type)
-        .bind(&v.vault_uri)
-        .bind(JsonParam(&v.properties))
-        .bind(JsonParam(&v.tags))
-        .bind(v.synced_at)
-        .bind(v.created_at)
-        .bind(v.updated_at)
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("vault {:?}", v.name)))?;
-        Ok(())
+        let query = vault_columns(v).set("id", v.id.to_string()).set("created_at", v.created_at).insert("azure_vaults");
+        save(self.writer(), query, format!("vault {:?}", v.name)).await
     }
 
     async fn update_vault(&self, v: &VaultRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "UPDATE azure_vaults SET name = $1, azure_vault_id = $2, connection_id = $3, subscription_id = $4, \
-             location = $5, vault_type = $6, vault_uri = $7, properties = $8, tags = $9, synced_at = $10, \
-             updated_at = $11 WHERE id = $12",
-        )
-        .bind(&v.name)
-        .bind(&v.azure_vault_id)
-        .bind(v.connection_id.to_string())
-        .bind(&v.subscription_id)
-        .bind(&v.location)
-        .bind(&v.vault_type)
-        .bind(&v.vault_uri)
-        .bind(JsonParam(&v.properties))
-        .bind(JsonParam(&v.tags))
-        .bind(v.synced_at)
-        .bind(v.updated_at)
-        .bind(v.id.to_string())
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("vault {:?}", v.name)))?;
-        Ok(())
+        let query = vault_columns(v).update("azure_vaults", v.id.to_string());
+        save(self.writer(), query, format!("vault {:?}", v.name)).await
     }
 
     async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>> {

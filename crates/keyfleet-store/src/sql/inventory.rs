@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 use sqlx::Pool;
 
-use super::{Backend, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by, row_by};
+use super::{Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by, row_by, save};
 use crate::{InventoryStore, Result, StoreError};
 
 fn connection<D: Db>(r: Fields<'_, D>) -> Result<AwsConnectionRecord> {
@@ -87,6 +87,42 @@ fn template_body(t: &TemplateRecord) -> TemplateBody {
         key_users_roles: t.key_users_roles.clone(),
         is_verified: t.is_verified,
     }
+}
+
+/// Every column of an AWS connection but `id` and `created_at`.
+fn connection_columns<D: Db>(c: &AwsConnectionRecord) -> Columns<D> {
+    Columns::new()
+        .set("name", &c.name)
+        .set("description", &c.description)
+        .set("access_key_id", &c.access_key_id)
+        .set("secret_enc", &c.secret_enc)
+        .set("aws_region", &c.aws_region)
+        .set("assume_role_arn", &c.assume_role_arn)
+        .set("assume_role_external_id", &c.assume_role_external_id)
+        .set("endpoint_url", &c.endpoint_url)
+        .set("cloud_name", &c.cloud_name)
+        .set("updated_at", c.updated_at)
+}
+
+/// Every column of a KMS container but `id` and `created_at`.
+fn kms_columns<D: Db>(k: &KmsRecord) -> Columns<D> {
+    Columns::new()
+        .set("name", &k.name)
+        .set("account_id", &k.account_id)
+        .set("connection_id", k.connection_id.to_string())
+        .set("regions", JsonParam(&k.regions))
+        .set("quotas", JsonParam(&k.quotas))
+        .set("updated_at", k.updated_at)
+}
+
+/// Every column of a template but `id` and `created_at`.
+fn template_columns<D: Db>(t: &TemplateRecord) -> Columns<D> {
+    Columns::new()
+        .set("name", &t.name)
+        .set("kms_id", t.kms_id.map(|k| k.to_string()))
+        .set("account_id", &t.account_id)
+        .set("body", JsonParam(&template_body(t)))
+        .set("updated_at", t.updated_at)
 }
 
 fn acl_entry<D: Db>(r: Fields<'_, D>) -> Result<AclEntry> {
@@ -222,50 +258,14 @@ pub(super) async fn lock_named<D: Db>(tx: &mut sqlx::Transaction<'_, D>, name: S
 #[async_trait]
 impl<B: Backend> InventoryStore for B {
     async fn insert_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "INSERT INTO aws_connections (id, name, description, access_key_id, secret_enc, aws_region, \
-             assume_role_arn, assume_role_external_id, endpoint_url, cloud_name, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(c.id.to_string())
-        .bind(&c.name)
-        .bind(&c.description)
-        .bind(&c.access_key_id)
-        .bind(&c.secret_enc)
-        .bind(&c.aws_region)
-        .bind(&c.assume_role_arn)
-        .bind(&c.assume_role_external_id)
-        .bind(&c.endpoint_url)
-        .bind(&c.cloud_name)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("connection {:?}", c.name)))?;
-        Ok(())
+        let query =
+            connection_columns(c).set("id", c.id.to_string()).set("created_at", c.created_at).insert("aws_connections");
+        save(self.writer(), query, format!("connection {:?}", c.name)).await
     }
 
     async fn update_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "UPDATE aws_connections SET name = $1, description = $2, access_key_id = $3, secret_enc = $4, \
-             aws_region = $5, assume_role_arn = $6, assume_role_external_id = $7, endpoint_url = $8, \
-             cloud_name = $9, updated_at = $10 WHERE id = $11",
-        )
-        .bind(&c.name)
-        .bind(&c.description)
-        .bind(&c.access_key_id)
-        .bind(&c.secret_enc)
-        .bind(&c.aws_region)
-        .bind(&c.assume_role_arn)
-        .bind(&c.assume_role_external_id)
-        .bind(&c.endpoint_url)
-        .bind(&c.cloud_name)
-        .bind(c.updated_at)
-        .bind(c.id.to_string())
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("connection {:?}", c.name)))?;
-        Ok(())
+        let query = connection_columns(c).update("aws_connections", c.id.to_string());
+        save(self.writer(), query, format!("connection {:?}", c.name)).await
     }
 
     async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>> {
@@ -285,40 +285,13 @@ impl<B: Backend> InventoryStore for B {
     }
 
     async fn insert_kms(&self, k: &KmsRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "INSERT INTO aws_kms (id, name, account_id, connection_id, regions, quotas, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(k.id.to_string())
-        .bind(&k.name)
-        .bind(&k.account_id)
-        .bind(k.connection_id.to_string())
-        .bind(JsonParam(&k.regions))
-        .bind(JsonParam(&k.quotas))
-        .bind(k.created_at)
-        .bind(k.updated_at)
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("KMS {:?}", k.name)))?;
-        Ok(())
+        let query = kms_columns(k).set("id", k.id.to_string()).set("created_at", k.created_at).insert("aws_kms");
+        save(self.writer(), query, format!("KMS {:?}", k.name)).await
     }
 
     async fn update_kms(&self, k: &KmsRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "UPDATE aws_kms SET name = $1, account_id = $2, connection_id = $3, regions = $4, quotas = $5, \
-             updated_at = $6 WHERE id = $7",
-        )
-        .bind(&k.name)
-        .bind(&k.account_id)
-        .bind(k.connection_id.to_string())
-        .bind(JsonParam(&k.regions))
-        .bind(JsonParam(&k.quotas))
-        .bind(k.updated_at)
-        .bind(k.id.to_string())
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("KMS {:?}", k.name)))?;
-        Ok(())
+        let query = kms_columns(k).update("aws_kms", k.id.to_string());
+        save(self.writer(), query, format!("KMS {:?}", k.name)).await
     }
 
     async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>> {
@@ -495,38 +468,14 @@ impl<B: Backend> InventoryStore for B {
     }
 
     async fn insert_template(&self, t: &TemplateRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "INSERT INTO aws_templates (id, name, kms_id, account_id, body, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(t.id.to_string())
-        .bind(&t.name)
-        .bind(t.kms_id.map(|k| k.to_string()))
-        .bind(&t.account_id)
-        .bind(JsonParam(&template_body(t)))
-        .bind(t.created_at)
-        .bind(t.updated_at)
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("template {:?}", t.name)))?;
-        Ok(())
+        let query =
+            template_columns(t).set("id", t.id.to_string()).set("created_at", t.created_at).insert("aws_templates");
+        save(self.writer(), query, format!("template {:?}", t.name)).await
     }
 
     async fn update_template(&self, t: &TemplateRecord) -> Result<()> {
-        Query::<B::Db>::new(
-            "UPDATE aws_templates SET name = $1, kms_id = $2, account_id = $3, body = $4, updated_at = $5 \
-             WHERE id = $6",
-        )
-        .bind(&t.name)
-        .bind(t.kms_id.map(|k| k.to_string()))
-        .bind(&t.account_id)
-        .bind(JsonParam(&template_body(t)))
-        .bind(t.updated_at)
-        .bind(t.id.to_string())
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("template {:?}", t.name)))?;
-        Ok(())
+        let query = template_columns(t).update("aws_templates", t.id.to_string());
+        save(self.writer(), query, format!("template {:?}", t.name)).await
     }
 
     async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {

@@ -264,6 +264,45 @@ impl<T: serde::Serialize> Param for JsonParam<'_, T> {
     }
 }
 
+/// The columns of one record with their values, for the record's `INSERT` and its `UPDATE` alike.
+pub struct Columns<D: Database> {
+    names: Vec<&'static str>,
+    query: Query<D>,
+}
+
+impl<D: Db> Columns<D> {
+    pub fn new() -> Self {
+        Self { names: Vec::new(), query: Query::new(String::new()) }
+    }
+
+    pub fn set(mut self, name: &'static str, value: impl Param) -> Self {
+        self.names.push(name);
+        self.query = self.query.bind(value);
+        self
+    }
+
+    /// `INSERT INTO {table} (...) VALUES ($1, ...)`.
+    pub fn insert(mut self, table: &str) -> Query<D> {
+        let values: Vec<String> = (1..=self.names.len()).map(|n| format!("${n}")).collect();
+        self.query.sql = format!("INSERT INTO {table} ({}) VALUES ({})", self.names.join(", "), values.join(", "));
+        self.query
+    }
+
+    /// `UPDATE {table} SET ... WHERE id = {id}`.
+    pub fn update(self, table: &str, id: String) -> Query<D> {
+        let set: Vec<String> = self.names.iter().enumerate().map(|(i, name)| format!("{name} = ${}", i + 1)).collect();
+        let mut query = self.query.bind(id);
+        query.sql = format!("UPDATE {table} SET {} WHERE id = ${}", set.join(", "), self.names.len() + 1);
+        query
+    }
+}
+
+/// Runs a record's `INSERT` or `UPDATE`; a broken uniqueness or reference rule is a `Conflict` naming `what`.
+pub(crate) async fn save<D: Db>(pool: &Pool<D>, query: Query<D>, what: String) -> Result<()> {
+    query.execute(pool).await.map_err(|e| conflict(e, &what))?;
+    Ok(())
+}
+
 /// The row of `table` whose `column` equals `value`, mapped.
 pub(crate) async fn row_by<D: Db, T>(
     pool: &Pool<D>,

@@ -730,25 +730,6 @@ async fn only_terminal_jobs_are_deleted_and_their_items_with_them(db: &TestDb) {
     assert_eq!(s.delete_job(other.id).await.expect("delete"), Some(false));
 }
 
-fn sync_job(cloud: &str, created_at: DateTime<Utc>) -> SyncJobRecord {
-    SyncJobRecord {
-        id: SyncJobId::new(),
-        cloud: cloud.into(),
-        kms: vec![],
-        regions: vec![],
-        vaults: vec![],
-        take_cloud_key_backup: false,
-        synchronize_all: false,
-        status: JobStatus::InProgress,
-        abort: false,
-        detailed_status: BTreeMap::new(),
-        created_by: UserId::new(),
-        created_at,
-        updated_at: created_at,
-        completed_at: None,
-    }
-}
-
 async fn azure_sync_jobs_list_apart_from_aws_ones_and_round_trip(db: &TestDb) {
     let s = db.store();
     let t0 = now();

@@ -287,30 +287,16 @@ async fn templates_round_trip_and_outlive_their_container(db: &TestDb) {
     assert_eq!(s.list_templates(&page(0, 10, &[])).await.expect("list").1, 1);
 }
 
-fn sync_job(created_at: chrono::DateTime<chrono::Utc>) -> SyncJobRecord {
-    SyncJobRecord {
-        id: SyncJobId::new(),
-        cloud: CLOUD_AWS.into(),
-        vaults: vec![],
-        take_cloud_key_backup: false,
-        kms: vec![KmsId::new()],
-        regions: vec!["us-east-1".into()],
-        synchronize_all: false,
-        status: JobStatus::InProgress,
-        abort: false,
-        detailed_status: BTreeMap::new(),
-        created_by: UserId::new(),
-        created_at,
-        updated_at: created_at,
-        completed_at: None,
-    }
+/// An AWS sync job over one container and region.
+fn aws_sync_job(created_at: chrono::DateTime<chrono::Utc>) -> SyncJobRecord {
+    SyncJobRecord { kms: vec![KmsId::new()], regions: vec!["us-east-1".into()], ..sync_job(CLOUD_AWS, created_at) }
 }
 
 async fn sync_jobs_are_leased_one_node_at_a_time_and_fenced(db: &TestDb) {
     let s = db.store();
     let t0 = now();
-    let older = sync_job(t0);
-    let newer = sync_job(later(t0, 1));
+    let older = aws_sync_job(t0);
+    let newer = aws_sync_job(later(t0, 1));
     s.create_sync_job(&newer).await.expect("create");
     s.create_sync_job(&older).await.expect("create");
     assert_eq!(s.get_sync_job(older.id).await.expect("get"), Some(older.clone()));

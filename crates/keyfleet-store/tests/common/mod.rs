@@ -174,6 +174,26 @@ pub fn job(total: i64) -> JobRecord {
     }
 }
 
+/// An in-progress sync job of `cloud` over nothing yet (callers set what it covers).
+pub fn sync_job(cloud: &str, created_at: DateTime<Utc>) -> SyncJobRecord {
+    SyncJobRecord {
+        id: SyncJobId::new(),
+        cloud: cloud.into(),
+        kms: vec![],
+        regions: vec![],
+        vaults: vec![],
+        take_cloud_key_backup: false,
+        synchronize_all: false,
+        status: JobStatus::InProgress,
+        abort: false,
+        detailed_status: std::collections::BTreeMap::new(),
+        created_by: UserId::new(),
+        created_at,
+        updated_at: created_at,
+        completed_at: None,
+    }
+}
+
 pub fn items(n: usize) -> Vec<NewItem> {
     items_in(P, n)
 }

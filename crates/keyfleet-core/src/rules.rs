@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(failed.error_code.as_deref(), Some("KMSInvalidStateException"));
         assert_eq!(failed.error_message.as_deref(), Some("pending deletion"));
 
-        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let at = crate::time::from_micros(1_700_000_000_000_000);
         let retry =
             ItemChange::of(&ItemOutcome::Retry { code: "Throttling".into(), message: "slow".into(), not_before: at });
         assert_eq!((retry.status, retry.counter, retry.detail), (ItemStatus::Pending, None, None));

@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 
-mod aws_item;
+pub mod aws;
 pub mod azure;
-mod azure_item;
+mod cloud;
 pub mod pacing;
 mod resolve;
 pub mod retry;
@@ -19,7 +19,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-pub use aws_item::POLICY_TEMPLATE_TAG;
+pub use aws::POLICY_TEMPLATE_TAG;
 use pacing::Pacer;
 use resolve::Resolver;
 use retry::RetryPolicy;

@@ -1,4 +1,4 @@
-//! Token buckets per (cloud account, region, action), so keyfleet stays inside the cloud's request quotas.
+//! Token buckets per rate-limit partition (each cloud names its own: `aws/pacing.rs`, `azure/pacing.rs`), so keyfleet stays inside the cloud's request quotas.
 //!
 //! Each bucket refills at its rate and holds at most one token: requests leave evenly spaced rather than in
 //! bursts, which is what a per-second quota shared with other callers tolerates best. When the cloud throttles
@@ -23,22 +23,9 @@ pub struct Partition {
 /// two of them landing in one second-long window would be throttled.
 pub const HEADROOM: f64 = 0.97;
 
-/// The bucket of every call to one Azure vault: Key Vault's quota is per vault, whatever the operation.
-pub const AZURE_VAULT_ACTION: &str = "KeyVault";
-
-/// Requests per second for each AWS KMS action (AWS's documented default quotas), and for a Key Vault.
-pub fn aws_default_rate(action: &str) -> f64 {
-    match action {
-        "EnableKey" | "DisableKey" | "CancelKeyDeletion" => 5.0,
-        "ScheduleKeyDeletion" | "PutKeyPolicy" => 15.0,
-        "TagResource" | "UntagResource" => 10.0,
-        "DescribeKey" | "ListResourceTags" => 2000.0,
-        "GetKeyPolicy" => 1000.0,
-        "ListKeys" | "ListAliases" => 500.0,
-        // Azure Key Vault: 4,000 "all other" transactions per vault per 10 s (software keys).
-        AZURE_VAULT_ACTION => 400.0,
-        _ => 5.0,
-    }
+/// A partition's default rate (requests per second): its cloud's documented quota for the action, else 5/s.
+pub fn default_rate(action: &str) -> f64 {
+    crate::cloud::CLOUDS.iter().find_map(|c| c.default_rate(action)).unwrap_or(5.0)
 }
 
 #[derive(Debug)]
@@ -68,11 +55,11 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(scale: f64) -> Self {
-        Self { buckets: Mutex::new(HashMap::new()), rate_for: aws_default_rate, scale }
+        Self { buckets: Mutex::new(HashMap::new()), rate_for: default_rate, scale }
     }
 
-    /// Reserves the next slot of the partition and sleeps until it comes. `quota` overrides AWS's default
-    /// for this action (a KMS container's own setting); the scale applies to both.
+    /// Reserves the next slot of the partition and sleeps until it comes. `quota` overrides the cloud's
+    /// default for this action (a KMS container's own setting); the scale applies to both.
     pub async fn acquire(&self, p: &Partition, quota: Option<f64>) {
         if self.scale <= 0.0 {
             return;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::Engine;
+use crate::cloud::cloud;
 
 impl Engine {
     pub(crate) async fn dispatch_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -128,10 +129,8 @@ impl Engine {
         let _permit = self.slots.acquire().await;
         let started = std::time::Instant::now();
         // A panic while running an item becomes a recorded failure instead of a dead driver.
-        let run = match item.operation.cloud() {
-            CLOUD_AZURE => std::panic::AssertUnwindSafe(self.run_azure_item(&item)).catch_unwind().await,
-            _ => std::panic::AssertUnwindSafe(self.run_aws_item(&item)).catch_unwind().await,
-        };
+        let cloud = cloud(item.operation.cloud());
+        let run = std::panic::AssertUnwindSafe(cloud.run_item(&self, &item)).catch_unwind().await;
         let result = match run {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => {

@@ -5,30 +5,14 @@ use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::pacing::Partition;
-use crate::resolve::AwsTarget;
+use super::pacing::partition;
+use super::resolve::AwsTarget;
+use crate::cloud::ItemResult;
 use crate::retry::Verdict;
 use crate::{Engine, EngineError};
 
 /// The tag `applypolicytemplate` leaves on each key, as CCKM does.
 pub const POLICY_TEMPLATE_TAG: &str = "cckm_policy_template_id";
-
-/// How an attempt ended, and whether the key's connection had its credentials refused (then the job's other
-/// items of that connection are failed without calls).
-pub(crate) struct ItemResult {
-    pub outcome: ItemOutcome,
-    pub refused_connection: Option<(ConnectionId, String)>,
-    /// The cached key as the cloud now has it, written in the same transaction as the outcome.
-    pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
-    /// `delete-key-backups`: the backup to delete in the same transaction as a successful outcome.
-    pub deleted_backup: Option<BackupId>,
-}
-
-impl From<ItemOutcome> for ItemResult {
-    fn from(outcome: ItemOutcome) -> Self {
-        ItemResult { outcome, refused_connection: None, refreshed_key: None, deleted_backup: None }
-    }
-}
 
 impl Engine {
     pub(crate) async fn run_aws_item(&self, item: &ClaimedItem) -> Result<ItemResult, EngineError> {
@@ -110,7 +94,7 @@ impl Engine {
     where
         F: std::future::Future<Output = Result<T, CloudError>>,
     {
-        let p = Partition { account: target.account.clone(), region: target.key.region.clone(), action };
+        let p = partition(&target.account, &target.key.region, action);
         self.pacer.acquire(&p, target.quotas.get(action).copied()).await;
         if let Some(item) = item {
             let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, now()).await;

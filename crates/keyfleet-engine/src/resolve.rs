@@ -9,7 +9,7 @@ use keyfleet_core::ConnectionId;
 use keyfleet_core::crypto::MasterKey;
 
 use crate::EngineError;
-use keyfleet_store::Store;
+use crate::store::EngineStore;
 
 /// A cached client's key: the connection, its `updated_at` (an edited connection gets a fresh client) and
 /// where the client points (an AWS region, a vault URL).
@@ -38,7 +38,7 @@ impl<C: ?Sized> ClientCache<C> {
 }
 
 pub(crate) struct Resolver {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn EngineStore>,
     pub master: MasterKey,
     pub connector: Arc<dyn AwsKmsConnector>,
     pub azure: Arc<dyn KeyVaultConnector>,
@@ -48,7 +48,7 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn EngineStore>,
         master: MasterKey,
         connector: Arc<dyn AwsKmsConnector>,
         azure: Arc<dyn KeyVaultConnector>,

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use keyfleet_core::time::now;
 use keyfleet_core::*;
 use tokio::sync::watch;
 
@@ -15,8 +14,8 @@ use crate::{Engine, EngineError};
 impl Engine {
     pub(crate) async fn sync_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
-            let lease = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
-            match self.store.claim_sync_job(&self.config.node_id, now(), lease).await {
+            let lease = self.after(self.config.lease_ttl);
+            match self.store.claim_sync_job(&self.config.node_id, self.now(), lease).await {
                 Ok(Some(job)) => {
                     let id = job.id;
                     if let Err(e) = self.run_sync_job(job).await {
@@ -25,6 +24,7 @@ impl Engine {
                 }
                 Ok(None) => {
                     tokio::select! {
+                        biased; // a fixed polling order: simulated runs replay exactly
                         _ = self.sync_wake.notified() => {}
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
                         _ = stop.changed() => {}
@@ -52,8 +52,8 @@ impl Engine {
             }
             let text = step.run.await?;
             job.detailed_status.insert(step.label, text);
-            job.updated_at = now();
-            let lease = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+            job.updated_at = self.now();
+            let lease = self.after(self.config.lease_ttl);
             if !self.store.update_sync_job(&job, &owner, lease).await? {
                 return Ok(()); // lease lost: another node carries on
             }
@@ -70,7 +70,7 @@ impl Engine {
         if any_failed && !all_failed {
             tracing::warn!(sync.id = %job.id, "some regions failed to synchronize");
         }
-        job.updated_at = now();
+        job.updated_at = self.now();
         job.completed_at = Some(job.updated_at);
         self.store.update_sync_job(&job, &owner, job.updated_at).await?;
         Ok(())

@@ -2,7 +2,6 @@
 
 use keyfleet_clouds::aws::KeyMetadata;
 use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
-use keyfleet_core::time::now;
 use keyfleet_core::*;
 
 use super::pacing::partition;
@@ -69,7 +68,7 @@ impl Engine {
             return Ok(self.failure(item, &target, e, Some(before)));
         }
         // The action succeeded, so its result is known without another read.
-        let after = effect_result(item, &target.key.material);
+        let after = effect_result(item, &target.key.material, self.now());
         let refreshed = refreshed(&target, &after, policy.as_deref().map(|p| (p, item)));
         Ok(success(Some(before), Some(after.key_state), refreshed))
     }
@@ -97,7 +96,7 @@ impl Engine {
         let p = partition(&target.account, &target.key.region, action);
         self.pacer.acquire(&p, target.quotas.get(action).copied()).await;
         if let Some(item) = item {
-            let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, now()).await;
+            let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, self.now()).await;
             if !held.unwrap_or(false) {
                 return Err(CloudError::new(
                     ErrorKind::Transient,
@@ -189,13 +188,13 @@ impl Engine {
         );
         let refused =
             (err.kind == ErrorKind::Unauthorized).then(|| (target.connection_id, target.connection_name.clone()));
-        let outcome = match self.config.retry.verdict(&err, item.attempts) {
+        let outcome = match self.config.retry.verdict(&err, item.attempts, self.jitter()) {
             Verdict::RetryAfter(wait) => {
-                let next = now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                let next = self.after(wait);
                 let deadline =
                     item.first_attempt_at + chrono::Duration::from_std(self.config.item_deadline).unwrap_or_default();
                 if next > deadline {
-                    let spent = (now() - item.first_attempt_at).num_seconds();
+                    let spent = (self.now() - item.first_attempt_at).num_seconds();
                     ItemOutcome::Failed {
                         code: err.code,
                         message: format!("{} (gave up after {} attempts in {spent} s)", err.message, item.attempts),
@@ -245,7 +244,7 @@ fn success(
 }
 
 /// What a successful action did to the key, as DescribeKey would now show it.
-fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial) -> KeyMetadata {
+fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial, now: chrono::DateTime<chrono::Utc>) -> KeyMetadata {
     let mut meta = KeyMetadata {
         key_id: m.key_id.clone(),
         arn: m.arn.clone(),
@@ -272,7 +271,7 @@ fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial) -> KeyMetadata {
         Operation::ScheduleKeyDeletion => {
             meta.key_state = "PendingDeletion".into();
             meta.enabled = false;
-            meta.deletion_date = Some(now() + chrono::Duration::days(item.params.days.unwrap_or(30)));
+            meta.deletion_date = Some(now + chrono::Duration::days(item.params.days.unwrap_or(30)));
         }
         Operation::CancelKeyDeletion => {
             // AWS leaves a key whose deletion was cancelled Disabled.

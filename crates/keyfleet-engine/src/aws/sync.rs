@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use futures::StreamExt;
 use keyfleet_clouds::aws::AliasEntry;
 use keyfleet_clouds::{AwsKms, CloudError};
-use keyfleet_core::time::now;
 use keyfleet_core::*;
 
 use super::pacing::partition;
@@ -44,8 +43,7 @@ impl Engine {
     /// The (container, region) pairs an AWS job covers, in a stable order.
     async fn aws_sync_targets(&self, job: &SyncJobRecord) -> Result<Vec<(KmsRecord, String)>, EngineError> {
         let containers = if job.synchronize_all || job.kms.is_empty() {
-            let page = Page { skip: 0, limit: u64::MAX >> 1, sort: vec![] };
-            self.store.list_kms(&page).await?.0
+            self.store.all_kms().await?
         } else {
             let mut v = Vec::new();
             for id in &job.kms {
@@ -81,7 +79,7 @@ impl Engine {
                 break;
             }
         }
-        let started = now();
+        let started = self.now();
         let materials: Vec<Result<Option<AwsKeyMaterial>, CloudError>> = futures::stream::iter(key_ids)
             .map(|id| {
                 let client = client.clone();

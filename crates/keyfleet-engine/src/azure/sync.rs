@@ -3,7 +3,6 @@
 
 use futures::StreamExt;
 use keyfleet_clouds::CloudError;
-use keyfleet_core::time::now;
 use keyfleet_core::*;
 
 use super::vault::{Repeat, backup_name};
@@ -31,8 +30,7 @@ impl Engine {
         job: &'a SyncJobRecord,
     ) -> Result<Vec<SyncStep<'a>>, EngineError> {
         let vaults = if job.synchronize_all || job.vaults.is_empty() {
-            let page = Page { skip: 0, limit: u64::MAX >> 1, sort: vec![] };
-            self.store.list_vaults(&VaultFilter::default(), &page).await?.0
+            self.store.all_vaults().await?
         } else {
             let mut v = Vec::new();
             for id in &job.vaults {
@@ -84,7 +82,7 @@ impl Engine {
     ) -> Result<VaultSync, EngineError> {
         let client = self.resolver.key_vault(vault).await?;
         let client = client.as_ref();
-        let started = now();
+        let started = self.now();
         let names = self.key_names(vault, client).await?;
         let read: Vec<Result<Option<AzureKeyMaterial>, CloudError>> = futures::stream::iter(names)
             .map(|name| async move { self.read_azure_key(vault, client, &name).await })
@@ -102,18 +100,16 @@ impl Engine {
         let Some(user) = backup_by else {
             return Ok(out);
         };
-        let filter = AzureKeyFilter { vault_id: Some(vault.id), gone: Some(false), ..Default::default() };
         let mut skip = 0;
         loop {
-            let page = Page { skip, limit: 500, sort: vec![] };
-            let (batch, _) = self.store.list_azure_keys(&filter, &page).await?;
+            let batch = self.store.live_azure_keys(vault.id, skip, 500).await?;
             if batch.is_empty() {
                 break;
             }
             skip += batch.len() as u64;
             let results: Vec<(String, Result<KeyBackupRecord, EngineError>)> = futures::stream::iter(batch)
                 .map(|key| async move {
-                    let name = backup_name(&key.material.name, now());
+                    let name = backup_name(&key.material.name, self.now());
                     let description = "taken by a key synchronization job".to_string();
                     let r = match self.vault_call(vault, Repeat::Safe, || client.backup_key(&key.material.name)).await {
                         Ok(blob) => self.store_backup(vault, &key, &blob, name, description, user).await,

@@ -5,7 +5,6 @@ use std::future::Future;
 
 use keyfleet_clouds::azure::{KeyBundle, KeyItem};
 use keyfleet_clouds::{CloudError, ErrorKind, KeyVault};
-use keyfleet_core::time::now;
 use keyfleet_core::*;
 
 use super::pacing::partition;
@@ -52,7 +51,7 @@ impl Engine {
             if repeat == Repeat::OnlyIfRefused && err.kind != ErrorKind::Throttled {
                 return Err(err);
             }
-            match self.config.retry.verdict(&err, attempts) {
+            match self.config.retry.verdict(&err, attempts, self.jitter()) {
                 Verdict::RetryAfter(wait) => {
                     tracing::info!(
                         azure.vault = %vault.name, attempt = attempts, error.code = %err.code,
@@ -104,7 +103,7 @@ impl Engine {
         description: String,
         created_by: UserId,
     ) -> Result<KeyBackupRecord, EngineError> {
-        let at = now();
+        let at = self.now();
         let record = KeyBackupRecord {
             id: BackupId::new(),
             key_id: key.id,

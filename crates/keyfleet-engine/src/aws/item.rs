@@ -42,9 +42,14 @@ impl Engine {
                 Ok(m) => m,
                 Err(e) => return Ok(self.failure(item, &target, e, None)),
             };
-            if already_done(item, &live, &target).await {
-                let refreshed = refreshed(&target, &live, None);
-                return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
+            match self.already_done(item, &live, &target).await {
+                Ok(true) => {
+                    let refreshed = refreshed(&target, &live, None);
+                    return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
+                }
+                Ok(false) => {}
+                // Not knowing whether the change was made is no reason to make it again: retry later.
+                Err(e) => return Ok(self.failure(item, &target, e, Some(live.key_state))),
             }
             live.key_state
         } else {
@@ -60,7 +65,7 @@ impl Engine {
             if e.kind == ErrorKind::InvalidState
                 && !reconcile
                 && let Ok(live) = self.describe(&target, &key).await
-                && already_done(item, &live, &target).await
+                && let Ok(true) = self.already_done(item, &live, &target).await
             {
                 let refreshed = refreshed(&target, &live, None);
                 return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
@@ -178,6 +183,28 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::Missing(format!("policy template {id} was deleted")))?;
         Ok(t.policy.to_string())
+    }
+
+    /// Is the key already where the operation would take it? Then nothing is sent: re-runs are safe and an
+    /// item reclaimed after a crash does not repeat its effect.
+    async fn already_done(
+        &self,
+        item: &ClaimedItem,
+        meta: &KeyMetadata,
+        target: &AwsTarget,
+    ) -> Result<bool, CloudError> {
+        match item.operation {
+            // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first: the tag
+            // is written after the policy, so its presence proves both happened.
+            Operation::ApplyPolicyTemplate if item.attempts > 1 => {
+                let (k, v) = template_tag(item);
+                let tags =
+                    self.paced(target, "ListResourceTags", target.client.list_resource_tags(&meta.key_id)).await?;
+                Ok(tags.iter().any(|(tk, tv)| *tk == k && *tv == v))
+            }
+            Operation::ApplyPolicyTemplate => Ok(false),
+            op => Ok(done_in_state(op, &meta.key_state)),
+        }
     }
 
     /// Retry later, or fail for good: by the error's kind, the attempt count and the item's deadline.
@@ -298,22 +325,4 @@ fn done_in_state(op: Operation, state: &str) -> bool {
 fn template_tag(item: &ClaimedItem) -> (String, String) {
     let id = item.params.policy_template_id.map(|t| t.to_string()).unwrap_or_default();
     (POLICY_TEMPLATE_TAG.to_string(), id)
-}
-
-/// Is the key already where the operation would take it? Then nothing is sent: re-runs are safe and an
-/// item reclaimed after a crash does not repeat its effect.
-async fn already_done(item: &ClaimedItem, meta: &KeyMetadata, target: &AwsTarget) -> bool {
-    match item.operation {
-        // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first: the tag is
-        // written after the policy, so its presence proves both happened.
-        Operation::ApplyPolicyTemplate if item.attempts > 1 => {
-            let (k, v) = template_tag(item);
-            match target.client.list_resource_tags(&meta.key_id).await {
-                Ok(tags) => tags.iter().any(|(tk, tv)| *tk == k && *tv == v),
-                Err(_) => false,
-            }
-        }
-        Operation::ApplyPolicyTemplate => false,
-        op => done_in_state(op, &meta.key_state),
-    }
 }

@@ -1,7 +1,7 @@
 //! Token buckets per rate-limit partition (each cloud names its own: `aws/pacing.rs`, `azure/pacing.rs`), so keyfleet stays inside the cloud's request quotas.
 //!
-//! Each bucket refills at its rate and holds at most one token: requests leave evenly spaced rather than in
-//! bursts, which is what a per-second quota shared with other callers tolerates best. When the cloud throttles
+//! Each bucket hands out slots one interval (1/rate) apart and holds at most one: requests leave evenly spaced
+//! rather than in bursts, which is what a per-second quota shared with other callers tolerates best. When the cloud throttles
 //! anyway (another caller is using the same quota), the bucket's rate is halved; every success then adds a
 //! little back, up to the configured ceiling (AIMD).
 
@@ -32,16 +32,10 @@ pub fn default_rate(action: &str) -> f64 {
 struct Bucket {
     ceiling: f64,
     rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate).min(1.0);
-        self.last = now;
-    }
+    /// The earliest slot the next call may take. Each reservation moves it one interval (at the rate of the
+    /// moment) past the slot it took, so two calls are never closer than the ceiling allows, whatever the
+    /// rate did meanwhile.
+    next: Instant,
 }
 
 /// Shared by all workers of a node.
@@ -68,18 +62,22 @@ impl Pacer {
             let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             let ceiling = quota.unwrap_or_else(|| (self.rate_for)(p.action)).max(0.01) * self.scale * HEADROOM;
-            let b =
-                buckets.entry(p.clone()).or_insert_with(|| Bucket { ceiling, rate: ceiling, tokens: 1.0, last: now });
+            // A new bucket starts empty: the partition may just have moved here from another node, whose
+            // last call this node cannot see; waiting one interval keeps the pair within the quota.
+            let b = buckets.entry(p.clone()).or_insert_with(|| Bucket {
+                ceiling,
+                rate: ceiling,
+                next: now + Duration::from_secs_f64(1.0 / ceiling),
+            });
             if b.ceiling != ceiling {
                 // The container's quota changed: adopt it, keeping any back-off in proportion.
                 b.rate = b.rate / b.ceiling * ceiling;
                 b.ceiling = ceiling;
             }
-            b.refill(now);
-            // Taking the token may drive the balance negative: that is a reservation, and the caller waits
-            // until the bucket would have refilled to zero. Concurrent callers queue up in arrival order.
-            b.tokens -= 1.0;
-            if b.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-b.tokens / b.rate) }
+            // Reserve the next slot (now, when the bucket is idle); concurrent callers queue up in arrival order.
+            let slot = b.next.max(now);
+            b.next = slot + Duration::from_secs_f64(1.0 / b.rate);
+            slot - now
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -159,8 +157,9 @@ mod tests {
         for _ in 0..11 {
             pacer.acquire(&p, None).await;
         }
-        // The first goes at once, the next ten at 5 per second (less the headroom).
-        let expected = 2.0 / HEADROOM;
+        // Eleven calls at 5 per second (less the headroom); the first waits one interval too (the bucket
+        // starts empty).
+        let expected = 11.0 / 5.0 / HEADROOM;
         assert!((start.elapsed().as_secs_f64() - expected).abs() < 0.001, "{:?}", start.elapsed());
     }
 
@@ -172,7 +171,7 @@ mod tests {
         for _ in 0..3 {
             pacer.acquire(&p, Some(1.0)).await;
         }
-        assert!((start.elapsed().as_secs_f64() - 2.0 / HEADROOM).abs() < 0.001, "{:?}", start.elapsed());
+        assert!((start.elapsed().as_secs_f64() - 3.0 / HEADROOM).abs() < 0.001, "{:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,5 +1,6 @@
 //! The engine under seeded faults on simulated time (see `harness/`). `KEYFLEET_SIM_SEEDS=N` runs seeds
 //! 0..N (default 2000, spread over the machine's cores); `KEYFLEET_SIM_SEED=S` replays seed S alone.
+#![allow(clippy::unwrap_used)]
 
 mod harness;
 

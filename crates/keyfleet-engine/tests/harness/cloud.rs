@@ -103,6 +103,8 @@ enum Fate {
     LostReply,
 }
 
+/// One call: recorded, checked, then delayed, refused or answered as its drawn fate says.
+#[allow(clippy::too_many_arguments)]
 async fn call<T>(
     world: &Shared,
     gate: &Gate,

@@ -29,6 +29,9 @@ pub struct Item {
     pub terminal_writes: u32,
 }
 
+/// A sync job and its lease (owner, until).
+type SyncJobRow = (SyncJobRecord, Option<(String, DateTime<Utc>)>);
+
 #[derive(Debug, Default)]
 pub struct Db {
     pub jobs: BTreeMap<JobId, JobRecord>,
@@ -43,7 +46,7 @@ pub struct Db {
     pub vaults: BTreeMap<VaultId, VaultRecord>,
     pub azure_keys: BTreeMap<KeyId, AzureKeyRecord>,
     pub backups: BTreeMap<BackupId, (KeyBackupRecord, Vec<u8>)>,
-    pub sync_jobs: BTreeMap<SyncJobId, (SyncJobRecord, Option<(String, DateTime<Utc>)>)>,
+    pub sync_jobs: BTreeMap<SyncJobId, SyncJobRow>,
 }
 
 fn epoch() -> DateTime<Utc> {
@@ -403,7 +406,7 @@ impl EngineStore for NodeStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<SyncJobRecord>> {
         let mut db = self.db().await;
-        let mut free: Vec<&mut (SyncJobRecord, Option<(String, DateTime<Utc>)>)> = db
+        let mut free: Vec<&mut SyncJobRow> = db
             .sync_jobs
             .values_mut()
             .filter(|(j, lease)| {

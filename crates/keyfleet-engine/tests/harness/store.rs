@@ -458,48 +458,19 @@ impl EngineStore for NodeStore {
         keys: &[AwsKeyMaterial],
         at: DateTime<Utc>,
     ) -> Result<(u64, u64, u64)> {
-        let mut db = self.db().await;
-        let (mut added, mut updated, mut gone) = (0, 0, 0);
-        for m in keys {
-            let known = db
-                .aws_keys
-                .values_mut()
-                .find(|k| k.kms_id == kms_id && k.region == region && k.material.key_id == m.key_id);
-            match known {
-                Some(k) => {
-                    if k.material != *m || k.gone {
-                        k.material = m.clone();
-                        k.gone = false;
-                        k.updated_at = at;
-                        updated += 1;
-                    }
-                    k.synced_at = at;
-                }
-                None => {
-                    let id = KeyId::new();
-                    let record = AwsKeyRecord {
-                        id,
-                        kms_id,
-                        region: region.to_string(),
-                        material: m.clone(),
-                        gone: false,
-                        synced_at: at,
-                        created_at: at,
-                        updated_at: at,
-                    };
-                    db.aws_keys.insert(id, record);
-                    added += 1;
-                }
-            }
-        }
-        for k in db.aws_keys.values_mut() {
-            if k.kms_id == kms_id && k.region == region && !k.gone && k.synced_at < at {
-                k.gone = true;
-                k.updated_at = at;
-                gone += 1;
-            }
-        }
-        Ok((added, updated, gone))
+        let new = |id, m: &AwsKeyMaterial| AwsKeyRecord {
+            id,
+            kms_id,
+            region: region.to_string(),
+            material: m.clone(),
+            gone: false,
+            synced_at: at,
+            created_at: at,
+            updated_at: at,
+        };
+        let in_scope = |k: &AwsKeyRecord| k.kms_id == kms_id && k.region == region;
+        let same = |a: &AwsKeyMaterial, b: &AwsKeyMaterial| a.key_id == b.key_id;
+        Ok(sync_rows(&mut self.db().await.aws_keys, in_scope, keys, same, new, at))
     }
 
     async fn sync_azure_vault(
@@ -508,48 +479,89 @@ impl EngineStore for NodeStore {
         keys: &[AzureKeyMaterial],
         at: DateTime<Utc>,
     ) -> Result<(u64, u64, u64)> {
-        let mut db = self.db().await;
-        let (mut added, mut updated, mut gone) = (0, 0, 0);
-        for m in keys {
-            let known = db.azure_keys.values_mut().find(|k| k.vault_id == vault && k.material.name == m.name);
-            match known {
-                Some(k) => {
-                    if k.material != *m || k.gone {
-                        k.material = m.clone();
-                        k.gone = false;
-                        k.updated_at = at;
-                        updated += 1;
-                    }
-                    k.synced_at = at;
-                }
-                None => {
-                    let id = KeyId::new();
-                    let record = AzureKeyRecord {
-                        id,
-                        vault_id: vault,
-                        material: m.clone(),
-                        gone: false,
-                        synced_at: at,
-                        created_at: at,
-                        updated_at: at,
-                    };
-                    db.azure_keys.insert(id, record);
-                    added += 1;
-                }
-            }
-        }
-        for k in db.azure_keys.values_mut() {
-            if k.vault_id == vault && !k.gone && k.synced_at < at {
-                k.gone = true;
-                k.updated_at = at;
-                gone += 1;
-            }
-        }
-        Ok((added, updated, gone))
+        let new = |id, m: &AzureKeyMaterial| AzureKeyRecord {
+            id,
+            vault_id: vault,
+            material: m.clone(),
+            gone: false,
+            synced_at: at,
+            created_at: at,
+            updated_at: at,
+        };
+        let same = |a: &AzureKeyMaterial, b: &AzureKeyMaterial| a.name == b.name;
+        Ok(sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at))
     }
 
     async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
         self.db().await.backups.insert(b.id, (b.clone(), blob_enc.to_vec()));
         Ok(())
     }
+}
+
+/// An inventory row a sync writes: its material, `gone`, `synced_at` and `updated_at`.
+trait Synced {
+    type Material: PartialEq + Clone;
+    fn material(&self) -> &Self::Material;
+    fn parts(&mut self) -> (&mut Self::Material, &mut bool, &mut DateTime<Utc>, &mut DateTime<Utc>);
+}
+
+impl Synced for AwsKeyRecord {
+    type Material = AwsKeyMaterial;
+    fn material(&self) -> &AwsKeyMaterial {
+        &self.material
+    }
+    fn parts(&mut self) -> (&mut AwsKeyMaterial, &mut bool, &mut DateTime<Utc>, &mut DateTime<Utc>) {
+        (&mut self.material, &mut self.gone, &mut self.synced_at, &mut self.updated_at)
+    }
+}
+
+impl Synced for AzureKeyRecord {
+    type Material = AzureKeyMaterial;
+    fn material(&self) -> &AzureKeyMaterial {
+        &self.material
+    }
+    fn parts(&mut self) -> (&mut AzureKeyMaterial, &mut bool, &mut DateTime<Utc>, &mut DateTime<Utc>) {
+        (&mut self.material, &mut self.gone, &mut self.synced_at, &mut self.updated_at)
+    }
+}
+
+/// A sync of one scope (a region, a vault): keys seen are added or updated, the scope's other keys are gone.
+/// Returns (added, updated, gone).
+fn sync_rows<R: Synced>(
+    rows: &mut BTreeMap<KeyId, R>,
+    in_scope: impl Fn(&R) -> bool,
+    seen: &[R::Material],
+    same: impl Fn(&R::Material, &R::Material) -> bool,
+    new: impl Fn(KeyId, &R::Material) -> R,
+    at: DateTime<Utc>,
+) -> (u64, u64, u64) {
+    let (mut added, mut updated, mut gone) = (0, 0, 0);
+    for m in seen {
+        match rows.values_mut().find(|r| in_scope(r) && same(r.material(), m)) {
+            Some(r) => {
+                let (material, is_gone, synced_at, updated_at) = r.parts();
+                if material != m || *is_gone {
+                    *material = m.clone();
+                    *is_gone = false;
+                    *updated_at = at;
+                    updated += 1;
+                }
+                *synced_at = at;
+            }
+            None => {
+                let id = KeyId::new();
+                rows.insert(id, new(id, m));
+                added += 1;
+            }
+        }
+    }
+    for r in rows.values_mut().filter(|r| in_scope(r)) {
+        let (_, is_gone, synced_at, updated_at) = r.parts();
+        if !*is_gone && *synced_at < at {
+            *is_gone = true;
+            *updated_at = at;
+            gone += 1;
+        }
+    }
+    (added, updated, gone)
 }

@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
-mod aws_item;
+pub mod aws;
 pub mod azure;
-mod azure_item;
+pub mod clock;
+mod cloud;
 pub mod pacing;
 mod resolve;
 pub mod retry;
+pub mod store;
 mod sync;
 mod worker;
 
@@ -15,14 +17,18 @@ use std::time::Duration;
 use keyfleet_clouds::{AwsKmsConnector, KeyVaultConnector};
 use keyfleet_core::crypto::{CryptoError, MasterKey};
 use keyfleet_store::{Store, StoreError};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-pub use aws_item::POLICY_TEMPLATE_TAG;
+pub use aws::POLICY_TEMPLATE_TAG;
+use clock::{Clock, SystemClock};
 use pacing::Pacer;
 use resolve::Resolver;
 use retry::RetryPolicy;
+use store::{EngineStore, FullStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -83,7 +89,10 @@ impl Default for EngineConfig {
 
 /// The background executor of bulk jobs and sync jobs.
 pub struct Engine {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EngineStore>,
+    clock: Arc<dyn Clock>,
+    /// Draws the retry backoff's jitter; seeded in simulations so a run can be replayed.
+    jitter: std::sync::Mutex<StdRng>,
     resolver: Resolver,
     /// Encrypts the backup blobs Azure syncs take.
     master: MasterKey,
@@ -97,6 +106,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The engine over the whole store, on the system clock.
     pub fn new(
         store: Arc<dyn Store>,
         master: MasterKey,
@@ -104,17 +114,33 @@ impl Engine {
         azure: Arc<dyn KeyVaultConnector>,
         config: EngineConfig,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            resolver: Resolver::new(store.clone(), master.clone(), connector, azure),
-            master,
-            pacer: Pacer::new(config.quota_scale),
-            spacer: pacing::KeySpacer::new(config.per_key_interval),
-            slots: tokio::sync::Semaphore::new(config.workers.max(1)),
-            store,
-            config,
-            wake: Notify::new(),
-            sync_wake: Notify::new(),
-        })
+        Self::builder(Arc::new(FullStore(store)), master, connector, azure, config).build()
+    }
+
+    /// An engine over any [`EngineStore`]; the builder also takes a [`Clock`] and a jitter seed (tests).
+    pub fn builder(
+        store: Arc<dyn EngineStore>,
+        master: MasterKey,
+        connector: Arc<dyn AwsKmsConnector>,
+        azure: Arc<dyn KeyVaultConnector>,
+        config: EngineConfig,
+    ) -> EngineBuilder {
+        EngineBuilder { store, master, connector, azure, config, clock: Arc::new(SystemClock), jitter_seed: None }
+    }
+
+    /// Now, by the engine's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// `now` plus `d`.
+    pub(crate) fn after(&self, d: Duration) -> chrono::DateTime<chrono::Utc> {
+        self.now() + chrono::Duration::from_std(d).unwrap_or_default()
+    }
+
+    /// A uniform draw in [0, 1] for the retry backoff's jitter.
+    pub(crate) fn jitter(&self) -> f64 {
+        rand::Rng::random(&mut *self.jitter.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -134,7 +160,7 @@ impl Engine {
     /// Starts workers, the heartbeat, the reaper and the sync loop; they stop when the handle is shut down.
     pub async fn start(self: &Arc<Self>) -> Result<EngineHandle, EngineError> {
         if self.config.reclaim_all_on_start {
-            let far = keyfleet_core::time::now() + chrono::Duration::days(365 * 100);
+            let far = self.now() + chrono::Duration::days(365 * 100);
             let n = self.store.release_expired_leases(far).await?;
             if n > 0 {
                 tracing::info!(items = n, "resuming items interrupted by the previous run");
@@ -147,6 +173,52 @@ impl Engine {
         tasks.spawn(self.clone().reaper_loop(stop_rx.clone()));
         tasks.spawn(self.clone().sync_loop(stop_rx));
         Ok(EngineHandle { stop: stop_tx, tasks })
+    }
+}
+
+/// Builds an [`Engine`]: see [`Engine::builder`].
+pub struct EngineBuilder {
+    store: Arc<dyn EngineStore>,
+    master: MasterKey,
+    connector: Arc<dyn AwsKmsConnector>,
+    azure: Arc<dyn KeyVaultConnector>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    jitter_seed: Option<u64>,
+}
+
+impl EngineBuilder {
+    /// Where the engine reads wall time (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Seeds the retry backoff's jitter (default: from the OS), so a simulated run replays exactly.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
+        self
+    }
+
+    pub fn build(self) -> Arc<Engine> {
+        let EngineBuilder { store, master, connector, azure, config, clock, jitter_seed } = self;
+        let jitter = match jitter_seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        Arc::new(Engine {
+            resolver: Resolver::new(store.clone(), master.clone(), connector, azure),
+            master,
+            pacer: Pacer::new(config.quota_scale),
+            spacer: pacing::KeySpacer::new(config.per_key_interval),
+            slots: tokio::sync::Semaphore::new(config.workers.max(1)),
+            store,
+            clock,
+            jitter: std::sync::Mutex::new(jitter),
+            config,
+            wake: Notify::new(),
+            sync_wake: Notify::new(),
+        })
     }
 }
 

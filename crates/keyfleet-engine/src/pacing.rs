@@ -1,7 +1,8 @@
-//! Token buckets per (cloud account, region, action), so keyfleet stays inside the cloud's request quotas.
+//! Token buckets per rate-limit partition (each cloud names its own: `aws/pacing.rs`, `azure/pacing.rs`), so keyfleet stays inside the cloud's request quotas.
 //!
-//! Each bucket refills at its rate and holds at most one token: requests leave evenly spaced rather than in
-//! bursts, which is what a per-second quota shared with other callers tolerates best. When the cloud throttles
+//! Each bucket hands out slots one interval (1/rate) apart, the first one interval after the call asks (a
+//! partition can move between nodes, and the node it comes from may have just called): requests leave evenly
+//! spaced rather than in bursts, which is what a per-second quota shared with other callers tolerates best. When the cloud throttles
 //! anyway (another caller is using the same quota), the bucket's rate is halved; every success then adds a
 //! little back, up to the configured ceiling (AIMD).
 
@@ -23,38 +24,19 @@ pub struct Partition {
 /// two of them landing in one second-long window would be throttled.
 pub const HEADROOM: f64 = 0.97;
 
-/// The bucket of every call to one Azure vault: Key Vault's quota is per vault, whatever the operation.
-pub const AZURE_VAULT_ACTION: &str = "KeyVault";
-
-/// Requests per second for each AWS KMS action (AWS's documented default quotas), and for a Key Vault.
-pub fn aws_default_rate(action: &str) -> f64 {
-    match action {
-        "EnableKey" | "DisableKey" | "CancelKeyDeletion" => 5.0,
-        "ScheduleKeyDeletion" | "PutKeyPolicy" => 15.0,
-        "TagResource" | "UntagResource" => 10.0,
-        "DescribeKey" | "ListResourceTags" => 2000.0,
-        "GetKeyPolicy" => 1000.0,
-        "ListKeys" | "ListAliases" => 500.0,
-        // Azure Key Vault: 4,000 "all other" transactions per vault per 10 s (software keys).
-        AZURE_VAULT_ACTION => 400.0,
-        _ => 5.0,
-    }
+/// A partition's default rate (requests per second): its cloud's documented quota for the action, else 5/s.
+pub fn default_rate(action: &str) -> f64 {
+    crate::cloud::CLOUDS.iter().find_map(|c| c.default_rate(action)).unwrap_or(5.0)
 }
 
 #[derive(Debug)]
 struct Bucket {
     ceiling: f64,
     rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate).min(1.0);
-        self.last = now;
-    }
+    /// The earliest slot the next call may take. Each reservation moves it one interval (at the rate of the
+    /// moment) past the slot it took, so two calls are never closer than the ceiling allows, whatever the
+    /// rate did meanwhile.
+    next: Instant,
 }
 
 /// Shared by all workers of a node.
@@ -68,11 +50,11 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(scale: f64) -> Self {
-        Self { buckets: Mutex::new(HashMap::new()), rate_for: aws_default_rate, scale }
+        Self { buckets: Mutex::new(HashMap::new()), rate_for: default_rate, scale }
     }
 
-    /// Reserves the next slot of the partition and sleeps until it comes. `quota` overrides AWS's default
-    /// for this action (a KMS container's own setting); the scale applies to both.
+    /// Reserves the next slot of the partition and sleeps until it comes. `quota` overrides the cloud's
+    /// default for this action (a KMS container's own setting); the scale applies to both.
     pub async fn acquire(&self, p: &Partition, quota: Option<f64>) {
         if self.scale <= 0.0 {
             return;
@@ -81,18 +63,19 @@ impl Pacer {
             let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             let ceiling = quota.unwrap_or_else(|| (self.rate_for)(p.action)).max(0.01) * self.scale * HEADROOM;
-            let b =
-                buckets.entry(p.clone()).or_insert_with(|| Bucket { ceiling, rate: ceiling, tokens: 1.0, last: now });
+            let b = buckets.entry(p.clone()).or_insert_with(|| Bucket { ceiling, rate: ceiling, next: now });
             if b.ceiling != ceiling {
                 // The container's quota changed: adopt it, keeping any back-off in proportion.
                 b.rate = b.rate / b.ceiling * ceiling;
                 b.ceiling = ceiling;
             }
-            b.refill(now);
-            // Taking the token may drive the balance negative: that is a reservation, and the caller waits
-            // until the bucket would have refilled to zero. Concurrent callers queue up in arrival order.
-            b.tokens -= 1.0;
-            if b.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-b.tokens / b.rate) }
+            // Reserve the next slot, at least one interval away even when the bucket is idle: the partition
+            // may have just come from another node, whose last call this node cannot see. Concurrent callers
+            // queue up in arrival order.
+            let interval = Duration::from_secs_f64(1.0 / b.rate);
+            let slot = b.next.max(now + interval);
+            b.next = slot + interval;
+            slot - now
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -172,9 +155,11 @@ mod tests {
         for _ in 0..11 {
             pacer.acquire(&p, None).await;
         }
-        // The first goes at once, the next ten at 5 per second (less the headroom).
-        let expected = 2.0 / HEADROOM;
-        assert!((start.elapsed().as_secs_f64() - expected).abs() < 0.001, "{:?}", start.elapsed());
+        // Eleven calls at 5 per second (less the headroom); the first waits one interval too. Each wait
+        // ends on tokio's millisecond tick, at most 1 ms late.
+        let expected = 11.0 / 5.0 / HEADROOM;
+        let late = start.elapsed().as_secs_f64() - expected;
+        assert!((0.0..0.011).contains(&late), "{:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]
@@ -185,7 +170,8 @@ mod tests {
         for _ in 0..3 {
             pacer.acquire(&p, Some(1.0)).await;
         }
-        assert!((start.elapsed().as_secs_f64() - 2.0 / HEADROOM).abs() < 0.001, "{:?}", start.elapsed());
+        let late = start.elapsed().as_secs_f64() - 3.0 / HEADROOM;
+        assert!((0.0..0.003).contains(&late), "{:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]

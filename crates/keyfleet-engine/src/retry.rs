@@ -1,9 +1,9 @@
-//! The one retry policy: which failures are retried, how often, and how long to wait.
+//! The one retry policy: which failures are retried, how often, and how long to wait. Pure: the jitter is
+//! drawn by the caller (the engine's seeded or OS-seeded generator) and passed in.
 
 use std::time::Duration;
 
 use keyfleet_clouds::{CloudError, ErrorKind};
-use rand::Rng;
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -27,12 +27,13 @@ pub enum Verdict {
 }
 
 impl RetryPolicy {
-    /// `attempts` is how many attempts have been made, the failed one included.
-    pub fn verdict(&self, err: &CloudError, attempts: i64) -> Verdict {
+    /// `attempts` is how many attempts have been made, the failed one included; `jitter` is a uniform draw
+    /// in [0, 1].
+    pub fn verdict(&self, err: &CloudError, attempts: i64, jitter: f64) -> Verdict {
         if !err.kind.is_retryable() || attempts >= self.max_attempts {
             return Verdict::Fail;
         }
-        let backoff = self.backoff(attempts);
+        let backoff = self.backoff(attempts, jitter);
         // Honour the provider's Retry-After when it asks for longer than our own backoff.
         let wait = match err.retry_after {
             Some(ra) if ra > backoff => ra,
@@ -41,12 +42,12 @@ impl RetryPolicy {
         Verdict::RetryAfter(wait)
     }
 
-    /// Full jitter: uniform in [0, min(cap, base * 2^(attempts-1))].
-    pub fn backoff(&self, attempts: i64) -> Duration {
+    /// Full jitter: `jitter` (uniform in [0, 1]) of min(cap, base * 2^(attempts-1)), in whole ms.
+    pub fn backoff(&self, attempts: i64, jitter: f64) -> Duration {
         let exp = attempts.clamp(1, 30) - 1;
         let ceiling = self.base.saturating_mul(1u32 << exp.min(20)).min(self.cap);
-        let ms = ceiling.as_millis().max(1) as u64;
-        Duration::from_millis(rand::rng().random_range(0..=ms))
+        let ms = ceiling.as_millis().max(1) as f64;
+        Duration::from_millis((ms * jitter.clamp(0.0, 1.0)).round() as u64)
     }
 }
 
@@ -64,9 +65,9 @@ mod tests {
         let p = RetryPolicy { max_attempts: 3, ..Default::default() };
         let throttled = CloudError::new(ErrorKind::Throttled, "ThrottlingException", "slow down");
         let invalid = CloudError::new(ErrorKind::InvalidState, "KMSInvalidStateException", "pending deletion");
-        assert!(matches!(p.verdict(&throttled, 1), Verdict::RetryAfter(_)));
-        assert_eq!(p.verdict(&throttled, 3), Verdict::Fail);
-        assert_eq!(p.verdict(&invalid, 1), Verdict::Fail);
+        assert!(matches!(p.verdict(&throttled, 1, 0.5), Verdict::RetryAfter(_)));
+        assert_eq!(p.verdict(&throttled, 3, 0.5), Verdict::Fail);
+        assert_eq!(p.verdict(&invalid, 1, 0.5), Verdict::Fail);
     }
 
     #[test]
@@ -74,8 +75,11 @@ mod tests {
         let p = RetryPolicy::default();
         for attempts in 1..40 {
             let ceiling = p.base.saturating_mul(1u32 << (attempts - 1).min(20)).min(p.cap);
-            assert!(p.backoff(attempts) <= ceiling);
+            assert_eq!(p.backoff(attempts, 1.0), ceiling);
+            assert!(p.backoff(attempts, 0.37) <= ceiling);
+            assert_eq!(p.backoff(attempts, 0.0), Duration::ZERO);
         }
+        assert_eq!(p.backoff(3, 0.5), Duration::from_millis(400));
     }
 
     #[test]
@@ -83,6 +87,6 @@ mod tests {
         let p = RetryPolicy { cap: Duration::from_millis(10), ..Default::default() };
         let mut e = CloudError::new(ErrorKind::Throttled, "TooManyRequests", "429");
         e.retry_after = Some(Duration::from_secs(7));
-        assert_eq!(p.verdict(&e, 1), Verdict::RetryAfter(Duration::from_secs(7)));
+        assert_eq!(p.verdict(&e, 1, 1.0), Verdict::RetryAfter(Duration::from_secs(7)));
     }
 }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use keyfleet_core::time::now;
 use keyfleet_core::*;
 use keyfleet_store::ItemEffect;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::Engine;
+use crate::cloud::cloud;
 
 impl Engine {
     pub(crate) async fn dispatch_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -24,7 +24,7 @@ impl Engine {
             let mut sleep = self.config.poll_interval;
             match self.store.pending_partitions().await {
                 Ok(parts) => {
-                    let t = now();
+                    let t = self.now();
                     for (partition, due) in parts {
                         if drivers.contains_key(&partition) {
                             continue;
@@ -56,6 +56,7 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "listing partitions with work failed"),
             }
             tokio::select! {
+                biased; // a fixed polling order: simulated runs replay exactly
                 _ = self.wake.notified() => {}
                 _ = self.store.job_announced() => {}
                 _ = tokio::time::sleep(sleep.max(Duration::from_millis(5))) => {}
@@ -93,8 +94,12 @@ impl Engine {
                     tracing::warn!(partition, "partition lease lost to another node; finishing in-flight items");
                     continue;
                 }
-                let lease_until = now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
-                match self.store.claim_items(&self.config.node_id, &partition, now(), lease_until, free as u32).await {
+                let lease_until = self.after(self.config.lease_ttl);
+                match self
+                    .store
+                    .claim_items(&self.config.node_id, &partition, self.now(), lease_until, free as u32)
+                    .await
+                {
                     Ok(items) => {
                         for item in items {
                             running.spawn(self.clone().process(item));
@@ -117,21 +122,19 @@ impl Engine {
     /// Partition leases that expired before this may be taken over. A single node (SQLite) may take any: a
     /// lease not its own was left by its previous run.
     fn lease_cutoff(&self) -> chrono::DateTime<chrono::Utc> {
-        if self.config.reclaim_all_on_start { now() + chrono::Duration::days(36_500) } else { now() }
+        if self.config.reclaim_all_on_start { self.now() + chrono::Duration::days(36_500) } else { self.now() }
     }
 
     fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
-        now() + chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default()
+        self.after(self.config.lease_ttl)
     }
 
     async fn process(self: Arc<Self>, item: ClaimedItem) {
         let _permit = self.slots.acquire().await;
         let started = std::time::Instant::now();
         // A panic while running an item becomes a recorded failure instead of a dead driver.
-        let run = match item.operation.cloud() {
-            CLOUD_AZURE => std::panic::AssertUnwindSafe(self.run_azure_item(&item)).catch_unwind().await,
-            _ => std::panic::AssertUnwindSafe(self.run_aws_item(&item)).catch_unwind().await,
-        };
+        let cloud = cloud(item.operation.cloud());
+        let run = std::panic::AssertUnwindSafe(cloud.run_item(&self, &item)).catch_unwind().await;
         let result = match run {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => {
@@ -142,7 +145,7 @@ impl Engine {
                     ItemOutcome::Retry {
                         code: "InternalError".into(),
                         message: e.to_string(),
-                        not_before: now() + chrono::Duration::seconds(1),
+                        not_before: self.now() + chrono::Duration::seconds(1),
                     }
                 };
                 outcome.into()
@@ -164,7 +167,7 @@ impl Engine {
         };
         match self
             .store
-            .finish_item_with(item.job_id, item.seq, &self.config.node_id, &result.outcome, now(), effect)
+            .finish_item_with(item.job_id, item.seq, &self.config.node_id, &result.outcome, self.now(), effect)
             .await
         {
             Ok(true) => tracing::debug!(
@@ -183,7 +186,7 @@ impl Engine {
             (&result.refused_connection, &result.outcome)
         {
             let why = format!("not attempted: AWS refused the credentials of connection {name}: {message}");
-            match self.store.fail_pending_for_connection(item.job_id, *connection, code, &why, now()).await {
+            match self.store.fail_pending_for_connection(item.job_id, *connection, code, &why, self.now()).await {
                 Ok(n) if n > 0 => tracing::warn!(
                     bulkjob.id = %item.job_id, connection = %name, items = n,
                     "credentials refused: the connection's remaining items were failed without calls"
@@ -200,6 +203,7 @@ impl Engine {
         let every = self.config.lease_ttl / 3;
         while !*stop.borrow() {
             tokio::select! {
+                biased; // a fixed polling order: simulated runs replay exactly
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => break,
             }
@@ -217,10 +221,11 @@ impl Engine {
         let every = (self.config.lease_ttl / 2).max(Duration::from_millis(100));
         while !*stop.borrow() {
             tokio::select! {
+                biased; // a fixed polling order: simulated runs replay exactly
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => break,
             }
-            match self.store.release_expired_leases(now()).await {
+            match self.store.release_expired_leases(self.now()).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(items = n, "returned items with expired leases to pending");

@@ -3,7 +3,7 @@
 
 use keyfleet_core::*;
 
-use crate::aws_item::ItemResult;
+use crate::cloud::ItemResult;
 use crate::{Engine, EngineError};
 
 impl Engine {

@@ -1,20 +1,15 @@
 //! Azure Key Vault through the engine: every call is paced on its vault's bucket and retried by the one retry
-//! policy. Used by Azure key synchronization (here) and by the API's backup and restore of one key.
+//! policy. Used by Azure key synchronization (`sync.rs`) and by the API's backup and restore of one key.
 
 use std::future::Future;
 
-use futures::StreamExt;
 use keyfleet_clouds::azure::{KeyBundle, KeyItem};
 use keyfleet_clouds::{CloudError, ErrorKind, KeyVault};
-use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::pacing::{AZURE_VAULT_ACTION, Partition};
+use super::pacing::partition;
 use crate::retry::Verdict;
 use crate::{Engine, EngineError};
-
-/// Keys read in parallel per vault (pacing still decides when each call goes).
-const KEY_CONCURRENCY: usize = 8;
 
 /// Whether a call may be repeated after a failure whose outcome is unknown (a timeout, a dropped connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,17 +18,6 @@ pub(crate) enum Repeat {
     Safe,
     /// Restores: only a refusal that proves nothing happened (throttling) is retried.
     OnlyIfRefused,
-}
-
-/// What a vault synchronization did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct VaultSync {
-    pub added: u64,
-    pub updated: u64,
-    pub gone: u64,
-    pub backups: u64,
-    /// Keys whose backup failed, with the reason.
-    pub failed_backups: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -49,7 +33,7 @@ impl Engine {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, CloudError>>,
     {
-        let p = Partition { account: CLOUD_AZURE.to_string(), region: vault.name.clone(), action: AZURE_VAULT_ACTION };
+        let p = partition(vault);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -67,7 +51,7 @@ impl Engine {
             if repeat == Repeat::OnlyIfRefused && err.kind != ErrorKind::Throttled {
                 return Err(err);
             }
-            match self.config.retry.verdict(&err, attempts) {
+            match self.config.retry.verdict(&err, attempts, self.jitter()) {
                 Verdict::RetryAfter(wait) => {
                     tracing::info!(
                         azure.vault = %vault.name, attempt = attempts, error.code = %err.code,
@@ -110,7 +94,7 @@ impl Engine {
         self.store_backup(vault, key, &blob, name, description, created_by).await
     }
 
-    async fn store_backup(
+    pub(crate) async fn store_backup(
         &self,
         vault: &VaultRecord,
         key: &AzureKeyRecord,
@@ -119,7 +103,7 @@ impl Engine {
         description: String,
         created_by: UserId,
     ) -> Result<KeyBackupRecord, EngineError> {
-        let at = now();
+        let at = self.now();
         let record = KeyBackupRecord {
             id: BackupId::new(),
             key_id: key.id,
@@ -142,68 +126,12 @@ impl Engine {
         Ok(record)
     }
 
-    /// Reads every key of a vault (current version and version list) into the inventory; with `backup_by`,
-    /// then takes a backup of every key the vault holds.
-    pub(crate) async fn sync_vault(
+    /// Every key name of a vault, following `nextLink`.
+    pub(crate) async fn key_names(
         &self,
         vault: &VaultRecord,
-        backup_by: Option<UserId>,
-    ) -> Result<VaultSync, EngineError> {
-        let client = self.resolver.key_vault(vault).await?;
-        let client = client.as_ref();
-        let started = now();
-        let names = self.key_names(vault, client).await?;
-        let read: Vec<Result<Option<AzureKeyMaterial>, CloudError>> = futures::stream::iter(names)
-            .map(|name| async move { self.read_azure_key(vault, client, &name).await })
-            .buffer_unordered(KEY_CONCURRENCY)
-            .collect()
-            .await;
-        let mut keys = Vec::with_capacity(read.len());
-        for k in read {
-            if let Some(k) = k? {
-                keys.push(k);
-            }
-        }
-        let (added, updated, gone) = self.store.sync_azure_vault(vault.id, &keys, started).await?;
-        let mut out = VaultSync { added, updated, gone, ..Default::default() };
-        let Some(user) = backup_by else {
-            return Ok(out);
-        };
-        let filter = AzureKeyFilter { vault_id: Some(vault.id), gone: Some(false), ..Default::default() };
-        let mut skip = 0;
-        loop {
-            let page = Page { skip, limit: 500, sort: vec![] };
-            let (batch, _) = self.store.list_azure_keys(&filter, &page).await?;
-            if batch.is_empty() {
-                break;
-            }
-            skip += batch.len() as u64;
-            let results: Vec<(String, Result<KeyBackupRecord, EngineError>)> = futures::stream::iter(batch)
-                .map(|key| async move {
-                    let name = backup_name(&key.material.name, now());
-                    let description = "taken by a key synchronization job".to_string();
-                    let r = match self.vault_call(vault, Repeat::Safe, || client.backup_key(&key.material.name)).await {
-                        Ok(blob) => self.store_backup(vault, &key, &blob, name, description, user).await,
-                        Err(e) => Err(e.into()),
-                    };
-                    (key.material.name.clone(), r)
-                })
-                .buffer_unordered(KEY_CONCURRENCY)
-                .collect()
-                .await;
-            for (key, r) in results {
-                match r {
-                    Ok(_) => out.backups += 1,
-                    Err(EngineError::Cloud(e)) => out.failed_backups.push((key, e.to_string())),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every key name of a vault, following `nextLink`.
-    async fn key_names(&self, vault: &VaultRecord, client: &dyn KeyVault) -> Result<Vec<String>, CloudError> {
+        client: &dyn KeyVault,
+    ) -> Result<Vec<String>, CloudError> {
         let mut names = Vec::new();
         let mut next: Option<String> = None;
         loop {
@@ -243,7 +171,7 @@ impl Engine {
     }
 
     /// The current version and the version list of one key; None when it vanished meanwhile.
-    async fn read_azure_key(
+    pub(crate) async fn read_azure_key(
         &self,
         vault: &VaultRecord,
         client: &dyn KeyVault,

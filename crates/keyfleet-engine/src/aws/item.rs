@@ -2,33 +2,16 @@
 
 use keyfleet_clouds::aws::KeyMetadata;
 use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
-use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::pacing::Partition;
-use crate::resolve::AwsTarget;
+use super::pacing::partition;
+use super::resolve::AwsTarget;
+use crate::cloud::ItemResult;
 use crate::retry::Verdict;
 use crate::{Engine, EngineError};
 
 /// The tag `applypolicytemplate` leaves on each key, as CCKM does.
 pub const POLICY_TEMPLATE_TAG: &str = "cckm_policy_template_id";
-
-/// How an attempt ended, and whether the key's connection had its credentials refused (then the job's other
-/// items of that connection are failed without calls).
-pub(crate) struct ItemResult {
-    pub outcome: ItemOutcome,
-    pub refused_connection: Option<(ConnectionId, String)>,
-    /// The cached key as the cloud now has it, written in the same transaction as the outcome.
-    pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
-    /// `delete-key-backups`: the backup to delete in the same transaction as a successful outcome.
-    pub deleted_backup: Option<BackupId>,
-}
-
-impl From<ItemOutcome> for ItemResult {
-    fn from(outcome: ItemOutcome) -> Self {
-        ItemResult { outcome, refused_connection: None, refreshed_key: None, deleted_backup: None }
-    }
-}
 
 impl Engine {
     pub(crate) async fn run_aws_item(&self, item: &ClaimedItem) -> Result<ItemResult, EngineError> {
@@ -59,9 +42,14 @@ impl Engine {
                 Ok(m) => m,
                 Err(e) => return Ok(self.failure(item, &target, e, None)),
             };
-            if already_done(item, &live, &target).await {
-                let refreshed = refreshed(&target, &live, None);
-                return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
+            match self.already_done(item, &live, &target).await {
+                Ok(true) => {
+                    let refreshed = refreshed(&target, &live, None);
+                    return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
+                }
+                Ok(false) => {}
+                // Not knowing whether the change was made is no reason to make it again: retry later.
+                Err(e) => return Ok(self.failure(item, &target, e, Some(live.key_state))),
             }
             live.key_state
         } else {
@@ -77,7 +65,7 @@ impl Engine {
             if e.kind == ErrorKind::InvalidState
                 && !reconcile
                 && let Ok(live) = self.describe(&target, &key).await
-                && already_done(item, &live, &target).await
+                && let Ok(true) = self.already_done(item, &live, &target).await
             {
                 let refreshed = refreshed(&target, &live, None);
                 return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
@@ -85,7 +73,7 @@ impl Engine {
             return Ok(self.failure(item, &target, e, Some(before)));
         }
         // The action succeeded, so its result is known without another read.
-        let after = effect_result(item, &target.key.material);
+        let after = effect_result(item, &target.key.material, self.now());
         let refreshed = refreshed(&target, &after, policy.as_deref().map(|p| (p, item)));
         Ok(success(Some(before), Some(after.key_state), refreshed))
     }
@@ -110,10 +98,10 @@ impl Engine {
     where
         F: std::future::Future<Output = Result<T, CloudError>>,
     {
-        let p = Partition { account: target.account.clone(), region: target.key.region.clone(), action };
+        let p = partition(&target.account, &target.key.region, action);
         self.pacer.acquire(&p, target.quotas.get(action).copied()).await;
         if let Some(item) = item {
-            let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, now()).await;
+            let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, self.now()).await;
             if !held.unwrap_or(false) {
                 return Err(CloudError::new(
                     ErrorKind::Transient,
@@ -197,6 +185,28 @@ impl Engine {
         Ok(t.policy.to_string())
     }
 
+    /// Is the key already where the operation would take it? Then nothing is sent: re-runs are safe and an
+    /// item reclaimed after a crash does not repeat its effect.
+    async fn already_done(
+        &self,
+        item: &ClaimedItem,
+        meta: &KeyMetadata,
+        target: &AwsTarget,
+    ) -> Result<bool, CloudError> {
+        match item.operation {
+            // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first: the tag
+            // is written after the policy, so its presence proves both happened.
+            Operation::ApplyPolicyTemplate if item.attempts > 1 => {
+                let (k, v) = template_tag(item);
+                let tags =
+                    self.paced(target, "ListResourceTags", target.client.list_resource_tags(&meta.key_id)).await?;
+                Ok(tags.iter().any(|(tk, tv)| *tk == k && *tv == v))
+            }
+            Operation::ApplyPolicyTemplate => Ok(false),
+            op => Ok(done_in_state(op, &meta.key_state)),
+        }
+    }
+
     /// Retry later, or fail for good: by the error's kind, the attempt count and the item's deadline.
     fn failure(&self, item: &ClaimedItem, target: &AwsTarget, err: CloudError, before: Option<String>) -> ItemResult {
         tracing::info!(
@@ -205,13 +215,13 @@ impl Engine {
         );
         let refused =
             (err.kind == ErrorKind::Unauthorized).then(|| (target.connection_id, target.connection_name.clone()));
-        let outcome = match self.config.retry.verdict(&err, item.attempts) {
+        let outcome = match self.config.retry.verdict(&err, item.attempts, self.jitter()) {
             Verdict::RetryAfter(wait) => {
-                let next = now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                let next = self.after(wait);
                 let deadline =
                     item.first_attempt_at + chrono::Duration::from_std(self.config.item_deadline).unwrap_or_default();
                 if next > deadline {
-                    let spent = (now() - item.first_attempt_at).num_seconds();
+                    let spent = (self.now() - item.first_attempt_at).num_seconds();
                     ItemOutcome::Failed {
                         code: err.code,
                         message: format!("{} (gave up after {} attempts in {spent} s)", err.message, item.attempts),
@@ -261,7 +271,7 @@ fn success(
 }
 
 /// What a successful action did to the key, as DescribeKey would now show it.
-fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial) -> KeyMetadata {
+fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial, now: chrono::DateTime<chrono::Utc>) -> KeyMetadata {
     let mut meta = KeyMetadata {
         key_id: m.key_id.clone(),
         arn: m.arn.clone(),
@@ -288,7 +298,7 @@ fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial) -> KeyMetadata {
         Operation::ScheduleKeyDeletion => {
             meta.key_state = "PendingDeletion".into();
             meta.enabled = false;
-            meta.deletion_date = Some(now() + chrono::Duration::days(item.params.days.unwrap_or(30)));
+            meta.deletion_date = Some(now + chrono::Duration::days(item.params.days.unwrap_or(30)));
         }
         Operation::CancelKeyDeletion => {
             // AWS leaves a key whose deletion was cancelled Disabled.
@@ -315,22 +325,4 @@ fn done_in_state(op: Operation, state: &str) -> bool {
 fn template_tag(item: &ClaimedItem) -> (String, String) {
     let id = item.params.policy_template_id.map(|t| t.to_string()).unwrap_or_default();
     (POLICY_TEMPLATE_TAG.to_string(), id)
-}
-
-/// Is the key already where the operation would take it? Then nothing is sent: re-runs are safe and an
-/// item reclaimed after a crash does not repeat its effect.
-async fn already_done(item: &ClaimedItem, meta: &KeyMetadata, target: &AwsTarget) -> bool {
-    match item.operation {
-        // A first attempt just applies (PutKeyPolicy is idempotent); a repeated one checks first: the tag is
-        // written after the policy, so its presence proves both happened.
-        Operation::ApplyPolicyTemplate if item.attempts > 1 => {
-            let (k, v) = template_tag(item);
-            match target.client.list_resource_tags(&meta.key_id).await {
-                Ok(tags) => tags.iter().any(|(tk, tv)| *tk == k && *tv == v),
-                Err(_) => false,
-            }
-        }
-        Operation::ApplyPolicyTemplate => false,
-        op => done_in_state(op, &meta.key_state),
-    }
 }

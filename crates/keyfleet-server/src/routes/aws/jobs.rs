@@ -1,61 +1,43 @@
-//! `/v1/cckm/aws/bulkjob`: create, list, get, cancel. Execution happens in `keyfleet-engine`.
+//! `/v1/cckm/aws/bulkjob` (create, list, get, cancel, items) and `/v1/cckm/aws/synchronization-jobs` (create,
+//! list, get, cancel). Only creation is AWS's own; the rest are the handlers both clouds share (`routes::jobs`).
+//! Execution happens in `keyfleet-engine`.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use keyfleet_api_types::ListEnvelope;
-use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, CreateAwsBulkJob, ItemListQuery, ItemView};
+use keyfleet_api_types::aws::{CreateAwsSyncJob, SyncJobView};
+use keyfleet_api_types::bulkjob::{BulkJobView, CreateAwsBulkJob};
+use keyfleet_core::Cloud;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Json, Query};
+use crate::extract::Json;
+use crate::routes::jobs;
 use crate::{AppState, views};
 
+const AWS: Cloud = Cloud::Aws;
+
 pub fn routes() -> Router<Arc<AppState>> {
+    let sync_view = views::aws::sync_job;
     Router::new()
-        .route("/v1/cckm/aws/bulkjob", get(list).post(create))
-        .route("/v1/cckm/aws/bulkjob/{id}", get(get_one))
-        .route("/v1/cckm/aws/bulkjob/{id}/cancel", post(cancel))
-        .route("/v1/cckm/aws/bulkjob/{id}/items", get(items))
+        .route("/v1/cckm/aws/bulkjob", jobs::list_bulkjobs(AWS).post(create))
+        .route("/v1/cckm/aws/bulkjob/{id}", jobs::get_bulkjob(AWS))
+        .route("/v1/cckm/aws/bulkjob/{id}/cancel", jobs::cancel_bulkjob(AWS))
+        .route("/v1/cckm/aws/bulkjob/{id}/items", jobs::bulkjob_items(AWS))
+        .route("/v1/cckm/aws/synchronization-jobs", jobs::list_sync_jobs(AWS, sync_view).post(create_sync))
+        .route("/v1/cckm/aws/synchronization-jobs/{id}", jobs::get_sync_job(AWS, sync_view))
+        .route("/v1/cckm/aws/synchronization-jobs/{id}/cancel", jobs::cancel_sync_job(AWS, sync_view))
 }
 
 type S = State<Arc<AppState>>;
+type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
 
-async fn create(
-    State(s): S,
-    Auth(c): Auth,
-    Json(req): Json<CreateAwsBulkJob>,
-) -> Result<(StatusCode, axum::Json<BulkJobView>), ApiError> {
+async fn create(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsBulkJob>) -> Created<BulkJobView> {
     Ok((StatusCode::CREATED, axum::Json(views::bulkjob(s.services.create_aws_bulkjob(&c, req).await?))))
 }
 
-async fn get_one(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<axum::Json<BulkJobView>, ApiError> {
-    Ok(axum::Json(views::bulkjob(s.services.get_aws_bulkjob(&c, &id).await?)))
-}
-
-async fn list(
-    State(s): S,
-    Auth(c): Auth,
-    Query(q): Query<BulkJobListQuery>,
-) -> Result<axum::Json<ListEnvelope<BulkJobView>>, ApiError> {
-    let (jobs, total, page) = s.services.list_aws_bulkjobs(&c, q).await?;
-    Ok(axum::Json(views::list(jobs, total, &page, views::bulkjob)))
-}
-
-async fn cancel(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<axum::Json<BulkJobView>, ApiError> {
-    Ok(axum::Json(views::bulkjob(s.services.cancel_aws_bulkjob(&c, &id).await?)))
-}
-
-/// Extension: every item of a job, paged, optionally of one status.
-async fn items(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-    Query(q): Query<ItemListQuery>,
-) -> Result<axum::Json<ListEnvelope<ItemView>>, ApiError> {
-    let (items, total, page) = s.services.list_aws_bulkjob_items(&c, &id, q).await?;
-    Ok(axum::Json(views::list(items, total, &page, views::item)))
+async fn create_sync(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsSyncJob>) -> Created<SyncJobView> {
+    Ok((StatusCode::CREATED, axum::Json(views::aws::sync_job(s.services.create_aws_sync_job(&c, req).await?))))
 }

@@ -1,68 +1,49 @@
-//! `/v1/cckm/azure/bulkjobs`: create, list, get, cancel, delete. Execution happens in `keyfleet-engine`.
+//! `/v1/cckm/azure/bulkjobs` (create, list, get, cancel, delete, items) and `/v1/cckm/azure/synchronization-jobs`
+//! (create, list, get, cancel). Creation is Azure's own; the rest are the handlers both clouds share
+//! (`routes::jobs`). Execution happens in `keyfleet-engine`.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use keyfleet_api_types::ListEnvelope;
-use keyfleet_api_types::azure::CreateAzureBulkJob;
-use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, ItemListQuery, ItemView};
+use keyfleet_api_types::azure::{AzureSyncJobView, CreateAzureBulkJob, CreateAzureSyncJob};
+use keyfleet_api_types::bulkjob::BulkJobView;
+use keyfleet_core::Cloud;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{Json, Query};
+use crate::extract::Json;
+use crate::routes::jobs;
 use crate::{AppState, views};
 
+const AZURE: Cloud = Cloud::Azure;
+
 pub fn routes() -> Router<Arc<AppState>> {
+    let sync_view = views::azure::sync_job;
     Router::new()
-        .route("/v1/cckm/azure/bulkjobs", get(list).post(create))
-        .route("/v1/cckm/azure/bulkjobs/{id}", get(get_one).delete(delete))
-        .route("/v1/cckm/azure/bulkjobs/{id}/cancel", post(cancel))
-        .route("/v1/cckm/azure/bulkjobs/{id}/items", get(items))
+        .route("/v1/cckm/azure/bulkjobs", jobs::list_bulkjobs(AZURE).post(create))
+        .route("/v1/cckm/azure/bulkjobs/{id}", jobs::get_bulkjob(AZURE).delete(delete))
+        .route("/v1/cckm/azure/bulkjobs/{id}/cancel", jobs::cancel_bulkjob(AZURE))
+        .route("/v1/cckm/azure/bulkjobs/{id}/items", jobs::bulkjob_items(AZURE))
+        .route("/v1/cckm/azure/synchronization-jobs", jobs::list_sync_jobs(AZURE, sync_view).post(create_sync))
+        .route("/v1/cckm/azure/synchronization-jobs/{id}", jobs::get_sync_job(AZURE, sync_view))
+        .route("/v1/cckm/azure/synchronization-jobs/{id}/cancel", jobs::cancel_sync_job(AZURE, sync_view))
 }
 
 type S = State<Arc<AppState>>;
+type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
 
-async fn create(
-    State(s): S,
-    Auth(c): Auth,
-    Json(req): Json<CreateAzureBulkJob>,
-) -> Result<(StatusCode, axum::Json<BulkJobView>), ApiError> {
+async fn create(State(s): S, Auth(c): Auth, Json(req): Json<CreateAzureBulkJob>) -> Created<BulkJobView> {
     Ok((StatusCode::CREATED, axum::Json(views::bulkjob(s.services.create_azure_bulkjob(&c, req).await?))))
-}
-
-async fn get_one(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<axum::Json<BulkJobView>, ApiError> {
-    Ok(axum::Json(views::bulkjob(s.services.get_azure_bulkjob(&c, &id).await?)))
-}
-
-async fn list(
-    State(s): S,
-    Auth(c): Auth,
-    Query(q): Query<BulkJobListQuery>,
-) -> Result<axum::Json<ListEnvelope<BulkJobView>>, ApiError> {
-    let (jobs, total, page) = s.services.list_azure_bulkjobs(&c, q).await?;
-    Ok(axum::Json(views::list(jobs, total, &page, views::bulkjob)))
-}
-
-async fn cancel(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<axum::Json<BulkJobView>, ApiError> {
-    Ok(axum::Json(views::bulkjob(s.services.cancel_azure_bulkjob(&c, &id).await?)))
 }
 
 /// Only a finished job; a running one answers 409.
 async fn delete(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.services.delete_azure_bulkjob(&c, &id).await?;
+    s.services.delete_bulkjob(&c, AZURE, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Extension: every item (backup) of a job, paged, optionally of one status.
-async fn items(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-    Query(q): Query<ItemListQuery>,
-) -> Result<axum::Json<ListEnvelope<ItemView>>, ApiError> {
-    let (items, total, page) = s.services.list_azure_bulkjob_items(&c, &id, q).await?;
-    Ok(axum::Json(views::list(items, total, &page, views::item)))
+async fn create_sync(State(s): S, Auth(c): Auth, Json(req): Json<CreateAzureSyncJob>) -> Created<AzureSyncJobView> {
+    Ok((StatusCode::CREATED, axum::Json(views::azure::sync_job(s.services.create_azure_sync_job(&c, req).await?))))
 }

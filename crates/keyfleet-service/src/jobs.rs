@@ -164,6 +164,18 @@ pub(crate) fn overall_status(s: Option<&str>) -> Result<Option<JobStatus>> {
         .transpose()
 }
 
+/// The `operation` of a create request: required, and one of `cloud`'s; `unknown` words the 400 otherwise.
+pub(crate) fn parse_operation(
+    cloud: Cloud,
+    text: Option<&str>,
+    unknown: impl FnOnce(&str) -> String,
+) -> Result<Operation> {
+    let text = text.filter(|s| !s.is_empty()).ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
+    Operation::parse(text)
+        .filter(|op| cloud.operations().contains(op))
+        .ok_or_else(|| ServiceError::invalid("operation", unknown(text)))
+}
+
 /// Every item of a job small enough to list them all.
 pub(crate) fn all_items() -> Page {
     Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] }

@@ -9,7 +9,7 @@ use keyfleet_core::time::now;
 use keyfleet_core::*;
 
 use crate::aws::check_region;
-use crate::jobs::{DETAILED_LIMIT, JobWithItems, all_items, not_readable};
+use crate::jobs::{DETAILED_LIMIT, JobWithItems, all_items, not_readable, parse_operation};
 use crate::{Caller, Result, ServiceError, Services};
 
 /// CCKM's ceiling on `keys` in one job.
@@ -24,14 +24,9 @@ impl Services {
     /// `POST /v1/cckm/aws/bulkjob`.
     pub async fn create_aws_bulkjob(&self, caller: &Caller, req: CreateAwsBulkJob) -> Result<JobWithItems> {
         caller.require_cckm_user()?;
-        let op_text = req
-            .operation
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
-        let operation = Operation::parse(op_text).filter(|op| op.cloud() == CLOUD_AWS).ok_or_else(|| {
+        let operation = parse_operation(Cloud::Aws, req.operation.as_deref(), |op_text| {
             let all: Vec<&str> = Operation::AWS.iter().map(|o| o.as_str()).collect();
-            ServiceError::invalid("operation", format!("unknown operation {op_text:?}; one of {}", all.join(", ")))
+            format!("unknown operation {op_text:?}; one of {}", all.join(", "))
         })?;
 
         let days = match (operation, req.days) {

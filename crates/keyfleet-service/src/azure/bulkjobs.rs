@@ -9,7 +9,7 @@ use keyfleet_api_types::azure::{CreateAzureBulkJob, DeleteKeyBackupsParam};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::jobs::{JobWithItems, not_readable};
+use crate::jobs::{JobWithItems, not_readable, parse_operation};
 use crate::{Caller, Result, ServiceError, Services};
 
 const PARAM: &str = "delete_key_backups_param";
@@ -48,16 +48,8 @@ impl Services {
     /// `POST /v1/cckm/azure/bulkjobs`.
     pub async fn create_azure_bulkjob(&self, caller: &Caller, req: CreateAzureBulkJob) -> Result<JobWithItems> {
         caller.require_cckm_user()?;
-        let op_text = req
-            .operation
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
-        let operation = Operation::parse(op_text).filter(|op| op.cloud() == CLOUD_AZURE).ok_or_else(|| {
-            ServiceError::invalid(
-                "operation",
-                format!("unknown operation {op_text:?} for Azure bulk jobs; the one operation is delete-key-backups"),
-            )
+        let operation = parse_operation(Cloud::Azure, req.operation.as_deref(), |op_text| {
+            format!("unknown operation {op_text:?} for Azure bulk jobs; the one operation is delete-key-backups")
         })?;
         let param = req.delete_key_backups_param.ok_or_else(|| {
             ServiceError::invalid(PARAM, format!("is required with operation {}", operation.as_str()))

@@ -30,30 +30,24 @@ pub struct AwsConnectionRequest {
     pub endpoint_url: Option<String>,
 }
 
-/// A connection as the API shows it: never the secret.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AwsConnectionView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    pub name: String,
-    pub description: String,
-    pub category: String,
-    pub service: String,
-    pub cloud_name: String,
-    pub access_key_id: String,
-    pub aws_region: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assume_role_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assume_role_external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint_url: Option<String>,
-    pub products: Vec<String>,
+resource! {
+    /// A connection as the API shows it: never the secret.
+    pub struct AwsConnectionView {
+        pub name: String,
+        pub description: String,
+        pub category: String,
+        pub service: String,
+        pub cloud_name: String,
+        pub access_key_id: String,
+        pub aws_region: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub assume_role_arn: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub assume_role_external_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub endpoint_url: Option<String>,
+        pub products: Vec<String>,
+    }
 }
 
 /// `POST /v1/cckm/aws/kms` and its PATCH.
@@ -72,24 +66,18 @@ pub struct KmsRequest {
     pub quotas: Option<BTreeMap<String, f64>>,
 }
 
-/// An AWS KMS container: one AWS account, reached through one connection, in some regions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct KmsView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    pub name: String,
-    pub account_id: String,
-    pub connection: String,
-    pub regions: Vec<String>,
-    pub acls: Vec<AclView>,
-    /// Extension: quota overrides (requests/s per action); empty means AWS's defaults.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub quotas: BTreeMap<String, f64>,
+resource! {
+    /// An AWS KMS container: one AWS account, reached through one connection, in some regions.
+    pub struct KmsView {
+        pub name: String,
+        pub account_id: String,
+        pub connection: String,
+        pub regions: Vec<String>,
+        pub acls: Vec<AclView>,
+        /// Extension: quota overrides (requests/s per action); empty means AWS's defaults.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub quotas: BTreeMap<String, f64>,
+    }
 }
 
 /// One tag in `aws_param.Tags`.
@@ -136,27 +124,21 @@ pub struct AwsParam {
     pub alias: Vec<String>,
 }
 
-/// `GET /v1/cckm/aws/keys/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AwsKeyView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    pub kms_id: String,
-    pub kms: String,
-    pub region: String,
-    pub cloud_name: String,
-    pub key_material_origin: String,
-    pub synced_at: Timestamp,
-    pub gone: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion_date: Option<Timestamp>,
-    pub labels: BTreeMap<String, String>,
-    pub aws_param: AwsParam,
+resource! {
+    /// `GET /v1/cckm/aws/keys/{id}`.
+    pub struct AwsKeyView {
+        pub kms_id: String,
+        pub kms: String,
+        pub region: String,
+        pub cloud_name: String,
+        pub key_material_origin: String,
+        pub synced_at: Timestamp,
+        pub gone: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub deletion_date: Option<Timestamp>,
+        pub labels: BTreeMap<String, String>,
+        pub aws_param: AwsParam,
+    }
 }
 
 /// `POST /v1/cckm/aws/synchronization-jobs`.
@@ -170,25 +152,13 @@ pub struct CreateAwsSyncJob {
     pub synchronize_all: Option<bool>,
 }
 
-/// A key synchronization job; `detailed_status` is keyed `"<aws account>/<region>"`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SyncJobView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<Timestamp>,
-    pub overall_status: String,
-    pub detailed_status: BTreeMap<String, String>,
-    pub abort: bool,
-    pub cloud: String,
-    pub kms: Vec<String>,
-    pub regions: Vec<String>,
-    pub synchronize_all: bool,
+job_resource! {
+    /// A key synchronization job; `detailed_status` is keyed `"<aws account>/<region>"`.
+    pub struct SyncJobView {
+        pub kms: Vec<String>,
+        pub regions: Vec<String>,
+        pub synchronize_all: bool,
+    }
 }
 
 /// `POST /v1/cckm/aws/templates` and its PATCH.
@@ -212,56 +182,45 @@ pub struct TemplateRequest {
     pub key_users_roles: Option<Vec<String>>,
 }
 
-/// A policy template: the policy document applied by `applypolicytemplate`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TemplateView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms: Option<String>,
-    pub account_id: String,
-    pub policy: serde_json::Value,
-    pub key_admins: Vec<String>,
-    pub key_users: Vec<String>,
-    pub key_admins_roles: Vec<String>,
-    pub key_users_roles: Vec<String>,
-    pub is_verified: bool,
+resource! {
+    /// A policy template: the policy document applied by `applypolicytemplate`.
+    pub struct TemplateView {
+        pub name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub kms: Option<String>,
+        pub account_id: String,
+        pub policy: serde_json::Value,
+        pub key_admins: Vec<String>,
+        pub key_users: Vec<String>,
+        pub key_admins_roles: Vec<String>,
+        pub key_users_roles: Vec<String>,
+        pub is_verified: bool,
+    }
 }
 
-/// Query of `GET /v1/cckm/aws/keys`. Values stay strings here so the server can name a malformed one.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct AwsKeyQuery {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keyid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alias: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keystate: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gone: Option<String>,
-    /// `key=value` or `key`, comma-separated; a key must carry every one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort: Option<String>,
+list_query! {
+    /// Query of `GET /v1/cckm/aws/keys`. Values stay strings here so the server can name a malformed one.
+    pub struct AwsKeyQuery {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub kms: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub kms_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub region: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub keyid: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub arn: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub alias: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub keystate: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub enabled: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub gone: Option<String>,
+        /// `key=value` or `key`, comma-separated; a key must carry every one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub tags: Option<String>,
+    }
 }

@@ -35,29 +35,23 @@ pub struct AzureConnectionRequest {
     pub vault_endpoint_url: Option<String>,
 }
 
-/// An Azure connection as the API shows it: never the secret.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AzureConnectionView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    pub name: String,
-    pub description: String,
-    pub category: String,
-    pub service: String,
-    pub cloud_name: String,
-    pub client_id: String,
-    pub tenant_id: String,
-    pub active_directory_endpoint: String,
-    pub vault_resource_url: String,
-    pub key_vault_dns_suffix: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vault_endpoint_url: Option<String>,
-    pub products: Vec<String>,
+resource! {
+    /// An Azure connection as the API shows it: never the secret.
+    pub struct AzureConnectionView {
+        pub name: String,
+        pub description: String,
+        pub category: String,
+        pub service: String,
+        pub cloud_name: String,
+        pub client_id: String,
+        pub tenant_id: String,
+        pub active_directory_endpoint: String,
+        pub vault_resource_url: String,
+        pub key_vault_dns_suffix: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub vault_endpoint_url: Option<String>,
+        pub products: Vec<String>,
+    }
 }
 
 /// `POST /v1/cckm/azure/add-vaults`: vaults of one subscription, reached through one connection.
@@ -90,48 +84,37 @@ pub struct AddVaultEntry {
     pub properties: Option<serde_json::Value>,
 }
 
-/// An Azure key vault added to keyfleet.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct VaultView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    pub name: String,
-    pub azure_name: String,
-    pub azure_vault_id: String,
-    pub cloud_name: String,
-    pub connection: String,
-    pub connection_id: String,
-    pub subscription_id: String,
-    pub location: String,
-    #[serde(rename = "type")]
-    pub vault_type: String,
-    pub properties: serde_json::Value,
-    pub tags: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub synced_at: Option<Timestamp>,
-    pub acls: Vec<AclView>,
+resource! {
+    /// An Azure key vault added to keyfleet.
+    pub struct VaultView {
+        pub name: String,
+        pub azure_name: String,
+        pub azure_vault_id: String,
+        pub cloud_name: String,
+        pub connection: String,
+        pub connection_id: String,
+        pub subscription_id: String,
+        pub location: String,
+        #[serde(rename = "type")]
+        pub vault_type: String,
+        pub properties: serde_json::Value,
+        pub tags: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub synced_at: Option<Timestamp>,
+        pub acls: Vec<AclView>,
+    }
 }
 
-/// Query of `GET /v1/cckm/azure/vaults`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct VaultQuery {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort: Option<String>,
+list_query! {
+    /// Query of `GET /v1/cckm/azure/vaults`.
+    pub struct VaultQuery {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub connection: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub subscription_id: Option<String>,
+    }
 }
 
 /// Key Vault's key attributes, with Azure's spellings.
@@ -178,47 +161,36 @@ pub struct AzureKeyVersionView {
     pub updated: Option<Timestamp>,
 }
 
-/// `GET /v1/cckm/azure/keys/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AzureKeyView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    pub key_name: String,
-    pub key_vault: String,
-    pub key_vault_id: String,
-    pub region: String,
-    pub cloud_name: String,
-    pub version: String,
-    pub synced_at: Timestamp,
-    pub gone: bool,
-    pub labels: BTreeMap<String, String>,
-    pub azure_param: AzureParam,
-    pub versions: Vec<AzureKeyVersionView>,
+resource! {
+    /// `GET /v1/cckm/azure/keys/{id}`.
+    pub struct AzureKeyView {
+        pub key_name: String,
+        pub key_vault: String,
+        pub key_vault_id: String,
+        pub region: String,
+        pub cloud_name: String,
+        pub version: String,
+        pub synced_at: Timestamp,
+        pub gone: bool,
+        pub labels: BTreeMap<String, String>,
+        pub azure_param: AzureParam,
+        pub versions: Vec<AzureKeyVersionView>,
+    }
 }
 
-/// Query of `GET /v1/cckm/azure/keys`. Values stay strings so the server can name a malformed one.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct AzureKeyQuery {
-    /// Vault name or id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_vault: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort: Option<String>,
+list_query! {
+    /// Query of `GET /v1/cckm/azure/keys`. Values stay strings so the server can name a malformed one.
+    pub struct AzureKeyQuery {
+        /// Vault name or id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub key_vault: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub key_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub enabled: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub gone: Option<String>,
+    }
 }
 
 /// `POST /v1/cckm/azure/keys/{id}/backups` and its PATCH.
@@ -231,24 +203,18 @@ pub struct KeyBackupRequest {
     pub description: Option<String>,
 }
 
-/// A cloud key backup: metadata only, the blob never leaves keyfleet through the API.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct KeyBackupView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    pub name: String,
-    pub description: String,
-    pub key_id: String,
-    pub vault_id: String,
-    pub key_name: String,
-    pub key_version: String,
-    pub size_bytes: i64,
-    pub created_by: String,
+resource! {
+    /// A cloud key backup: metadata only, the blob never leaves keyfleet through the API.
+    pub struct KeyBackupView {
+        pub name: String,
+        pub description: String,
+        pub key_id: String,
+        pub vault_id: String,
+        pub key_name: String,
+        pub key_version: String,
+        pub size_bytes: i64,
+        pub created_by: String,
+    }
 }
 
 /// `POST /v1/cckm/azure/keys/{id}/backups/{backup_id}/restore`.
@@ -273,25 +239,13 @@ pub struct CreateAzureSyncJob {
     pub take_cloud_key_backup: Option<bool>,
 }
 
-/// An Azure key synchronization job; `detailed_status` is keyed by vault name.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AzureSyncJobView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<Timestamp>,
-    pub overall_status: String,
-    pub detailed_status: BTreeMap<String, String>,
-    pub abort: bool,
-    pub cloud: String,
-    pub key_vaults: Vec<String>,
-    pub synchronize_all: bool,
-    pub take_cloud_key_backup: bool,
+job_resource! {
+    /// An Azure key synchronization job; `detailed_status` is keyed by vault name.
+    pub struct AzureSyncJobView {
+        pub key_vaults: Vec<String>,
+        pub synchronize_all: bool,
+        pub take_cloud_key_backup: bool,
+    }
 }
 
 /// `POST /v1/cckm/azure/bulkjobs`.

@@ -88,58 +88,41 @@ pub struct ItemListQuery {
     pub limit: Option<u64>,
 }
 
-/// The job resource, field for field as CCKM returns it, plus the extensions `progress` and the echoed request
-/// parameters. `completed_at` is absent while the job runs; `detailed_status` holds one entry per finished item
-/// — for jobs over 1,000 items only the failures (the first 1,000), with `keys` empty: page through
-/// `.../items` instead. `days` and `policy_template_id` echo the request
-/// and appear only for the operations that take them.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BulkJobView {
-    pub id: String,
-    pub uri: String,
-    pub account: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: Timestamp,
-    #[serde(rename = "updatedAt")]
-    pub updated_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<Timestamp>,
-    pub overall_status: String,
-    pub detailed_status: BTreeMap<String, String>,
-    pub abort: bool,
-    pub cloud: String,
-    pub keys: Vec<String>,
-    pub operation: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub days: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_template_id: Option<String>,
-    /// Extension: the selector the job was created with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selector: Option<serde_json::Value>,
-    /// Azure `delete-key-backups`: the request's parameters, echoed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_key_backups_param: Option<serde_json::Value>,
-    /// Extension: counts of finished and pending items.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub progress: Option<Progress>,
+job_resource! {
+    /// The job resource, field for field as CCKM returns it, plus the extensions `progress` and the echoed request
+    /// parameters. `completed_at` is absent while the job runs; `detailed_status` holds one entry per finished item
+    /// — for jobs over 1,000 items only the failures (the first 1,000), with `keys` empty: page through
+    /// `.../items` instead. `days` and `policy_template_id` echo the request
+    /// and appear only for the operations that take them.
+    pub struct BulkJobView {
+        pub keys: Vec<String>,
+        pub operation: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub days: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub policy_template_id: Option<String>,
+        /// Extension: the selector the job was created with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub selector: Option<serde_json::Value>,
+        /// Azure `delete-key-backups`: the request's parameters, echoed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub delete_key_backups_param: Option<serde_json::Value>,
+        /// Extension: counts of finished and pending items.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub progress: Option<Progress>,
+    }
 }
 
-/// Query of `GET /v1/cckm/aws/bulkjob` and `GET /v1/cckm/azure/bulkjobs`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct BulkJobListQuery {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overall_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cloud: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort: Option<String>,
+list_query! {
+    /// Query of `GET /v1/cckm/aws/bulkjob` and `GET /v1/cckm/azure/bulkjobs`.
+    pub struct BulkJobListQuery {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub overall_status: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cloud: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub operation: Option<String>,
+    }
 }

@@ -82,15 +82,10 @@ pub struct AclChange {
     pub actions: Vec<String>,
 }
 
-/// Paging and sorting query parameters shared by every list route.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ListParams {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort: Option<String>,
+list_query! {
+    /// Paging and sorting query parameters shared by every list route.
+    pub struct ListParams {
+    }
 }
 
 #[cfg(test)]

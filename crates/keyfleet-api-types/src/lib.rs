@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+#[macro_use]
+mod macros;
+
 pub mod auth;
 pub mod aws;
 pub mod azure;

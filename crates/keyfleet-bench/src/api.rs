@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use keyfleet_core::{JobId, JobParams, JobRecord, JobStatus, Operation};
+use keyfleet_core::{Cloud, JobParams, JobRecord, JobStatus, Operation};
 use keyfleet_fakes::{BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID};
 use keyfleet_store::{AuthStore, JobStore, SqliteStore};
 use serde_json::json;
@@ -176,21 +176,11 @@ async fn create_jobs(db: &Path, n: usize) -> anyhow::Result<()> {
             let store = store.clone();
             async move {
                 let at = start + chrono::Duration::seconds(i as i64);
+                let operation = if i % 2 == 0 { Operation::DisableKey } else { Operation::EnableKey };
                 let job = JobRecord {
-                    id: JobId::new(),
-                    cloud: "aws".into(),
-                    operation: if i % 2 == 0 { Operation::DisableKey } else { Operation::EnableKey },
-                    params: JobParams::default(),
                     status: JobStatus::Completed,
-                    abort: false,
-                    created_by: admin.id,
-                    total: 0,
-                    succeeded: 0,
-                    failed: 0,
-                    skipped: 0,
-                    created_at: at,
-                    updated_at: at,
                     completed_at: Some(at),
+                    ..JobRecord::started(Cloud::Aws, operation, JobParams::default(), admin.id, at)
                 };
                 store.create_job(&job, &[]).await.map_err(anyhow::Error::from)
             }

@@ -1,6 +1,7 @@
 //! Who may do what. `admin` and `CCKM Admins` may do everything in CCKM; a `CCKM Users` member only what an
 //! ACL on the container grants; everyone else nothing.
 
+use keyfleet_api_types::common::UpdateAclsRequest;
 use keyfleet_core::*;
 
 use crate::{Result, ServiceError, Services};
@@ -111,5 +112,71 @@ impl Services {
             }
         }
         Ok(())
+    }
+
+    /// Validates every change of an `update-acls` request, then applies them; returns the resource's ACL.
+    pub(crate) async fn apply_acl_changes(
+        &self,
+        resource: AclResource,
+        req: UpdateAclsRequest,
+    ) -> Result<Vec<AclEntry>> {
+        if req.acls.is_empty() {
+            return Err(ServiceError::invalid("acls", "at least one entry is required"));
+        }
+        // Validate everything before writing anything.
+        let mut changes = Vec::new();
+        for (i, acl) in req.acls.iter().enumerate() {
+            let principal = match (&acl.user_id, &acl.group) {
+                (Some(u), None) => {
+                    let uid = UserId::parse_wire(u)
+                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].user_id"), "must be local|<uuid>"))?;
+                    self.store
+                        .user_by_id(uid)
+                        .await?
+                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].user_id"), format!("no user {u}")))?;
+                    Principal::User(uid)
+                }
+                (None, Some(g)) => {
+                    self.store
+                        .get_group(g)
+                        .await?
+                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].group"), format!("no group {g:?}")))?;
+                    Principal::Group(g.clone())
+                }
+                _ => {
+                    return Err(ServiceError::invalid(
+                        &format!("acls[{i}]"),
+                        "exactly one of user_id and group is required",
+                    ));
+                }
+            };
+            if acl.actions.is_empty() {
+                return Err(ServiceError::invalid(&format!("acls[{i}].actions"), "at least one action is required"));
+            }
+            if let Some(bad) = acl.actions.iter().find(|a| !ACL_ACTIONS.contains(&a.as_str())) {
+                return Err(ServiceError::invalid(
+                    &format!("acls[{i}].actions"),
+                    format!("unknown action {bad:?}; known: {}", ACL_ACTIONS.join(", ")),
+                ));
+            }
+            changes.push((principal, acl.permit, acl.actions.clone()));
+        }
+        for (principal, permit, actions) in changes {
+            let current = self.store.acls(resource).await?;
+            let mut have: Vec<String> =
+                current.into_iter().find(|e| e.principal == principal).map(|e| e.actions).unwrap_or_default();
+            if permit {
+                for a in actions {
+                    if !have.contains(&a) {
+                        have.push(a);
+                    }
+                }
+            } else {
+                have.retain(|a| !actions.contains(a));
+            }
+            have.sort();
+            self.store.set_acl(resource, &principal, &have).await?;
+        }
+        Ok(self.store.acls(resource).await?)
     }
 }

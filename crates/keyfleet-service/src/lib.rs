@@ -2,15 +2,14 @@
 
 pub mod auth;
 pub mod authz;
+pub mod aws;
 pub mod azure;
-pub mod azure_bulkjobs;
-pub mod backups;
-pub mod bulkjobs;
 mod error;
-pub mod inventory;
+pub mod jobs;
 pub mod paging;
-pub mod sync;
+pub mod sync_jobs;
 pub mod users;
+pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,10 +1,9 @@
 //! The router: every route CCKM clients call, under `/api`.
 
 mod auth;
-mod aws_bulkjobs;
-mod aws_inventory;
-mod azure_bulkjobs;
-mod azure_inventory;
+mod aws;
+mod azure;
+mod jobs;
 mod usermgmt;
 
 use std::sync::Arc;
@@ -23,13 +22,7 @@ use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID};
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
-        .merge(auth::routes())
-        .merge(usermgmt::routes())
-        .merge(aws_inventory::routes())
-        .merge(aws_bulkjobs::routes())
-        .merge(azure_inventory::routes())
-        .merge(azure_bulkjobs::routes());
+    let api = Router::new().merge(auth::routes()).merge(usermgmt::routes()).merge(aws::routes()).merge(azure::routes());
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(healthz))
@@ -38,19 +31,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_context))
         .with_state(state)
-}
-
-/// Query of the synchronization-job lists (both clouds).
-#[derive(serde::Deserialize)]
-pub(crate) struct SyncListQuery {
-    #[serde(default)]
-    pub overall_status: Option<String>,
-    #[serde(default)]
-    pub skip: Option<u64>,
-    #[serde(default)]
-    pub limit: Option<u64>,
-    #[serde(default)]
-    pub sort: Option<String>,
 }
 
 async fn healthz() -> axum::Json<serde_json::Value> {

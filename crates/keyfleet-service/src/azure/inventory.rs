@@ -1,16 +1,17 @@
-//! Azure connections, vaults and their ACLs, synced Azure keys, and Azure key synchronization jobs.
+//! Azure connections, vaults and their ACLs, and synced Azure keys.
 
 use std::collections::BTreeMap;
 
-use keyfleet_api_types::azure::{
-    AddVaultsRequest, AzureConnectionRequest, AzureKeyQuery, CreateAzureSyncJob, VaultQuery,
-};
+use keyfleet_api_types::azure::{AddVaultsRequest, AzureConnectionRequest, AzureKeyQuery, VaultQuery};
 use keyfleet_api_types::common::UpdateAclsRequest;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::inventory::{check_name, check_url, parse_bool, require};
+use crate::validate::{check_name, check_url, parse_bool, require};
 use crate::{Caller, Result, ServiceError, Services};
+
+/// A vault as its view shows it: the record, its ACL, and its connection's name.
+pub type VaultEntry = (VaultRecord, Vec<AclEntry>, String);
 
 const AZURE_CLOUDS: &[&str] = &["AzureCloud", "AzureChinaCloud", "AzureUSGovernment", "AzureStack"];
 
@@ -195,11 +196,7 @@ impl Services {
     // --- vaults --------------------------------------------------------------------------------------
 
     /// `POST /v1/cckm/azure/add-vaults`: every vault is checked before any is added.
-    pub async fn add_vaults(
-        &self,
-        caller: &Caller,
-        req: AddVaultsRequest,
-    ) -> Result<Vec<(VaultRecord, Vec<AclEntry>, String)>> {
+    pub async fn add_vaults(&self, caller: &Caller, req: AddVaultsRequest) -> Result<Vec<VaultEntry>> {
         caller.require_cckm_admin()?;
         let conn_ref = require("connection", req.connection)?;
         let conn = self
@@ -280,24 +277,19 @@ impl Services {
         Ok(self.store.vault_by_name(&id_or_name.to_ascii_lowercase()).await?)
     }
 
-    pub async fn get_vault(&self, caller: &Caller, id: &str) -> Result<(VaultRecord, Vec<AclEntry>, String)> {
+    pub async fn get_vault(&self, caller: &Caller, id: &str) -> Result<VaultEntry> {
         caller.require_cckm_user()?;
         let v = self.find_vault(id).await?.ok_or_else(|| ServiceError::not_found("vault", id))?;
         self.vault_view(v).await
     }
 
-    async fn vault_view(&self, v: VaultRecord) -> Result<(VaultRecord, Vec<AclEntry>, String)> {
+    async fn vault_view(&self, v: VaultRecord) -> Result<VaultEntry> {
         let acls = self.store.acls(AclResource::AzureVault(v.id)).await?;
         let conn = self.store.get_azure_connection(v.connection_id).await?.map(|c| c.name).unwrap_or_default();
         Ok((v, acls, conn))
     }
 
-    pub async fn list_vaults(
-        &self,
-        caller: &Caller,
-        q: VaultQuery,
-        page: &Page,
-    ) -> Result<(Vec<(VaultRecord, Vec<AclEntry>, String)>, u64)> {
+    pub async fn list_vaults(&self, caller: &Caller, q: VaultQuery, page: &Page) -> Result<(Vec<VaultEntry>, u64)> {
         caller.require_cckm_user()?;
         let mut filter = VaultFilter {
             name: q.name.filter(|s| !s.is_empty()).map(|s| s.to_ascii_lowercase()),
@@ -320,12 +312,7 @@ impl Services {
     }
 
     /// `POST /v1/cckm/azure/vaults/{id}/update-acls`.
-    pub async fn update_vault_acls(
-        &self,
-        caller: &Caller,
-        id: &str,
-        req: UpdateAclsRequest,
-    ) -> Result<(VaultRecord, Vec<AclEntry>, String)> {
+    pub async fn update_vault_acls(&self, caller: &Caller, id: &str, req: UpdateAclsRequest) -> Result<VaultEntry> {
         caller.require_cckm_admin()?;
         let v = self.find_vault(id).await?.ok_or_else(|| ServiceError::not_found("vault", id))?;
         self.apply_acl_changes(AclResource::AzureVault(v.id), req).await?;
@@ -388,122 +375,5 @@ impl Services {
             .await?
             .ok_or_else(|| ServiceError::Internal(format!("vault {} of key {id} is missing", key.vault_id)))?;
         Ok((key, vault))
-    }
-
-    // --- synchronization -------------------------------------------------------------------------------
-
-    /// `POST /v1/cckm/azure/synchronization-jobs`: `{key_vaults: [...]}` or `{synchronize_all: true}`,
-    /// optionally `take_cloud_key_backup`.
-    pub async fn create_azure_sync_job(
-        &self,
-        caller: &Caller,
-        req: CreateAzureSyncJob,
-    ) -> Result<(SyncJobRecord, Vec<String>)> {
-        caller.require_cckm_user()?;
-        let all = req.synchronize_all.unwrap_or(false);
-        let refs = req.key_vaults.unwrap_or_default();
-        let vaults = match (all, refs.is_empty()) {
-            (true, false) => {
-                return Err(ServiceError::invalid("synchronize_all", "cannot be combined with key_vaults"));
-            }
-            (false, true) => {
-                return Err(ServiceError::invalid(
-                    "key_vaults",
-                    "name the vaults to synchronize, or set synchronize_all",
-                ));
-            }
-            (true, true) => {
-                caller.require_cckm_admin()?;
-                let page = Page { skip: 0, limit: i64::MAX as u64, sort: vec![] };
-                self.store.list_vaults(&VaultFilter::default(), &page).await?.0
-            }
-            (false, false) => {
-                let mut v: Vec<VaultRecord> = Vec::new();
-                for r in &refs {
-                    let vault = self
-                        .find_vault(r)
-                        .await?
-                        .ok_or_else(|| ServiceError::invalid("key_vaults", format!("no vault {r:?}")))?;
-                    self.require_on_vault(caller, &vault, "keysynchronize").await?;
-                    if !v.iter().any(|x| x.id == vault.id) {
-                        v.push(vault);
-                    }
-                }
-                v
-            }
-        };
-        let at = now();
-        let job = SyncJobRecord {
-            id: SyncJobId::new(),
-            cloud: CLOUD_AZURE.into(),
-            kms: vec![],
-            regions: vec![],
-            vaults: if all { vec![] } else { vaults.iter().map(|v| v.id).collect() },
-            take_cloud_key_backup: req.take_cloud_key_backup.unwrap_or(false),
-            synchronize_all: all,
-            status: JobStatus::InProgress,
-            abort: false,
-            detailed_status: BTreeMap::new(),
-            created_by: caller.user_id,
-            created_at: at,
-            updated_at: at,
-            completed_at: None,
-        };
-        self.store.create_sync_job(&job).await?;
-        self.engine.notify_sync();
-        tracing::info!(
-            sync.id = %job.id, vaults = vaults.len(), take_cloud_key_backup = job.take_cloud_key_backup,
-            user.name = %caller.username, "Azure synchronization job created"
-        );
-        Ok((job, vaults.into_iter().map(|v| v.name).collect()))
-    }
-
-    pub async fn get_azure_sync_job(&self, caller: &Caller, id: &str) -> Result<(SyncJobRecord, Vec<String>)> {
-        caller.require_cckm_user()?;
-        let sid: SyncJobId = id.parse().map_err(|_| ServiceError::not_found("synchronization job", id))?;
-        let job = self
-            .store
-            .get_sync_job(sid)
-            .await?
-            .filter(|j| j.cloud == CLOUD_AZURE)
-            .ok_or_else(|| ServiceError::not_found("synchronization job", id))?;
-        let names = self.sync_vault_names(&job).await?;
-        Ok((job, names))
-    }
-
-    pub async fn list_azure_sync_jobs(
-        &self,
-        caller: &Caller,
-        status: Option<&str>,
-        page: &Page,
-    ) -> Result<(Vec<(SyncJobRecord, Vec<String>)>, u64)> {
-        caller.require_cckm_user()?;
-        let status = crate::bulkjobs::overall_status(status)?;
-        let (jobs, total) = self.store.list_sync_jobs(CLOUD_AZURE, status, page).await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            let names = self.sync_vault_names(&j).await?;
-            out.push((j, names));
-        }
-        Ok((out, total))
-    }
-
-    pub async fn cancel_azure_sync_job(&self, caller: &Caller, id: &str) -> Result<(SyncJobRecord, Vec<String>)> {
-        let (job, _) = self.get_azure_sync_job(caller, id).await?;
-        let job = self
-            .store
-            .cancel_sync_job(job.id, now())
-            .await?
-            .ok_or_else(|| ServiceError::not_found("synchronization job", id))?;
-        let names = self.sync_vault_names(&job).await?;
-        Ok((job, names))
-    }
-
-    async fn sync_vault_names(&self, job: &SyncJobRecord) -> Result<Vec<String>> {
-        let mut names = Vec::new();
-        for id in &job.vaults {
-            names.push(self.store.get_vault(*id).await?.map(|v| v.name).unwrap_or_else(|| id.to_string()));
-        }
-        Ok(names)
     }
 }

@@ -1,4 +1,4 @@
-//! What AWS bulk jobs act on: connections, KMS containers (with ACLs), keys, key sync jobs, policy templates.
+//! What AWS bulk jobs act on: connections, KMS containers (with ACLs), keys, policy templates.
 
 use std::sync::Arc;
 
@@ -9,14 +9,12 @@ use axum::routing::{get, post};
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::aws::*;
 use keyfleet_api_types::common::{ListParams, UpdateAclsRequest};
-use keyfleet_core::{AclEntry, KmsRecord, TemplateRecord};
 use keyfleet_service::paging::page;
 use keyfleet_store::sort_fields;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{Json, Query};
-use crate::routes::SyncListQuery;
 use crate::{AppState, views};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -31,9 +29,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/cckm/aws/kms/{id}/update-acls", post(update_acls))
         .route("/v1/cckm/aws/keys", get(list_keys))
         .route("/v1/cckm/aws/keys/{id}", get(get_key))
-        .route("/v1/cckm/aws/synchronization-jobs", get(list_sync).post(create_sync))
-        .route("/v1/cckm/aws/synchronization-jobs/{id}", get(get_sync))
-        .route("/v1/cckm/aws/synchronization-jobs/{id}/cancel", post(cancel_sync))
         .route("/v1/cckm/aws/templates", get(list_templates).post(create_template))
         .route("/v1/cckm/aws/templates/{id}", get(get_template).patch(update_template).delete(delete_template))
 }
@@ -49,11 +44,11 @@ async fn create_connection(
     Auth(c): Auth,
     Json(req): Json<AwsConnectionRequest>,
 ) -> Created<AwsConnectionView> {
-    Ok((StatusCode::CREATED, axum::Json(views::connection(s.services.create_aws_connection(&c, req).await?))))
+    Ok((StatusCode::CREATED, axum::Json(views::aws::connection(s.services.create_aws_connection(&c, req).await?))))
 }
 
 async fn get_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<AwsConnectionView> {
-    Ok(axum::Json(views::connection(s.services.get_aws_connection(&c, &id).await?)))
+    Ok(axum::Json(views::aws::connection(s.services.get_aws_connection(&c, &id).await?)))
 }
 
 async fn update_connection(
@@ -62,7 +57,7 @@ async fn update_connection(
     Path(id): Path<String>,
     Json(req): Json<AwsConnectionRequest>,
 ) -> Answer<AwsConnectionView> {
-    Ok(axum::Json(views::connection(s.services.update_aws_connection(&c, &id, req).await?)))
+    Ok(axum::Json(views::aws::connection(s.services.update_aws_connection(&c, &id, req).await?)))
 }
 
 async fn list_connections(
@@ -72,7 +67,7 @@ async fn list_connections(
 ) -> Answer<ListEnvelope<AwsConnectionView>> {
     let p = page(&q, sort_fields::NAMED)?;
     let (list, total) = s.services.list_aws_connections(&c, &p).await?;
-    Ok(axum::Json(views::list(list, total, &p, views::connection)))
+    Ok(axum::Json(views::list(list, total, &p, views::aws::connection)))
 }
 
 async fn delete_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
@@ -82,19 +77,12 @@ async fn delete_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -
 
 // --- KMS containers -----------------------------------------------------------------------------------
 
-async fn kms_view(s: &AppState, k: (KmsRecord, Vec<AclEntry>)) -> Result<KmsView, ApiError> {
-    let name =
-        s.services.store.get_aws_connection(k.0.connection_id).await.ok().flatten().map(|c| c.name).unwrap_or_default();
-    Ok(views::kms(k, name))
-}
-
 async fn create_kms(State(s): S, Auth(c): Auth, Json(req): Json<KmsRequest>) -> Created<KmsView> {
-    let k = s.services.create_kms(&c, req).await?;
-    Ok((StatusCode::CREATED, axum::Json(kms_view(&s, (k, vec![])).await?)))
+    Ok((StatusCode::CREATED, axum::Json(views::aws::kms(s.services.create_kms(&c, req).await?))))
 }
 
 async fn get_kms(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<KmsView> {
-    Ok(axum::Json(kms_view(&s, s.services.get_kms(&c, &id).await?).await?))
+    Ok(axum::Json(views::aws::kms(s.services.get_kms(&c, &id).await?)))
 }
 
 async fn update_kms(
@@ -103,17 +91,13 @@ async fn update_kms(
     Path(id): Path<String>,
     Json(req): Json<KmsRequest>,
 ) -> Answer<KmsView> {
-    Ok(axum::Json(kms_view(&s, s.services.update_kms(&c, &id, req).await?).await?))
+    Ok(axum::Json(views::aws::kms(s.services.update_kms(&c, &id, req).await?)))
 }
 
 async fn list_kms(State(s): S, Auth(c): Auth, Query(q): Query<ListParams>) -> Answer<ListEnvelope<KmsView>> {
     let p = page(&q, sort_fields::NAMED)?;
     let (list, total) = s.services.list_kms(&c, &p).await?;
-    let mut resources = Vec::with_capacity(list.len());
-    for k in list {
-        resources.push(kms_view(&s, k).await?);
-    }
-    Ok(axum::Json(ListEnvelope { skip: p.skip, limit: p.limit, total, resources }))
+    Ok(axum::Json(views::list(list, total, &p, views::aws::kms)))
 }
 
 async fn delete_kms(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
@@ -127,7 +111,7 @@ async fn update_acls(
     Path(id): Path<String>,
     Json(req): Json<UpdateAclsRequest>,
 ) -> Answer<KmsView> {
-    Ok(axum::Json(kms_view(&s, s.services.update_kms_acls(&c, &id, req).await?).await?))
+    Ok(axum::Json(views::aws::kms(s.services.update_kms_acls(&c, &id, req).await?)))
 }
 
 // --- keys ---------------------------------------------------------------------------------------------
@@ -135,50 +119,21 @@ async fn update_acls(
 async fn list_keys(State(s): S, Auth(c): Auth, Query(q): Query<AwsKeyQuery>) -> Answer<ListEnvelope<AwsKeyView>> {
     let p = page(&ListParams { skip: q.skip, limit: q.limit, sort: q.sort.clone() }, sort_fields::KEYS)?;
     let (keys, total) = s.services.list_aws_keys(&c, q, &p).await?;
-    Ok(axum::Json(views::list(keys, total, &p, views::key)))
+    Ok(axum::Json(views::list(keys, total, &p, views::aws::key)))
 }
 
 async fn get_key(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<AwsKeyView> {
-    Ok(axum::Json(views::key(s.services.get_aws_key(&c, &id).await?)))
-}
-
-// --- key synchronization ------------------------------------------------------------------------------
-
-async fn create_sync(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsSyncJob>) -> Created<SyncJobView> {
-    Ok((StatusCode::CREATED, axum::Json(views::sync_job(s.services.create_aws_sync_job(&c, req).await?))))
-}
-
-async fn get_sync(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<SyncJobView> {
-    Ok(axum::Json(views::sync_job(s.services.get_aws_sync_job(&c, &id).await?)))
-}
-
-async fn cancel_sync(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<SyncJobView> {
-    Ok(axum::Json(views::sync_job(s.services.cancel_aws_sync_job(&c, &id).await?)))
-}
-
-async fn list_sync(State(s): S, Auth(c): Auth, Query(q): Query<SyncListQuery>) -> Answer<ListEnvelope<SyncJobView>> {
-    let p = page(&ListParams { skip: q.skip, limit: q.limit, sort: q.sort }, &["createdAt", "updatedAt", "id"])?;
-    let (list, total) = s.services.list_aws_sync_jobs(&c, q.overall_status.as_deref(), &p).await?;
-    Ok(axum::Json(views::list(list, total, &p, views::sync_job)))
+    Ok(axum::Json(views::aws::key(s.services.get_aws_key(&c, &id).await?)))
 }
 
 // --- policy templates ---------------------------------------------------------------------------------
 
-async fn template_view(s: &AppState, t: TemplateRecord) -> TemplateView {
-    let name = match t.kms_id {
-        Some(id) => s.services.store.get_kms(id).await.ok().flatten().map(|k| k.name),
-        None => None,
-    };
-    views::template(t, name)
-}
-
 async fn create_template(State(s): S, Auth(c): Auth, Json(req): Json<TemplateRequest>) -> Created<TemplateView> {
-    let t = s.services.create_template(&c, req).await?;
-    Ok((StatusCode::CREATED, axum::Json(template_view(&s, t).await)))
+    Ok((StatusCode::CREATED, axum::Json(views::aws::template(s.services.create_template(&c, req).await?))))
 }
 
 async fn get_template(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<TemplateView> {
-    Ok(axum::Json(template_view(&s, s.services.get_template(&c, &id).await?).await))
+    Ok(axum::Json(views::aws::template(s.services.get_template(&c, &id).await?)))
 }
 
 async fn update_template(
@@ -187,17 +142,13 @@ async fn update_template(
     Path(id): Path<String>,
     Json(req): Json<TemplateRequest>,
 ) -> Answer<TemplateView> {
-    Ok(axum::Json(template_view(&s, s.services.update_template(&c, &id, req).await?).await))
+    Ok(axum::Json(views::aws::template(s.services.update_template(&c, &id, req).await?)))
 }
 
 async fn list_templates(State(s): S, Auth(c): Auth, Query(q): Query<ListParams>) -> Answer<ListEnvelope<TemplateView>> {
     let p = page(&q, sort_fields::NAMED)?;
     let (list, total) = s.services.list_templates(&c, &p).await?;
-    let mut resources = Vec::with_capacity(list.len());
-    for t in list {
-        resources.push(template_view(&s, t).await);
-    }
-    Ok(axum::Json(ListEnvelope { skip: p.skip, limit: p.limit, total, resources }))
+    Ok(axum::Json(views::list(list, total, &p, views::aws::template)))
 }
 
 async fn delete_template(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {

@@ -1,12 +1,11 @@
-//! AWS key synchronization jobs: what to read from AWS into the inventory.
-
-use std::collections::BTreeMap;
+//! AWS key synchronization jobs: what to read from AWS into the inventory. Get, list and cancel are shared with
+//! Azure (`crate::sync_jobs`).
 
 use keyfleet_api_types::aws::CreateAwsSyncJob;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::inventory::check_region;
+use crate::aws::check_region;
 use crate::{Caller, Result, ServiceError, Services};
 
 impl Services {
@@ -59,22 +58,10 @@ impl Services {
         if !regions.is_empty() && !containers.iter().any(|k| k.regions.iter().any(|r| regions.contains(r))) {
             return Err(ServiceError::invalid("regions", "none of these regions belongs to the chosen KMS containers"));
         }
-        let at = now();
         let job = SyncJobRecord {
-            id: SyncJobId::new(),
-            cloud: CLOUD_AWS.into(),
-            vaults: vec![],
-            take_cloud_key_backup: false,
             kms: if all { vec![] } else { containers.iter().map(|k| k.id).collect() },
             regions,
-            synchronize_all: all,
-            status: JobStatus::InProgress,
-            abort: false,
-            detailed_status: BTreeMap::new(),
-            created_by: caller.user_id,
-            created_at: at,
-            updated_at: at,
-            completed_at: None,
+            ..SyncJobRecord::started(Cloud::Aws, all, caller.user_id, now())
         };
         self.store.create_sync_job(&job).await?;
         self.engine.notify_sync();
@@ -82,48 +69,8 @@ impl Services {
         Ok((job, names))
     }
 
-    pub async fn get_aws_sync_job(&self, caller: &Caller, id: &str) -> Result<(SyncJobRecord, Vec<String>)> {
-        caller.require_cckm_user()?;
-        let sid: SyncJobId = id.parse().map_err(|_| ServiceError::not_found("synchronization job", id))?;
-        let job = self
-            .store
-            .get_sync_job(sid)
-            .await?
-            .filter(|j| j.cloud == CLOUD_AWS)
-            .ok_or_else(|| ServiceError::not_found("synchronization job", id))?;
-        let names = self.sync_kms_names(&job).await?;
-        Ok((job, names))
-    }
-
-    pub async fn list_aws_sync_jobs(
-        &self,
-        caller: &Caller,
-        status: Option<&str>,
-        page: &Page,
-    ) -> Result<(Vec<(SyncJobRecord, Vec<String>)>, u64)> {
-        caller.require_cckm_user()?;
-        let status = crate::bulkjobs::overall_status(status)?;
-        let (jobs, total) = self.store.list_sync_jobs(CLOUD_AWS, status, page).await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            let names = self.sync_kms_names(&j).await?;
-            out.push((j, names));
-        }
-        Ok((out, total))
-    }
-
-    pub async fn cancel_aws_sync_job(&self, caller: &Caller, id: &str) -> Result<(SyncJobRecord, Vec<String>)> {
-        let (job, _) = self.get_aws_sync_job(caller, id).await?;
-        let job = self
-            .store
-            .cancel_sync_job(job.id, now())
-            .await?
-            .ok_or_else(|| ServiceError::not_found("synchronization job", id))?;
-        let names = self.sync_kms_names(&job).await?;
-        Ok((job, names))
-    }
-
-    async fn sync_kms_names(&self, job: &SyncJobRecord) -> Result<Vec<String>> {
+    /// The names of the KMS containers a job synchronizes (their ids, for containers deleted since).
+    pub(crate) async fn sync_kms_names(&self, job: &SyncJobRecord) -> Result<Vec<String>> {
         let mut names = Vec::new();
         for id in &job.kms {
             names.push(self.store.get_kms(*id).await?.map(|k| k.name).unwrap_or_else(|| id.to_string()));

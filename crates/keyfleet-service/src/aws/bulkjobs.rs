@@ -1,31 +1,19 @@
-//! AWS bulk jobs: CCKM's validation rules, permission checks, creation in one transaction, views, cancel;
-//! and the selector extension for jobs of any size.
+//! AWS bulk jobs (`/v1/cckm/aws/bulkjob`): CCKM's validation rules, permission checks and creation in one
+//! transaction; the selector extension for jobs of any size; who may read a job. Get, list, cancel and items are
+//! shared with Azure (`crate::jobs`).
 
 use std::collections::{HashMap, HashSet};
 
-use keyfleet_api_types::bulkjob::{BulkJobListQuery, CreateAwsBulkJob, ItemListQuery, KeySelectorRequest};
-use keyfleet_api_types::common::ListParams;
+use keyfleet_api_types::bulkjob::{CreateAwsBulkJob, KeySelectorRequest};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::inventory::check_region;
-use crate::{Caller, Result, ServiceError, Services, paging};
+use crate::aws::check_region;
+use crate::jobs::{DETAILED_LIMIT, JobWithItems, all_items, not_readable, parse_operation};
+use crate::{Caller, Result, ServiceError, Services};
 
 /// CCKM's ceiling on `keys` in one job.
 pub const MAX_KEYS: usize = 100;
-/// Jobs with more items show only failures in `detailed_status` (and no `keys`); `.../items` pages through all.
-pub const DETAILED_LIMIT: i64 = 1000;
-
-/// A job with the items its view shows.
-#[derive(Debug, Clone)]
-pub struct JobWithItems {
-    pub job: JobRecord,
-    /// The job's keys in order; empty for jobs over `DETAILED_LIMIT` items.
-    pub keys: Vec<KeyId>,
-    /// All items, or for large jobs the first failed ones.
-    pub items: Vec<ItemRecord>,
-}
-
 /// What a create request resolved to.
 enum Resolved {
     Keys(Vec<AwsKeyRecord>),
@@ -36,14 +24,9 @@ impl Services {
     /// `POST /v1/cckm/aws/bulkjob`.
     pub async fn create_aws_bulkjob(&self, caller: &Caller, req: CreateAwsBulkJob) -> Result<JobWithItems> {
         caller.require_cckm_user()?;
-        let op_text = req
-            .operation
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
-        let operation = Operation::parse(op_text).filter(|op| op.cloud() == CLOUD_AWS).ok_or_else(|| {
+        let operation = parse_operation(Cloud::Aws, req.operation.as_deref(), |op_text| {
             let all: Vec<&str> = Operation::AWS.iter().map(|o| o.as_str()).collect();
-            ServiceError::invalid("operation", format!("unknown operation {op_text:?}; one of {}", all.join(", ")))
+            format!("unknown operation {op_text:?}; one of {}", all.join(", "))
         })?;
 
         let days = match (operation, req.days) {
@@ -157,28 +140,13 @@ impl Services {
             }
         }
 
-        let at = now();
-        let mut job = JobRecord {
-            id: JobId::new(),
-            cloud: CLOUD_AWS.into(),
-            operation,
-            params: JobParams {
-                days,
-                policy_template_id: policy_template.map(|t| t.id),
-                selector: selector_echo,
-                delete_key_backups_param: None,
-            },
-            status: JobStatus::InProgress,
-            abort: false,
-            created_by: caller.user_id,
-            total: 0,
-            succeeded: 0,
-            failed: 0,
-            skipped: 0,
-            created_at: at,
-            updated_at: at,
-            completed_at: None,
+        let params = JobParams {
+            days,
+            policy_template_id: policy_template.map(|t| t.id),
+            selector: selector_echo,
+            delete_key_backups_param: None,
         };
+        let mut job = JobRecord::started(Cloud::Aws, operation, params, caller.user_id, now());
         let keys = match resolved {
             Resolved::Keys(keys) => {
                 let items: Vec<NewItem> = keys
@@ -312,119 +280,11 @@ impl Services {
         Ok(self.store.list_kms(&page).await?.0.into_iter().map(|k| (k.id, k.account_id)).collect())
     }
 
-    /// `GET /v1/cckm/aws/bulkjob/{id}`.
-    pub async fn get_aws_bulkjob(&self, caller: &Caller, id: &str) -> Result<JobWithItems> {
-        let job = self.readable_job(caller, id).await?;
-        self.with_items(job).await
-    }
-
-    /// `GET /v1/cckm/aws/bulkjob/{id}/items` (extension).
-    pub async fn list_aws_bulkjob_items(
-        &self,
-        caller: &Caller,
-        id: &str,
-        q: ItemListQuery,
-    ) -> Result<(Vec<ItemRecord>, u64, Page)> {
-        let job = self.readable_job(caller, id).await?;
-        self.items_page(&job, q).await
-    }
-
-    /// A page of a job's items, optionally of one status (`.../items`, both clouds).
-    pub(crate) async fn items_page(&self, job: &JobRecord, q: ItemListQuery) -> Result<(Vec<ItemRecord>, u64, Page)> {
-        let page = paging::page(&ListParams { skip: q.skip, limit: q.limit, sort: None }, &[])?;
-        let status = q
-            .status
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                ItemStatus::parse(s).ok_or_else(|| {
-                    ServiceError::invalid("status", "must be pending, running, succeeded, failed or skipped")
-                })
-            })
-            .transpose()?;
-        let (items, total) = self.store.list_items(job.id, status, &page).await?;
-        Ok((items, total, page))
-    }
-
-    /// `POST /v1/cckm/aws/bulkjob/{id}/cancel`.
-    pub async fn cancel_aws_bulkjob(&self, caller: &Caller, id: &str) -> Result<JobWithItems> {
-        let current = self.readable_job(caller, id).await?;
-        let job =
-            self.store.cancel_job(current.id, now()).await?.ok_or_else(|| ServiceError::not_found("bulk job", id))?;
-        tracing::info!(bulkjob.id = %job.id, user.name = %caller.username, "bulk job cancel requested");
-        self.with_items(job).await
-    }
-
-    /// `GET /v1/cckm/aws/bulkjob`. A `CCKM Users` member sees the jobs they created.
-    pub async fn list_aws_bulkjobs(
-        &self,
-        caller: &Caller,
-        q: BulkJobListQuery,
-    ) -> Result<(Vec<JobWithItems>, u64, Page)> {
-        self.list_bulkjobs(caller, CLOUD_AWS, q).await
-    }
-
-    /// The jobs of one cloud (`aws` or `azure`); the `cloud` filter also accepts the name the view shows.
-    pub(crate) async fn list_bulkjobs(
-        &self,
-        caller: &Caller,
-        cloud: &str,
-        q: BulkJobListQuery,
-    ) -> Result<(Vec<JobWithItems>, u64, Page)> {
-        caller.require_cckm_user()?;
-        let page = paging::page(
-            &ListParams { skip: q.skip, limit: q.limit, sort: q.sort.clone() },
-            keyfleet_store::sort_fields::JOBS,
-        )?;
-        let mut filter = JobFilter { cloud: Some(cloud.into()), ..Default::default() };
-        if let Some(id) = q.id.as_deref().filter(|s| !s.is_empty()) {
-            filter.id = Some(id.parse().map_err(|_| ServiceError::invalid("id", format!("{id:?} is not a job id")))?);
-        }
-        filter.status = overall_status(q.overall_status.as_deref())?;
-        let shown = if cloud == CLOUD_AZURE { AZURE_CLOUD_NAME } else { CLOUD_AWS };
-        if let Some(c) = q.cloud.as_deref().filter(|s| !s.is_empty())
-            && c != cloud
-            && c != shown
-        {
-            return Ok((Vec::new(), 0, page));
-        }
-        if let Some(o) = q.operation.as_deref().filter(|s| !s.is_empty()) {
-            filter.operation = Some(
-                Operation::parse(o)
-                    .filter(|op| op.cloud() == cloud)
-                    .ok_or_else(|| ServiceError::invalid("operation", format!("unknown operation {o:?}")))?,
-            );
-        }
-        if !caller.is_cckm_admin() {
-            filter.created_by = Some(caller.user_id);
-        }
-        let (jobs, total) = self.store.list_jobs(&filter, &page).await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            out.push(self.with_items(j).await?);
-        }
-        Ok((out, total, page))
-    }
-
-    /// The job, if it exists and `caller` may see it.
-    async fn readable_job(&self, caller: &Caller, id: &str) -> Result<JobRecord> {
-        caller.require_cckm_user()?;
-        let jid: JobId = id.parse().map_err(|_| ServiceError::not_found("bulk job", id))?;
-        let job = self
-            .store
-            .get_job(jid)
-            .await?
-            .filter(|j| j.cloud == CLOUD_AWS)
-            .ok_or_else(|| ServiceError::not_found("bulk job", id))?;
-        if caller.is_cckm_admin() {
-            return Ok(job);
-        }
+    /// Whether a CCKM User may read an AWS job: the one who created a large or selector job (creation checked
+    /// the ACLs); for a small job, whoever holds keybulkoperation on every key's container.
+    pub(crate) async fn check_aws_job_readable(&self, caller: &Caller, job: &JobRecord) -> Result<()> {
         if job.total > DETAILED_LIMIT || job.params.selector.is_some() {
-            // Large and selector jobs: a CCKM User may read the jobs they created (creation checked the ACLs).
-            if job.created_by == caller.user_id {
-                return Ok(job);
-            }
-            return Err(ServiceError::Forbidden(format!("user {} may not read job {id}", caller.username)));
+            return if job.created_by == caller.user_id { Ok(()) } else { Err(not_readable(caller, job)) };
         }
         let items = self.store.list_items(job.id, None, &all_items()).await?.0;
         let ids: Vec<KeyId> = items.iter().map(|i| i.key_id).collect();
@@ -437,33 +297,6 @@ impl Services {
         }
         let mut ordered: Vec<AwsKeyRecord> = keys;
         ordered.sort_by_key(|k| ids.iter().position(|i| *i == k.id));
-        self.require_on_keys(caller, &ordered, "keybulkoperation").await?;
-        Ok(job)
+        self.require_on_keys(caller, &ordered, "keybulkoperation").await
     }
-
-    pub(crate) async fn with_items(&self, job: JobRecord) -> Result<JobWithItems> {
-        if job.total > DETAILED_LIMIT {
-            let first_failures = Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] };
-            let items = self.store.list_items(job.id, Some(ItemStatus::Failed), &first_failures).await?.0;
-            return Ok(JobWithItems { job, keys: Vec::new(), items });
-        }
-        let items = self.store.list_items(job.id, None, &all_items()).await?.0;
-        let keys = items.iter().map(|i| i.key_id).collect();
-        Ok(JobWithItems { job, keys, items })
-    }
-}
-
-/// The `overall_status` filter of job lists (bulk and sync jobs, both clouds); empty means none.
-pub(crate) fn overall_status(s: Option<&str>) -> Result<Option<JobStatus>> {
-    s.filter(|s| !s.is_empty())
-        .map(|s| {
-            JobStatus::parse(s).ok_or_else(|| {
-                ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
-            })
-        })
-        .transpose()
-}
-
-pub(crate) fn all_items() -> Page {
-    Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] }
 }

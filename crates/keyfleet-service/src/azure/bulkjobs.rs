@@ -1,15 +1,15 @@
-//! Azure bulk jobs (`/v1/cckm/azure/bulkjobs`): `delete-key-backups` with CCKM's selectors and rules, views,
-//! cancel, and delete of a finished job. Execution happens in `keyfleet-engine` like every bulk job.
+//! Azure bulk jobs (`/v1/cckm/azure/bulkjobs`): `delete-key-backups` with CCKM's selectors and rules; who may
+//! read a job. Get, list, cancel, delete and items are shared with AWS (`crate::jobs`); execution happens in
+//! `keyfleet-engine` like every bulk job.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use keyfleet_api_types::azure::{CreateAzureBulkJob, DeleteKeyBackupsParam};
-use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::bulkjobs::JobWithItems;
+use crate::jobs::{JobWithItems, not_readable, parse_operation};
 use crate::{Caller, Result, ServiceError, Services};
 
 const PARAM: &str = "delete_key_backups_param";
@@ -48,16 +48,8 @@ impl Services {
     /// `POST /v1/cckm/azure/bulkjobs`.
     pub async fn create_azure_bulkjob(&self, caller: &Caller, req: CreateAzureBulkJob) -> Result<JobWithItems> {
         caller.require_cckm_user()?;
-        let op_text = req
-            .operation
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
-        let operation = Operation::parse(op_text).filter(|op| op.cloud() == CLOUD_AZURE).ok_or_else(|| {
-            ServiceError::invalid(
-                "operation",
-                format!("unknown operation {op_text:?} for Azure bulk jobs; the one operation is delete-key-backups"),
-            )
+        let operation = parse_operation(Cloud::Azure, req.operation.as_deref(), |op_text| {
+            format!("unknown operation {op_text:?} for Azure bulk jobs; the one operation is delete-key-backups")
         })?;
         let param = req.delete_key_backups_param.ok_or_else(|| {
             ServiceError::invalid(PARAM, format!("is required with operation {}", operation.as_str()))
@@ -78,22 +70,8 @@ impl Services {
         }
 
         let at = now();
-        let mut job = JobRecord {
-            id: JobId::new(),
-            cloud: CLOUD_AZURE.into(),
-            operation,
-            params: JobParams { delete_key_backups_param: echo, ..Default::default() },
-            status: JobStatus::InProgress,
-            abort: false,
-            created_by: caller.user_id,
-            total: 0,
-            succeeded: 0,
-            failed: 0,
-            skipped: 0,
-            created_at: at,
-            updated_at: at,
-            completed_at: None,
-        };
+        let params = JobParams { delete_key_backups_param: echo, ..Default::default() };
+        let mut job = JobRecord::started(Cloud::Azure, operation, params, caller.user_id, at);
         if self.store.count_backup_selection(&selector).await? == 0 {
             // Retention runs often find nothing old enough: that is a job with nothing to do, done at once.
             job.status = JobStatus::Completed;
@@ -186,72 +164,9 @@ impl Services {
         }
         Ok(sel)
     }
+}
 
-    /// `GET /v1/cckm/azure/bulkjobs/{id}`.
-    pub async fn get_azure_bulkjob(&self, caller: &Caller, id: &str) -> Result<JobWithItems> {
-        let job = self.readable_azure_job(caller, id).await?;
-        self.with_items(job).await
-    }
-
-    /// `GET /v1/cckm/azure/bulkjobs`.
-    pub async fn list_azure_bulkjobs(
-        &self,
-        caller: &Caller,
-        q: BulkJobListQuery,
-    ) -> Result<(Vec<JobWithItems>, u64, Page)> {
-        self.list_bulkjobs(caller, CLOUD_AZURE, q).await
-    }
-
-    /// `POST /v1/cckm/azure/bulkjobs/{id}/cancel`: as for AWS.
-    pub async fn cancel_azure_bulkjob(&self, caller: &Caller, id: &str) -> Result<JobWithItems> {
-        let current = self.readable_azure_job(caller, id).await?;
-        let job =
-            self.store.cancel_job(current.id, now()).await?.ok_or_else(|| ServiceError::not_found("bulk job", id))?;
-        tracing::info!(bulkjob.id = %job.id, user.name = %caller.username, "Azure bulk job cancel requested");
-        self.with_items(job).await
-    }
-
-    /// `DELETE /v1/cckm/azure/bulkjobs/{id}`: only a finished job (completed, failed or cancelled).
-    pub async fn delete_azure_bulkjob(&self, caller: &Caller, id: &str) -> Result<()> {
-        let job = self.readable_azure_job(caller, id).await?;
-        match self.store.delete_job(job.id).await? {
-            None => Err(ServiceError::not_found("bulk job", id)),
-            Some(false) => Err(ServiceError::Conflict(format!(
-                "bulk job {id} is still in progress; cancel it and delete it once it has ended"
-            ))),
-            Some(true) => {
-                tracing::info!(bulkjob.id = %job.id, user.name = %caller.username, "Azure bulk job deleted");
-                Ok(())
-            }
-        }
-    }
-
-    /// `GET /v1/cckm/azure/bulkjobs/{id}/items` (extension).
-    pub async fn list_azure_bulkjob_items(
-        &self,
-        caller: &Caller,
-        id: &str,
-        q: ItemListQuery,
-    ) -> Result<(Vec<ItemRecord>, u64, Page)> {
-        let job = self.readable_azure_job(caller, id).await?;
-        self.items_page(&job, q).await
-    }
-
-    /// An Azure job `caller` may see: CCKM Admins see every job, a CCKM User the jobs they created (creating
-    /// it checked their ACLs on every vault).
-    async fn readable_azure_job(&self, caller: &Caller, id: &str) -> Result<JobRecord> {
-        caller.require_cckm_user()?;
-        let jid: JobId = id.parse().map_err(|_| ServiceError::not_found("bulk job", id))?;
-        let job = self
-            .store
-            .get_job(jid)
-            .await?
-            .filter(|j| j.cloud == CLOUD_AZURE)
-            .ok_or_else(|| ServiceError::not_found("bulk job", id))?;
-        if caller.is_cckm_admin() || job.created_by == caller.user_id {
-            Ok(job)
-        } else {
-            Err(ServiceError::Forbidden(format!("user {} may not read job {id}", caller.username)))
-        }
-    }
+/// A CCKM User may read the Azure jobs they created (creating one checked their ACLs on every vault).
+pub(crate) fn check_azure_job_readable(caller: &Caller, job: &JobRecord) -> Result<()> {
+    if job.created_by == caller.user_id { Ok(()) } else { Err(not_readable(caller, job)) }
 }

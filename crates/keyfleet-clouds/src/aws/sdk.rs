@@ -1,91 +1,20 @@
-//! AWS KMS: the trait, and its implementation on the official SDK.
+//! `aws-sdk-kms` behind [`AwsKms`]: one client per (credentials, region), the SDK's retries off (the engine's
+//! policy is the only one), bounded timeouts.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
-use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::types::Tag;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
 
+use super::errors::classify;
+use super::{AliasEntry, AwsCredentials, AwsKms, AwsKmsConnector, KeyMetadata, Page};
 use crate::error::{CloudError, ErrorKind};
-
-/// What keyfleet needs to reach one AWS account. `Debug` never shows the secret.
-#[derive(Clone)]
-pub struct AwsCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    /// Overrides AWS's endpoint (tests, fakes, VPC endpoints).
-    pub endpoint_url: Option<String>,
-}
-
-impl fmt::Debug for AwsCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field("endpoint_url", &self.endpoint_url)
-            .finish()
-    }
-}
-
-/// The part of DescribeKey's KeyMetadata keyfleet keeps.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KeyMetadata {
-    pub key_id: String,
-    pub arn: String,
-    pub account_id: String,
-    pub key_state: String,
-    pub enabled: bool,
-    pub description: String,
-    pub key_usage: String,
-    pub origin: String,
-    pub key_manager: String,
-    pub creation_date: Option<DateTime<Utc>>,
-    pub deletion_date: Option<DateTime<Utc>>,
-    pub multi_region: bool,
-}
-
-/// One alias from ListAliases.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AliasEntry {
-    pub alias_name: String,
-    pub target_key_id: Option<String>,
-}
-
-/// One page of a listing and the marker of the next page.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_marker: Option<String>,
-}
-
-/// The AWS KMS actions keyfleet performs, in one account and region. `key` is a key id or ARN.
-#[async_trait]
-pub trait AwsKms: Send + Sync {
-    async fn describe_key(&self, key: &str) -> Result<KeyMetadata, CloudError>;
-    async fn enable_key(&self, key: &str) -> Result<(), CloudError>;
-    async fn disable_key(&self, key: &str) -> Result<(), CloudError>;
-    async fn schedule_key_deletion(&self, key: &str, days: i32) -> Result<(), CloudError>;
-    async fn cancel_key_deletion(&self, key: &str) -> Result<(), CloudError>;
-    async fn get_key_policy(&self, key: &str) -> Result<String, CloudError>;
-    async fn put_key_policy(&self, key: &str, policy: &str) -> Result<(), CloudError>;
-    async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<(), CloudError>;
-    async fn list_resource_tags(&self, key: &str) -> Result<Vec<(String, String)>, CloudError>;
-    /// Key ids, `limit` per page.
-    async fn list_keys(&self, marker: Option<String>, limit: i32) -> Result<Page<String>, CloudError>;
-    async fn list_aliases(&self, marker: Option<String>, limit: i32) -> Result<Page<AliasEntry>, CloudError>;
-}
-
-/// Builds clients: one per (credentials, region).
-pub trait AwsKmsConnector: Send + Sync {
-    fn connect(&self, credentials: &AwsCredentials, region: &str) -> Arc<dyn AwsKms>;
-}
 
 /// The real thing: `aws-sdk-kms` with its retries off and bounded timeouts.
 #[derive(Debug, Clone)]
@@ -130,61 +59,6 @@ impl AwsKmsConnector for SdkConnector {
 
 struct SdkKms {
     client: aws_sdk_kms::Client,
-}
-
-/// Classifies an SDK error by AWS's error code, the HTTP status, or the transport failure.
-fn classify<E>(err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> CloudError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let code = err.code().map(str::to_string);
-    let message = err.message().map(str::to_string);
-    match (&err, code) {
-        (SdkError::TimeoutError(_), _) => CloudError::new(ErrorKind::Transient, "Timeout", "the request timed out"),
-        (SdkError::DispatchFailure(_), _) => CloudError::new(
-            ErrorKind::Transient,
-            "ConnectionError",
-            aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-        ),
-        (SdkError::ConstructionFailure(_), _) => {
-            CloudError::new(ErrorKind::Rejected, "RequestConstructionFailed", format!("{err}"))
-        }
-        (_, Some(code)) => {
-            let kind = match code.as_str() {
-                // KMS's LimitExceededException is a resource quota (too many keys), not a rate: not retried.
-                "ThrottlingException" | "TooManyRequestsException" => ErrorKind::Throttled,
-                "AccessDeniedException"
-                | "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "IncompleteSignature"
-                | "ExpiredTokenException"
-                | "MissingAuthenticationTokenException"
-                | "InvalidClientTokenId"
-                | "SignatureDoesNotMatch" => ErrorKind::Unauthorized,
-                "NotFoundException" => ErrorKind::NotFound,
-                "KMSInvalidStateException" | "DisabledException" => ErrorKind::InvalidState,
-                "KMSInternalException"
-                | "DependencyTimeoutException"
-                | "ServiceUnavailableException"
-                | "InternalFailure" => ErrorKind::Transient,
-                _ if status.is_some_and(|s| s >= 500) => ErrorKind::Transient,
-                _ if status == Some(429) => ErrorKind::Throttled,
-                _ => ErrorKind::Rejected,
-            };
-            CloudError::new(kind, code, message.unwrap_or_default())
-        }
-        (_, None) => {
-            let kind = match status {
-                Some(429) => ErrorKind::Throttled,
-                Some(s) if s >= 500 => ErrorKind::Transient,
-                Some(401 | 403) => ErrorKind::Unauthorized,
-                _ => ErrorKind::Transient,
-            };
-            let code = status.map(|s| format!("HTTP{s}")).unwrap_or_else(|| "ResponseError".to_string());
-            CloudError::new(kind, code, message.unwrap_or_else(|| format!("{err}")))
-        }
-    }
 }
 
 fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {

@@ -5,27 +5,15 @@ use keyfleet_api_types::common::UpdateAclsRequest;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::authz::ACL_ACTIONS;
+use crate::validate::{check_name, check_url, parse_bool, require};
 use crate::{Caller, Result, ServiceError, Services};
 
 const AWS_CLOUDS: &[&str] = &["aws", "aws-us-gov", "aws-cn"];
 
-pub(crate) fn require(field: &str, v: Option<String>) -> Result<String> {
-    match v {
-        Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        _ => Err(ServiceError::invalid(field, "is required")),
-    }
-}
-
-pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
-    let ok =
-        !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid(field, "must be 1-128 characters of letters, digits, '-', '_', '.', ' '"))
-    }
-}
+/// A KMS container as its view shows it: the record, its ACL, and its connection's name.
+pub type KmsEntry = (KmsRecord, Vec<AclEntry>, String);
+/// A policy template and the name of its KMS container, if it names one.
+pub type TemplateEntry = (TemplateRecord, Option<String>);
 
 pub fn check_region(field: &str, region: &str) -> Result<()> {
     // e.g. us-east-1, eu-central-2, us-gov-west-1
@@ -34,14 +22,6 @@ pub fn check_region(field: &str, region: &str) -> Result<()> {
         && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok();
     if ok { Ok(()) } else { Err(ServiceError::invalid(field, format!("{region:?} is not an AWS region name"))) }
-}
-
-pub(crate) fn check_url(field: &str, url: &str) -> Result<()> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(()),
-        _ => Err(ServiceError::invalid(field, "must be an http:// or https:// URL")),
-    }
 }
 
 /// Quota overrides: known KMS actions, positive finite rates.
@@ -70,14 +50,6 @@ fn check_quotas(q: Option<std::collections::BTreeMap<String, f64>>) -> Result<st
         }
     }
     Ok(q)
-}
-
-pub(crate) fn parse_bool(field: &str, v: &str) -> Result<bool> {
-    match v {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(ServiceError::invalid(field, "must be true or false")),
-    }
 }
 
 impl Services {
@@ -201,7 +173,7 @@ impl Services {
 
     // --- KMS containers ----------------------------------------------------------------------------
 
-    pub async fn create_kms(&self, caller: &Caller, req: KmsRequest) -> Result<KmsRecord> {
+    pub async fn create_kms(&self, caller: &Caller, req: KmsRequest) -> Result<KmsEntry> {
         caller.require_cckm_admin()?;
         let name = require("name", req.name)?;
         check_name("name", &name)?;
@@ -236,7 +208,7 @@ impl Services {
             updated_at: at,
         };
         self.store.insert_kms(&k).await?;
-        Ok(k)
+        self.kms_entry((k, Vec::new())).await
     }
 
     pub async fn find_kms(&self, id_or_name: &str) -> Result<Option<KmsRecord>> {
@@ -248,27 +220,38 @@ impl Services {
         Ok(self.store.kms_by_name(id_or_name).await?)
     }
 
-    pub async fn get_kms(&self, caller: &Caller, id: &str) -> Result<(KmsRecord, Vec<AclEntry>)> {
+    pub async fn get_kms(&self, caller: &Caller, id: &str) -> Result<KmsEntry> {
+        let k = self.kms_with_acls(caller, id).await?;
+        self.kms_entry(k).await
+    }
+
+    /// What a container's view shows beside the record: its ACL and its connection's name.
+    async fn kms_entry(&self, (k, acls): (KmsRecord, Vec<AclEntry>)) -> Result<KmsEntry> {
+        let conn = self.store.get_aws_connection(k.connection_id).await.ok().flatten().map(|c| c.name);
+        Ok((k, acls, conn.unwrap_or_default()))
+    }
+
+    async fn kms_with_acls(&self, caller: &Caller, id: &str) -> Result<(KmsRecord, Vec<AclEntry>)> {
         caller.require_cckm_user()?;
         let k = self.find_kms(id).await?.ok_or_else(|| ServiceError::not_found("KMS container", id))?;
         let acls = self.store.acls(AclResource::AwsKms(k.id)).await?;
         Ok((k, acls))
     }
 
-    pub async fn list_kms(&self, caller: &Caller, page: &Page) -> Result<(Vec<(KmsRecord, Vec<AclEntry>)>, u64)> {
+    pub async fn list_kms(&self, caller: &Caller, page: &Page) -> Result<(Vec<KmsEntry>, u64)> {
         caller.require_cckm_user()?;
         let (list, total) = self.store.list_kms(page).await?;
         let mut out = Vec::with_capacity(list.len());
         for k in list {
             let acls = self.store.acls(AclResource::AwsKms(k.id)).await?;
-            out.push((k, acls));
+            out.push(self.kms_entry((k, acls)).await?);
         }
         Ok((out, total))
     }
 
-    pub async fn update_kms(&self, caller: &Caller, id: &str, req: KmsRequest) -> Result<(KmsRecord, Vec<AclEntry>)> {
+    pub async fn update_kms(&self, caller: &Caller, id: &str, req: KmsRequest) -> Result<KmsEntry> {
         caller.require_cckm_admin()?;
-        let (mut k, acls) = self.get_kms(caller, id).await?;
+        let (mut k, acls) = self.kms_with_acls(caller, id).await?;
         if let Some(name) = req.name {
             check_name("name", &name)?;
             k.name = name;
@@ -297,93 +280,22 @@ impl Services {
         }
         k.updated_at = now();
         self.store.update_kms(&k).await?;
-        Ok((k, acls))
+        self.kms_entry((k, acls)).await
     }
 
     pub async fn delete_kms(&self, caller: &Caller, id: &str) -> Result<()> {
         caller.require_cckm_admin()?;
-        let (k, _) = self.get_kms(caller, id).await?;
+        let (k, _) = self.kms_with_acls(caller, id).await?;
         self.store.delete_kms(k.id).await?;
         Ok(())
     }
 
     /// `POST /v1/cckm/aws/kms/{id}/update-acls`: grants (`permit: true`) or revokes actions.
-    pub async fn update_kms_acls(
-        &self,
-        caller: &Caller,
-        id: &str,
-        req: UpdateAclsRequest,
-    ) -> Result<(KmsRecord, Vec<AclEntry>)> {
+    pub async fn update_kms_acls(&self, caller: &Caller, id: &str, req: UpdateAclsRequest) -> Result<KmsEntry> {
         caller.require_cckm_admin()?;
-        let (k, _) = self.get_kms(caller, id).await?;
+        let (k, _) = self.kms_with_acls(caller, id).await?;
         let acls = self.apply_acl_changes(AclResource::AwsKms(k.id), req).await?;
-        Ok((k, acls))
-    }
-
-    /// Validates every change of an `update-acls` request, then applies them; returns the resource's ACL.
-    pub(crate) async fn apply_acl_changes(
-        &self,
-        resource: AclResource,
-        req: UpdateAclsRequest,
-    ) -> Result<Vec<AclEntry>> {
-        if req.acls.is_empty() {
-            return Err(ServiceError::invalid("acls", "at least one entry is required"));
-        }
-        // Validate everything before writing anything.
-        let mut changes = Vec::new();
-        for (i, acl) in req.acls.iter().enumerate() {
-            let principal = match (&acl.user_id, &acl.group) {
-                (Some(u), None) => {
-                    let uid = UserId::parse_wire(u)
-                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].user_id"), "must be local|<uuid>"))?;
-                    self.store
-                        .user_by_id(uid)
-                        .await?
-                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].user_id"), format!("no user {u}")))?;
-                    Principal::User(uid)
-                }
-                (None, Some(g)) => {
-                    self.store
-                        .get_group(g)
-                        .await?
-                        .ok_or_else(|| ServiceError::invalid(&format!("acls[{i}].group"), format!("no group {g:?}")))?;
-                    Principal::Group(g.clone())
-                }
-                _ => {
-                    return Err(ServiceError::invalid(
-                        &format!("acls[{i}]"),
-                        "exactly one of user_id and group is required",
-                    ));
-                }
-            };
-            if acl.actions.is_empty() {
-                return Err(ServiceError::invalid(&format!("acls[{i}].actions"), "at least one action is required"));
-            }
-            if let Some(bad) = acl.actions.iter().find(|a| !ACL_ACTIONS.contains(&a.as_str())) {
-                return Err(ServiceError::invalid(
-                    &format!("acls[{i}].actions"),
-                    format!("unknown action {bad:?}; known: {}", ACL_ACTIONS.join(", ")),
-                ));
-            }
-            changes.push((principal, acl.permit, acl.actions.clone()));
-        }
-        for (principal, permit, actions) in changes {
-            let current = self.store.acls(resource).await?;
-            let mut have: Vec<String> =
-                current.into_iter().find(|e| e.principal == principal).map(|e| e.actions).unwrap_or_default();
-            if permit {
-                for a in actions {
-                    if !have.contains(&a) {
-                        have.push(a);
-                    }
-                }
-            } else {
-                have.retain(|a| !actions.contains(a));
-            }
-            have.sort();
-            self.store.set_acl(resource, &principal, &have).await?;
-        }
-        Ok(self.store.acls(resource).await?)
+        self.kms_entry((k, acls)).await
     }
 
     // --- keys ------------------------------------------------------------------------------------------
@@ -450,7 +362,7 @@ impl Services {
 
     // --- policy templates ------------------------------------------------------------------------------
 
-    pub async fn create_template(&self, caller: &Caller, req: TemplateRequest) -> Result<TemplateRecord> {
+    pub async fn create_template(&self, caller: &Caller, req: TemplateRequest) -> Result<TemplateEntry> {
         caller.require_cckm_admin()?;
         let name = require("name", req.name.clone())?;
         check_name("name", &name)?;
@@ -472,7 +384,7 @@ impl Services {
         };
         apply_policy_fields(&mut t, &req)?;
         self.store.insert_template(&t).await?;
-        Ok(t)
+        Ok(self.template_entry(t).await)
     }
 
     async fn template_owner(&self, kms: Option<String>, account_id: Option<String>) -> Result<(Option<KmsId>, String)> {
@@ -490,15 +402,29 @@ impl Services {
         }
     }
 
-    pub async fn get_template(&self, caller: &Caller, id: &str) -> Result<TemplateRecord> {
+    pub async fn get_template(&self, caller: &Caller, id: &str) -> Result<TemplateEntry> {
+        let t = self.readable_template(caller, id).await?;
+        Ok(self.template_entry(t).await)
+    }
+
+    /// A template and the name of the container it belongs to, if any.
+    async fn template_entry(&self, t: TemplateRecord) -> TemplateEntry {
+        let name = match t.kms_id {
+            Some(id) => self.store.get_kms(id).await.ok().flatten().map(|k| k.name),
+            None => None,
+        };
+        (t, name)
+    }
+
+    async fn readable_template(&self, caller: &Caller, id: &str) -> Result<TemplateRecord> {
         caller.require_cckm_user()?;
         let tid: TemplateId = id.parse().map_err(|_| ServiceError::not_found("policy template", id))?;
         self.store.get_template(tid).await?.ok_or_else(|| ServiceError::not_found("policy template", id))
     }
 
-    pub async fn update_template(&self, caller: &Caller, id: &str, req: TemplateRequest) -> Result<TemplateRecord> {
+    pub async fn update_template(&self, caller: &Caller, id: &str, req: TemplateRequest) -> Result<TemplateEntry> {
         caller.require_cckm_admin()?;
-        let mut t = self.get_template(caller, id).await?;
+        let mut t = self.readable_template(caller, id).await?;
         if let Some(name) = &req.name {
             check_name("name", name)?;
             t.name = name.clone();
@@ -513,16 +439,21 @@ impl Services {
         }
         t.updated_at = now();
         self.store.update_template(&t).await?;
-        Ok(t)
+        Ok(self.template_entry(t).await)
     }
 
-    pub async fn list_templates(&self, caller: &Caller, page: &Page) -> Result<(Vec<TemplateRecord>, u64)> {
+    pub async fn list_templates(&self, caller: &Caller, page: &Page) -> Result<(Vec<TemplateEntry>, u64)> {
         caller.require_cckm_user()?;
-        Ok(self.store.list_templates(page).await?)
+        let (list, total) = self.store.list_templates(page).await?;
+        let mut out = Vec::with_capacity(list.len());
+        for t in list {
+            out.push(self.template_entry(t).await);
+        }
+        Ok((out, total))
     }
 
     pub async fn delete_template(&self, caller: &Caller, id: &str) -> Result<()> {
-        let t = self.get_template(caller, id).await?;
+        let t = self.readable_template(caller, id).await?;
         caller.require_cckm_admin()?;
         self.store.delete_template(t.id).await?;
         Ok(())

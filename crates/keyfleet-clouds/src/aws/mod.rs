@@ -1,0 +1,87 @@
+//! AWS KMS: the trait, and its implementation on the official SDK ([`SdkConnector`]): the connector and the
+//! KMS calls in `sdk`, the classification of the SDK's errors in `errors`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::CloudError;
+
+mod errors;
+mod sdk;
+
+pub use sdk::SdkConnector;
+
+/// What keyfleet needs to reach one AWS account. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Overrides AWS's endpoint (tests, fakes, VPC endpoints).
+    pub endpoint_url: Option<String>,
+}
+
+impl fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("endpoint_url", &self.endpoint_url)
+            .finish()
+    }
+}
+
+/// The part of DescribeKey's KeyMetadata keyfleet keeps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyMetadata {
+    pub key_id: String,
+    pub arn: String,
+    pub account_id: String,
+    pub key_state: String,
+    pub enabled: bool,
+    pub description: String,
+    pub key_usage: String,
+    pub origin: String,
+    pub key_manager: String,
+    pub creation_date: Option<DateTime<Utc>>,
+    pub deletion_date: Option<DateTime<Utc>>,
+    pub multi_region: bool,
+}
+
+/// One alias from ListAliases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasEntry {
+    pub alias_name: String,
+    pub target_key_id: Option<String>,
+}
+
+/// One page of a listing and the marker of the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_marker: Option<String>,
+}
+
+/// The AWS KMS actions keyfleet performs, in one account and region. `key` is a key id or ARN.
+#[async_trait]
+pub trait AwsKms: Send + Sync {
+    async fn describe_key(&self, key: &str) -> Result<KeyMetadata, CloudError>;
+    async fn enable_key(&self, key: &str) -> Result<(), CloudError>;
+    async fn disable_key(&self, key: &str) -> Result<(), CloudError>;
+    async fn schedule_key_deletion(&self, key: &str, days: i32) -> Result<(), CloudError>;
+    async fn cancel_key_deletion(&self, key: &str) -> Result<(), CloudError>;
+    async fn get_key_policy(&self, key: &str) -> Result<String, CloudError>;
+    async fn put_key_policy(&self, key: &str, policy: &str) -> Result<(), CloudError>;
+    async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<(), CloudError>;
+    async fn list_resource_tags(&self, key: &str) -> Result<Vec<(String, String)>, CloudError>;
+    /// Key ids, `limit` per page.
+    async fn list_keys(&self, marker: Option<String>, limit: i32) -> Result<Page<String>, CloudError>;
+    async fn list_aliases(&self, marker: Option<String>, limit: i32) -> Result<Page<AliasEntry>, CloudError>;
+}
+
+/// Builds clients: one per (credentials, region).
+pub trait AwsKmsConnector: Send + Sync {
+    fn connect(&self, credentials: &AwsCredentials, region: &str) -> Arc<dyn AwsKms>;
+}

@@ -1,0 +1,43 @@
+//! `/v1/cckm/aws/bulkjob` (create, list, get, cancel, items) and `/v1/cckm/aws/synchronization-jobs` (create,
+//! list, get, cancel). Only creation is AWS's own; the rest are the handlers both clouds share (`routes::jobs`).
+//! Execution happens in `keyfleet-engine`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use keyfleet_api_types::aws::{CreateAwsSyncJob, SyncJobView};
+use keyfleet_api_types::bulkjob::{BulkJobView, CreateAwsBulkJob};
+use keyfleet_core::Cloud;
+
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::routes::jobs;
+use crate::{AppState, views};
+
+const AWS: Cloud = Cloud::Aws;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    let sync_view = views::aws::sync_job;
+    Router::new()
+        .route("/v1/cckm/aws/bulkjob", jobs::list_bulkjobs(AWS).post(create))
+        .route("/v1/cckm/aws/bulkjob/{id}", jobs::get_bulkjob(AWS))
+        .route("/v1/cckm/aws/bulkjob/{id}/cancel", jobs::cancel_bulkjob(AWS))
+        .route("/v1/cckm/aws/bulkjob/{id}/items", jobs::bulkjob_items(AWS))
+        .route("/v1/cckm/aws/synchronization-jobs", jobs::list_sync_jobs(AWS, sync_view).post(create_sync))
+        .route("/v1/cckm/aws/synchronization-jobs/{id}", jobs::get_sync_job(AWS, sync_view))
+        .route("/v1/cckm/aws/synchronization-jobs/{id}/cancel", jobs::cancel_sync_job(AWS, sync_view))
+}
+
+type S = State<Arc<AppState>>;
+type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
+
+async fn create(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsBulkJob>) -> Created<BulkJobView> {
+    Ok((StatusCode::CREATED, axum::Json(views::bulkjob(s.services.create_aws_bulkjob(&c, req).await?))))
+}
+
+async fn create_sync(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsSyncJob>) -> Created<SyncJobView> {
+    Ok((StatusCode::CREATED, axum::Json(views::aws::sync_job(s.services.create_aws_sync_job(&c, req).await?))))
+}

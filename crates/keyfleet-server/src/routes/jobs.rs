@@ -1,0 +1,95 @@
+//! The job handlers both clouds share: get, list, cancel and items of bulk jobs; get, list and cancel of key
+//! synchronization jobs. Each cloud's `jobs` module mounts them at its own paths, with its creation routes (and
+//! whatever only it has), so a cloud's route table stays in one place.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::{MethodRouter, get, post};
+use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
+use keyfleet_api_types::common::ListParams;
+use keyfleet_core::Cloud;
+use keyfleet_service::paging::page;
+use keyfleet_service::sync_jobs::SyncJobEntry;
+use serde::Serialize;
+
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::Query;
+use crate::{AppState, views};
+
+type S = State<Arc<AppState>>;
+type Routes = MethodRouter<Arc<AppState>>;
+
+/// Query of the synchronization-job lists.
+#[derive(serde::Deserialize)]
+pub(crate) struct SyncListQuery {
+    #[serde(default)]
+    pub overall_status: Option<String>,
+    #[serde(default)]
+    pub skip: Option<u64>,
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub sort: Option<String>,
+}
+
+/// The fields a synchronization-job list sorts by.
+const SYNC_SORT_FIELDS: &[&str] = &["createdAt", "updatedAt", "id"];
+
+// --- bulk jobs ----------------------------------------------------------------------------------------
+
+/// `GET .../bulkjob(s)`.
+pub(crate) fn list_bulkjobs(cloud: Cloud) -> Routes {
+    get(move |State(s): S, Auth(c): Auth, Query(q): Query<BulkJobListQuery>| async move {
+        let (jobs, total, page) = s.services.list_bulkjobs(&c, cloud, q).await?;
+        Ok::<_, ApiError>(axum::Json(views::list(jobs, total, &page, views::bulkjob)))
+    })
+}
+
+/// `GET .../bulkjob(s)/{id}`.
+pub(crate) fn get_bulkjob(cloud: Cloud) -> Routes {
+    get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
+        Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.get_bulkjob(&c, cloud, &id).await?)))
+    })
+}
+
+/// `POST .../bulkjob(s)/{id}/cancel`.
+pub(crate) fn cancel_bulkjob(cloud: Cloud) -> Routes {
+    post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
+        Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.cancel_bulkjob(&c, cloud, &id).await?)))
+    })
+}
+
+/// Extension `GET .../bulkjob(s)/{id}/items`: every item of a job, paged, optionally of one status.
+pub(crate) fn bulkjob_items(cloud: Cloud) -> Routes {
+    get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Query(q): Query<ItemListQuery>| async move {
+        let (items, total, page) = s.services.list_bulkjob_items(&c, cloud, &id, q).await?;
+        Ok::<_, ApiError>(axum::Json(views::list(items, total, &page, views::item)))
+    })
+}
+
+// --- key synchronization jobs -------------------------------------------------------------------------
+
+/// `GET .../synchronization-jobs`, each job shown by `view`.
+pub(crate) fn list_sync_jobs<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+    get(move |State(s): S, Auth(c): Auth, Query(q): Query<SyncListQuery>| async move {
+        let p = page(&ListParams { skip: q.skip, limit: q.limit, sort: q.sort }, SYNC_SORT_FIELDS)?;
+        let (list, total) = s.services.list_sync_jobs(&c, cloud, q.overall_status.as_deref(), &p).await?;
+        Ok::<_, ApiError>(axum::Json(views::list(list, total, &p, view)))
+    })
+}
+
+/// `GET .../synchronization-jobs/{id}`.
+pub(crate) fn get_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+    get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
+        Ok::<_, ApiError>(axum::Json(view(s.services.get_sync_job(&c, cloud, &id).await?)))
+    })
+}
+
+/// `POST .../synchronization-jobs/{id}/cancel`.
+pub(crate) fn cancel_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+    post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
+        Ok::<_, ApiError>(axum::Json(view(s.services.cancel_sync_job(&c, cloud, &id).await?)))
+    })
+}

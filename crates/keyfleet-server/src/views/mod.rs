@@ -1,0 +1,118 @@
+//! Stored records → CCKM wire views. The only place that knows both shapes: what both clouds share here (lists,
+//! bulk jobs and their items, ACLs, users), each cloud's own resources in `aws` and `azure`.
+
+pub mod aws;
+pub mod azure;
+
+use std::collections::BTreeMap;
+
+use keyfleet_api_types::ListEnvelope;
+use keyfleet_api_types::bulkjob::{BulkJobView, ItemView, Progress};
+use keyfleet_api_types::common::{AclView, ROOT_ACCOUNT};
+use keyfleet_api_types::usermgmt::{GroupView, UserView};
+use keyfleet_core::*;
+use keyfleet_service::jobs::JobWithItems;
+
+pub fn list<T, U>(items: Vec<T>, total: u64, page: &Page, f: impl Fn(T) -> U) -> ListEnvelope<U> {
+    ListEnvelope { skip: page.skip, limit: page.limit, total, resources: items.into_iter().map(f).collect() }
+}
+
+pub(crate) fn uri(kind: &str, id: impl std::fmt::Display) -> String {
+    format!("kylo:kylo:{kind}:{id}")
+}
+
+pub fn bulkjob(j: JobWithItems) -> BulkJobView {
+    // Only finished items appear in detailed_status, as in CCKM.
+    let detailed_status: BTreeMap<String, String> = j
+        .items
+        .iter()
+        .filter(|i| i.status.is_terminal())
+        .map(|i| (i.key_id.to_string(), i.detail.clone().unwrap_or_else(|| i.status.as_str().to_string())))
+        .collect();
+    let job = j.job;
+    let progress = progress(&job);
+    let (kind, cloud) = if job.cloud == CLOUD_AZURE {
+        ("cckm:azure-bulkjob", AZURE_CLOUD_NAME.to_string())
+    } else {
+        ("cckm:bulkjob", job.cloud.clone())
+    };
+    BulkJobView {
+        id: job.id.to_string(),
+        uri: uri(kind, job.id),
+        account: ROOT_ACCOUNT.into(),
+        created_at: job.created_at.into(),
+        updated_at: job.updated_at.into(),
+        completed_at: job.completed_at.map(Into::into),
+        overall_status: job.status.as_str().into(),
+        detailed_status,
+        abort: job.abort,
+        cloud,
+        keys: j.keys.iter().map(ToString::to_string).collect(),
+        operation: job.operation.as_str().into(),
+        days: job.params.days,
+        policy_template_id: job.params.policy_template_id.map(|t| t.to_string()),
+        selector: job.params.selector.clone(),
+        delete_key_backups_param: job.params.delete_key_backups_param.clone(),
+        progress: Some(progress),
+    }
+}
+
+fn progress(job: &JobRecord) -> Progress {
+    let finished = job.finished();
+    let percent = if job.total == 0 { 100.0 } else { (finished as f64 * 1000.0 / job.total as f64).floor() / 10.0 };
+    Progress {
+        total: job.total,
+        succeeded: job.succeeded,
+        failed: job.failed,
+        skipped: job.skipped,
+        pending: job.total - finished,
+        percent,
+    }
+}
+
+pub fn item(i: ItemRecord) -> ItemView {
+    ItemView {
+        key_id: i.key_id.to_string(),
+        seq: i.seq,
+        status: i.status.as_str().into(),
+        detail: i.detail,
+        attempts: i.attempts,
+        last_error_code: i.last_error_code,
+        last_error_message: i.last_error_message,
+        state_before: i.state_before,
+        state_after: i.state_after,
+        updated_at: i.updated_at.into(),
+    }
+}
+
+pub(crate) fn acl(e: AclEntry) -> AclView {
+    match e.principal {
+        Principal::User(u) => AclView { user_id: Some(u.wire()), group: None, actions: e.actions },
+        Principal::Group(g) => AclView { user_id: None, group: Some(g), actions: e.actions },
+    }
+}
+
+pub fn user((u, groups): (UserRecord, Vec<String>)) -> UserView {
+    UserView {
+        user_id: u.id.wire(),
+        username: u.username,
+        name: u.name,
+        email: u.email,
+        nickname: u.nickname,
+        groups,
+        created_at: u.created_at.into(),
+        updated_at: u.updated_at.into(),
+        last_login: u.last_login.map(Into::into),
+        logins_count: u.logins_count,
+    }
+}
+
+pub fn group(g: GroupRecord) -> GroupView {
+    GroupView {
+        name: g.name,
+        description: g.description,
+        created_at: g.created_at.into(),
+        updated_at: g.updated_at.into(),
+        users_count: g.users_count,
+    }
+}

@@ -1,0 +1,187 @@
+//! Bulk jobs of either cloud: get, list, cancel, delete and the items of a job. Each cloud's module creates its
+//! jobs and decides who may read one ([`Services::readable_job`]); everything else is written once here.
+
+use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
+use keyfleet_api_types::common::ListParams;
+use keyfleet_core::time::now;
+use keyfleet_core::*;
+
+use crate::azure::check_azure_job_readable;
+use crate::{Caller, Result, ServiceError, Services, paging};
+
+/// Jobs with more items show only failures in `detailed_status` (and no `keys`); `.../items` pages through all.
+pub const DETAILED_LIMIT: i64 = 1000;
+
+/// A job with the items its view shows.
+#[derive(Debug, Clone)]
+pub struct JobWithItems {
+    pub job: JobRecord,
+    /// The job's keys in order; empty for jobs over `DETAILED_LIMIT` items.
+    pub keys: Vec<KeyId>,
+    /// All items, or for large jobs the first failed ones.
+    pub items: Vec<ItemRecord>,
+}
+
+impl Services {
+    /// `GET .../bulkjob(s)/{id}`.
+    pub async fn get_bulkjob(&self, caller: &Caller, cloud: Cloud, id: &str) -> Result<JobWithItems> {
+        let job = self.readable_job(caller, cloud, id).await?;
+        self.with_items(job).await
+    }
+
+    /// `GET .../bulkjob(s)`: the jobs of one cloud; the `cloud` filter also accepts the name the view shows. A
+    /// CCKM User sees the jobs they created.
+    pub async fn list_bulkjobs(
+        &self,
+        caller: &Caller,
+        cloud: Cloud,
+        q: BulkJobListQuery,
+    ) -> Result<(Vec<JobWithItems>, u64, Page)> {
+        caller.require_cckm_user()?;
+        let page = paging::page(
+            &ListParams { skip: q.skip, limit: q.limit, sort: q.sort.clone() },
+            keyfleet_store::sort_fields::JOBS,
+        )?;
+        let mut filter = JobFilter { cloud: Some(cloud.name().into()), ..Default::default() };
+        if let Some(id) = q.id.as_deref().filter(|s| !s.is_empty()) {
+            filter.id = Some(id.parse().map_err(|_| ServiceError::invalid("id", format!("{id:?} is not a job id")))?);
+        }
+        filter.status = overall_status(q.overall_status.as_deref())?;
+        if let Some(c) = q.cloud.as_deref().filter(|s| !s.is_empty())
+            && c != cloud.name()
+            && c != cloud.display()
+        {
+            return Ok((Vec::new(), 0, page));
+        }
+        if let Some(o) = q.operation.as_deref().filter(|s| !s.is_empty()) {
+            filter.operation = Some(
+                Operation::parse(o)
+                    .filter(|op| cloud.operations().contains(op))
+                    .ok_or_else(|| ServiceError::invalid("operation", format!("unknown operation {o:?}")))?,
+            );
+        }
+        if !caller.is_cckm_admin() {
+            filter.created_by = Some(caller.user_id);
+        }
+        let (jobs, total) = self.store.list_jobs(&filter, &page).await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            out.push(self.with_items(j).await?);
+        }
+        Ok((out, total, page))
+    }
+
+    /// `POST .../bulkjob(s)/{id}/cancel`.
+    pub async fn cancel_bulkjob(&self, caller: &Caller, cloud: Cloud, id: &str) -> Result<JobWithItems> {
+        let current = self.readable_job(caller, cloud, id).await?;
+        let job =
+            self.store.cancel_job(current.id, now()).await?.ok_or_else(|| ServiceError::not_found("bulk job", id))?;
+        tracing::info!(bulkjob.id = %job.id, %cloud, user.name = %caller.username, "bulk job cancel requested");
+        self.with_items(job).await
+    }
+
+    /// `DELETE .../bulkjobs/{id}`: only a finished job (completed, failed or cancelled).
+    pub async fn delete_bulkjob(&self, caller: &Caller, cloud: Cloud, id: &str) -> Result<()> {
+        let job = self.readable_job(caller, cloud, id).await?;
+        match self.store.delete_job(job.id).await? {
+            None => Err(ServiceError::not_found("bulk job", id)),
+            Some(false) => Err(ServiceError::Conflict(format!(
+                "bulk job {id} is still in progress; cancel it and delete it once it has ended"
+            ))),
+            Some(true) => {
+                tracing::info!(bulkjob.id = %job.id, %cloud, user.name = %caller.username, "bulk job deleted");
+                Ok(())
+            }
+        }
+    }
+
+    /// `GET .../bulkjob(s)/{id}/items` (extension): a page of a job's items, optionally of one status.
+    pub async fn list_bulkjob_items(
+        &self,
+        caller: &Caller,
+        cloud: Cloud,
+        id: &str,
+        q: ItemListQuery,
+    ) -> Result<(Vec<ItemRecord>, u64, Page)> {
+        let job = self.readable_job(caller, cloud, id).await?;
+        let page = paging::page(&ListParams { skip: q.skip, limit: q.limit, sort: None }, &[])?;
+        let status = q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                ItemStatus::parse(s).ok_or_else(|| {
+                    ServiceError::invalid("status", "must be pending, running, succeeded, failed or skipped")
+                })
+            })
+            .transpose()?;
+        let (items, total) = self.store.list_items(job.id, status, &page).await?;
+        Ok((items, total, page))
+    }
+
+    /// The job, if it is one of `cloud`'s and `caller` may see it: CCKM Admins see every job; for a CCKM User
+    /// the cloud decides.
+    async fn readable_job(&self, caller: &Caller, cloud: Cloud, id: &str) -> Result<JobRecord> {
+        caller.require_cckm_user()?;
+        let jid: JobId = id.parse().map_err(|_| ServiceError::not_found("bulk job", id))?;
+        let job = self
+            .store
+            .get_job(jid)
+            .await?
+            .filter(|j| cloud.is(&j.cloud))
+            .ok_or_else(|| ServiceError::not_found("bulk job", id))?;
+        if caller.is_cckm_admin() {
+            return Ok(job);
+        }
+        match cloud {
+            Cloud::Aws => self.check_aws_job_readable(caller, &job).await?,
+            Cloud::Azure => check_azure_job_readable(caller, &job)?,
+        }
+        Ok(job)
+    }
+
+    /// The job and the items its view shows: all of them, or for a large job the first failures.
+    pub(crate) async fn with_items(&self, job: JobRecord) -> Result<JobWithItems> {
+        if job.total > DETAILED_LIMIT {
+            let first_failures = Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] };
+            let items = self.store.list_items(job.id, Some(ItemStatus::Failed), &first_failures).await?.0;
+            return Ok(JobWithItems { job, keys: Vec::new(), items });
+        }
+        let items = self.store.list_items(job.id, None, &all_items()).await?.0;
+        let keys = items.iter().map(|i| i.key_id).collect();
+        Ok(JobWithItems { job, keys, items })
+    }
+}
+
+/// The `overall_status` filter of job lists (bulk and sync jobs, both clouds); empty means none.
+pub(crate) fn overall_status(s: Option<&str>) -> Result<Option<JobStatus>> {
+    s.filter(|s| !s.is_empty())
+        .map(|s| {
+            JobStatus::parse(s).ok_or_else(|| {
+                ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
+            })
+        })
+        .transpose()
+}
+
+/// The `operation` of a create request: required, and one of `cloud`'s; `unknown` words the 400 otherwise.
+pub(crate) fn parse_operation(
+    cloud: Cloud,
+    text: Option<&str>,
+    unknown: impl FnOnce(&str) -> String,
+) -> Result<Operation> {
+    let text = text.filter(|s| !s.is_empty()).ok_or_else(|| ServiceError::invalid("operation", "is required"))?;
+    Operation::parse(text)
+        .filter(|op| cloud.operations().contains(op))
+        .ok_or_else(|| ServiceError::invalid("operation", unknown(text)))
+}
+
+/// Every item of a job small enough to list them all.
+pub(crate) fn all_items() -> Page {
+    Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] }
+}
+
+/// 403: `caller` may not read the job.
+pub(crate) fn not_readable(caller: &Caller, job: &JobRecord) -> ServiceError {
+    ServiceError::Forbidden(format!("user {} may not read job {}", caller.username, job.id))
+}

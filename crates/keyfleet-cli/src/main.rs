@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "keyfleet", version, about)]
 struct Cli {
     #[command(flatten)]
-    client: keyfleet_client::ClientGlobalArgs,
+    client: keyfleet_cli::ClientGlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,7 +25,7 @@ enum Command {
     /// Run a fake Azure Key Vault with its token endpoint, over HTTPS (for demos and tests)
     FakeAzure(keyfleet_fakes::azure::FakeAzureArgs),
     #[command(flatten)]
-    Client(keyfleet_client::ClientCommand),
+    Client(keyfleet_cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => keyfleet_server::migrate(args).await.map(|()| ExitCode::SUCCESS),
             Command::FakeAws(args) => keyfleet_fakes::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::FakeAzure(args) => keyfleet_fakes::azure::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Client(cmd) => keyfleet_client::run(cmd, &cli.client).await,
+            Command::Client(cmd) => keyfleet_cli::run(cmd, &cli.client).await,
         };
         result.unwrap_or_else(|e| {
             eprintln!("error: {e:#}");

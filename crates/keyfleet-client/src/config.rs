@@ -5,20 +5,20 @@
 //! not even for a moment. The password is never stored.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Environment variable naming the session file (also settable with `--config`).
 pub const CONFIG_ENV: &str = "KEYFLEET_CLIENT_CONFIG";
 
-/// What `keyfleet login` saves and every other command reads.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What `keyfleet login` saves and every other command reads. The tokens are secrets: `Debug` redacts them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientConfig {
     pub url: String,
     #[serde(default)]
@@ -26,24 +26,17 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
     pub username: String,
-    pub jwt: String,
-    pub refresh_token: String,
+    #[serde(serialize_with = "expose")]
+    pub jwt: SecretString,
+    #[serde(serialize_with = "expose")]
+    pub refresh_token: SecretString,
     #[serde(default)]
     pub refresh_token_id: String,
 }
 
-impl fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("url", &self.url)
-            .field("insecure", &self.insecure)
-            .field("ca_cert", &self.ca_cert)
-            .field("username", &self.username)
-            .field("jwt", &"<redacted>")
-            .field("refresh_token", &"<redacted>")
-            .field("refresh_token_id", &self.refresh_token_id)
-            .finish()
-    }
+/// The session file is where the tokens are meant to be written.
+fn expose<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
 }
 
 impl ClientConfig {
@@ -130,9 +123,14 @@ mod tests {
             ca_cert: Some(PathBuf::from("/etc/keyfleet/ca.pem")),
             username: "admin".into(),
             jwt: "h.p.s".into(),
-            refresh_token: "r".repeat(64),
+            refresh_token: "r".repeat(64).into(),
             refresh_token_id: "6b0f1e1e-7d2a-4c43-9a55-8e0c8f1f2a11".into(),
         }
+    }
+
+    /// Every field, secrets exposed, to compare configs.
+    fn shown(c: &Option<ClientConfig>) -> Option<String> {
+        c.as_ref().map(|c| format!("{c:?} {} {}", c.jwt.expose_secret(), c.refresh_token.expose_secret()))
     }
 
     fn mode(path: &Path) -> u32 {
@@ -143,11 +141,11 @@ mod tests {
     fn round_trips_with_mode_0600_in_a_new_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nested").join("keyfleet").join("client.json");
-        assert_eq!(ClientConfig::load(&path).expect("load"), None);
+        assert!(ClientConfig::load(&path).expect("load").is_none());
 
         sample().save(&path).expect("save");
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(ClientConfig::load(&path).expect("load"), Some(sample()));
+        assert_eq!(shown(&ClientConfig::load(&path).expect("load")), shown(&Some(sample())));
 
         // Overwriting keeps 0600 and leaves no temp file behind.
         let mut changed = sample();
@@ -155,7 +153,7 @@ mod tests {
         changed.ca_cert = None;
         changed.save(&path).expect("save again");
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(ClientConfig::load(&path).expect("load"), Some(changed));
+        assert_eq!(shown(&ClientConfig::load(&path).expect("load")), shown(&Some(changed)));
         let names: Vec<_> = fs::read_dir(path.parent().expect("parent"))
             .expect("readdir")
             .map(|e| e.expect("entry").file_name())

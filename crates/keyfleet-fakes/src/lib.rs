@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod azure;
+mod common;
 
 pub use aws::{
     BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeAwsArgs, FakeKms, FakeKmsConfig,

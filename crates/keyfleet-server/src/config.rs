@@ -1,260 +1,330 @@
 //! The server's settings: defaults < TOML file < `KEYFLEET_*` environment < command-line flags.
+//!
+//! [`Config`] is the one description of every setting; figment layers the sources over it. The flags
+//! ([`ServeArgs`]) are all optional and override only when given; each flag `--some-name` also reads
+//! `KEYFLEET_SOME_NAME` and is the key `some_name` of the TOML file. Secrets are [`SecretString`]s, so
+//! `Debug` (and a stray log line) never shows them.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
-
-/// `keyfleet serve` / `keyfleet migrate` flags. Every flag also reads a `KEYFLEET_*` variable; every
-/// setting can also come from the TOML file given by `--config` (same names, with `_` for `-`).
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ServeArgs {
-    /// TOML configuration file.
-    #[arg(long = "config", env = "KEYFLEET_CONFIG", value_name = "FILE")]
-    pub config_file: Option<PathBuf>,
-    /// Directory for the database, the master key, the TLS certificate and the initial admin password.
-    #[arg(long, env = "KEYFLEET_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL: `sqlite://PATH` (default: keyfleet.db in the data directory) or `postgres://...` for a
-    /// cluster of nodes sharing one PostgreSQL database.
-    #[arg(long, env = "KEYFLEET_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
-    /// Address to listen on.
-    #[arg(long, env = "KEYFLEET_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Serve plain HTTP, for use behind a TLS-terminating proxy.
-    #[arg(long, env = "KEYFLEET_PLAIN_HTTP")]
-    pub plain_http: bool,
-    /// PEM certificate chain; with --tls-key replaces the generated self-signed certificate.
-    #[arg(long, env = "KEYFLEET_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "KEYFLEET_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// File holding the base64 master key that encrypts secrets at rest (generated if missing).
-    #[arg(long, env = "KEYFLEET_MASTER_KEY_FILE", value_name = "FILE")]
-    pub master_key_file: Option<PathBuf>,
-    /// The master key itself, base64 (prefer the file or the environment; flags show in `ps`).
-    #[arg(long, env = "KEYFLEET_MASTER_KEY", value_name = "BASE64", hide_env_values = true)]
-    pub master_key: Option<String>,
-    /// Password of `admin`, used only when the user is created on first start.
-    #[arg(long, env = "KEYFLEET_ADMIN_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
-    /// Bulk-job items in flight at once on this node, over all rate-limit partitions.
-    #[arg(long, env = "KEYFLEET_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
-    /// Items of one (account, region) partition in flight at once; pacing still spaces the calls.
-    #[arg(long, env = "KEYFLEET_PARTITION_CONCURRENCY", value_name = "N")]
-    pub partition_concurrency: Option<usize>,
-    /// Minimum milliseconds between two state-changing calls on the same key.
-    #[arg(long, env = "KEYFLEET_PER_KEY_INTERVAL_MS", value_name = "MS")]
-    pub per_key_interval_ms: Option<u64>,
-    /// Seconds after its first attempt that an item still failing with retryable errors fails for good.
-    #[arg(long, env = "KEYFLEET_ITEM_DEADLINE_SECS", value_name = "SECS")]
-    pub item_deadline_secs: Option<u64>,
-    /// Seconds a worker's claim on an item lasts without a heartbeat.
-    #[arg(long, env = "KEYFLEET_LEASE_TTL_SECS", value_name = "SECS")]
-    pub lease_ttl_secs: Option<u64>,
-    /// Multiplier of AWS's default request quotas (0 disables pacing).
-    #[arg(long, env = "KEYFLEET_QUOTA_SCALE", value_name = "X")]
-    pub quota_scale: Option<f64>,
-    /// Attempts per item before it fails (retryable errors only).
-    #[arg(long, env = "KEYFLEET_MAX_ATTEMPTS", value_name = "N")]
-    pub max_attempts: Option<i64>,
-    /// Extra CA certificates (PEM) trusted for outbound HTTPS to Azure (Entra ID, Key Vault), besides the
-    /// system's: an inspecting proxy's CA, a private endpoint's, or `keyfleet fake-azure --ca-out`'s.
-    #[arg(long, env = "KEYFLEET_TRUST_CA_FILE", value_name = "FILE")]
-    pub trust_ca_file: Option<PathBuf>,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "KEYFLEET_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// Log filter, e.g. `info` or `keyfleet_engine=debug,info`.
-    #[arg(long, env = "KEYFLEET_LOG", value_name = "FILTER")]
-    pub log: Option<String>,
-}
-
-/// The TOML file: the same settings as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    listen: Option<SocketAddr>,
-    plain_http: Option<bool>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    master_key_file: Option<PathBuf>,
-    master_key: Option<String>,
-    admin_password: Option<String>,
-    workers: Option<usize>,
-    partition_concurrency: Option<usize>,
-    per_key_interval_ms: Option<u64>,
-    item_deadline_secs: Option<u64>,
-    lease_ttl_secs: Option<u64>,
-    quota_scale: Option<f64>,
-    max_attempts: Option<i64>,
-    trust_ca_file: Option<PathBuf>,
-    log_format: Option<String>,
-    log: Option<String>,
-}
-
-/// Resolved, validated settings.
-#[derive(Clone)]
-pub struct Config {
-    pub data_dir: PathBuf,
-    pub database_url: String,
-    pub listen: SocketAddr,
-    pub plain_http: bool,
-    pub tls: Option<(PathBuf, PathBuf)>,
-    pub master_key_file: PathBuf,
-    pub master_key: Option<String>,
-    pub admin_password: Option<String>,
-    pub workers: usize,
-    pub partition_concurrency: usize,
-    pub per_key_interval: Duration,
-    pub item_deadline: Duration,
-    pub lease_ttl: Duration,
-    pub quota_scale: f64,
-    pub max_attempts: i64,
-    pub trust_ca_file: Option<PathBuf>,
-    pub log_json: bool,
-    pub log: String,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Config")
-            .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url_redacted())
-            .field("listen", &self.listen)
-            .field("plain_http", &self.plain_http)
-            .field("tls", &self.tls)
-            .field("master_key_file", &self.master_key_file)
-            .field("master_key", &redacted(&self.master_key))
-            .field("admin_password", &redacted(&self.admin_password))
-            .field("workers", &self.workers)
-            .field("lease_ttl", &self.lease_ttl)
-            .field("quota_scale", &self.quota_scale)
-            .field("max_attempts", &self.max_attempts)
-            .field("trust_ca_file", &self.trust_ca_file)
-            .finish_non_exhaustive()
-    }
-}
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 
-impl Config {
-    pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
-        let file = match &args.config_file {
-            Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing config file {}", p.display()))?
-            }
-            None => FileConfig::default(),
+/// Every default that does not depend on another setting; `database_url` and `master_key_file` default to
+/// files in `data_dir`.
+const DEFAULTS: &str = r#"
+data_dir = "keyfleet-data"
+listen = "127.0.0.1:8443"
+plain_http = false
+workers = 64
+partition_concurrency = 8
+per_key_interval_ms = 250
+item_deadline_secs = 3600
+lease_ttl_secs = 30
+quota_scale = 1.0
+max_attempts = 8
+log_format = "text"
+log = "info"
+"#;
+
+/// Environment variable naming the TOML file (the `--config` flag).
+pub const CONFIG_FILE_ENV: &str = "KEYFLEET_CONFIG";
+
+/// `keyfleet serve` / `keyfleet migrate` flags. Every one is optional and overrides the environment and
+/// the file only when given.
+#[derive(Clone, Default, clap::Args, Serialize)]
+#[command(after_help = "Every flag --some-name can also be set with the environment variable KEYFLEET_SOME_NAME \
+                        (--config: KEYFLEET_CONFIG) or with the key some_name of the TOML file. Flags win over \
+                        the environment, which wins over the file.")]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long = "config", value_name = "FILE")]
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+    /// Directory for the database, the master key, the TLS certificate and the initial admin password.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` (default: keyfleet.db in the data directory) or `postgres://...` for a
+    /// cluster of nodes sharing one PostgreSQL database.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Serve plain HTTP, for use behind a TLS-terminating proxy.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
+    /// PEM certificate chain; with --tls-key replaces the generated self-signed certificate.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// File holding the base64 master key that encrypts secrets at rest (generated if missing).
+    #[arg(long, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself, base64 (prefer the file or the environment; flags show in `ps`).
+    #[arg(long, value_name = "BASE64", value_parser = secret)]
+    #[serde(serialize_with = "expose")]
+    pub master_key: Option<SecretString>,
+    /// Password of `admin`, used only when the user is created on first start.
+    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
+    #[serde(serialize_with = "expose")]
+    pub admin_password: Option<SecretString>,
+    /// Bulk-job items in flight at once on this node, over all rate-limit partitions.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Items of one (account, region) partition in flight at once; pacing still spaces the calls.
+    #[arg(long, value_name = "N")]
+    pub partition_concurrency: Option<usize>,
+    /// Minimum milliseconds between two state-changing calls on the same key.
+    #[arg(long, value_name = "MS")]
+    pub per_key_interval_ms: Option<u64>,
+    /// Seconds after its first attempt that an item still failing with retryable errors fails for good.
+    #[arg(long, value_name = "SECS")]
+    pub item_deadline_secs: Option<u64>,
+    /// Seconds a worker's claim on an item lasts without a heartbeat.
+    #[arg(long, value_name = "SECS")]
+    pub lease_ttl_secs: Option<u64>,
+    /// Multiplier of AWS's default request quotas (0 disables pacing).
+    #[arg(long, value_name = "X")]
+    pub quota_scale: Option<f64>,
+    /// Attempts per item before it fails (retryable errors only).
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<i64>,
+    /// Extra CA certificates (PEM) trusted for outbound HTTPS to Azure (Entra ID, Key Vault), besides the
+    /// system's: an inspecting proxy's CA, a private endpoint's, or `keyfleet fake-azure --ca-out`'s.
+    #[arg(long, value_name = "FILE")]
+    pub trust_ca_file: Option<PathBuf>,
+    /// Log format: `text` or `json`.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. `info` or `keyfleet_engine=debug,info`.
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
+}
+
+fn expose<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    secret.as_ref().map(|s| s.expose_secret()).serialize(serializer)
+}
+
+impl ServeArgs {
+    /// The setting names the flags cover (clap's ids are the field names), without `--config` itself.
+    fn setting_names() -> Vec<String> {
+        let cmd = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        cmd.get_arguments().map(|a| a.get_id().to_string()).filter(|id| id != "config_file").collect()
+    }
+}
+
+/// The flags as a figment layer: only those given.
+impl Provider for ServeArgs {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line flag").interpolater(|_, keys| format!("--{}", keys.join(".").replace('_', "-")))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let Value::Dict(_, mut given) = Value::serialize(self)? else {
+            return Err(figment::Error::from("the flags must serialize to a dictionary".to_owned()));
         };
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("keyfleet-data"));
-        let database_url = args
-            .database_url
-            .or(file.database_url)
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyfleet.db").display()));
-        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p)) {
+        given.retain(|_, v| !matches!(v, Value::Empty(..)));
+        Ok(Profile::Default.collect(given))
+    }
+}
+
+/// The `KEYFLEET_*` variables that name settings, passed explicitly so that tests need not touch the
+/// process environment. Values stay strings (a numeric password is still a password); numbers and
+/// booleans are read from them when the setting is one.
+#[derive(Clone, Default)]
+pub struct Environment {
+    vars: Vec<(String, String)>,
+}
+
+impl Environment {
+    /// This process's environment.
+    pub fn process() -> Environment {
+        Environment::from_vars(
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// Variables given as `(name, value)` pairs; names that are not `KEYFLEET_*` settings are ignored.
+    pub fn from_vars<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Environment {
+        let vars = vars.into_iter().map(|(k, v)| (k.into(), v.into())).filter(|(k, _)| k.starts_with("KEYFLEET_"));
+        Environment { vars: vars.collect() }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn var_name(setting: &str) -> String {
+        format!("KEYFLEET_{}", setting.to_uppercase())
+    }
+}
+
+impl Provider for Environment {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable").interpolater(|_, keys| Environment::var_name(&keys.join("_")))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let dict = ServeArgs::setting_names()
+            .into_iter()
+            .filter_map(|setting| {
+                let value = self.get(&Environment::var_name(&setting))?;
+                Some((setting, Value::from(value.to_owned())))
+            })
+            .collect();
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting, resolved and validated. The TOML file has exactly these keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; secret because it may carry a password
+    /// ([`Config::database_url_redacted`] is the loggable form).
+    pub database_url: SecretString,
+    pub listen: SocketAddr,
+    pub plain_http: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub master_key_file: PathBuf,
+    pub master_key: Option<SecretString>,
+    pub admin_password: Option<SecretString>,
+    pub workers: usize,
+    pub partition_concurrency: usize,
+    pub per_key_interval_ms: u64,
+    pub item_deadline_secs: u64,
+    pub lease_ttl_secs: u64,
+    pub quota_scale: f64,
+    pub max_attempts: i64,
+    pub trust_ca_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub log: String,
+}
+
+impl Config {
+    /// Defaults < the file named by `--config` < the flags; the process environment is not read (the
+    /// binary uses [`Config::load`]).
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+        Config::load(args, &Environment::default())
+    }
+
+    /// Defaults < TOML file (`--config`, else `KEYFLEET_CONFIG`) < `env` < flags.
+    pub fn load(args: ServeArgs, env: &Environment) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(path) = args.config_file.clone().or_else(|| env.get(CONFIG_FILE_ENV).map(PathBuf::from)) {
+            // figment reads a missing file as an empty one; a named file must exist.
+            std::fs::File::open(&path).with_context(|| format!("reading config file {}", path.display()))?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let figment = figment.merge(env).merge(args);
+        let data_dir: PathBuf = figment.extract_inner("data_dir")?;
+        let config: Config = figment
+            .join(Serialized::default("database_url", format!("sqlite://{}", data_dir.join("keyfleet.db").display())))
+            .join(Serialized::default("master_key_file", data_dir.join("master.key")))
+            .extract_lossy()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let url = self.database_url.expose_secret();
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
             bail!(
                 "database_url: expected sqlite://PATH or postgres://USER@HOST:PORT/DB (got a {:?} URL)",
-                database_url.split(':').next().unwrap_or("")
+                url.split(':').next().unwrap_or("")
             );
         }
-        let listen = match args.listen.or(file.listen) {
-            Some(l) => l,
-            None => DEFAULT_LISTEN.parse()?,
-        };
-        let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            _ => bail!("tls_cert and tls_key must be given together"),
-        };
-        let workers = args.workers.or(file.workers).unwrap_or(64);
-        if workers == 0 || workers > 4096 {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("tls_cert and tls_key must be given together");
+        }
+        if self.workers == 0 || self.workers > 4096 {
             bail!("workers: must be between 1 and 4096");
         }
-        let partition_concurrency = args.partition_concurrency.or(file.partition_concurrency).unwrap_or(8);
-        if partition_concurrency == 0 || partition_concurrency > 1024 {
+        if self.partition_concurrency == 0 || self.partition_concurrency > 1024 {
             bail!("partition_concurrency: must be between 1 and 1024");
         }
-        let per_key_interval_ms = args.per_key_interval_ms.or(file.per_key_interval_ms).unwrap_or(250);
-        let item_deadline_secs = args.item_deadline_secs.or(file.item_deadline_secs).unwrap_or(3600);
-        if item_deadline_secs == 0 {
+        if self.item_deadline_secs == 0 {
             bail!("item_deadline_secs: must be at least 1");
         }
-        let lease_ttl_secs = args.lease_ttl_secs.or(file.lease_ttl_secs).unwrap_or(30);
-        if !(2..=3600).contains(&lease_ttl_secs) {
+        if !(2..=3600).contains(&self.lease_ttl_secs) {
             bail!("lease_ttl_secs: must be between 2 and 3600");
         }
-        let quota_scale = args.quota_scale.or(file.quota_scale).unwrap_or(1.0);
-        if !quota_scale.is_finite() || quota_scale < 0.0 {
+        if !self.quota_scale.is_finite() || self.quota_scale < 0.0 {
             bail!("quota_scale: must be 0 or more");
         }
-        let max_attempts = args.max_attempts.or(file.max_attempts).unwrap_or(8);
-        if !(1..=100).contains(&max_attempts) {
+        if !(1..=100).contains(&self.max_attempts) {
             bail!("max_attempts: must be between 1 and 100");
         }
-        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
-        let log_json = match log_format.as_str() {
-            "text" => false,
-            "json" => true,
-            other => bail!("log_format: must be text or json, got {other:?}"),
-        };
-        Ok(Config {
-            master_key_file: args
-                .master_key_file
-                .or(file.master_key_file)
-                .unwrap_or_else(|| data_dir.join("master.key")),
-            master_key: args.master_key.or(file.master_key),
-            admin_password: args.admin_password.or(file.admin_password),
-            plain_http: args.plain_http || file.plain_http.unwrap_or(false),
-            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
-            data_dir,
-            database_url,
-            listen,
-            tls,
-            workers,
-            partition_concurrency,
-            per_key_interval: Duration::from_millis(per_key_interval_ms),
-            item_deadline: Duration::from_secs(item_deadline_secs),
-            lease_ttl: Duration::from_secs(lease_ttl_secs),
-            quota_scale,
-            max_attempts,
-            trust_ca_file: args.trust_ca_file.or(file.trust_ca_file),
-            log_json,
-        })
+        Ok(())
+    }
+
+    /// The configured certificate and key, when both are given.
+    pub fn tls(&self) -> Option<(PathBuf, PathBuf)> {
+        self.tls_cert.clone().zip(self.tls_key.clone())
+    }
+
+    pub fn per_key_interval(&self) -> Duration {
+        Duration::from_millis(self.per_key_interval_ms)
+    }
+
+    pub fn item_deadline(&self) -> Duration {
+        Duration::from_secs(self.item_deadline_secs)
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_ttl_secs)
+    }
+
+    pub fn log_json(&self) -> bool {
+        self.log_format == LogFormat::Json
     }
 
     /// The database URL without its password, for logs.
     pub fn database_url_redacted(&self) -> String {
-        match (self.database_url.find("://"), self.database_url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let userinfo = &self.database_url[scheme + 3..at];
-                match userinfo.split_once(':') {
-                    Some((user, _)) => {
-                        format!("{}{user}:***{}", &self.database_url[..scheme + 3], &self.database_url[at..])
-                    }
-                    None => self.database_url.clone(),
-                }
-            }
-            _ => self.database_url.clone(),
+        let url = self.database_url.expose_secret();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            },
+            _ => url.to_owned(),
         }
     }
 
     pub fn is_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+        let url = self.database_url.expose_secret();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
     }
 
     pub fn sqlite_path(&self) -> Option<&Path> {
-        let rest = self.database_url.strip_prefix("sqlite://").or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let url = self.database_url.expose_secret();
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
         Some(Path::new(rest.split('?').next().unwrap_or(rest)))
     }
 }
@@ -263,28 +333,141 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn with_file(text: &str) -> (tempfile::TempDir, ServeArgs) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("keyfleet.toml");
+        std::fs::write(&file, text).expect("write");
+        (dir, ServeArgs { config_file: Some(file), ..Default::default() })
+    }
+
     #[test]
-    fn defaults_then_file_then_flags() {
+    fn defaults() {
         let c = Config::resolve(ServeArgs::default()).expect("defaults");
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.database_url, "sqlite://keyfleet-data/keyfleet.db");
-        assert!(!c.plain_http);
+        assert_eq!(c.database_url.expose_secret(), "sqlite://keyfleet-data/keyfleet.db");
+        assert_eq!(c.master_key_file, Path::new("keyfleet-data/master.key"));
+        assert_eq!((c.workers, c.partition_concurrency, c.max_attempts), (64, 8, 8));
+        assert_eq!((c.per_key_interval(), c.lease_ttl()), (Duration::from_millis(250), Duration::from_secs(30)));
+        assert!(!c.plain_http && !c.log_json() && c.tls().is_none() && c.master_key.is_none());
+    }
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("k.toml");
-        std::fs::write(&file, "workers = 3\nlisten = \"127.0.0.1:9000\"\nadmin_password = \"from-file\"\n")
-            .expect("write");
-        let args = ServeArgs { config_file: Some(file.clone()), workers: Some(5), ..Default::default() };
+    #[test]
+    fn default_then_file_then_environment_then_flag() {
+        // `workers` is set by all four layers, `partition_concurrency` by the first three, and so on.
+        let (_dir, mut args) = with_file(
+            "workers = 2\npartition_concurrency = 2\nper_key_interval_ms = 2\nlog = \"debug\"\nplain_http = true\n",
+        );
+        let env = Environment::from_vars([
+            ("KEYFLEET_WORKERS", "3"),
+            ("KEYFLEET_PARTITION_CONCURRENCY", "3"),
+            ("KEYFLEET_LOG_FORMAT", "json"),
+            ("KEYFLEET_PLAIN_HTTP", "false"),
+            ("KEYFLEET_TEST_PYTHON", "not a setting"),
+        ]);
+        args.workers = Some(4);
+        let c = Config::load(args, &env).expect("load");
+        assert_eq!(c.workers, 4, "a flag beats the environment");
+        assert_eq!(c.partition_concurrency, 3, "the environment beats the file");
+        assert_eq!(c.per_key_interval_ms, 2, "the file beats the default");
+        assert_eq!(c.item_deadline_secs, 3600, "the default when nobody says");
+        assert_eq!(c.log, "debug");
+        assert!(c.log_json());
+        assert!(!c.plain_http, "KEYFLEET_PLAIN_HTTP=false overrides the file");
+
+        let c = Config::load(ServeArgs { plain_http: true, ..Default::default() }, &env).expect("flag");
+        assert!(c.plain_http, "--plain-http overrides the environment");
+    }
+
+    #[test]
+    fn environment_names_the_file_and_data_dir_derived_defaults() {
+        let (dir, args) = with_file("data_dir = \"/srv/kf\"\n");
+        let path = args.config_file.clone().expect("file");
+        let env = Environment::from_vars([(CONFIG_FILE_ENV, path.to_str().expect("utf-8"))]);
+        let c = Config::load(ServeArgs::default(), &env).expect("load");
+        assert_eq!(c.data_dir, Path::new("/srv/kf"));
+        assert_eq!(c.database_url.expose_secret(), "sqlite:///srv/kf/keyfleet.db");
+        assert_eq!(c.master_key_file, Path::new("/srv/kf/master.key"));
+        drop(dir);
+    }
+
+    #[test]
+    fn environment_values_keep_their_text() {
+        let env = Environment::from_vars([
+            ("KEYFLEET_ADMIN_PASSWORD", "123456"),
+            ("KEYFLEET_LOG", "keyfleet_engine=debug,info"),
+            ("KEYFLEET_QUOTA_SCALE", "0.5"),
+        ]);
+        let c = Config::load(ServeArgs::default(), &env).expect("load");
+        assert_eq!(c.admin_password.as_ref().map(|p| p.expose_secret()), Some("123456"));
+        assert_eq!(c.log, "keyfleet_engine=debug,info");
+        assert_eq!(c.quota_scale, 0.5);
+
+        let bad = Environment::from_vars([("KEYFLEET_WORKERS", "many")]);
+        let err = Config::load(ServeArgs::default(), &bad).expect_err("not a number");
+        assert!(format!("{err:#}").contains("KEYFLEET_WORKERS"), "{err:#}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let (_dir, mut args) = with_file("admin_password = \"from-file\"\n");
+        args.master_key = Some("bWFzdGVyLWtleQ==".into());
+        args.database_url = Some("postgres://kf:s3cret@db:5432/kf".into());
         let c = Config::resolve(args).expect("file");
-        assert_eq!((c.workers, c.listen.port()), (5, 9000));
-        assert!(!format!("{c:?}").contains("from-file"), "secrets are redacted in Debug");
-        let pg = ServeArgs { database_url: Some("postgres://kf:s3cret@db:5432/kf".into()), ..Default::default() };
-        let c = Config::resolve(pg).expect("postgres");
+        let shown = format!("{c:?}");
+        for secret in ["from-file", "bWFzdGVyLWtleQ==", "s3cret"] {
+            assert!(!shown.contains(secret), "{secret} shows in {shown}");
+        }
         assert_eq!(c.database_url_redacted(), "postgres://kf:***@db:5432/kf");
-        assert!(!format!("{c:?}").contains("s3cret"));
+    }
 
-        std::fs::write(&file, "wokers = 3\n").expect("write");
-        let err = Config::resolve(ServeArgs { config_file: Some(file), ..Default::default() }).expect_err("typo");
-        assert!(format!("{err:#}").contains("wokers"));
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors_naming_them() {
+        let (_dir, args) = with_file("wokers = 3\n");
+        let err = Config::resolve(args).expect_err("typo");
+        assert!(format!("{err:#}").contains("wokers"), "{err:#}");
+
+        let (_dir, args) = with_file("log_format = \"xml\"\n");
+        let err = Config::resolve(args).expect_err("bad format");
+        assert!(format!("{err:#}").contains("log_format"), "{err:#}");
+
+        let (_dir, args) = with_file("tls_cert = \"c.pem\"\n");
+        let err = Config::resolve(args).expect_err("half a pair");
+        assert!(format!("{err:#}").contains("tls_cert and tls_key"), "{err:#}");
+
+        let missing = ServeArgs { config_file: Some("/nonexistent/k.toml".into()), ..Default::default() };
+        let err = Config::resolve(missing).expect_err("missing file");
+        assert!(format!("{err:#}").contains("/nonexistent/k.toml"), "{err:#}");
+    }
+
+    #[test]
+    fn every_flag_is_a_setting() {
+        let names = ServeArgs::setting_names();
+        assert_eq!(names.len(), 19, "{names:?}");
+        // deny_unknown_fields would refuse a flag without a Config field: give every flag at once.
+        let all = ServeArgs {
+            data_dir: Some("d".into()),
+            database_url: Some("sqlite://d/x.db".into()),
+            listen: Some("127.0.0.1:1".parse().expect("addr")),
+            plain_http: true,
+            tls_cert: Some("c".into()),
+            tls_key: Some("k".into()),
+            master_key_file: Some("m".into()),
+            master_key: Some("k".into()),
+            admin_password: Some("p".into()),
+            workers: Some(1),
+            partition_concurrency: Some(1),
+            per_key_interval_ms: Some(1),
+            item_deadline_secs: Some(1),
+            lease_ttl_secs: Some(2),
+            quota_scale: Some(0.0),
+            max_attempts: Some(1),
+            trust_ca_file: Some("t".into()),
+            log_format: Some("json".into()),
+            log: Some("warn".into()),
+            config_file: None,
+        };
+        let c = Config::resolve(all).expect("every flag");
+        assert_eq!((c.listen.port(), c.tls().is_some(), c.log.as_str()), (1, true, "warn"));
+        assert_eq!(c.database_url.expose_secret(), "sqlite://d/x.db", "a given URL beats the derived default");
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use keyfleet_service::Services;
 
-pub use config::{Config, ServeArgs};
+pub use config::{Config, Environment, ServeArgs};
 pub use routes::router;
 pub use startup::{RunningServer, init_logging, migrate, serve, start};
 

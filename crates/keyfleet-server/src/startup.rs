@@ -13,9 +13,10 @@ use keyfleet_engine::retry::RetryPolicy;
 use keyfleet_engine::{Engine, EngineConfig, EngineHandle};
 use keyfleet_service::{ServiceSettings, Services};
 use keyfleet_store::{PgStore, SqliteStore, Store};
+use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ServeArgs};
+use crate::config::{Config, Environment, ServeArgs};
 use crate::tls::{ensure_certificate, write_private};
 use crate::{AppState, router};
 
@@ -33,8 +34,8 @@ pub fn init_logging(filter: &str, json: bool) {
 
 /// `keyfleet serve`: runs until Ctrl-C or SIGTERM, then finishes in-flight items and stops.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = Config::resolve(args)?;
-    init_logging(&config.log, config.log_json);
+    let config = Config::load(args, &Environment::process())?;
+    init_logging(&config.log, config.log_json());
     let listener =
         std::net::TcpListener::bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
     let data_dir = config.data_dir.clone();
@@ -50,8 +51,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// `keyfleet migrate`: applies the database migrations and exits.
 pub async fn migrate(args: ServeArgs) -> anyhow::Result<()> {
-    let config = Config::resolve(args)?;
-    init_logging(&config.log, config.log_json);
+    let config = Config::load(args, &Environment::process())?;
+    init_logging(&config.log, config.log_json());
     prepare_data_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     store.migrate().await?;
@@ -153,7 +154,7 @@ impl Database {
 
 async fn open_store(config: &Config) -> anyhow::Result<Database> {
     if config.is_postgres() {
-        let store = PgStore::connect(&config.database_url).await.context("connecting to PostgreSQL")?;
+        let store = PgStore::connect(config.database_url.expose_secret()).await.context("connecting to PostgreSQL")?;
         return Ok(Database::Postgres(store));
     }
     let path = config.sqlite_path().context("database_url: expected sqlite://PATH or postgres://...")?;
@@ -166,7 +167,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Database> {
 
 fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     if let Some(inline) = &config.master_key {
-        return MasterKey::from_base64(inline).context("KEYFLEET_MASTER_KEY");
+        return MasterKey::from_base64(inline.expose_secret()).context("KEYFLEET_MASTER_KEY");
     }
     let path = &config.master_key_file;
     if path.exists() {
@@ -201,7 +202,7 @@ async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result
         return Ok(());
     }
     let (password, generated) = match &config.admin_password {
-        Some(p) if !p.is_empty() => (p.clone(), false),
+        Some(p) if !p.expose_secret().is_empty() => (p.expose_secret().to_owned(), false),
         _ => (random_token(24)?, true),
     };
     if generated {
@@ -246,10 +247,10 @@ pub async fn start(
         EngineConfig {
             workers: config.workers,
             partition_concurrency: config.partition_concurrency,
-            per_key_interval: config.per_key_interval,
-            item_deadline: config.item_deadline,
+            per_key_interval: config.per_key_interval(),
+            item_deadline: config.item_deadline(),
             reclaim_all_on_start: store.single_node(),
-            lease_ttl: config.lease_ttl,
+            lease_ttl: config.lease_ttl(),
             quota_scale: config.quota_scale,
             retry: RetryPolicy { max_attempts: config.max_attempts, ..Default::default() },
             ..Default::default()
@@ -265,7 +266,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let https = !config.plain_http;
     let (stop, http): (Box<dyn Fn() + Send + Sync>, _) = if https {
-        let (cert, key) = ensure_certificate(config.tls.clone(), &config.data_dir, addr)?;
+        let (cert, key) = ensure_certificate(config.tls(), &config.data_dir, addr)?;
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
             .await
             .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;

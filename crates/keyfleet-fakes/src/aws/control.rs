@@ -3,8 +3,6 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -12,51 +10,24 @@ use serde::{Deserialize, Serialize};
 use super::state::Scope;
 use super::wire::Tag;
 use super::{BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeKms, FakeKmsStats, Faults};
+use crate::common::{CallLog, ControlError, list_calls};
 
 /// More keys than this in one request is almost certainly a mistake (and a lot of memory).
 const MAX_SEED_COUNT: usize = 1_000_000;
 
 pub(super) fn routes() -> Router<FakeKms> {
     Router::new()
-        .route("/_fake/calls", get(list_calls))
+        .route("/_fake/calls", get(list_calls::<FakeKms>))
         .route("/_fake/keys", get(list_keys).post(create_keys))
         .route("/_fake/faults", get(get_faults).put(put_faults))
         .route("/_fake/stats", get(get_stats))
 }
 
-#[derive(Debug)]
-struct ControlError(String);
-
-impl IntoResponse for ControlError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.0 });
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+impl CallLog for FakeKms {
+    type Record = CallRecord;
+    fn calls_since(&self, since: u64) -> Vec<CallRecord> {
+        FakeKms::calls_since(self, since)
     }
-}
-
-impl From<QueryRejection> for ControlError {
-    fn from(rejection: QueryRejection) -> Self {
-        Self(rejection.body_text())
-    }
-}
-
-impl From<JsonRejection> for ControlError {
-    fn from(rejection: JsonRejection) -> Self {
-        Self(rejection.body_text())
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct CallsQuery {
-    since: Option<u64>,
-}
-
-async fn list_calls(
-    State(fake): State<FakeKms>,
-    query: Result<Query<CallsQuery>, QueryRejection>,
-) -> Result<Json<Vec<CallRecord>>, ControlError> {
-    let Query(query) = query?;
-    Ok(Json(fake.calls_since(query.since.unwrap_or(0))))
 }
 
 /// ScopeQuery a control request acts; both default to the built-in account's default region.

@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::keyspec::{self, Algorithms};
-use super::paging::{Markers, take_page};
+use super::paging::Markers;
 use super::protocol::{ErrorCode, KmsError, Reply, Violations, input};
 use super::state::{Key, NewKey, Refs, Scope, Store};
 use super::wire::{AliasListEntry, KeyMetadata, Tag, epoch};
+use crate::common::take_page;
 
 /// AWS's quota on the size of a key policy document.
 const POLICY_QUOTA_BYTES: usize = 32 * 1024;

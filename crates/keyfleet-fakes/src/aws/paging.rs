@@ -58,14 +58,6 @@ fn decode_hex(hex: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// One page of `items` (already positioned at the page start) and the position of the first
-/// item of the next page, if there is one.
-pub(crate) fn take_page<P, T>(mut items: impl Iterator<Item = (P, T)>, limit: usize) -> (Vec<T>, Option<P>) {
-    let page = items.by_ref().take(limit).map(|(_, item)| item).collect();
-    let next = items.next().map(|(position, _)| position);
-    (page, next)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -83,15 +75,5 @@ mod tests {
             Markers::default().open("ListKeys:111122223333:us-east-1", &marker).is_err(),
             "another fake did not issue it"
         );
-    }
-
-    #[test]
-    fn take_page_reports_the_next_position() {
-        let (page, next) = take_page((1..=5).map(|i| (i, i * 10)), 2);
-        assert_eq!(page, vec![10, 20]);
-        assert_eq!(next, Some(3));
-        let (page, next) = take_page((1..=2).map(|i| (i, i)), 2);
-        assert_eq!(page, vec![1, 2]);
-        assert_eq!(next, None);
     }
 }

@@ -1,56 +1,26 @@
 //! Control routes under `/_fake/` for tests, peers in other languages and demos: plain JSON,
 //! not part of Azure, no token needed. Errors are `{"error": "..."}` with status 400.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 
 use super::{FakeVault, ThrottleConfig, VaultCallRecord};
+use crate::common::{CallLog, ControlError, list_calls};
 
 pub(super) fn routes() -> Router<FakeVault> {
     Router::new()
-        .route("/_fake/calls", get(list_calls))
+        .route("/_fake/calls", get(list_calls::<FakeVault>))
         .route("/_fake/throttle", get(get_throttle).put(put_throttle))
         .route("/_fake/stats", get(stats))
 }
 
-#[derive(Debug)]
-struct ControlError(String);
-
-impl IntoResponse for ControlError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.0 });
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+impl CallLog for FakeVault {
+    type Record = VaultCallRecord;
+    fn calls_since(&self, since: u64) -> Vec<VaultCallRecord> {
+        FakeVault::calls_since(self, since)
     }
-}
-
-impl From<QueryRejection> for ControlError {
-    fn from(rejection: QueryRejection) -> Self {
-        Self(rejection.body_text())
-    }
-}
-
-impl From<JsonRejection> for ControlError {
-    fn from(rejection: JsonRejection) -> Self {
-        Self(rejection.body_text())
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct CallsQuery {
-    since: Option<u64>,
-}
-
-async fn list_calls(
-    State(fake): State<FakeVault>,
-    query: Result<Query<CallsQuery>, QueryRejection>,
-) -> Result<Json<Vec<VaultCallRecord>>, ControlError> {
-    let Query(query) = query?;
-    Ok(Json(fake.calls_since(query.since.unwrap_or(0))))
 }
 
 async fn get_throttle(State(fake): State<FakeVault>) -> Json<ThrottleConfig> {

@@ -7,10 +7,11 @@ use axum::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::paging::{Signer, max_results, take_page};
+use super::paging::{Signer, max_results};
 use super::protocol::{ErrorCode, Query, Reply, Target, VaultError, body, method_not_allowed};
 use super::state::{DeletedKey, Key, KeyVersion, Material, RECOVERABLE_DAYS, Vault};
 use super::wire::{BackupKeyResult, DeletedKeyBundle, DeletedKeyItem, KeyBundle, KeyItem, Page};
+use crate::common::take_page;
 
 /// Key Vault refuses to back up an object with more versions than this.
 pub(crate) const MAX_BACKUP_VERSIONS: usize = 500;

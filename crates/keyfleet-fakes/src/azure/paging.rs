@@ -60,14 +60,6 @@ pub(crate) fn max_results(value: Option<&str>) -> Result<usize, VaultError> {
     }
 }
 
-/// One page of `items` (already positioned at the page start) and the position of the first
-/// item of the next page, if there is one.
-pub(crate) fn take_page<P, T>(mut items: impl Iterator<Item = (P, T)>, limit: usize) -> (Vec<T>, Option<P>) {
-    let page = items.by_ref().take(limit).map(|(_, item)| item).collect();
-    let next = items.next().map(|(position, _)| position);
-    (page, next)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -92,13 +84,5 @@ mod tests {
         for bad in ["0", "26", "x", "-1"] {
             assert!(max_results(Some(bad)).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn take_page_reports_the_next_position() {
-        let (page, next) = take_page((1..=5).map(|i| (i, i * 10)), 2);
-        assert_eq!((page, next), (vec![10, 20], Some(3)));
-        let (page, next) = take_page((1..=2).map(|i| (i, i)), 2);
-        assert_eq!((page, next), (vec![1, 2], None));
     }
 }

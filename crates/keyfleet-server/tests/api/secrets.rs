@@ -99,7 +99,8 @@ async fn a_different_master_key_refuses_to_start() {
     app.stop().await;
     let other = keyfleet_core::crypto::MasterKey::generate().unwrap().to_base64();
     let config =
-        keyfleet_server::Config::resolve(keyfleet_server::ServeArgs { master_key: Some(other), ..app.args() }).unwrap();
+        keyfleet_server::Config::resolve(keyfleet_server::ServeArgs { master_key: Some(other.into()), ..app.args() })
+            .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let err = keyfleet_server::start(config, listener, std::sync::Arc::new(keyfleet_clouds::SdkConnector::default()))
         .await

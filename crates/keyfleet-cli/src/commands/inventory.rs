@@ -7,13 +7,13 @@ use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::aws::{AwsConnectionRequest, AwsKeyView, CreateAwsSyncJob, KmsRequest};
 use keyfleet_api_types::common::ListParams;
 
-use crate::client::{AwsKeyListQuery, Client};
 use crate::commands::watch::{Progress, until_terminal};
 use crate::output::{
     CONNECTION_HEADERS, KEY_HEADERS, KMS_HEADERS, connection_row, key_row, kms_row, note_paging, print_json,
     print_line, print_table,
 };
 use crate::summary::{JobState, exit_code, summary_line};
+use keyfleet_client::{AwsKeyListQuery, Client};
 
 /// Page size of `keys list --all`: the server's maximum.
 const ALL_PAGE: u64 = 1000;

@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, CreateAwsBulkJob};
 
-use crate::client::Client;
 use crate::commands::watch::{Progress, until_terminal};
 use crate::output::{BULKJOB_HEADERS, bulkjob_row, note_paging, print_json, print_line, print_table};
 use crate::summary::{JobState, exit_code, problem_lines, summary_line};
+use keyfleet_client::Client;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BulkjobCommand {

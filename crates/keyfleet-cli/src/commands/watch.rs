@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::error::ClientError;
 use crate::summary::{JobState, Tally, is_terminal, progress_line, progress_message};
+use keyfleet_client::ClientError;
 
 /// Consecutive transport failures (connection reset, timeout) tolerated while watching: a long watch
 /// should survive a server restart, an API error ends it at once.

@@ -11,9 +11,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
-use crate::client::{Client, ClientOptions};
-use crate::config::{CONFIG_ENV, ClientConfig, resolve_config_path};
+use keyfleet_client::config::{CONFIG_ENV, ClientConfig, resolve_config_path};
+use keyfleet_client::{Client, ClientOptions};
 
 pub use api::ApiArgs;
 pub use bulkjob::{BulkjobCommand, BulkjobCreateArgs, BulkjobListArgs, BulkjobWatchArgs, parse_keys_file};
@@ -98,12 +99,13 @@ fn open_session(global: &ClientGlobalArgs) -> anyhow::Result<Client> {
         ca_cert: config.ca_cert.clone(),
         ..ClientOptions::default()
     };
-    let client = Client::new(&opts)?.with_tokens(config.jwt.clone(), Some(config.refresh_token.clone()));
+    let client = Client::new(&opts)?
+        .with_tokens(config.jwt.expose_secret(), Some(config.refresh_token.expose_secret().to_owned()));
     let saved = Arc::new(Mutex::new(config));
     Ok(client.on_token_refresh(move |tokens| {
         let mut config = saved.lock().unwrap_or_else(|p| p.into_inner());
-        config.jwt = tokens.jwt.clone();
-        config.refresh_token = tokens.refresh_token.clone();
+        config.jwt = tokens.jwt.as_str().into();
+        config.refresh_token = tokens.refresh_token.as_str().into();
         if !tokens.refresh_token_id.is_empty() {
             config.refresh_token_id = tokens.refresh_token_id.clone();
         }

@@ -4,11 +4,11 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use reqwest::Method;
+use keyfleet_client::Method;
 use serde_json::Value;
 
-use crate::client::Client;
 use crate::output::print_json;
+use keyfleet_client::Client;
 
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {

@@ -6,11 +6,11 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, bail};
 
-use crate::client::{Client, ClientOptions, DEFAULT_URL};
 use crate::commands::ClientGlobalArgs;
-use crate::config::{ClientConfig, resolve_config_path};
-use crate::error::ClientError;
 use crate::output::print_line;
+use keyfleet_client::ClientError;
+use keyfleet_client::config::{ClientConfig, resolve_config_path};
+use keyfleet_client::{Client, ClientOptions, DEFAULT_URL};
 
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
@@ -59,8 +59,8 @@ pub(crate) async fn run(args: LoginArgs, global: &ClientGlobalArgs) -> anyhow::R
         insecure: opts.insecure,
         ca_cert: opts.ca_cert,
         username: args.username,
-        jwt: tokens.jwt,
-        refresh_token: tokens.refresh_token,
+        jwt: tokens.jwt.into(),
+        refresh_token: tokens.refresh_token.into(),
         refresh_token_id: tokens.refresh_token_id,
     };
     config.save(&path)?;

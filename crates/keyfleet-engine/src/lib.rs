@@ -26,9 +26,9 @@ use tracing::Instrument;
 pub use aws::POLICY_TEMPLATE_TAG;
 use clock::{Clock, SystemClock};
 use pacing::Pacer;
-use resolve::Resolver;
+use resolve::{ClientCache, Resolver};
 use retry::RetryPolicy;
-use store::{EngineStore, FullStore};
+use store::EngineStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -114,7 +114,7 @@ impl Engine {
         azure: Arc<dyn KeyVaultConnector>,
         config: EngineConfig,
     ) -> Arc<Self> {
-        Self::builder(Arc::new(FullStore(store)), master, connector, azure, config).build()
+        Self::builder(store, master, connector, azure, config).build()
     }
 
     /// An engine over any [`EngineStore`]; the builder also takes a [`Clock`] and a jitter seed (tests).
@@ -125,7 +125,15 @@ impl Engine {
         azure: Arc<dyn KeyVaultConnector>,
         config: EngineConfig,
     ) -> EngineBuilder {
-        EngineBuilder { store, master, connector, azure, config, clock: Arc::new(SystemClock), jitter_seed: None }
+        let resolver = Resolver {
+            store,
+            master,
+            connector,
+            azure,
+            clients: ClientCache::new(),
+            vault_clients: ClientCache::new(),
+        };
+        EngineBuilder { resolver, config, clock: Arc::new(SystemClock), jitter_seed: None }
     }
 
     /// Now, by the engine's clock.
@@ -178,10 +186,7 @@ impl Engine {
 
 /// Builds an [`Engine`]: see [`Engine::builder`].
 pub struct EngineBuilder {
-    store: Arc<dyn EngineStore>,
-    master: MasterKey,
-    connector: Arc<dyn AwsKmsConnector>,
-    azure: Arc<dyn KeyVaultConnector>,
+    resolver: Resolver,
     config: EngineConfig,
     clock: Arc<dyn Clock>,
     jitter_seed: Option<u64>,
@@ -201,18 +206,18 @@ impl EngineBuilder {
     }
 
     pub fn build(self) -> Arc<Engine> {
-        let EngineBuilder { store, master, connector, azure, config, clock, jitter_seed } = self;
+        let EngineBuilder { resolver, config, clock, jitter_seed } = self;
         let jitter = match jitter_seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
         Arc::new(Engine {
-            resolver: Resolver::new(store.clone(), master.clone(), connector, azure),
-            master,
+            store: resolver.store.clone(),
+            master: resolver.master.clone(),
+            resolver,
             pacer: Pacer::new(config.quota_scale),
             spacer: pacing::KeySpacer::new(config.per_key_interval),
             slots: tokio::sync::Semaphore::new(config.workers.max(1)),
-            store,
             clock,
             jitter: std::sync::Mutex::new(jitter),
             config,

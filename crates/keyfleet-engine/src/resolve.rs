@@ -21,7 +21,7 @@ pub(crate) struct ClientCache<C: ?Sized> {
 }
 
 impl<C: ?Sized> ClientCache<C> {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self { clients: Mutex::new(HashMap::new()) }
     }
 
@@ -47,15 +47,6 @@ pub(crate) struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(
-        store: Arc<dyn EngineStore>,
-        master: MasterKey,
-        connector: Arc<dyn AwsKmsConnector>,
-        azure: Arc<dyn KeyVaultConnector>,
-    ) -> Self {
-        Self { store, master, connector, azure, clients: ClientCache::new(), vault_clients: ClientCache::new() }
-    }
-
     /// A connection's secret, decrypted.
     pub fn secret(&self, connection: ConnectionId, secret_enc: &[u8]) -> Result<String, EngineError> {
         let secret = self.master.decrypt(secret_enc, &connection.secret_aad())?;

@@ -36,10 +36,17 @@ pub mod sort_fields {
     pub const USERS: &[&str] = &["created_at", "username", "user_id"];
 }
 
-/// Everything keyfleet persists. One implementation per database backend, split by concern.
-pub trait Store: AuthStore + InventoryStore + AzureStore + JobStore + SyncJobStore + Send + Sync + 'static {}
+/// Everything keyfleet persists. One implementation (`sql`) for both database backends, split by concern.
+pub trait Store: AuthStore + InventoryStore + AzureStore + JobStore + SyncJobStore + EngineStore {}
 
-impl<T: AuthStore + InventoryStore + AzureStore + JobStore + SyncJobStore + Send + Sync + 'static> Store for T {}
+impl<T: AuthStore + InventoryStore + AzureStore + JobStore + SyncJobStore + EngineStore> Store for T {}
+
+/// What the engine needs, and nothing else: the work queue of bulk-job items, the lookups that turn an item
+/// into a cloud client, and key synchronization. A `dyn Store` upcasts to a `dyn EngineStore`; the engine's
+/// simulation harness implements it in memory.
+pub trait EngineStore: WorkQueue + SyncQueue + AwsWorkStore + AzureWorkStore + Send + Sync + 'static {}
+
+impl<T: WorkQueue + SyncQueue + AwsWorkStore + AzureWorkStore + Send + Sync + 'static> EngineStore for T {}
 
 /// What finishing an item changes besides the item and its job, in the same transaction.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +88,6 @@ pub trait AuthStore: Send + Sync {
 pub trait InventoryStore: Send + Sync {
     async fn insert_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()>;
     async fn update_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()>;
-    async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>>;
     async fn aws_connection_by_name(&self, name: &str) -> Result<Option<AwsConnectionRecord>>;
     async fn list_aws_connections(&self, page: &Page) -> Result<(Vec<AwsConnectionRecord>, u64)>;
     /// Conflict when a KMS container still uses it.
@@ -89,7 +95,6 @@ pub trait InventoryStore: Send + Sync {
 
     async fn insert_kms(&self, k: &KmsRecord) -> Result<()>;
     async fn update_kms(&self, k: &KmsRecord) -> Result<()>;
-    async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>>;
     async fn kms_by_name(&self, name: &str) -> Result<Option<KmsRecord>>;
     async fn list_kms(&self, page: &Page) -> Result<(Vec<KmsRecord>, u64)>;
     async fn delete_kms(&self, id: KmsId) -> Result<bool>;
@@ -98,6 +103,27 @@ pub trait InventoryStore: Send + Sync {
     /// Replaces the actions of one principal on one resource; an empty list removes the entry.
     async fn set_acl(&self, resource: AclResource, principal: &Principal, actions: &[String]) -> Result<()>;
 
+    async fn aws_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>>;
+    async fn list_aws_keys(&self, filter: &AwsKeyFilter, page: &Page) -> Result<(Vec<AwsKeyRecord>, u64)>;
+    /// Refreshes the cached metadata of one key after an effect.
+    async fn update_aws_key_material(&self, id: KeyId, material: &AwsKeyMaterial, at: DateTime<Utc>) -> Result<()>;
+    async fn mark_aws_key_gone(&self, id: KeyId, at: DateTime<Utc>) -> Result<()>;
+
+    async fn insert_template(&self, t: &TemplateRecord) -> Result<()>;
+    async fn update_template(&self, t: &TemplateRecord) -> Result<()>;
+    async fn list_templates(&self, page: &Page) -> Result<(Vec<TemplateRecord>, u64)>;
+    async fn delete_template(&self, id: TemplateId) -> Result<bool>;
+}
+
+/// The AWS inventory as the engine uses it: from an item to a client, and key synchronization.
+#[async_trait]
+pub trait AwsWorkStore: Send + Sync {
+    async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>>;
+    async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>>;
+    async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>>;
+    async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>>;
+    /// Every KMS container (the list is small).
+    async fn all_kms(&self) -> Result<Vec<KmsRecord>>;
     /// Records the keys one region of a container holds now, in one transaction: new keys are added,
     /// known keys updated, and keys of that container and region that are not in `keys` marked gone.
     /// Returns (added, updated, gone).
@@ -108,18 +134,6 @@ pub trait InventoryStore: Send + Sync {
         keys: &[AwsKeyMaterial],
         at: DateTime<Utc>,
     ) -> Result<(u64, u64, u64)>;
-    async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>>;
-    async fn aws_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>>;
-    async fn list_aws_keys(&self, filter: &AwsKeyFilter, page: &Page) -> Result<(Vec<AwsKeyRecord>, u64)>;
-    /// Refreshes the cached metadata of one key after an effect.
-    async fn update_aws_key_material(&self, id: KeyId, material: &AwsKeyMaterial, at: DateTime<Utc>) -> Result<()>;
-    async fn mark_aws_key_gone(&self, id: KeyId, at: DateTime<Utc>) -> Result<()>;
-
-    async fn insert_template(&self, t: &TemplateRecord) -> Result<()>;
-    async fn update_template(&self, t: &TemplateRecord) -> Result<()>;
-    async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>>;
-    async fn list_templates(&self, page: &Page) -> Result<(Vec<TemplateRecord>, u64)>;
-    async fn delete_template(&self, id: TemplateId) -> Result<bool>;
 }
 
 /// Azure connections, vaults, synced Azure keys and cloud key backups.
@@ -127,7 +141,6 @@ pub trait InventoryStore: Send + Sync {
 pub trait AzureStore: Send + Sync {
     async fn insert_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()>;
     async fn update_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()>;
-    async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>>;
     async fn azure_connection_by_name(&self, name: &str) -> Result<Option<AzureConnectionRecord>>;
     async fn list_azure_connections(&self, page: &Page) -> Result<(Vec<AzureConnectionRecord>, u64)>;
     /// Conflict when a vault still uses it.
@@ -136,19 +149,9 @@ pub trait AzureStore: Send + Sync {
     /// Conflict when a vault of that name exists.
     async fn insert_vault(&self, v: &VaultRecord) -> Result<()>;
     async fn update_vault(&self, v: &VaultRecord) -> Result<()>;
-    async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>>;
     async fn vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>>;
     async fn list_vaults(&self, filter: &VaultFilter, page: &Page) -> Result<(Vec<VaultRecord>, u64)>;
 
-    /// Records the keys a vault holds now, in one transaction: new keys (by name, case-insensitive) are added,
-    /// known keys updated (and no longer gone), keys of the vault not in `keys` marked gone; the vault's
-    /// `synced_at` becomes `at`. Returns (added, updated, gone).
-    async fn sync_azure_vault(
-        &self,
-        vault: VaultId,
-        keys: &[AzureKeyMaterial],
-        at: DateTime<Utc>,
-    ) -> Result<(u64, u64, u64)>;
     /// Adds or updates one key of a vault (after a restore), leaving the vault's other keys alone.
     async fn upsert_azure_key(
         &self,
@@ -160,9 +163,6 @@ pub trait AzureStore: Send + Sync {
     async fn azure_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AzureKeyRecord>>;
     async fn list_azure_keys(&self, filter: &AzureKeyFilter, page: &Page) -> Result<(Vec<AzureKeyRecord>, u64)>;
 
-    /// Stores a backup's metadata and its encrypted blob.
-    async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()>;
-    async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>>;
     async fn key_backups_by_ids(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>>;
     /// The encrypted blob of a backup.
     async fn key_backup_blob(&self, id: BackupId) -> Result<Option<Vec<u8>>>;
@@ -172,7 +172,30 @@ pub trait AzureStore: Send + Sync {
     async fn delete_key_backup(&self, id: BackupId) -> Result<bool>;
 }
 
-/// Bulk jobs and their items: creation, views, cancel, and the worker side (claim, lease, finish).
+/// The Azure inventory as the engine uses it: from an item to a client, key synchronization, backups.
+#[async_trait]
+pub trait AzureWorkStore: Send + Sync {
+    async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>>;
+    async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>>;
+    async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>>;
+    /// Every vault (the list is small).
+    async fn all_vaults(&self) -> Result<Vec<VaultRecord>>;
+    /// A page of a vault's keys that are not gone, in the store's list order.
+    async fn live_azure_keys(&self, vault: VaultId, skip: u64, limit: u64) -> Result<Vec<AzureKeyRecord>>;
+    /// Records the keys a vault holds now, in one transaction: new keys (by name, case-insensitive) are added,
+    /// known keys updated (and no longer gone), keys of the vault not in `keys` marked gone; the vault's
+    /// `synced_at` becomes `at`. Returns (added, updated, gone).
+    async fn sync_azure_vault(
+        &self,
+        vault: VaultId,
+        keys: &[AzureKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64, u64)>;
+    /// Stores a backup's metadata and its encrypted blob.
+    async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()>;
+}
+
+/// Bulk jobs and their items: creation, views, cancel (the worker side is [`WorkQueue`]).
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Inserts the job and one pending item per key, in one transaction.
@@ -194,6 +217,17 @@ pub trait JobStore: Send + Sync {
     async fn delete_job(&self, id: JobId) -> Result<Option<bool>>;
     /// A page of a job's items in key order, optionally only those in one status.
     async fn list_items(&self, job: JobId, status: Option<ItemStatus>, page: &Page) -> Result<(Vec<ItemRecord>, u64)>;
+    async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>>;
+    async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)>;
+    async fn job_items(&self, id: JobId) -> Result<Vec<ItemRecord>>;
+    /// Sets `abort`; on a running job also skips every pending item and, when nothing is in flight,
+    /// ends the job as cancelled. Returns the job as it is afterwards.
+    async fn cancel_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>>;
+}
+
+/// The worker side of bulk jobs: partition and item leases, claims, fenced results.
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
     /// Fails every pending item of the job whose key is reached through `connection` (its credentials were
     /// refused: the rest would fail the same way). Returns how many.
     async fn fail_pending_for_connection(
@@ -204,14 +238,7 @@ pub trait JobStore: Send + Sync {
         message: &str,
         at: DateTime<Utc>,
     ) -> Result<u64>;
-    async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>>;
-    async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)>;
-    async fn job_items(&self, id: JobId) -> Result<Vec<ItemRecord>>;
-    /// Sets `abort`; on a running job also skips every pending item and, when nothing is in flight,
-    /// ends the job as cancelled. Returns the job as it is afterwards.
-    async fn cancel_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>>;
     async fn job_aborted(&self, id: JobId) -> Result<bool>;
-
     /// Partitions that have pending items, with the earliest time one of them is due.
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>>;
     /// Resolves when another node may have created a job (PostgreSQL: `LISTEN`); never on a single-node
@@ -273,11 +300,10 @@ pub trait JobStore: Send + Sync {
     ) -> Result<bool>;
 }
 
-/// Key synchronization jobs.
+/// Key synchronization jobs (the worker side is [`SyncQueue`]).
 #[async_trait]
 pub trait SyncJobStore: Send + Sync {
     async fn create_sync_job(&self, job: &SyncJobRecord) -> Result<()>;
-    async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>>;
     /// The sync jobs of one cloud ([`CLOUD_AWS`] or [`CLOUD_AZURE`]).
     async fn list_sync_jobs(
         &self,
@@ -285,6 +311,12 @@ pub trait SyncJobStore: Send + Sync {
         status: Option<JobStatus>,
         page: &Page,
     ) -> Result<(Vec<SyncJobRecord>, u64)>;
+    async fn cancel_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<Option<SyncJobRecord>>;
+}
+
+/// The worker side of key synchronization jobs.
+#[async_trait]
+pub trait SyncQueue: Send + Sync {
     /// Leases the oldest in-progress sync job (of any cloud) nobody holds (or whose lease expired).
     async fn claim_sync_job(
         &self,
@@ -292,7 +324,7 @@ pub trait SyncJobStore: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<SyncJobRecord>>;
+    async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>>;
     /// Saves progress (and extends the lease); fenced by the lease like item writes.
     async fn update_sync_job(&self, job: &SyncJobRecord, owner: &str, lease_until: DateTime<Utc>) -> Result<bool>;
-    async fn cancel_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<Option<SyncJobRecord>>;
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
-use keyfleet_engine::store::EngineStore;
+use keyfleet_engine::store::{AwsWorkStore, AzureWorkStore, SyncQueue, WorkQueue};
 use keyfleet_store::{ItemEffect, Result};
 
 use super::gate::Gate;
@@ -149,7 +149,7 @@ impl NodeStore {
 }
 
 #[async_trait]
-impl EngineStore for NodeStore {
+impl WorkQueue for NodeStore {
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
         let db = self.db().await;
         let mut due: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -370,87 +370,65 @@ impl EngineStore for NodeStore {
     async fn job_aborted(&self, id: JobId) -> Result<bool> {
         Ok(self.db().await.jobs.get(&id).is_some_and(|j| j.abort))
     }
+}
 
-    async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>> {
-        Ok(self.db().await.aws_keys.get(&id).cloned())
-    }
-
-    async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>> {
-        Ok(self.db().await.kms.get(&id).cloned())
-    }
-
-    async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>> {
-        Ok(self.db().await.aws_connections.get(&id).cloned())
-    }
-
-    async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
-        Ok(self.db().await.templates.get(&id).cloned())
-    }
-
+#[async_trait]
+impl AzureWorkStore for NodeStore {
     async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
         Ok(self.db().await.azure_connections.get(&id).cloned())
     }
-
     async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>> {
         Ok(self.db().await.vaults.get(&id).cloned())
     }
-
     async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>> {
         Ok(self.db().await.backups.get(&id).map(|(b, _)| b.clone()))
     }
-
-    async fn claim_sync_job(
+    async fn sync_azure_vault(
         &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<SyncJobRecord>> {
-        let mut db = self.db().await;
-        let mut free: Vec<&mut SyncJobRow> = db
-            .sync_jobs
-            .values_mut()
-            .filter(|(j, lease)| {
-                j.status == JobStatus::InProgress && lease.as_ref().is_none_or(|(_, until)| *until < now)
-            })
-            .collect();
-        free.sort_by_key(|(j, _)| (j.created_at, j.id));
-        Ok(free.into_iter().next().map(|(j, lease)| {
-            *lease = Some((owner.to_string(), lease_until));
-            j.clone()
-        }))
+        vault: VaultId,
+        keys: &[AzureKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64, u64)> {
+        let new = |id, m: &AzureKeyMaterial| AzureKeyRecord {
+            id,
+            vault_id: vault,
+            material: m.clone(),
+            gone: false,
+            synced_at: at,
+            created_at: at,
+            updated_at: at,
+        };
+        let same = |a: &AzureKeyMaterial, b: &AzureKeyMaterial| a.name == b.name;
+        Ok(sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at))
     }
-
-    async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>> {
-        Ok(self.db().await.sync_jobs.get(&id).map(|(j, _)| j.clone()))
+    async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
+        self.db().await.backups.insert(b.id, (b.clone(), blob_enc.to_vec()));
+        Ok(())
     }
-
-    async fn update_sync_job(&self, job: &SyncJobRecord, owner: &str, lease_until: DateTime<Utc>) -> Result<bool> {
-        let mut db = self.db().await;
-        let Some((stored, lease)) = db.sync_jobs.get_mut(&job.id) else { return Ok(false) };
-        if lease.as_ref().is_none_or(|(holder, _)| holder != owner) {
-            return Ok(false);
-        }
-        // `abort` is the API's to set; the engine saves progress and the ending.
-        let abort = stored.abort;
-        *stored = SyncJobRecord { abort, ..job.clone() };
-        *lease = Some((owner.to_string(), lease_until));
-        Ok(true)
-    }
-
-    async fn all_kms(&self) -> Result<Vec<KmsRecord>> {
-        Ok(self.db().await.kms.values().cloned().collect())
-    }
-
     async fn all_vaults(&self) -> Result<Vec<VaultRecord>> {
         Ok(self.db().await.vaults.values().cloned().collect())
     }
-
     async fn live_azure_keys(&self, vault: VaultId, skip: u64, limit: u64) -> Result<Vec<AzureKeyRecord>> {
         let db = self.db().await;
         let keys = db.azure_keys.values().filter(|k| k.vault_id == vault && !k.gone);
         Ok(keys.skip(skip as usize).take(limit as usize).cloned().collect())
     }
+}
 
+#[async_trait]
+impl AwsWorkStore for NodeStore {
+    async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>> {
+        Ok(self.db().await.aws_connections.get(&id).cloned())
+    }
+    async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>> {
+        Ok(self.db().await.kms.get(&id).cloned())
+    }
+    async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>> {
+        Ok(self.db().await.aws_keys.get(&id).cloned())
+    }
+    async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
+        Ok(self.db().await.templates.get(&id).cloned())
+    }
     async fn sync_aws_region(
         &self,
         kms_id: KmsId,
@@ -472,29 +450,47 @@ impl EngineStore for NodeStore {
         let same = |a: &AwsKeyMaterial, b: &AwsKeyMaterial| a.key_id == b.key_id;
         Ok(sync_rows(&mut self.db().await.aws_keys, in_scope, keys, same, new, at))
     }
-
-    async fn sync_azure_vault(
-        &self,
-        vault: VaultId,
-        keys: &[AzureKeyMaterial],
-        at: DateTime<Utc>,
-    ) -> Result<(u64, u64, u64)> {
-        let new = |id, m: &AzureKeyMaterial| AzureKeyRecord {
-            id,
-            vault_id: vault,
-            material: m.clone(),
-            gone: false,
-            synced_at: at,
-            created_at: at,
-            updated_at: at,
-        };
-        let same = |a: &AzureKeyMaterial, b: &AzureKeyMaterial| a.name == b.name;
-        Ok(sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at))
+    async fn all_kms(&self) -> Result<Vec<KmsRecord>> {
+        Ok(self.db().await.kms.values().cloned().collect())
     }
+}
 
-    async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
-        self.db().await.backups.insert(b.id, (b.clone(), blob_enc.to_vec()));
-        Ok(())
+#[async_trait]
+impl SyncQueue for NodeStore {
+    async fn claim_sync_job(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<SyncJobRecord>> {
+        let mut db = self.db().await;
+        let mut free: Vec<&mut SyncJobRow> = db
+            .sync_jobs
+            .values_mut()
+            .filter(|(j, lease)| {
+                j.status == JobStatus::InProgress && lease.as_ref().is_none_or(|(_, until)| *until < now)
+            })
+            .collect();
+        free.sort_by_key(|(j, _)| (j.created_at, j.id));
+        Ok(free.into_iter().next().map(|(j, lease)| {
+            *lease = Some((owner.to_string(), lease_until));
+            j.clone()
+        }))
+    }
+    async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>> {
+        Ok(self.db().await.sync_jobs.get(&id).map(|(j, _)| j.clone()))
+    }
+    async fn update_sync_job(&self, job: &SyncJobRecord, owner: &str, lease_until: DateTime<Utc>) -> Result<bool> {
+        let mut db = self.db().await;
+        let Some((stored, lease)) = db.sync_jobs.get_mut(&job.id) else { return Ok(false) };
+        if lease.as_ref().is_none_or(|(holder, _)| holder != owner) {
+            return Ok(false);
+        }
+        // `abort` is the API's to set; the engine saves progress and the ending.
+        let abort = stored.abort;
+        *stored = SyncJobRecord { abort, ..job.clone() };
+        *lease = Some((owner.to_string(), lease_until));
+        Ok(true)
     }
 }
 

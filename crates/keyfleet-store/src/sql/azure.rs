@@ -3,8 +3,10 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
 use super::inventory::{by_ids, list_named, lock_named};
-use super::{Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by, row_by, save};
-use crate::{AzureStore, Result, StoreError};
+use super::{
+    Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, everything, list_page, order_by, row_by, save,
+};
+use crate::{AzureStore, AzureWorkStore, Result, StoreError};
 
 /// Every column of `azure_key_backups` but the blob: metadata reads never load it.
 const BACKUP_COLUMNS: &str = "id, key_id, vault_id, key_name, key_version, name, description, size_bytes, \
@@ -191,10 +193,6 @@ impl<B: Backend> AzureStore for B {
         save(self.writer(), query, format!("connection {:?}", c.name)).await
     }
 
-    async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
-        row_by(self.reader(), "azure_connections", "id", id.to_string(), connection).await
-    }
-
     async fn azure_connection_by_name(&self, name: &str) -> Result<Option<AzureConnectionRecord>> {
         row_by(self.reader(), "azure_connections", "name", name, connection).await
     }
@@ -232,10 +230,6 @@ impl<B: Backend> AzureStore for B {
         save(self.writer(), query, format!("vault {:?}", v.name)).await
     }
 
-    async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>> {
-        row_by(self.reader(), "azure_vaults", "id", id.to_string(), vault).await
-    }
-
     async fn vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
         row_by(self.reader(), "azure_vaults", "name", name, vault).await
     }
@@ -244,6 +238,113 @@ impl<B: Backend> AzureStore for B {
         list_named(self.reader(), "*", "azure_vaults", |q| push_vault_filter(q, filter), page, vault).await
     }
 
+    async fn upsert_azure_key(
+        &self,
+        vault_id: VaultId,
+        m: &AzureKeyMaterial,
+        at: DateTime<Utc>,
+    ) -> Result<AzureKeyRecord> {
+        let row = Query::<B::Db>::new(
+            "INSERT INTO azure_keys (id, vault_id, name, name_lc, enabled, material, gone, synced_at, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7, $7) \
+             ON CONFLICT (vault_id, name_lc) DO UPDATE SET name = excluded.name, enabled = excluded.enabled, \
+             material = excluded.material, gone = false, synced_at = excluded.synced_at, \
+             updated_at = excluded.updated_at \
+             RETURNING *",
+        )
+        .bind(KeyId::new().to_string())
+        .bind(vault_id.to_string())
+        .bind(&m.name)
+        .bind(name_lc(&m.name))
+        .bind(m.enabled)
+        .bind(JsonParam(m))
+        .bind(at)
+        .fetch_one(self.writer())
+        .await
+        .map_err(|e| conflict(e, &format!("key {:?} of vault {vault_id}", m.name)))?;
+        key(Fields::<B::Db>(&row))
+    }
+
+    async fn get_azure_key(&self, id: KeyId) -> Result<Option<AzureKeyRecord>> {
+        row_by(self.reader(), "azure_keys", "id", id.to_string(), key).await
+    }
+
+    async fn azure_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AzureKeyRecord>> {
+        by_ids(self.reader(), "SELECT * FROM azure_keys", ids, key).await
+    }
+
+    async fn list_azure_keys(&self, filter: &AzureKeyFilter, page: &Page) -> Result<(Vec<AzureKeyRecord>, u64)> {
+        let columns = &[
+            ("createdAt", "created_at"),
+            ("updatedAt", "updated_at"),
+            ("name", "name"),
+            ("synced_at", "synced_at"),
+            ("id", "id"),
+        ];
+        let order = order_by(&page.sort, columns, "created_at ASC", B::Db::ROW_NO);
+        let (select, count) = ("SELECT * FROM azure_keys", "SELECT count(*) AS n FROM azure_keys");
+        list_page(self.reader(), select, count, |q| push_key_filter(q, filter), order, page, key).await
+    }
+
+    async fn key_backups_by_ids(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>> {
+        by_ids(self.reader(), &format!("SELECT {BACKUP_COLUMNS} FROM azure_key_backups"), ids, backup).await
+    }
+
+    async fn key_backup_blob(&self, id: BackupId) -> Result<Option<Vec<u8>>> {
+        Query::new("SELECT blob_enc FROM azure_key_backups WHERE id = $1")
+            .bind(id.to_string())
+            .optional(self.reader(), |r| r.bytes("blob_enc"))
+            .await
+    }
+
+    async fn list_key_backups(&self, filter: &KeyBackupFilter, page: &Page) -> Result<(Vec<KeyBackupRecord>, u64)> {
+        let filter = |q: &mut Query<B::Db>| push_backup_filter(q, filter);
+        list_named(self.reader(), BACKUP_COLUMNS, "azure_key_backups", filter, page, backup).await
+    }
+
+    async fn update_key_backup(&self, b: &KeyBackupRecord) -> Result<()> {
+        Query::<B::Db>::new("UPDATE azure_key_backups SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
+            .bind(&b.name)
+            .bind(&b.description)
+            .bind(b.updated_at)
+            .bind(b.id.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_key_backup(&self, id: BackupId) -> Result<bool> {
+        let deleted = Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1")
+            .bind(id.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(deleted > 0)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> AzureWorkStore for B {
+    async fn all_vaults(&self) -> Result<Vec<VaultRecord>> {
+        Ok(self.list_vaults(&VaultFilter::default(), &everything()).await?.0)
+    }
+
+    async fn live_azure_keys(&self, vault: VaultId, skip: u64, limit: u64) -> Result<Vec<AzureKeyRecord>> {
+        let filter = AzureKeyFilter { vault_id: Some(vault), gone: Some(false), ..Default::default() };
+        Ok(self.list_azure_keys(&filter, &Page { skip, limit, sort: vec![] }).await?.0)
+    }
+
+    async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
+        row_by(self.reader(), "azure_connections", "id", id.to_string(), connection).await
+    }
+    async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>> {
+        row_by(self.reader(), "azure_vaults", "id", id.to_string(), vault).await
+    }
+    async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>> {
+        Query::new(format!("SELECT {BACKUP_COLUMNS} FROM azure_key_backups WHERE id = $1"))
+            .bind(id.to_string())
+            .optional(self.reader(), backup)
+            .await
+    }
     async fn sync_azure_vault(
         &self,
         vault_id: VaultId,
@@ -304,55 +405,6 @@ impl<B: Backend> AzureStore for B {
         tx.commit().await?;
         Ok((added, updated, gone))
     }
-
-    async fn upsert_azure_key(
-        &self,
-        vault_id: VaultId,
-        m: &AzureKeyMaterial,
-        at: DateTime<Utc>,
-    ) -> Result<AzureKeyRecord> {
-        let row = Query::<B::Db>::new(
-            "INSERT INTO azure_keys (id, vault_id, name, name_lc, enabled, material, gone, synced_at, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7, $7) \
-             ON CONFLICT (vault_id, name_lc) DO UPDATE SET name = excluded.name, enabled = excluded.enabled, \
-             material = excluded.material, gone = false, synced_at = excluded.synced_at, \
-             updated_at = excluded.updated_at \
-             RETURNING *",
-        )
-        .bind(KeyId::new().to_string())
-        .bind(vault_id.to_string())
-        .bind(&m.name)
-        .bind(name_lc(&m.name))
-        .bind(m.enabled)
-        .bind(JsonParam(m))
-        .bind(at)
-        .fetch_one(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("key {:?} of vault {vault_id}", m.name)))?;
-        key(Fields::<B::Db>(&row))
-    }
-
-    async fn get_azure_key(&self, id: KeyId) -> Result<Option<AzureKeyRecord>> {
-        row_by(self.reader(), "azure_keys", "id", id.to_string(), key).await
-    }
-
-    async fn azure_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AzureKeyRecord>> {
-        by_ids(self.reader(), "SELECT * FROM azure_keys", ids, key).await
-    }
-
-    async fn list_azure_keys(&self, filter: &AzureKeyFilter, page: &Page) -> Result<(Vec<AzureKeyRecord>, u64)> {
-        let columns = &[
-            ("createdAt", "created_at"),
-            ("updatedAt", "updated_at"),
-            ("name", "name"),
-            ("synced_at", "synced_at"),
-            ("id", "id"),
-        ];
-        let order = order_by(&page.sort, columns, "created_at ASC", B::Db::ROW_NO);
-        let (select, count) = ("SELECT * FROM azure_keys", "SELECT count(*) AS n FROM azure_keys");
-        list_page(self.reader(), select, count, |q| push_key_filter(q, filter), order, page, key).await
-    }
-
     async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
         Query::<B::Db>::new(
             "INSERT INTO azure_key_backups (id, key_id, vault_id, key_name, key_version, name, description, \
@@ -375,47 +427,5 @@ impl<B: Backend> AzureStore for B {
         .await
         .map_err(|e| conflict(e, &format!("backup {}", b.id)))?;
         Ok(())
-    }
-
-    async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>> {
-        Query::new(format!("SELECT {BACKUP_COLUMNS} FROM azure_key_backups WHERE id = $1"))
-            .bind(id.to_string())
-            .optional(self.reader(), backup)
-            .await
-    }
-
-    async fn key_backups_by_ids(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>> {
-        by_ids(self.reader(), &format!("SELECT {BACKUP_COLUMNS} FROM azure_key_backups"), ids, backup).await
-    }
-
-    async fn key_backup_blob(&self, id: BackupId) -> Result<Option<Vec<u8>>> {
-        Query::new("SELECT blob_enc FROM azure_key_backups WHERE id = $1")
-            .bind(id.to_string())
-            .optional(self.reader(), |r| r.bytes("blob_enc"))
-            .await
-    }
-
-    async fn list_key_backups(&self, filter: &KeyBackupFilter, page: &Page) -> Result<(Vec<KeyBackupRecord>, u64)> {
-        let filter = |q: &mut Query<B::Db>| push_backup_filter(q, filter);
-        list_named(self.reader(), BACKUP_COLUMNS, "azure_key_backups", filter, page, backup).await
-    }
-
-    async fn update_key_backup(&self, b: &KeyBackupRecord) -> Result<()> {
-        Query::<B::Db>::new("UPDATE azure_key_backups SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
-            .bind(&b.name)
-            .bind(&b.description)
-            .bind(b.updated_at)
-            .bind(b.id.to_string())
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
-    async fn delete_key_backup(&self, id: BackupId) -> Result<bool> {
-        let deleted = Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1")
-            .bind(id.to_string())
-            .execute(self.writer())
-            .await?;
-        Ok(deleted > 0)
     }
 }

@@ -3,8 +3,10 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 use sqlx::Pool;
 
-use super::{Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, list_page, order_by, row_by, save};
-use crate::{InventoryStore, Result, StoreError};
+use super::{
+    Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, everything, list_page, order_by, row_by, save,
+};
+use crate::{AwsWorkStore, InventoryStore, Result, StoreError};
 
 fn connection<D: Db>(r: Fields<'_, D>) -> Result<AwsConnectionRecord> {
     Ok(AwsConnectionRecord {
@@ -268,10 +270,6 @@ impl<B: Backend> InventoryStore for B {
         save(self.writer(), query, format!("connection {:?}", c.name)).await
     }
 
-    async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>> {
-        row_by(self.reader(), "aws_connections", "id", id.to_string(), connection).await
-    }
-
     async fn aws_connection_by_name(&self, name: &str) -> Result<Option<AwsConnectionRecord>> {
         row_by(self.reader(), "aws_connections", "name", name, connection).await
     }
@@ -292,10 +290,6 @@ impl<B: Backend> InventoryStore for B {
     async fn update_kms(&self, k: &KmsRecord) -> Result<()> {
         let query = kms_columns(k).update("aws_kms", k.id.to_string());
         save(self.writer(), query, format!("KMS {:?}", k.name)).await
-    }
-
-    async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>> {
-        row_by(self.reader(), "aws_kms", "id", id.to_string(), kms).await
     }
 
     async fn kms_by_name(&self, name: &str) -> Result<Option<KmsRecord>> {
@@ -366,6 +360,76 @@ impl<B: Backend> InventoryStore for B {
         Ok(())
     }
 
+    async fn aws_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>> {
+        by_ids(self.reader(), "SELECT * FROM aws_keys", ids, key).await
+    }
+
+    async fn list_aws_keys(&self, filter: &AwsKeyFilter, page: &Page) -> Result<(Vec<AwsKeyRecord>, u64)> {
+        let columns = &[
+            ("createdAt", "created_at"),
+            ("updatedAt", "updated_at"),
+            ("region", "region"),
+            ("KeyID", "aws_key_id"),
+            ("KeyState", "key_state"),
+            ("synced_at", "synced_at"),
+            ("id", "id"),
+        ];
+        let order = order_by(&page.sort, columns, "created_at ASC", B::Db::ROW_NO);
+        let (select, count) = ("SELECT * FROM aws_keys", "SELECT count(*) AS n FROM aws_keys");
+        list_page(self.reader(), select, count, |q| push_key_filter(q, filter), order, page, key).await
+    }
+
+    async fn update_aws_key_material(&self, id: KeyId, m: &AwsKeyMaterial, at: DateTime<Utc>) -> Result<()> {
+        refresh_aws_key(self.writer(), id, m, at).await
+    }
+
+    async fn mark_aws_key_gone(&self, id: KeyId, at: DateTime<Utc>) -> Result<()> {
+        Query::<B::Db>::new("UPDATE aws_keys SET gone = true, updated_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_template(&self, t: &TemplateRecord) -> Result<()> {
+        let query =
+            template_columns(t).set("id", t.id.to_string()).set("created_at", t.created_at).insert("aws_templates");
+        save(self.writer(), query, format!("template {:?}", t.name)).await
+    }
+
+    async fn update_template(&self, t: &TemplateRecord) -> Result<()> {
+        let query = template_columns(t).update("aws_templates", t.id.to_string());
+        save(self.writer(), query, format!("template {:?}", t.name)).await
+    }
+
+    async fn list_templates(&self, page: &Page) -> Result<(Vec<TemplateRecord>, u64)> {
+        list_named(self.reader(), "*", "aws_templates", |_| {}, page, template).await
+    }
+
+    async fn delete_template(&self, id: TemplateId) -> Result<bool> {
+        delete_by_id(self.writer(), "aws_templates", id.to_string()).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> AwsWorkStore for B {
+    async fn all_kms(&self) -> Result<Vec<KmsRecord>> {
+        Ok(self.list_kms(&everything()).await?.0)
+    }
+
+    async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>> {
+        row_by(self.reader(), "aws_connections", "id", id.to_string(), connection).await
+    }
+    async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>> {
+        row_by(self.reader(), "aws_kms", "id", id.to_string(), kms).await
+    }
+    async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>> {
+        row_by(self.reader(), "aws_keys", "id", id.to_string(), key).await
+    }
+    async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
+        row_by(self.reader(), "aws_templates", "id", id.to_string(), template).await
+    }
     async fn sync_aws_region(
         &self,
         kms_id: KmsId,
@@ -429,65 +493,6 @@ impl<B: Backend> InventoryStore for B {
         .await?;
         tx.commit().await?;
         Ok((added, updated, gone))
-    }
-
-    async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>> {
-        row_by(self.reader(), "aws_keys", "id", id.to_string(), key).await
-    }
-
-    async fn aws_keys_by_ids(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>> {
-        by_ids(self.reader(), "SELECT * FROM aws_keys", ids, key).await
-    }
-
-    async fn list_aws_keys(&self, filter: &AwsKeyFilter, page: &Page) -> Result<(Vec<AwsKeyRecord>, u64)> {
-        let columns = &[
-            ("createdAt", "created_at"),
-            ("updatedAt", "updated_at"),
-            ("region", "region"),
-            ("KeyID", "aws_key_id"),
-            ("KeyState", "key_state"),
-            ("synced_at", "synced_at"),
-            ("id", "id"),
-        ];
-        let order = order_by(&page.sort, columns, "created_at ASC", B::Db::ROW_NO);
-        let (select, count) = ("SELECT * FROM aws_keys", "SELECT count(*) AS n FROM aws_keys");
-        list_page(self.reader(), select, count, |q| push_key_filter(q, filter), order, page, key).await
-    }
-
-    async fn update_aws_key_material(&self, id: KeyId, m: &AwsKeyMaterial, at: DateTime<Utc>) -> Result<()> {
-        refresh_aws_key(self.writer(), id, m, at).await
-    }
-
-    async fn mark_aws_key_gone(&self, id: KeyId, at: DateTime<Utc>) -> Result<()> {
-        Query::<B::Db>::new("UPDATE aws_keys SET gone = true, updated_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id.to_string())
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_template(&self, t: &TemplateRecord) -> Result<()> {
-        let query =
-            template_columns(t).set("id", t.id.to_string()).set("created_at", t.created_at).insert("aws_templates");
-        save(self.writer(), query, format!("template {:?}", t.name)).await
-    }
-
-    async fn update_template(&self, t: &TemplateRecord) -> Result<()> {
-        let query = template_columns(t).update("aws_templates", t.id.to_string());
-        save(self.writer(), query, format!("template {:?}", t.name)).await
-    }
-
-    async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
-        row_by(self.reader(), "aws_templates", "id", id.to_string(), template).await
-    }
-
-    async fn list_templates(&self, page: &Page) -> Result<(Vec<TemplateRecord>, u64)> {
-        list_named(self.reader(), "*", "aws_templates", |_| {}, page, template).await
-    }
-
-    async fn delete_template(&self, id: TemplateId) -> Result<bool> {
-        delete_by_id(self.writer(), "aws_templates", id.to_string()).await
     }
 }
 

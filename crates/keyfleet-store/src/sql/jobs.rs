@@ -8,7 +8,7 @@ use sqlx::Transaction;
 use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
-use crate::{ItemEffect, JobStore, Result, StoreError};
+use crate::{ItemEffect, JobStore, Result, StoreError, WorkQueue};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
     let op = r.text("operation")?;
@@ -287,38 +287,6 @@ impl<B: Backend> JobStore for B {
         list_page(self.reader(), select, count, filter, " ORDER BY seq".into(), page, item).await
     }
 
-    async fn fail_pending_for_connection(
-        &self,
-        job: JobId,
-        connection: ConnectionId,
-        code: &str,
-        message: &str,
-        at: DateTime<Utc>,
-    ) -> Result<u64> {
-        let mut tx = self.writer().begin().await?;
-        if !lock_job_row(&mut tx, job).await? {
-            return Ok(0);
-        }
-        let n = Query::<B::Db>::new(
-            "UPDATE job_items SET status = 'failed', detail = $1, last_error_code = $2, last_error_message = $3, \
-             updated_at = $4 WHERE job_id = $5 AND status = 'pending' AND key_id IN \
-             (SELECT k.id FROM aws_keys k JOIN aws_kms m ON m.id = k.kms_id WHERE m.connection_id = $6)",
-        )
-        .bind(failed_detail(code, message))
-        .bind(code)
-        .bind(message)
-        .bind(at)
-        .bind(job.to_string())
-        .bind(connection.to_string())
-        .execute(&mut tx)
-        .await?;
-        if n > 0 {
-            count_ended(&mut tx, job, Counter::Failed, n, at).await?;
-        }
-        tx.commit().await?;
-        Ok(n)
-    }
-
     async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>> {
         row_by(self.reader(), "jobs", "id", id.to_string(), job).await
     }
@@ -383,7 +351,41 @@ impl<B: Backend> JobStore for B {
         tx.commit().await?;
         Ok(Some(true))
     }
+}
 
+#[async_trait]
+impl<B: Backend> WorkQueue for B {
+    async fn fail_pending_for_connection(
+        &self,
+        job: JobId,
+        connection: ConnectionId,
+        code: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.writer().begin().await?;
+        if !lock_job_row(&mut tx, job).await? {
+            return Ok(0);
+        }
+        let n = Query::<B::Db>::new(
+            "UPDATE job_items SET status = 'failed', detail = $1, last_error_code = $2, last_error_message = $3, \
+             updated_at = $4 WHERE job_id = $5 AND status = 'pending' AND key_id IN \
+             (SELECT k.id FROM aws_keys k JOIN aws_kms m ON m.id = k.kms_id WHERE m.connection_id = $6)",
+        )
+        .bind(failed_detail(code, message))
+        .bind(code)
+        .bind(message)
+        .bind(at)
+        .bind(job.to_string())
+        .bind(connection.to_string())
+        .execute(&mut tx)
+        .await?;
+        if n > 0 {
+            count_ended(&mut tx, job, Counter::Failed, n, at).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
     async fn job_aborted(&self, id: JobId) -> Result<bool> {
         let abort = Query::new("SELECT abort FROM jobs WHERE id = $1")
             .bind(id.to_string())
@@ -391,11 +393,6 @@ impl<B: Backend> JobStore for B {
             .await?;
         Ok(abort.unwrap_or(true))
     }
-
-    async fn job_announced(&self) {
-        Backend::job_announced(self).await
-    }
-
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
         Query::new(
             "SELECT partition, min(not_before) AS due FROM job_items WHERE status = 'pending' \
@@ -404,7 +401,9 @@ impl<B: Backend> JobStore for B {
         .all(self.reader(), |r| Ok((r.text("partition")?, r.ts("due")?)))
         .await
     }
-
+    async fn job_announced(&self) {
+        Backend::job_announced(self).await
+    }
     async fn acquire_partition(
         &self,
         partition: &str,
@@ -425,7 +424,6 @@ impl<B: Backend> JobStore for B {
         .await?;
         Ok(taken == 1)
     }
-
     async fn renew_partitions(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
         Query::<B::Db>::new("UPDATE partition_leases SET expires_at = $1 WHERE owner = $2")
             .bind(until)
@@ -433,7 +431,6 @@ impl<B: Backend> JobStore for B {
             .execute(self.writer())
             .await
     }
-
     async fn release_partition(&self, partition: &str, owner: &str) -> Result<()> {
         Query::<B::Db>::new("DELETE FROM partition_leases WHERE partition = $1 AND owner = $2")
             .bind(partition)
@@ -442,7 +439,6 @@ impl<B: Backend> JobStore for B {
             .await?;
         Ok(())
     }
-
     async fn claim_items(
         &self,
         owner: &str,
@@ -477,7 +473,6 @@ impl<B: Backend> JobStore for B {
         out.sort_by_key(|c| (c.job_id, c.seq));
         Ok(out)
     }
-
     async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
         let held = Query::<B::Db>::new(
             "SELECT 1 AS held FROM job_items WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 \
@@ -491,7 +486,6 @@ impl<B: Backend> JobStore for B {
         .await?;
         Ok(held.is_some())
     }
-
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64> {
         // SKIP LOCKED: a row being written right now (finished by its worker, reaped, or passed over by a
         // cancel) is not waited for; the next heartbeat comes long before the lease ends.
@@ -505,7 +499,6 @@ impl<B: Backend> JobStore for B {
         .execute(self.writer())
         .await
     }
-
     async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64> {
         // SKIP LOCKED: a row being written right now (its owner finishing it, another node's reaper) is
         // left alone; if it is still expired afterwards, the next pass returns it. Reapers never queue.
@@ -519,7 +512,6 @@ impl<B: Backend> JobStore for B {
         .execute(self.writer())
         .await
     }
-
     async fn finish_item_with(
         &self,
         job_id: JobId,

@@ -504,6 +504,11 @@ pub fn order_by(sort: &[SortKey], columns: &[(&str, &str)], default: &str, row_n
     format!(" ORDER BY {}", parts.join(", "))
 }
 
+/// Every row: for the lists the engine reads whole, which are small (containers, vaults).
+pub fn everything() -> Page {
+    Page { skip: 0, limit: u64::MAX >> 1, sort: vec![] }
+}
+
 pub fn limit_offset(page: &Page) -> String {
     format!(" LIMIT {} OFFSET {}", page.limit, page.skip)
 }

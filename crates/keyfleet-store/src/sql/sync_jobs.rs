@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
-use crate::{Result, StoreError, SyncJobStore};
+use crate::{Result, StoreError, SyncJobStore, SyncQueue};
 
 fn sync_job<D: Db>(r: Fields<'_, D>) -> Result<SyncJobRecord> {
     let status = r.text("status")?;
@@ -52,10 +52,6 @@ impl<B: Backend> SyncJobStore for B {
         Ok(())
     }
 
-    async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>> {
-        row_by(self.reader(), "sync_jobs", "id", id.to_string(), sync_job).await
-    }
-
     async fn list_sync_jobs(
         &self,
         cloud: &str,
@@ -74,6 +70,22 @@ impl<B: Backend> SyncJobStore for B {
         list_page(self.reader(), select, count, filter, order, page, sync_job).await
     }
 
+    async fn cancel_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<Option<SyncJobRecord>> {
+        // A running sync notices `abort` between regions and ends itself as cancelled.
+        Query::<B::Db>::new(
+            "UPDATE sync_jobs SET abort = true, \
+             updated_at = CASE WHEN status = 'in_progress' THEN $1 ELSE updated_at END WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id.to_string())
+        .execute(self.writer())
+        .await?;
+        self.get_sync_job(id).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> SyncQueue for B {
     async fn claim_sync_job(
         &self,
         owner: &str,
@@ -96,7 +108,9 @@ impl<B: Backend> SyncJobStore for B {
         .optional(self.writer(), sync_job)
         .await
     }
-
+    async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>> {
+        row_by(self.reader(), "sync_jobs", "id", id.to_string(), sync_job).await
+    }
     async fn update_sync_job(&self, j: &SyncJobRecord, owner: &str, lease_until: DateTime<Utc>) -> Result<bool> {
         let lease_owner = if j.status.is_terminal() { None } else { Some(owner.to_owned()) };
         let updated = Query::<B::Db>::new(
@@ -115,18 +129,5 @@ impl<B: Backend> SyncJobStore for B {
         .execute(self.writer())
         .await?;
         Ok(updated == 1)
-    }
-
-    async fn cancel_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<Option<SyncJobRecord>> {
-        // A running sync notices `abort` between regions and ends itself as cancelled.
-        Query::<B::Db>::new(
-            "UPDATE sync_jobs SET abort = true, \
-             updated_at = CASE WHEN status = 'in_progress' THEN $1 ELSE updated_at END WHERE id = $2",
-        )
-        .bind(at)
-        .bind(id.to_string())
-        .execute(self.writer())
-        .await?;
-        self.get_sync_job(id).await
     }
 }

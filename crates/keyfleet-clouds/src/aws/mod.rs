@@ -33,22 +33,9 @@ impl fmt::Debug for AwsCredentials {
     }
 }
 
-/// The part of DescribeKey's KeyMetadata keyfleet keeps.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KeyMetadata {
-    pub key_id: String,
-    pub arn: String,
-    pub account_id: String,
-    pub key_state: String,
-    pub enabled: bool,
-    pub description: String,
-    pub key_usage: String,
-    pub origin: String,
-    pub key_manager: String,
-    pub creation_date: Option<DateTime<Utc>>,
-    pub deletion_date: Option<DateTime<Utc>>,
-    pub multi_region: bool,
-}
+/// DescribeKey's KeyMetadata, read into the key material keyfleet caches: `policy`, `tags` and `aliases` stay
+/// empty (other calls read those).
+pub type KeyMetadata = keyfleet_core::AwsKeyMaterial;
 
 /// One alias from ListAliases.
 #[derive(Debug, Clone, PartialEq)]

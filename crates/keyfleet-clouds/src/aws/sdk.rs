@@ -85,6 +85,7 @@ impl AwsKms for SdkKms {
             creation_date: m.creation_date().and_then(to_utc),
             deletion_date: m.deletion_date().and_then(to_utc),
             multi_region: m.multi_region().unwrap_or(false),
+            ..Default::default()
         })
     }
 

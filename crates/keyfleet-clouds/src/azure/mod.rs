@@ -62,29 +62,9 @@ pub struct KeyItem {
     pub tags: BTreeMap<String, String>,
 }
 
-/// A key's current version in full (`KeyBundle`), without private material (Key Vault never returns it).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KeyBundle {
-    /// Versioned: `https://<vault>/keys/<name>/<version>`.
-    pub kid: String,
-    pub name: String,
-    pub version: String,
-    pub kty: String,
-    pub key_ops: Vec<String>,
-    /// RSA modulus size in bits, when the key is RSA.
-    pub key_size: Option<i64>,
-    /// EC curve name, when the key is EC.
-    pub curve: Option<String>,
-    pub enabled: bool,
-    pub created: Option<DateTime<Utc>>,
-    pub updated: Option<DateTime<Utc>>,
-    pub exp: Option<DateTime<Utc>>,
-    pub nbf: Option<DateTime<Utc>>,
-    pub recovery_level: String,
-    pub recoverable_days: Option<i64>,
-    pub managed: bool,
-    pub tags: BTreeMap<String, String>,
-}
+/// A key's current version in full (`KeyBundle`), without private material (Key Vault never returns it), read
+/// into the key material keyfleet caches: `versions` stays empty (ListKeyVersions reads those).
+pub type KeyBundle = keyfleet_core::AzureKeyMaterial;
 
 /// One page of a listing and the `nextLink` to the next page.
 #[derive(Debug, Clone, PartialEq)]

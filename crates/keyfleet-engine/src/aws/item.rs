@@ -272,20 +272,7 @@ fn success(
 
 /// What a successful action did to the key, as DescribeKey would now show it.
 fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial, now: chrono::DateTime<chrono::Utc>) -> KeyMetadata {
-    let mut meta = KeyMetadata {
-        key_id: m.key_id.clone(),
-        arn: m.arn.clone(),
-        account_id: m.account_id.clone(),
-        key_state: m.key_state.clone(),
-        enabled: m.enabled,
-        description: m.description.clone(),
-        key_usage: m.key_usage.clone(),
-        origin: m.origin.clone(),
-        key_manager: m.key_manager.clone(),
-        creation_date: m.creation_date,
-        deletion_date: m.deletion_date,
-        multi_region: m.multi_region,
-    };
+    let mut meta = m.clone();
     match item.operation {
         Operation::EnableKey => {
             meta.key_state = "Enabled".into();

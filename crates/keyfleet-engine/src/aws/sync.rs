@@ -141,23 +141,7 @@ impl Engine {
         let tags = client.list_resource_tags(id).await.unwrap_or_default();
         let mut alias = aliases.get(&meta.key_id).cloned().unwrap_or_default();
         alias.sort();
-        Ok(Some(AwsKeyMaterial {
-            key_id: meta.key_id,
-            arn: meta.arn,
-            account_id: meta.account_id,
-            key_state: meta.key_state,
-            enabled: meta.enabled,
-            description: meta.description,
-            key_usage: meta.key_usage,
-            origin: meta.origin,
-            key_manager: meta.key_manager,
-            creation_date: meta.creation_date,
-            deletion_date: meta.deletion_date,
-            multi_region: meta.multi_region,
-            policy,
-            tags,
-            aliases: alias,
-        }))
+        Ok(Some(AwsKeyMaterial { policy, tags, aliases: alias, ..meta }))
     }
 }
 

@@ -197,23 +197,5 @@ pub fn backup_name(key_name: &str, at: chrono::DateTime<chrono::Utc>) -> String 
 }
 
 fn material(b: KeyBundle, versions: Vec<AzureKeyVersion>) -> AzureKeyMaterial {
-    AzureKeyMaterial {
-        name: b.name,
-        kid: b.kid,
-        version: b.version,
-        kty: b.kty,
-        key_ops: b.key_ops,
-        key_size: b.key_size,
-        curve: b.curve,
-        enabled: b.enabled,
-        created: b.created,
-        updated: b.updated,
-        exp: b.exp,
-        nbf: b.nbf,
-        recovery_level: b.recovery_level,
-        recoverable_days: b.recoverable_days,
-        managed: b.managed,
-        tags: b.tags,
-        versions,
-    }
+    AzureKeyMaterial { versions, ..b }
 }

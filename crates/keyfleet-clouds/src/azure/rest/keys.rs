@@ -193,6 +193,7 @@ pub(super) fn key_bundle(bundle: WireKeyBundle) -> Result<KeyBundle, CloudError>
         managed: bundle.managed.unwrap_or(false),
         tags: bundle.tags.unwrap_or_default(),
         kid,
+        versions: vec![],
     })
 }
 

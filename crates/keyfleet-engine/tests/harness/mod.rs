@@ -219,7 +219,7 @@ async fn simulate(seed: u64) -> Result<Trace, String> {
     let n_jobs = rng.random_range(1..=3).min(keys.len());
     for (j, chunk) in keys.chunks(keys.len().div_ceil(n_jobs)).enumerate() {
         let op = AWS_OPS[rng.random_range(0..AWS_OPS.len())];
-        let job = new_job(JobId(id(&mut rng)), op, CLOUD_AWS, user, start, &mut rng, template, j);
+        let job = new_job(JobId(id(&mut rng)), op, Cloud::Aws, user, start, &mut rng, template, j);
         let items: Vec<NewItem> =
             chunk.iter().map(|(kid, _, p)| NewItem { key_id: *kid, partition: p.clone() }).collect();
         for (_, key_id, _) in chunk {
@@ -232,7 +232,7 @@ async fn simulate(seed: u64) -> Result<Trace, String> {
     if rng.random_bool(0.5) {
         let items = azure_backups(&mut db, &mut rng, &master, start, user);
         let job =
-            new_job(JobId(id(&mut rng)), Operation::DeleteKeyBackups, CLOUD_AZURE, user, start, &mut rng, template, 9);
+            new_job(JobId(id(&mut rng)), Operation::DeleteKeyBackups, Cloud::Azure, user, start, &mut rng, template, 9);
         jobs.push(job.id);
         db.create_job(job, &items);
     }
@@ -344,7 +344,7 @@ async fn simulate(seed: u64) -> Result<Trace, String> {
 fn new_job(
     id: JobId,
     operation: Operation,
-    cloud: &str,
+    cloud: Cloud,
     created_by: UserId,
     at: DateTime<Utc>,
     rng: &mut StdRng,
@@ -358,19 +358,8 @@ fn new_job(
     };
     JobRecord {
         id,
-        cloud: cloud.to_string(),
-        operation,
-        params,
-        status: JobStatus::InProgress,
-        abort: false,
-        created_by,
-        total: 0,
-        succeeded: 0,
-        failed: 0,
-        skipped: 0,
         created_at: at + chrono::Duration::milliseconds(n as i64),
-        updated_at: at,
-        completed_at: None,
+        ..JobRecord::started(cloud, operation, params, created_by, at)
     }
 }
 

@@ -14,6 +14,17 @@ async fn expect_401(app: &TestApp, token: Option<&str>) -> Value {
     r.body
 }
 
+/// `POST /auth/tokens` with `body`, without a token.
+async fn request_token(app: &TestApp, body: Value) -> Reply {
+    app.call("POST", "/api/v1/auth/tokens", None, Some(body)).await
+}
+
+/// A `disablekey` bulk job over `keys`, asked for with `token`.
+async fn disable_keys_as(app: &TestApp, token: &str, keys: &[String]) -> Reply {
+    app.call("POST", "/api/v1/cckm/aws/bulkjob", Some(token), Some(json!({"operation": "disablekey", "keys": keys})))
+        .await
+}
+
 fn parts(jwt: &str) -> (Value, Value, String) {
     let p: Vec<&str> = jwt.split('.').collect();
     let header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p[0]).unwrap()).unwrap();
@@ -28,10 +39,10 @@ fn encode(v: &Value) -> String {
 #[tokio::test]
 async fn wrong_password_is_401_with_cckm_message() {
     let app = TestApp::start().await;
-    let r = app.call("POST", "/api/v1/auth/tokens", None, Some(json!({"username": "admin", "password": "nope"}))).await;
+    let r = request_token(&app, json!({"username": "admin", "password": "nope"})).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.body["message"], "Wrong username or password.");
-    let r = app.call("POST", "/api/v1/auth/tokens", None, Some(json!({"username": "ghost", "password": "nope"}))).await;
+    let r = request_token(&app, json!({"username": "ghost", "password": "nope"})).await;
     assert_eq!(r.body["message"], "Wrong username or password.", "unknown users look the same");
 }
 
@@ -49,41 +60,24 @@ async fn token_endpoint_takes_both_spellings_the_name_alias_and_refresh() {
     let t = r.ok();
     assert_eq!(t["duration"], 300);
     let refresh = t["refresh_token"].as_str().unwrap();
-    let r = app
-        .call(
-            "POST",
-            "/api/v1/auth/tokens",
-            None,
-            Some(json!({"grant_type": "refresh_token", "refresh_token": refresh})),
-        )
-        .await;
+    let r = request_token(&app, json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
     let t2 = r.ok();
     assert_ne!(t2["jwt"], t["jwt"]);
     assert_eq!(t2["refresh_token_id"], t["refresh_token_id"]);
     // Renewal revokes the old refresh token.
-    let r = app
-        .call(
-            "POST",
-            "/api/v1/auth/tokens",
-            None,
-            Some(json!({"grant_type": "refresh_token", "refresh_token": refresh, "renew_refresh_token": true})),
-        )
-        .await;
+    let r = request_token(
+        &app,
+        json!({"grant_type": "refresh_token", "refresh_token": refresh, "renew_refresh_token": true}),
+    )
+    .await;
     let t3 = r.ok();
     assert_ne!(t3["refresh_token"], t["refresh_token"]);
-    let r = app
-        .call(
-            "POST",
-            "/api/v1/auth/tokens",
-            None,
-            Some(json!({"grant_type": "refresh_token", "refresh_token": refresh})),
-        )
-        .await;
+    let r = request_token(&app, json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
     assert_eq!(r.status, 401);
-    let r = app.call("POST", "/api/v1/auth/tokens", None, Some(json!({"grant_type": "client_credentials"}))).await;
+    let r = request_token(&app, json!({"grant_type": "client_credentials"})).await;
     assert_eq!(r.status, 400);
     assert!(r.body["message"].as_str().unwrap().starts_with("grant_type:"));
-    let r = app.call("POST", "/api/v1/auth/tokens", None, Some(json!({"username": "admin"}))).await;
+    let r = request_token(&app, json!({"username": "admin"})).await;
     assert!(r.body["message"].as_str().unwrap().starts_with("password:"));
 }
 
@@ -153,9 +147,7 @@ async fn expired_token_is_401() {
 async fn a_user_in_no_cckm_group_is_403() {
     let (app, ids) = app_with_keys(1).await;
     let (_, token) = app.user("plain", None).await;
-    let r = app
-        .call("POST", "/api/v1/cckm/aws/bulkjob", Some(&token), Some(json!({"operation": "disablekey", "keys": ids})))
-        .await;
+    let r = disable_keys_as(&app, &token, &ids).await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.body["codeDesc"], "NCERRInsufficientPermissions");
     let r = app.call("GET", "/api/v1/cckm/aws/bulkjob", Some(&token), None).await;
@@ -166,9 +158,7 @@ async fn a_user_in_no_cckm_group_is_403() {
 async fn a_cckm_user_without_the_acl_is_403_naming_the_key() {
     let (app, ids) = app_with_keys(2).await;
     let (_, token) = app.user("alice", Some("CCKM Users")).await;
-    let r = app
-        .call("POST", "/api/v1/cckm/aws/bulkjob", Some(&token), Some(json!({"operation": "disablekey", "keys": ids})))
-        .await;
+    let r = disable_keys_as(&app, &token, &ids).await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body["message"].as_str().unwrap().contains(&ids[0]), "{}", r.body);
 }
@@ -186,20 +176,11 @@ async fn keybulkoperation_on_every_container_is_required_and_enough() {
     let kms = app.post("/api/v1/cckm/aws/kms/acct/update-acls", grant).await.ok();
     assert_eq!(kms["acls"][0]["actions"], json!(["keybulkoperation"]));
 
-    let r = app
-        .call(
-            "POST",
-            "/api/v1/cckm/aws/bulkjob",
-            Some(&token),
-            Some(json!({"operation": "disablekey", "keys": [ids[0], other[0]]})),
-        )
-        .await;
+    let r = disable_keys_as(&app, &token, &[ids[0].clone(), other[0].clone()]).await;
     assert_eq!(r.status, 403);
     assert!(r.body["message"].as_str().unwrap().contains(&other[0]), "names the first key that fails: {}", r.body);
 
-    let r = app
-        .call("POST", "/api/v1/cckm/aws/bulkjob", Some(&token), Some(json!({"operation": "disablekey", "keys": ids})))
-        .await;
+    let r = disable_keys_as(&app, &token, &ids).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["id"].as_str().unwrap();
     let r = app.call("GET", &format!("/api/v1/cckm/aws/bulkjob/{id}"), Some(&token), None).await;
@@ -222,9 +203,7 @@ async fn keybulkoperation_on_every_container_is_required_and_enough() {
 async fn cckm_admins_may_do_everything_in_cckm_but_not_user_management() {
     let (app, ids) = app_with_keys(1).await;
     let (_, token) = app.user("bob", Some("CCKM Admins")).await;
-    let r = app
-        .call("POST", "/api/v1/cckm/aws/bulkjob", Some(&token), Some(json!({"operation": "disablekey", "keys": ids})))
-        .await;
+    let r = disable_keys_as(&app, &token, &ids).await;
     assert_eq!(r.status, 201);
     let r = app
         .call(

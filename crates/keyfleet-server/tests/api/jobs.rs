@@ -91,20 +91,8 @@ async fn a_restart_resumes_and_an_interrupted_item_is_reconciled_not_repeated() 
     let store = app.store().await;
     let admin = store.user_by_name("admin").await.unwrap().unwrap().id;
     let job = JobRecord {
-        id: JobId::new(),
-        cloud: "aws".into(),
-        operation: Operation::DisableKey,
-        params: JobParams::default(),
-        status: JobStatus::InProgress,
-        abort: false,
-        created_by: admin,
         total: 4,
-        succeeded: 0,
-        failed: 0,
-        skipped: 0,
-        created_at: now(),
-        updated_at: now(),
-        completed_at: None,
+        ..JobRecord::started(Cloud::Aws, Operation::DisableKey, JobParams::default(), admin, now())
     };
     let keys: Vec<KeyId> = ids.iter().map(|k| k.parse().unwrap()).collect();
     let partition = partition_of(FAKE_ACCOUNT, "us-east-1");

@@ -155,22 +155,9 @@ fn with_database_replaces_only_the_database_name() {
 pub const P: &str = "111122223333/us-east-1";
 
 pub fn job(total: i64) -> JobRecord {
-    let at = now();
     JobRecord {
-        id: JobId::new(),
-        cloud: "aws".into(),
-        operation: Operation::DisableKey,
-        params: JobParams::default(),
-        status: JobStatus::InProgress,
-        abort: false,
-        created_by: UserId::new(),
         total,
-        succeeded: 0,
-        failed: 0,
-        skipped: 0,
-        created_at: at,
-        updated_at: at,
-        completed_at: None,
+        ..JobRecord::started(Cloud::Aws, Operation::DisableKey, JobParams::default(), UserId::new(), now())
     }
 }
 

@@ -7,6 +7,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+/// Parses a fake's command line (program name first) into its flags, as its binary does (tests).
+#[cfg(test)]
+pub(crate) fn parse_args<A: clap::Args>(argv: &[&str]) -> Result<A, clap::Error> {
+    let matches = A::augment_args(clap::Command::new("fake")).try_get_matches_from(argv)?;
+    A::from_arg_matches(&matches)
+}
+
 /// A control request's failure: `{"error": "..."}` with status 400.
 #[derive(Debug)]
 pub(crate) struct ControlError(pub(crate) String);

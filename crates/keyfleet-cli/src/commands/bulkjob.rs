@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, CreateAwsBulkJob};
 
+use crate::commands::inventory::ListFlags;
 use crate::commands::watch::{Progress, until_terminal};
 use crate::output::{BULKJOB_HEADERS, bulkjob_row, note_paging, print_json, print_line, print_table};
 use crate::summary::{JobState, exit_code, problem_lines, summary_line};
@@ -66,15 +67,8 @@ pub struct BulkjobListArgs {
     /// Only jobs of this operation
     #[arg(long)]
     pub operation: Option<String>,
-    /// Leave out this many first jobs
-    #[arg(long)]
-    pub skip: Option<u64>,
-    /// At most this many jobs (server default 10, maximum 1000)
-    #[arg(long)]
-    pub limit: Option<u64>,
-    /// Print the server's JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub list: ListFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,12 +110,12 @@ pub(crate) async fn run(client: &Client, cmd: BulkjobCommand) -> anyhow::Result<
             let query = BulkJobListQuery {
                 overall_status: args.status,
                 operation: args.operation,
-                skip: args.skip,
-                limit: args.limit,
+                skip: args.list.skip,
+                limit: args.list.limit,
                 ..BulkJobListQuery::default()
             };
             let list = client.list_aws_bulkjobs(&query).await?;
-            if args.json {
+            if args.list.json {
                 print_json(&list)?;
             } else {
                 let rows: Vec<_> = list.resources.iter().map(bulkjob_row).collect();

@@ -199,25 +199,18 @@ pub async fn run(args: FakeAwsArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: FakeAwsArgs,
-    }
+    use crate::common::parse_args;
 
     #[test]
     fn defaults_match_default_impl() {
-        let cli = Cli::try_parse_from(["fake-aws"]).unwrap();
-        assert_eq!(cli.args, FakeAwsArgs::default());
+        let args: FakeAwsArgs = parse_args(&["fake-aws"]).unwrap();
+        assert_eq!(args, FakeAwsArgs::default());
     }
 
     #[test]
     fn flags_parse() {
-        let cli = Cli::try_parse_from([
+        let args: FakeAwsArgs = parse_args(&[
             "fake-aws",
             "--port",
             "0",
@@ -233,26 +226,26 @@ mod tests {
             "AKIATHIRD=777788889999",
         ])
         .unwrap();
-        assert_eq!(cli.args.port, 0);
-        assert_eq!(cli.args.seed_keys, 5);
-        assert_eq!(cli.args.seed_regions, ["us-east-1", "eu-west-1", "ap-south-1"]);
+        assert_eq!(args.port, 0);
+        assert_eq!(args.seed_keys, 5);
+        assert_eq!(args.seed_regions, ["us-east-1", "eu-west-1", "ap-south-1"]);
         assert_eq!(
-            cli.args.accounts,
+            args.accounts,
             [("AKIAOTHER".to_owned(), "444455556666".to_owned()), ("AKIATHIRD".to_owned(), "777788889999".to_owned())]
         );
-        assert!(Cli::try_parse_from(["fake-aws", "--account", "AKIA=12"]).is_err());
-        assert!(Cli::try_parse_from(["fake-aws", "--seed-account", "x"]).is_err());
+        assert!(parse_args::<FakeAwsArgs>(&["fake-aws", "--account", "AKIA=12"]).is_err());
+        assert!(parse_args::<FakeAwsArgs>(&["fake-aws", "--seed-account", "x"]).is_err());
     }
 
     #[test]
     fn no_fault_flags_means_no_faults() {
-        let cli = Cli::try_parse_from(["fake-aws"]).unwrap();
-        assert_eq!(cli.args.faults(), Faults::default());
+        let args: FakeAwsArgs = parse_args(&["fake-aws"]).unwrap();
+        assert_eq!(args.faults(), Faults::default());
     }
 
     #[test]
     fn fault_flags_parse() {
-        let cli = Cli::try_parse_from([
+        let args: FakeAwsArgs = parse_args(&[
             "fake-aws",
             "--quota-scale",
             "0.5",
@@ -276,7 +269,7 @@ mod tests {
             "7",
         ])
         .unwrap();
-        let faults = cli.args.faults();
+        let faults = args.faults();
         assert_eq!(
             faults,
             Faults {
@@ -293,7 +286,7 @@ mod tests {
         );
         assert!(faults.validate().is_ok());
 
-        let quotas = Cli::try_parse_from(["fake-aws", "--quotas"]).unwrap().args.faults();
+        let quotas = parse_args::<FakeAwsArgs>(&["fake-aws", "--quotas"]).unwrap().faults();
         assert_eq!(quotas, Faults::aws_quotas());
         assert_eq!(quotas.to_string(), "AWS quotas");
 
@@ -306,7 +299,7 @@ mod tests {
             ["--quota-scale", "NaN"],
         ] {
             let args = ["fake-aws", bad[0], bad[1]];
-            assert!(Cli::try_parse_from(args).is_err(), "{bad:?} should be refused");
+            assert!(parse_args::<FakeAwsArgs>(&args).is_err(), "{bad:?} should be refused");
         }
     }
 }

@@ -27,22 +27,9 @@ pub(crate) const KEY_SPECS: &[&str] = &[
     "ML_KEM_1024",
 ];
 
-/// The deprecated `CustomerMasterKeySpec` enum: the specs that existed before it was replaced.
-pub(crate) const CUSTOMER_MASTER_KEY_SPECS: &[&str] = &[
-    "RSA_2048",
-    "RSA_3072",
-    "RSA_4096",
-    "ECC_NIST_P256",
-    "ECC_NIST_P384",
-    "ECC_NIST_P521",
-    "ECC_SECG_P256K1",
-    "SYMMETRIC_DEFAULT",
-    "HMAC_224",
-    "HMAC_256",
-    "HMAC_384",
-    "HMAC_512",
-    "SM2",
-];
+/// The deprecated `CustomerMasterKeySpec` enum: the specs that existed before it was replaced (the first 13
+/// of [`KEY_SPECS`]).
+pub(crate) const CUSTOMER_MASTER_KEY_SPECS: &[&str] = KEY_SPECS.split_at(13).0;
 
 pub(crate) const KEY_USAGES: &[&str] =
     &["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT", "ENCAPSULATE_DECAPSULATE"];

@@ -90,25 +90,18 @@ pub async fn run(args: FakeAzureArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: FakeAzureArgs,
-    }
+    use crate::common::parse_args;
 
     #[test]
     fn defaults_match_default_impl() {
-        let cli = Cli::try_parse_from(["fake-azure"]).unwrap();
-        assert_eq!(cli.args, FakeAzureArgs::default());
+        let args: FakeAzureArgs = parse_args(&["fake-azure"]).unwrap();
+        assert_eq!(args, FakeAzureArgs::default());
     }
 
     #[test]
     fn flags_parse() {
-        let cli = Cli::try_parse_from([
+        let args: FakeAzureArgs = parse_args(&[
             "fake-azure",
             "--port",
             "0",
@@ -122,11 +115,11 @@ mod tests {
             "/tmp/ca.pem",
         ])
         .unwrap();
-        assert_eq!(cli.args.port, 0);
-        assert_eq!(cli.args.vaults, ["prod-1", "staging", "dev"]);
-        assert_eq!(cli.args.seed_keys, 3);
-        assert_eq!(cli.args.ca_out.as_deref(), Some(std::path::Path::new("/tmp/ca.pem")));
-        assert!(Cli::try_parse_from(["fake-azure", "--vault", "x"]).is_err());
-        assert!(Cli::try_parse_from(["fake-azure", "--vault", "bad_name"]).is_err());
+        assert_eq!(args.port, 0);
+        assert_eq!(args.vaults, ["prod-1", "staging", "dev"]);
+        assert_eq!(args.seed_keys, 3);
+        assert_eq!(args.ca_out.as_deref(), Some(std::path::Path::new("/tmp/ca.pem")));
+        assert!(parse_args::<FakeAzureArgs>(&["fake-azure", "--vault", "x"]).is_err());
+        assert!(parse_args::<FakeAzureArgs>(&["fake-azure", "--vault", "bad_name"]).is_err());
     }
 }

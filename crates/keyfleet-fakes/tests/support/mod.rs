@@ -83,16 +83,20 @@ impl Kms {
         Answer { status, headers, raw, body }
     }
 
-    pub async fn call_raw(&self, operation: &str, body: impl Into<Body>) -> Answer {
-        let request = Request::builder()
+    /// A signed request for `operation`.
+    fn request(&self, operation: &str, body: impl Into<Body>) -> Request<Body> {
+        Request::builder()
             .method(Method::POST)
             .uri("/")
             .header("x-amz-target", format!("TrentService.{operation}"))
             .header("content-type", "application/x-amz-json-1.1")
             .header("authorization", authorization(&self.access_key_id, &self.region))
             .body(body.into())
-            .unwrap();
-        self.send(request).await
+            .unwrap()
+    }
+
+    pub async fn call_raw(&self, operation: &str, body: impl Into<Body>) -> Answer {
+        self.send(self.request(operation, body)).await
     }
 
     pub async fn call(&self, operation: &str, input: Value) -> Answer {
@@ -151,15 +155,7 @@ impl Kms {
     /// Like [`Kms::call`], for a fake that may drop the connection: `None` when it did (in
     /// process, the answer's body fails instead of arriving).
     pub async fn call_or_drop(&self, operation: &str, input: Value) -> Option<Answer> {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/")
-            .header("x-amz-target", format!("TrentService.{operation}"))
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("authorization", authorization(&self.access_key_id, &self.region))
-            .body(Body::from(input.to_string()))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
+        let response = self.router.clone().oneshot(self.request(operation, input.to_string())).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let raw = axum::body::to_bytes(response.into_body(), usize::MAX).await.ok()?.to_vec();

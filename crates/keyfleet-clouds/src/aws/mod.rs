@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use crate::error::CloudError;
 

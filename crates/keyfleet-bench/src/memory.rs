@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use keyfleet_core::AwsKeyMaterial;
 use keyfleet_fakes::{BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID};
-use keyfleet_store::{InventoryStore, SqliteStore};
+use keyfleet_store::{AwsWorkStore, InventoryStore, SqliteStore};
 use serde_json::json;
 
 use crate::Env;
@@ -174,7 +174,7 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
         notes: vec![
             format!(
                 "Setup: {} keys in the fake (its own process) over {} regions of one account; written into the \
-                 inventory with `InventoryStore::sync_aws_region` ({} keys per transaction) in {} s while the server \
+                 inventory with `AwsWorkStore::sync_aws_region` ({} keys per transaction) in {} s while the server \
                  was stopped; one KMS container with a connection to the fake, created through the API.",
                 int(total_keys as u64),
                 REGIONS.len(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Body of `POST /v1/auth/tokens`. Every field is optional on the wire; the server decides which are needed
 /// for the grant and names the missing one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_type: Option<String>,

@@ -9,6 +9,7 @@ use crate::common::AclView;
 
 /// `POST /v1/connectionmgmt/services/aws/connections` and its PATCH (every field optional there).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct AwsConnectionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -52,6 +53,7 @@ resource! {
 
 /// `POST /v1/cckm/aws/kms` and its PATCH.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct KmsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -143,6 +145,7 @@ resource! {
 
 /// `POST /v1/cckm/aws/synchronization-jobs`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAwsSyncJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms: Option<Vec<String>>,
@@ -163,6 +166,7 @@ job_resource! {
 
 /// `POST /v1/cckm/aws/templates` and its PATCH.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct TemplateRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -10,6 +10,7 @@ use crate::common::AclView;
 
 /// `POST /v1/connectionmgmt/services/azure/connections` and its PATCH (every field optional there).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct AzureConnectionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -56,6 +57,7 @@ resource! {
 
 /// `POST /v1/cckm/azure/add-vaults`: vaults of one subscription, reached through one connection.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct AddVaultsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<String>,
@@ -67,6 +69,7 @@ pub struct AddVaultsRequest {
 
 /// One vault of `add-vaults`, as Azure's vault listing (`get-vaults`) describes it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct AddVaultEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -228,6 +231,7 @@ pub struct RestoreBackupRequest {
 
 /// `POST /v1/cckm/azure/synchronization-jobs`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAzureSyncJob {
     /// Vault names or ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,11 +254,41 @@ job_resource! {
 
 /// `POST /v1/cckm/azure/bulkjobs`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAzureBulkJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_key_backups_param: Option<DeleteKeyBackupsParam>,
+    /// The conditions of `delete_key_backups_param` given at the top level (seed-004's parameter table lists
+    /// them there): the same meaning as inside it; one given in both places must have the same value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<OneOrMany>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<String>,
+}
+
+impl CreateAzureBulkJob {
+    /// The top-level conditions, as a `DeleteKeyBackupsParam`; `None` when none is given.
+    pub fn top_level_param(&self) -> Option<DeleteKeyBackupsParam> {
+        let p = DeleteKeyBackupsParam {
+            backups: self.backups.clone(),
+            key_id: self.key_id.clone(),
+            keys: self.keys.clone(),
+            vault_id: self.vault_id.clone(),
+            created_after: self.created_after.clone(),
+            created_before: self.created_before.clone(),
+        };
+        (p != DeleteKeyBackupsParam::default()).then_some(p)
+    }
 }
 
 /// Which cloud key backups `delete-key-backups` deletes. `key_id`, `keys` and `vault_id` exclude each other;

@@ -9,6 +9,7 @@ use crate::Timestamp;
 /// `POST /v1/cckm/aws/bulkjob`. Every field is optional here so that the server, not serde, decides what is
 /// missing and names it in the 400; a wrong type is reported with the field's path by the JSON extractor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAwsBulkJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
@@ -24,7 +25,7 @@ pub struct CreateAwsBulkJob {
 }
 
 /// Extension: which keys a job acts on, resolved when the job is created into a frozen list of items. Either
-/// `ids` (any number of CCKM key ids) or filters (all must hold; gone keys are never selected).
+/// `ids` (any number of key references), filters (all must hold; gone keys are never selected) or `all: true`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeySelectorRequest {
@@ -42,6 +43,9 @@ pub struct KeySelectorRequest {
     pub alias_prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_state: Option<String>,
+    /// Every key of the inventory (gone keys excepted); needed to select without `ids` or a filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<bool>,
 }
 
 /// Extension: how far a job is.
@@ -79,6 +83,7 @@ pub struct ItemView {
 
 /// Query of `GET .../bulkjob/{id}/items`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct ItemListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,

@@ -67,12 +67,14 @@ pub struct AclView {
 
 /// `POST .../update-acls` body.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateAclsRequest {
     pub acls: Vec<AclChange>,
 }
 
 /// One change in an `update-acls` request: grant (`permit: true`) or revoke actions for a user or group.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct AclChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,

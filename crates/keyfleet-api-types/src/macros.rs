@@ -45,6 +45,7 @@ macro_rules! list_query {
     ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
         $(#[$attr])*
         #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
         pub struct $name {
             $($fields)*
             #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@ use crate::Timestamp;
 
 /// `POST /v1/usermgmt/users`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     #[serde(default)]
     pub username: Option<String>,
@@ -36,6 +37,7 @@ pub struct UserView {
 
 /// `POST /v1/usermgmt/groups`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
     #[serde(default)]
     pub name: Option<String>,

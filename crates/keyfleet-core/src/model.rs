@@ -40,9 +40,9 @@ impl Operation {
         }
     }
 
-    /// Any operation of either cloud; callers check it belongs to theirs with [`Operation::cloud`].
+    /// Any operation of either cloud, in any case; callers check it belongs to theirs with [`Operation::cloud`].
     pub fn parse(s: &str) -> Option<Self> {
-        Self::AWS.into_iter().chain(Self::AZURE).find(|op| op.as_str() == s)
+        Self::AWS.into_iter().chain(Self::AZURE).find(|op| op.as_str().eq_ignore_ascii_case(s))
     }
 
     /// The `cloud` of the jobs that run this operation: `aws` or `azure`.
@@ -101,8 +101,9 @@ impl JobStatus {
         }
     }
 
+    /// In any case (`Completed` is `completed`).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s))
     }
 
     pub fn is_terminal(self) -> bool {
@@ -134,8 +135,9 @@ impl ItemStatus {
         }
     }
 
+    /// In any case (`Failed` is `failed`).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s))
     }
 
     pub fn is_terminal(self) -> bool {

@@ -23,12 +23,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             let syntax =
                 matches!(e.inner().classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
             let field = if path == "." || syntax { "body".to_string() } else { path };
-            ApiError::invalid(&field, e.into_inner().to_string())
+            let message = e.into_inner().to_string();
+            ApiError::invalid(&field, if syntax { message } else { explain(message) })
         })
     }
 }
 
-/// Query parameters.
+/// serde's message, said for the field it is reported on: `unknown field `x`, expected one of ...` becomes
+/// `unknown field; expected one of ...` (the field's path already leads the message).
+fn explain(message: String) -> String {
+    // serde_json ends its messages with the parser's position, which says nothing the field path does not.
+    let message = match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(" column ") => message[..at].to_string(),
+        _ => message,
+    };
+    match message.strip_prefix("unknown field `").and_then(|rest| rest.split_once("`, ")) {
+        Some((_, "there are no fields")) => "unknown field; this takes no fields".to_string(),
+        Some((_, expected)) => format!("unknown field; {expected}"),
+        // std's integer parse errors, as query parameters meet them.
+        None if message == "invalid digit found in string" || message == "cannot parse integer from empty string" => {
+            "expected a whole number of 0 or more".to_string()
+        }
+        None if message == "number too large to fit in target type" => {
+            "expected a whole number of 0 or more; this one is too large".to_string()
+        }
+        None => message,
+    }
+}
+
+/// Query parameters. The query types refuse unknown parameters (`deny_unknown_fields`): a misspelt filter must
+/// never return the whole list.
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
@@ -40,7 +64,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "query".to_string() } else { path };
-            ApiError::invalid(&field, e.into_inner().to_string())
+            ApiError::invalid(&field, explain(e.into_inner().to_string()))
         })
     }
 }

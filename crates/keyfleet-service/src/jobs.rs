@@ -47,18 +47,30 @@ impl Services {
             filter.id = Some(id.parse().map_err(|_| ServiceError::invalid("id", format!("{id:?} is not a job id")))?);
         }
         filter.status = overall_status(q.overall_status.as_deref())?;
-        if let Some(c) = q.cloud.as_deref().filter(|s| !s.is_empty())
-            && c != cloud.name()
-            && c != cloud.display()
-        {
-            return Ok((Vec::new(), 0, page));
+        if let Some(c) = q.cloud.as_deref().filter(|s| !s.is_empty()) {
+            let named = |k: Cloud| c.eq_ignore_ascii_case(k.name()) || c.eq_ignore_ascii_case(k.display());
+            if !named(cloud) {
+                if Cloud::ALL.into_iter().any(named) {
+                    // Another cloud's jobs are never in this list: a true empty answer.
+                    return Ok((Vec::new(), 0, page));
+                }
+                let allowed: Vec<String> =
+                    Cloud::ALL.into_iter().flat_map(|k| [k.name().to_string(), k.display().to_string()]).collect();
+                return Err(ServiceError::invalid(
+                    "cloud",
+                    format!("unknown cloud {c:?}; one of {}", allowed.join(", ")),
+                ));
+            }
         }
         if let Some(o) = q.operation.as_deref().filter(|s| !s.is_empty()) {
-            filter.operation = Some(
-                Operation::parse(o)
-                    .filter(|op| cloud.operations().contains(op))
-                    .ok_or_else(|| ServiceError::invalid("operation", format!("unknown operation {o:?}")))?,
-            );
+            filter.operation =
+                Some(Operation::parse(o).filter(|op| cloud.operations().contains(op)).ok_or_else(|| {
+                    let allowed: Vec<&str> = cloud.operations().iter().map(|op| op.as_str()).collect();
+                    ServiceError::invalid(
+                        "operation",
+                        format!("unknown operation {o:?}; one of {}", allowed.join(", ")),
+                    )
+                })?);
         }
         if !caller.is_cckm_admin() {
             filter.created_by = Some(caller.user_id);
@@ -111,7 +123,10 @@ impl Services {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 ItemStatus::parse(s).ok_or_else(|| {
-                    ServiceError::invalid("status", "must be pending, running, succeeded, failed or skipped")
+                    ServiceError::invalid(
+                        "status",
+                        format!("unknown status {s:?}; one of pending, running, succeeded, failed, skipped"),
+                    )
                 })
             })
             .transpose()?;
@@ -158,7 +173,10 @@ pub(crate) fn overall_status(s: Option<&str>) -> Result<Option<JobStatus>> {
     s.filter(|s| !s.is_empty())
         .map(|s| {
             JobStatus::parse(s).ok_or_else(|| {
-                ServiceError::invalid("overall_status", "must be in_progress, completed, failed or cancelled")
+                ServiceError::invalid(
+                    "overall_status",
+                    format!("unknown status {s:?}; one of in_progress, completed, failed, cancelled"),
+                )
             })
         })
         .transpose()

@@ -7,6 +7,14 @@ use keyfleet_core::*;
 use crate::jobs::overall_status;
 use crate::{Caller, Result, ServiceError, Services};
 
+/// The filters of a synchronization-job list, as given (each validated by the list).
+#[derive(Debug, Clone, Default)]
+pub struct SyncJobFilter {
+    pub id: Option<String>,
+    pub kms: Option<String>,
+    pub overall_status: Option<String>,
+}
+
 /// A synchronization job and the names of the containers it synchronizes, as its view shows them.
 pub type SyncJobEntry = (SyncJobRecord, Vec<String>);
 
@@ -17,17 +25,51 @@ impl Services {
         self.sync_job_entry(job).await
     }
 
-    /// `GET .../synchronization-jobs`, optionally of one `overall_status`.
+    /// `GET .../synchronization-jobs`, filtered by CCKM's `id`, `overall_status` and (AWS) `kms`.
     pub async fn list_sync_jobs(
         &self,
         caller: &Caller,
         cloud: Cloud,
-        status: Option<&str>,
+        filter: SyncJobFilter,
         page: &Page,
     ) -> Result<(Vec<SyncJobEntry>, u64)> {
         caller.require_cckm_user()?;
-        let status = overall_status(status)?;
-        let (jobs, total) = self.store.list_sync_jobs(cloud.name(), status, page).await?;
+        let status = overall_status(filter.overall_status.as_deref())?;
+        let id = match filter.id.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(t) => Some(
+                t.parse::<SyncJobId>()
+                    .map_err(|_| ServiceError::invalid("id", format!("{t:?} is not a synchronization job id")))?,
+            ),
+        };
+        let kms = match filter.kms.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(_) if cloud != Cloud::Aws => {
+                return Err(ServiceError::invalid("kms", "is a filter of AWS synchronization jobs only"));
+            }
+            Some(k) => Some(
+                self.find_kms(k)
+                    .await?
+                    .ok_or_else(|| ServiceError::invalid("kms", format!("no KMS container {k:?}")))?
+                    .id,
+            ),
+        };
+        let (jobs, total) = if id.is_none() && kms.is_none() {
+            self.store.list_sync_jobs(cloud.name(), status, page).await?
+        } else {
+            // Sync jobs are few: filter the cloud's jobs here rather than widen the store's query.
+            let everything = Page { skip: 0, limit: i64::MAX as u64, sort: page.sort.clone() };
+            let all = self.store.list_sync_jobs(cloud.name(), status, &everything).await?.0;
+            let matching: Vec<SyncJobRecord> = all
+                .into_iter()
+                .filter(|j| id.is_none_or(|id| j.id == id))
+                .filter(|j| kms.is_none_or(|k| j.kms.contains(&k)))
+                .collect();
+            let total = matching.len() as u64;
+            let skip = usize::try_from(page.skip).unwrap_or(usize::MAX);
+            let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+            (matching.into_iter().skip(skip).take(limit).collect(), total)
+        };
         let mut out = Vec::with_capacity(jobs.len());
         for j in jobs {
             out.push(self.sync_job_entry(j).await?);

@@ -28,9 +28,29 @@ pub fn check_url(field: &str, url: &str) -> Result<()> {
 }
 
 pub fn parse_bool(field: &str, v: &str) -> Result<bool> {
-    match v {
+    match v.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(ServiceError::invalid(field, "must be true or false")),
+        _ => Err(ServiceError::invalid(field, format!("must be true or false, got {v:?}"))),
     }
+}
+
+/// Every `KeyState` AWS KMS reports.
+pub const AWS_KEY_STATES: &[&str] = &[
+    "Enabled",
+    "Disabled",
+    "PendingDeletion",
+    "PendingImport",
+    "Unavailable",
+    "Creating",
+    "Updating",
+    "PendingReplicaDeletion",
+];
+
+/// An AWS key state in AWS's spelling, whatever the case it was given in (`disabled` is `Disabled`); a 400
+/// listing the states for anything else, so that a filter never silently matches nothing.
+pub fn aws_key_state(field: &str, v: &str) -> Result<String> {
+    AWS_KEY_STATES.iter().find(|s| s.eq_ignore_ascii_case(v.trim())).map(|s| s.to_string()).ok_or_else(|| {
+        ServiceError::invalid(field, format!("unknown key state {v:?}; one of {}", AWS_KEY_STATES.join(", ")))
+    })
 }

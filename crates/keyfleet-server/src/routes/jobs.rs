@@ -10,7 +10,7 @@ use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
 use keyfleet_core::Cloud;
 use keyfleet_service::paging::page;
-use keyfleet_service::sync_jobs::SyncJobEntry;
+use keyfleet_service::sync_jobs::{SyncJobEntry, SyncJobFilter};
 use serde::Serialize;
 
 use crate::auth::Auth;
@@ -21,9 +21,14 @@ use crate::{AppState, views};
 type S = State<Arc<AppState>>;
 type Routes = MethodRouter<Arc<AppState>>;
 
-/// Query of the synchronization-job lists.
+/// Query of the synchronization-job lists (CCKM's filters `id`, `overall_status` and, for AWS, `kms`).
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SyncListQuery {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub kms: Option<String>,
     #[serde(default)]
     pub overall_status: Option<String>,
     #[serde(default)]
@@ -75,7 +80,8 @@ pub(crate) fn bulkjob_items(cloud: Cloud) -> Routes {
 pub(crate) fn list_sync_jobs<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
     get(move |State(s): S, Auth(c): Auth, Query(q): Query<SyncListQuery>| async move {
         let p = page(&ListParams { skip: q.skip, limit: q.limit, sort: q.sort }, SYNC_SORT_FIELDS)?;
-        let (list, total) = s.services.list_sync_jobs(&c, cloud, q.overall_status.as_deref(), &p).await?;
+        let filter = SyncJobFilter { id: q.id, kms: q.kms, overall_status: q.overall_status };
+        let (list, total) = s.services.list_sync_jobs(&c, cloud, filter, &p).await?;
         Ok::<_, ApiError>(axum::Json(views::list(list, total, &p, view)))
     })
 }

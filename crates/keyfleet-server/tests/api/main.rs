@@ -10,5 +10,6 @@ mod large_jobs;
 mod operations;
 mod secrets;
 mod snapshots;
+mod strict;
 mod support;
 mod validation;

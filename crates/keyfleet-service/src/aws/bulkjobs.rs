@@ -10,6 +10,7 @@ use keyfleet_core::*;
 
 use crate::aws::check_region;
 use crate::jobs::{DETAILED_LIMIT, JobWithItems, all_items, not_readable, parse_operation};
+use crate::validate::aws_key_state;
 use crate::{Caller, Result, ServiceError, Services};
 
 /// CCKM's ceiling on `keys` in one job.
@@ -184,56 +185,134 @@ impl Services {
         Ok(JobWithItems { job, keys, items: Vec::new() })
     }
 
-    /// Known, distinct key ids (400 naming the unknown ones), in request order.
+    /// The keys `texts` name, distinct and in request order. A reference is a CCKM key id, an AWS KeyId, a key
+    /// ARN or `alias/<name>`; one that names no key, or (KeyId, alias) more than one, is a 400 naming it.
     async fn resolve_key_ids(&self, field: &str, texts: &[String]) -> Result<Vec<AwsKeyRecord>> {
         if texts.is_empty() {
-            return Err(ServiceError::invalid(field, "must name at least one key"));
+            return Err(ServiceError::invalid(field, "is empty: name at least one key, or leave it out"));
         }
         let mut seen = HashSet::new();
-        let mut ids = Vec::with_capacity(texts.len());
-        let mut unknown: Vec<&str> = Vec::new();
         for k in texts {
             if !seen.insert(k.as_str()) {
                 return Err(ServiceError::invalid(field, format!("duplicate key id {k}")));
             }
-            match k.parse::<KeyId>() {
-                Ok(id) => ids.push(id),
-                Err(_) => unknown.push(k.as_str()),
+        }
+        // CCKM ids first, in one query: the common case, and any number of them.
+        let ids: Vec<KeyId> = texts.iter().filter_map(|t| t.parse::<KeyId>().ok()).collect();
+        let mut by_id: HashMap<KeyId, AwsKeyRecord> =
+            self.store.aws_keys_by_ids(&ids).await?.into_iter().map(|k| (k.id, k)).collect();
+        let mut keys = Vec::with_capacity(texts.len());
+        let mut unknown: Vec<&str> = Vec::new();
+        let mut ambiguous: Vec<String> = Vec::new();
+        let mut chosen = HashSet::new();
+        for text in texts {
+            let direct = text.parse::<KeyId>().ok().and_then(|id| by_id.remove(&id));
+            let matches = match direct {
+                Some(k) => vec![k],
+                None => self.aws_keys_by_reference(text).await?,
+            };
+            match matches.as_slice() {
+                [] => unknown.push(text.as_str()),
+                [k] => {
+                    if !chosen.insert(k.id) {
+                        return Err(ServiceError::invalid(
+                            field,
+                            format!("{text} names key {} which is already listed", k.id),
+                        ));
+                    }
+                    keys.push(k.clone());
+                }
+                many => {
+                    let arns: Vec<&str> = many.iter().take(5).map(|k| k.material.arn.as_str()).collect();
+                    ambiguous.push(format!("{text} (matches {} keys: {})", many.len(), arns.join(", ")));
+                }
             }
         }
-        let found = self.store.aws_keys_by_ids(&ids).await?;
-        let mut by_id: HashMap<KeyId, AwsKeyRecord> = found.into_iter().map(|k| (k.id, k)).collect();
-        let mut keys = Vec::with_capacity(ids.len());
-        for (text, id) in texts.iter().filter_map(|t| t.parse::<KeyId>().ok().map(|id| (t, id))) {
-            match by_id.remove(&id) {
-                Some(k) => keys.push(k),
-                None => unknown.push(text.as_str()),
-            }
+        if !ambiguous.is_empty() {
+            return Err(ServiceError::invalid(
+                field,
+                format!("ambiguous key references, name the key by id or ARN: {}", ambiguous.join("; ")),
+            ));
         }
         if !unknown.is_empty() {
             let shown: Vec<&str> = unknown.iter().take(20).copied().collect();
             let more = if unknown.len() > 20 { format!(" and {} more", unknown.len() - 20) } else { String::new() };
-            return Err(ServiceError::invalid(field, format!("unknown key ids: {}{more}", shown.join(", "))));
+            return Err(ServiceError::invalid(
+                field,
+                format!(
+                    "unknown key ids: {}{more} (a key is named by CCKM id, AWS KeyId, ARN or alias/...)",
+                    shown.join(", ")
+                ),
+            ));
         }
         Ok(keys)
     }
 
+    /// The live (not gone) keys an AWS KeyId, ARN or `alias/...` names; at most 10.
+    async fn aws_keys_by_reference(&self, text: &str) -> Result<Vec<AwsKeyRecord>> {
+        let mut filter = AwsKeyFilter { gone: Some(false), ..Default::default() };
+        if text.starts_with("arn:") {
+            filter.arn = Some(text.to_string());
+        } else if text.starts_with("alias/") {
+            filter.alias = Some(text.to_string());
+        } else if !text.is_empty() {
+            filter.aws_key_id = Some(text.to_string());
+        } else {
+            return Ok(Vec::new());
+        }
+        let page = Page { skip: 0, limit: 10, sort: vec![] };
+        Ok(self.store.list_aws_keys(&filter, &page).await?.0)
+    }
+
     async fn resolve_selector(&self, sel: KeySelectorRequest) -> Result<Resolved> {
+        // An empty filter would select as if it were absent: refuse it rather than widen the job.
+        let empty = |name: &str, what: &str| {
+            ServiceError::invalid(
+                &format!("selector.{name}"),
+                format!("`{name}` is empty: name at least {what}, or leave it out"),
+            )
+        };
+        if sel.kms.as_ref().is_some_and(Vec::is_empty) {
+            return Err(empty("kms", "one container"));
+        }
+        if sel.regions.as_ref().is_some_and(Vec::is_empty) {
+            return Err(empty("regions", "one region"));
+        }
+        if sel.tags.as_ref().is_some_and(|t| t.is_empty()) {
+            return Err(empty("tags", "one tag"));
+        }
+        if sel.ids.as_ref().is_some_and(Vec::is_empty) {
+            return Err(empty("ids", "one key"));
+        }
+        if sel.alias_prefix.as_deref().is_some_and(|a| a.trim().is_empty() || a.trim() == "alias/") {
+            return Err(empty("alias_prefix", "one character of an alias"));
+        }
+        if sel.key_state.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(empty("key_state", "one state"));
+        }
         let filters = sel.kms.is_some()
             || sel.regions.is_some()
             || sel.tags.is_some()
             || sel.alias_prefix.is_some()
             || sel.key_state.is_some();
+        let all = sel.all == Some(true);
+        if all && (filters || sel.ids.is_some()) {
+            return Err(ServiceError::invalid(
+                "selector.all",
+                "selects every key and cannot be combined with ids or filters; leave it out to filter",
+            ));
+        }
         if let Some(ids) = sel.ids {
             if filters {
                 return Err(ServiceError::invalid("selector.ids", "cannot be combined with other selector fields"));
             }
             return Ok(Resolved::Keys(self.resolve_key_ids("selector.ids", &ids).await?));
         }
-        if !filters {
+        if !filters && !all {
             return Err(ServiceError::invalid(
                 "selector",
-                "needs ids or at least one filter (kms, regions, tags, alias_prefix, key_state); there is no implicit \"every key\"",
+                "needs ids, at least one filter (kms, regions, tags, alias_prefix, key_state) or \"all\": true to \
+                 select every key; there is no implicit \"every key\"",
             ));
         }
         let mut out = KeySelector::default();
@@ -251,23 +330,7 @@ impl Services {
         out.tags = sel.tags.unwrap_or_default().into_iter().collect();
         out.alias_prefix = sel.alias_prefix.map(|a| if a.starts_with("alias/") { a } else { format!("alias/{a}") });
         if let Some(state) = sel.key_state {
-            const STATES: &[&str] = &[
-                "Enabled",
-                "Disabled",
-                "PendingDeletion",
-                "PendingImport",
-                "Unavailable",
-                "Creating",
-                "Updating",
-                "PendingReplicaDeletion",
-            ];
-            if !STATES.contains(&state.as_str()) {
-                return Err(ServiceError::invalid(
-                    "selector.key_state",
-                    format!("unknown key state {state:?}; one of {}", STATES.join(", ")),
-                ));
-            }
-            out.key_state = Some(state);
+            out.key_state = Some(aws_key_state("selector.key_state", &state)?);
         }
         if self.store.count_selector(&out).await? == 0 {
             return Err(ServiceError::invalid("selector", "matches no keys"));

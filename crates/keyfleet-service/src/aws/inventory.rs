@@ -5,7 +5,7 @@ use keyfleet_api_types::common::UpdateAclsRequest;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
-use crate::validate::{check_name, check_url, parse_bool, require};
+use crate::validate::{aws_key_state, check_name, check_url, parse_bool, require};
 use crate::{Caller, Result, ServiceError, Services};
 
 const AWS_CLOUDS: &[&str] = &["aws", "aws-us-gov", "aws-cn"];
@@ -320,7 +320,8 @@ impl Services {
         filter.aws_key_id = q.keyid;
         filter.arn = q.arn;
         filter.alias = q.alias.map(|a| if a.starts_with("alias/") { a } else { format!("alias/{a}") });
-        filter.key_state = q.keystate;
+        filter.key_state =
+            q.keystate.as_deref().filter(|s| !s.is_empty()).map(|s| aws_key_state("keystate", s)).transpose()?;
         filter.enabled = q.enabled.as_deref().map(|v| parse_bool("enabled", v)).transpose()?;
         filter.gone = q.gone.as_deref().map(|v| parse_bool("gone", v)).transpose()?;
         for t in q.tags.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()) {

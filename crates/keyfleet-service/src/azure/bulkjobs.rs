@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use keyfleet_api_types::azure::{CreateAzureBulkJob, DeleteKeyBackupsParam};
+use keyfleet_api_types::azure::{CreateAzureBulkJob, DeleteKeyBackupsParam, OneOrMany};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
@@ -44,6 +44,57 @@ fn parse_ids<T: std::str::FromStr + Eq + std::hash::Hash + Copy>(name: &str, tex
     Ok(out)
 }
 
+/// `delete_key_backups_param` with the conditions given at the top level of the request (seed-004's flat form)
+/// folded in: each means exactly what it means inside the object; one given in both places with different
+/// values is a 400. `None` when neither place gives anything.
+fn merge_param(
+    nested: Option<DeleteKeyBackupsParam>,
+    top: Option<DeleteKeyBackupsParam>,
+) -> Option<Result<DeleteKeyBackupsParam>> {
+    let (mut p, top) = match (nested, top) {
+        (None, None) => return None,
+        (Some(p), None) | (None, Some(p)) => return Some(Ok(p)),
+        (Some(p), Some(top)) => (p, top),
+    };
+    fn fold<T: PartialEq + serde::Serialize>(name: &str, inner: &mut Option<T>, outer: Option<T>) -> Result<()> {
+        match (inner.as_ref(), outer) {
+            (_, None) => Ok(()),
+            (None, Some(v)) => {
+                *inner = Some(v);
+                Ok(())
+            }
+            (Some(a), Some(b)) if *a == b => Ok(()),
+            (Some(a), Some(b)) => {
+                let show = |v: &T| serde_json::to_string(v).unwrap_or_default();
+                Err(ServiceError::invalid(
+                    name,
+                    format!("is {} at the top level but {} in {PARAM}; give it once", show(&b), show(a)),
+                ))
+            }
+        }
+    }
+    let folded = (|| {
+        let backups = |b: &OneOrMany| b.clone().into_vec();
+        match (p.backups.as_ref(), top.backups.as_ref()) {
+            (Some(a), Some(b)) if backups(a) != backups(b) => {
+                return Err(ServiceError::invalid(
+                    "backups",
+                    format!("differs between the top level and {PARAM}; give it once"),
+                ));
+            }
+            (None, Some(b)) => p.backups = Some(b.clone()),
+            _ => {}
+        }
+        fold("key_id", &mut p.key_id, top.key_id)?;
+        fold("keys", &mut p.keys, top.keys)?;
+        fold("vault_id", &mut p.vault_id, top.vault_id)?;
+        fold("created_after", &mut p.created_after, top.created_after)?;
+        fold("created_before", &mut p.created_before, top.created_before)?;
+        Ok(p)
+    })();
+    Some(folded)
+}
+
 impl Services {
     /// `POST /v1/cckm/azure/bulkjobs`.
     pub async fn create_azure_bulkjob(&self, caller: &Caller, req: CreateAzureBulkJob) -> Result<JobWithItems> {
@@ -51,9 +102,10 @@ impl Services {
         let operation = parse_operation(Cloud::Azure, req.operation.as_deref(), |op_text| {
             format!("unknown operation {op_text:?} for Azure bulk jobs; the one operation is delete-key-backups")
         })?;
-        let param = req.delete_key_backups_param.ok_or_else(|| {
+        let top = req.top_level_param();
+        let param = merge_param(req.delete_key_backups_param, top).ok_or_else(|| {
             ServiceError::invalid(PARAM, format!("is required with operation {}", operation.as_str()))
-        })?;
+        })??;
         let echo = serde_json::to_value(&param).ok();
         let selector = self.resolve_backup_selector(param).await?;
 

@@ -1,0 +1,3 @@
+//! Issue 11's hardening: the permission matrix, connection limits and response headers, file modes.
+
+mod permissions;

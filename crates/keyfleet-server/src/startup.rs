@@ -106,13 +106,25 @@ impl RunningServer {
 }
 
 fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    let existed = dir.is_dir();
+    create_private_dir(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
     #[cfg(unix)]
-    {
+    if existed {
+        // A directory made by someone else (an installer, an older keyfleet) is tightened too.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     Ok(())
+}
+
+/// Creates `dir` and any missing parents with mode 0700 (owner only) from the start; an existing directory is
+/// left as it is.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
 }
 
 /// The configured backend: the embedded SQLite file (one node) or a PostgreSQL database (any number).
@@ -159,7 +171,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Database> {
     }
     let path = config.sqlite_path().context("database_url: expected sqlite://PATH or postgres://...")?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        create_private_dir(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     let store = SqliteStore::open(path).await.with_context(|| format!("opening database {}", path.display()))?;
     Ok(Database::Sqlite(store))

@@ -1,3 +1,4 @@
 //! Issue 11's hardening: the permission matrix, connection limits and response headers, file modes.
 
+mod files;
 mod permissions;

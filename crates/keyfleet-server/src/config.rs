@@ -33,6 +33,8 @@ quota_scale = 1.0
 max_attempts = 8
 log_format = "text"
 log = "info"
+header_read_timeout_secs = 10
+max_connections = 1024
 "#;
 
 /// Environment variable naming the TOML file (the `--config` flag).
@@ -111,6 +113,14 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `keyfleet_engine=debug,info`.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Seconds (1-30) a client has to send a request's header, counted from the moment the server waits for
+    /// it: a new connection (TLS handshake included), and between the requests of a keep-alive connection, so
+    /// this is also the idle keep-alive timeout. A client that is slower is disconnected.
+    #[arg(long, value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Client connections open at once; one over the limit is closed at once.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 }
 
 fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -225,6 +235,8 @@ pub struct Config {
     pub trust_ca_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub log: String,
+    pub header_read_timeout_secs: u64,
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -281,6 +293,12 @@ impl Config {
         if !(1..=100).contains(&self.max_attempts) {
             bail!("max_attempts: must be between 1 and 100");
         }
+        if !(1..=30).contains(&self.header_read_timeout_secs) {
+            bail!("header_read_timeout_secs: must be between 1 and 30");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            bail!("max_connections: must be between 1 and 1000000");
+        }
         Ok(())
     }
 
@@ -299,6 +317,10 @@ impl Config {
 
     pub fn lease_ttl(&self) -> Duration {
         Duration::from_secs(self.lease_ttl_secs)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
     }
 
     pub fn log_json(&self) -> bool {
@@ -349,6 +371,7 @@ mod tests {
         assert_eq!((c.workers, c.partition_concurrency, c.max_attempts), (64, 8, 8));
         assert_eq!((c.per_key_interval(), c.lease_ttl()), (Duration::from_millis(250), Duration::from_secs(30)));
         assert!(!c.plain_http && !c.log_json() && c.tls().is_none() && c.master_key.is_none());
+        assert_eq!((c.header_read_timeout(), c.max_connections), (Duration::from_secs(10), 1024));
     }
 
     #[test]
@@ -442,7 +465,7 @@ mod tests {
     #[test]
     fn every_flag_is_a_setting() {
         let names = ServeArgs::setting_names();
-        assert_eq!(names.len(), 19, "{names:?}");
+        assert_eq!(names.len(), 21, "{names:?}");
         // deny_unknown_fields would refuse a flag without a Config field: give every flag at once.
         let all = ServeArgs {
             data_dir: Some("d".into()),
@@ -464,6 +487,8 @@ mod tests {
             trust_ca_file: Some("t".into()),
             log_format: Some("json".into()),
             log: Some("warn".into()),
+            header_read_timeout_secs: Some(1),
+            max_connections: Some(1),
             config_file: None,
         };
         let c = Config::resolve(all).expect("every flag");

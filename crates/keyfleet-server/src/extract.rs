@@ -2,19 +2,34 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+
+/// axum's default limit of a request body (`DefaultBodyLimit`); a larger body is a 413.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// A JSON body. An empty body reads as `{}` so that a missing field is reported by name.
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::invalid("body", e.body_text()))?;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                // CCKM's error body with the status that says what is wrong.
+                let mut r = ApiError::invalid("body", format!("is larger than the limit of {BODY_LIMIT} bytes"))
+                    .into_response();
+                *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                r
+            } else {
+                ApiError::invalid("body", e.body_text()).into_response()
+            }
+        })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
@@ -24,7 +39,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 matches!(e.inner().classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
             let field = if path == "." || syntax { "body".to_string() } else { path };
             let message = e.into_inner().to_string();
-            ApiError::invalid(&field, if syntax { message } else { explain(message) })
+            ApiError::invalid(&field, if syntax { message } else { explain(message) }).into_response()
         })
     }
 }

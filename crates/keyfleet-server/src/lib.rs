@@ -4,6 +4,7 @@ mod auth;
 pub mod config;
 pub mod error;
 mod extract;
+mod limits;
 mod routes;
 mod startup;
 pub mod tls;

@@ -106,13 +106,25 @@ impl RunningServer {
 }
 
 fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    let existed = dir.is_dir();
+    create_private_dir(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
     #[cfg(unix)]
-    {
+    if existed {
+        // A directory made by someone else (an installer, an older keyfleet) is tightened too.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     Ok(())
+}
+
+/// Creates `dir` and any missing parents with mode 0700 (owner only) from the start; an existing directory is
+/// left as it is.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
 }
 
 /// The configured backend: the embedded SQLite file (one node) or a PostgreSQL database (any number).
@@ -159,7 +171,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Database> {
     }
     let path = config.sqlite_path().context("database_url: expected sqlite://PATH or postgres://...")?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        create_private_dir(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     let store = SqliteStore::open(path).await.with_context(|| format!("opening database {}", path.display()))?;
     Ok(Database::Sqlite(store))
@@ -261,25 +273,42 @@ pub async fn start(
     let engine_handle = engine.start().await?;
 
     let state = Arc::new(AppState { services });
-    let app = router(state.clone()).into_make_service();
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let https = !config.plain_http;
-    let (stop, http): (Box<dyn Fn() + Send + Sync>, _) = if https {
+    let mut app = router(state.clone());
+    if https {
+        app = app.layer(axum::middleware::map_response(crate::limits::strict_transport_security));
+    }
+    let app = app.into_make_service();
+    let capped = crate::limits::Capped::new(config.max_connections);
+    let handle = axum_server::Handle::new();
+    let stop = {
+        let handle = handle.clone();
+        move || handle.graceful_shutdown(Some(Duration::from_secs(10)))
+    };
+    // hyper's header-read timer runs whenever a connection waits for a request header, also between the
+    // requests of a keep-alive connection; the first-request timeout covers protocol detection (h1 or h2)
+    // and the TLS handshake is bounded by the same time.
+    let header_timeout = config.header_read_timeout();
+    let http = if https {
         let (cert, key) = ensure_certificate(config.tls(), &config.data_dir, addr)?;
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
             .await
             .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
-        let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
-        let stop = move || handle.graceful_shutdown(Some(Duration::from_secs(10)));
-        (Box::new(stop), tokio::spawn(server.serve(app)))
+        let acceptor =
+            axum_server::tls_rustls::RustlsAcceptor::new(tls).handshake_timeout(header_timeout).acceptor(capped);
+        let mut server =
+            axum_server::from_tcp(listener)?.acceptor(acceptor).handle(handle).first_request_timeout(header_timeout);
+        server.http_builder().http1().header_read_timeout(header_timeout);
+        tokio::spawn(server.serve(app))
     } else {
-        let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp(listener)?.handle(handle.clone());
-        let stop = move || handle.graceful_shutdown(Some(Duration::from_secs(10)));
-        (Box::new(stop), tokio::spawn(server.serve(app)))
+        let mut server =
+            axum_server::from_tcp(listener)?.acceptor(capped).handle(handle).first_request_timeout(header_timeout);
+        server.http_builder().http1().header_read_timeout(header_timeout);
+        tokio::spawn(server.serve(app))
     };
+    let stop: Box<dyn Fn() + Send + Sync> = Box::new(stop);
     tracing::info!(
         url = %format!("{}://{addr}", if https { "https" } else { "http" }),
         data_dir = %config.data_dir.display(),

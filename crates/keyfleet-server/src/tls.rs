@@ -22,7 +22,7 @@ pub fn ensure_certificate(
     if cert.exists() && key.exists() {
         return Ok((cert, key));
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::startup::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     if !listen.ip().is_unspecified() {
         names.push(listen.ip().to_string());

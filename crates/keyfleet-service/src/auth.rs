@@ -14,6 +14,16 @@ pub const AUDIENCE: &str = "cipher-trust";
 pub const ISSUER: &str = "kylo";
 const ROOT_ZONE: &str = "00000000-0000-0000-0000-000000000000";
 const WRONG: &str = "Wrong username or password.";
+/// Seconds a token's `iat` or `nbf` may lie ahead of this node's clock.
+pub const CLOCK_LEEWAY_SECS: i64 = 60;
+
+/// The claims a token is checked with: CipherTrust's, and `nbf` when a token carries one (ours carry none).
+#[derive(serde::Deserialize)]
+struct Checked {
+    #[serde(flatten)]
+    claims: Claims,
+    nbf: Option<i64>,
+}
 
 impl Services {
     /// `POST /v1/auth/tokens`.
@@ -135,12 +145,18 @@ impl Services {
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(bearer, &DecodingKey::from_secret(&self.jwt_key), &validation)
+        let data = jsonwebtoken::decode::<Checked>(bearer, &DecodingKey::from_secret(&self.jwt_key), &validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized("expired"),
                 _ => unauthorized("malformed or not signed by this server"),
             })?;
-        let id = UserId::parse_wire(&data.claims.sub).ok_or_else(|| unauthorized("bad subject"))?;
+        // A token from the future was not issued by this server's clock: refused, beyond a small leeway for
+        // clocks of a cluster's nodes that differ a little. (`exp` is checked without leeway.)
+        let latest = Utc::now().timestamp() + CLOCK_LEEWAY_SECS;
+        if data.claims.claims.iat > latest || data.claims.nbf.is_some_and(|nbf| nbf > latest) {
+            return Err(unauthorized("not valid yet (iat or nbf in the future)"));
+        }
+        let id = UserId::parse_wire(&data.claims.claims.sub).ok_or_else(|| unauthorized("bad subject"))?;
         let user = self.store.user_by_id(id).await?.ok_or_else(|| unauthorized("unknown user"))?;
         let groups = self.store.user_groups(user.id).await?;
         Ok(Caller { user_id: user.id, username: user.username, groups })

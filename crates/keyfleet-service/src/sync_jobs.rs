@@ -77,9 +77,16 @@ impl Services {
         Ok((out, total))
     }
 
-    /// `POST .../synchronization-jobs/{id}/cancel`.
+    /// `POST .../synchronization-jobs/{id}/cancel`: like a bulk job, a CCKM User may cancel only a job they
+    /// created; CCKM Admins any.
     pub async fn cancel_sync_job(&self, caller: &Caller, cloud: Cloud, id: &str) -> Result<SyncJobEntry> {
         let job = self.sync_job_of(caller, cloud, id).await?;
+        if !caller.is_cckm_admin() && job.created_by != caller.user_id {
+            return Err(ServiceError::Forbidden(format!(
+                "user {} may not cancel synchronization job {}: only its creator or a CCKM Admin may",
+                caller.username, job.id
+            )));
+        }
         let job = self
             .store
             .cancel_sync_job(job.id, now())

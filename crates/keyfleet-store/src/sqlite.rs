@@ -21,7 +21,12 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file. Does not migrate: call `migrate`.
+    ///
+    /// A new file is created readable by its owner only (0600) before SQLite opens it; SQLite gives its
+    /// `-wal` and `-shm` files the database file's mode, so no moment exists at which the data is readable by
+    /// others.
     pub async fn open(path: &Path) -> Result<Self> {
+        create_private(path).map_err(sqlx::Error::Io)?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
@@ -50,6 +55,24 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Creates `path` empty with mode 0600 unless it exists (an empty file is an empty SQLite database).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
     }
 }
 

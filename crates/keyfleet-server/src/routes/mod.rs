@@ -29,6 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/healthz", get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(crate::extract::BODY_LIMIT))
         .layer(middleware::from_fn(request_context))
         .with_state(state)
 }
@@ -59,6 +60,8 @@ async fn request_context(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    // Answers carry tokens, key inventories and job reports: no cache (browser or proxy) may keep them.
+    resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     span.in_scope(|| {
         tracing::info!(
             http.status = resp.status().as_u16(),

@@ -4,6 +4,7 @@
 mod authz;
 mod azure;
 mod faults;
+mod hardening;
 mod inventory;
 mod jobs;
 mod large_jobs;

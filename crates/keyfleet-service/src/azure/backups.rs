@@ -11,6 +11,9 @@ use keyfleet_engine::azure::backup_name;
 
 use crate::{Caller, Result, ServiceError, Services, paging};
 
+/// The ACL action a restore needs on the backup's vault and on the target vault.
+const RESTORE_ACTION: &str = "keycreate";
+
 /// Free text of a backup: a name must be present, neither may hold control characters.
 fn check_text(field: &str, v: &str, required: bool, max: usize) -> Result<()> {
     if required && v.trim().is_empty() {
@@ -131,6 +134,10 @@ impl Services {
     /// `POST .../backups/{backup_id}/restore` `{key_vault_id}` (default: the backup's own vault): Key Vault's
     /// restore-key. Key Vault never overwrites: a vault holding a key of that name (even a deleted one)
     /// answers 409, passed on as a conflict that says so.
+    ///
+    /// A restore copies the backup's key material out of its vault, so it needs `keycreate` on the backup's
+    /// own vault as well as on the target: otherwise a user with no rights on vault A could restore A's keys
+    /// into a vault they control. (CCKM defines no separate restore action.)
     pub async fn restore_key_backup(
         &self,
         caller: &Caller,
@@ -139,14 +146,16 @@ impl Services {
         req: RestoreBackupRequest,
     ) -> Result<(AzureKeyRecord, VaultRecord)> {
         let b = self.get_key_backup(caller, key_id, backup_id).await?;
+        let source = self.backup_vault(&b).await?;
+        self.require_on_vault(caller, &source, RESTORE_ACTION).await?;
         let target = match req.key_vault_id.filter(|s| !s.is_empty()) {
             Some(v) => self
                 .find_vault(&v)
                 .await?
                 .ok_or_else(|| ServiceError::invalid("key_vault_id", format!("no vault {v:?}")))?,
-            None => self.backup_vault(&b).await?,
+            None => source,
         };
-        self.require_on_vault(caller, &target, "keycreate").await?;
+        self.require_on_vault(caller, &target, RESTORE_ACTION).await?;
         let sealed =
             self.store.key_backup_blob(b.id).await?.ok_or_else(|| ServiceError::not_found("backup", backup_id))?;
         let blob = self.master.decrypt(&sealed, &b.id.blob_aad())?;

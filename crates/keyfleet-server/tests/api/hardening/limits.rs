@@ -1,0 +1,180 @@
+//! Connection limits and what every answer carries: a header-read (and idle keep-alive) timeout, a cap on
+//! open connections, 413 for an oversized body, tokens from the future refused, `Cache-Control: no-store`
+//! and `Strict-Transport-Security`.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+fn addr(app: &TestApp) -> String {
+    app.url.rsplit("://").next().unwrap().to_string()
+}
+
+/// How long until the server closes `stream` (reads until end of stream, discarding data); `None` if it
+/// is still open after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at((started + limit).into(), stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_sends_half_a_header_is_disconnected() {
+    let app = TestApp::start_with(|a| {
+        a.plain_http = true;
+        a.header_read_timeout_secs = Some(1);
+    })
+    .await;
+    let mut slow = TcpStream::connect(addr(&app)).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: keyfleet\r\nX-Slow: ").await.unwrap();
+    let took = closed_within(&mut slow, Duration::from_secs(5)).await.expect("closed after the header timeout");
+    assert!(took >= Duration::from_millis(900), "not before the timeout: {took:?}");
+
+    // A connection that never sends a byte, and an idle keep-alive connection, go the same way.
+    let mut silent = TcpStream::connect(addr(&app)).await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await.is_some(), "silent connection kept open");
+    let mut idle = TcpStream::connect(addr(&app)).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: keyfleet\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(closed_within(&mut idle, Duration::from_secs(5)).await.is_some(), "idle keep-alive kept open");
+}
+
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_disconnected() {
+    let app = TestApp::start_with(|a| a.header_read_timeout_secs = Some(1)).await;
+    assert!(app.url.starts_with("https://"));
+    let mut stalled = TcpStream::connect(addr(&app)).await.unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap(); // the start of a ClientHello, then nothing
+    assert!(closed_within(&mut stalled, Duration::from_secs(5)).await.is_some(), "stalled handshake kept open");
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_at_once() {
+    let app = TestApp::start_with(|a| {
+        a.plain_http = true;
+        a.max_connections = Some(2);
+        a.header_read_timeout_secs = Some(3);
+    })
+    .await;
+    // Let the server close the login's pooled keep-alive connection, which holds a slot.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let mut first = TcpStream::connect(addr(&app)).await.unwrap();
+    let _second = TcpStream::connect(addr(&app)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = TcpStream::connect(addr(&app)).await.unwrap();
+    let took = closed_within(&mut third, Duration::from_secs(1)).await;
+    assert!(took.is_some(), "a third connection is closed at once, not after the header timeout");
+    // A freed slot serves the next client.
+    first.shutdown().await.unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let r = http.get(format!("{}/healthz", app.url)).send().await.expect("a slot is free again");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_in_cckm_format() {
+    let app = TestApp::start().await;
+    let keys: Vec<String> = (0..120_000).map(|i| format!("{i:020}")).collect();
+    let r = app.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "disablekey", "keys": keys})).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!((r.body["code"].as_i64(), r.body["codeDesc"].as_str()), (Some(9), Some("NCERRInvalidParamValue")));
+    assert!(r.body["message"].as_str().unwrap().starts_with("body:"), "{}", r.body);
+}
+
+fn encode(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+/// The admin's token with `change` applied to its claims, signed with the server's real key.
+fn resigned(app: &TestApp, change: impl FnOnce(&mut Value)) -> String {
+    let p: Vec<&str> = app.admin.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p[1]).unwrap()).unwrap();
+    change(&mut claims);
+    let key = keyfleet_core::crypto::MasterKey::from_base64(
+        &std::fs::read_to_string(app.dir.path().join("data/master.key")).unwrap(),
+    )
+    .unwrap()
+    .derive("keyfleet/jwt/hs256/v1");
+    let signing_input = format!("{}.{}", p[0], encode(&claims));
+    let tag =
+        aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key), signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+#[tokio::test]
+async fn tokens_from_the_future_are_401() {
+    let app = TestApp::start().await;
+    let now = chrono::Utc::now().timestamp();
+    for (what, token) in [
+        (
+            "iat an hour ahead",
+            resigned(&app, |c| {
+                c["iat"] = json!(now + 3600);
+                c["exp"] = json!(now + 3900);
+            }),
+        ),
+        ("nbf an hour ahead", resigned(&app, |c| c["nbf"] = json!(now + 3600))),
+    ] {
+        let r = app.call("GET", "/api/v1/cckm/aws/bulkjob", Some(&token), None).await;
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+        assert_eq!(r.body["codeDesc"], "NCERRUnauthorizedAccess");
+        assert!(r.body["message"].as_str().unwrap().contains("not valid yet"), "{what}: {}", r.body);
+    }
+    // Within the leeway (a neighbour's clock a little ahead), and nbf in the past, are fine.
+    let ahead = resigned(&app, |c| {
+        c["iat"] = json!(now + 30);
+        c["nbf"] = json!(now + 30);
+    });
+    assert_eq!(app.call("GET", "/api/v1/cckm/aws/bulkjob", Some(&ahead), None).await.status, 200);
+    let past = resigned(&app, |c| c["nbf"] = json!(now - 10));
+    assert_eq!(app.call("GET", "/api/v1/cckm/aws/bulkjob", Some(&past), None).await.status, 200);
+}
+
+#[tokio::test]
+async fn answers_are_not_cached_and_https_is_strict() {
+    let app = TestApp::start().await;
+    for (path, token, status) in [
+        ("/api/v1/cckm/aws/bulkjob", Some(app.admin.as_str()), 200),
+        ("/api/v1/cckm/aws/bulkjob", None, 401),
+        ("/api/v1/nowhere", Some(app.admin.as_str()), 404),
+    ] {
+        let mut req = app.http.get(format!("{}{path}", app.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000", "{path}");
+    }
+    let r = app
+        .http
+        .post(format!("{}/api/v1/auth/tokens", app.url))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store", "the token answer above all");
+
+    // Plain HTTP (behind a TLS proxy) sends no HSTS: the proxy decides.
+    let plain = TestApp::start_with(|a| a.plain_http = true).await;
+    let r = plain.http.get(format!("{}/healthz", plain.url)).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.headers().get("strict-transport-security").is_none());
+}

@@ -1,0 +1,5 @@
+//! Issue 11's hardening: the permission matrix, connection limits and response headers, file modes.
+
+mod files;
+mod limits;
+mod permissions;

@@ -256,12 +256,13 @@ pub async fn start(
             ..Default::default()
         },
     );
-    let services = Arc::new(Services::new(shared, engine.clone(), master, ServiceSettings::default()));
+    let settings = ServiceSettings { login: config.login(), ..ServiceSettings::default() };
+    let services = Arc::new(Services::new(shared, engine.clone(), master, settings));
     bootstrap_admin(&services, &config).await?;
     let engine_handle = engine.start().await?;
 
     let state = Arc::new(AppState { services });
-    let app = router(state.clone()).into_make_service();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let https = !config.plain_http;

@@ -1,5 +1,7 @@
 //! The token endpoint: password and refresh-token grants, JWTs with CipherTrust's claims, and their check.
 
+use std::net::IpAddr;
+
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use keyfleet_api_types::auth::{Claims, CustClaims, TokenRequest, TokenResponse};
@@ -16,10 +18,10 @@ const ROOT_ZONE: &str = "00000000-0000-0000-0000-000000000000";
 const WRONG: &str = "Wrong username or password.";
 
 impl Services {
-    /// `POST /v1/auth/tokens`.
-    pub async fn issue_token(&self, req: TokenRequest) -> Result<TokenResponse> {
+    /// `POST /v1/auth/tokens`; `client` is the address the request came from (for login throttling).
+    pub async fn issue_token(&self, req: TokenRequest, client: Option<IpAddr>) -> Result<TokenResponse> {
         match req.grant_type.as_deref().unwrap_or("password") {
-            "password" => self.password_grant(req).await,
+            "password" => self.password_grant(req, client).await,
             "refresh_token" => self.refresh_grant(req).await,
             other => Err(ServiceError::invalid(
                 "grant_type",
@@ -28,24 +30,29 @@ impl Services {
         }
     }
 
-    async fn password_grant(&self, req: TokenRequest) -> Result<TokenResponse> {
+    async fn password_grant(&self, req: TokenRequest, client: Option<IpAddr>) -> Result<TokenResponse> {
         let username =
             req.username.filter(|u| !u.is_empty()).ok_or_else(|| ServiceError::invalid("username", "is required"))?;
         let password = req.password.ok_or_else(|| ServiceError::invalid("password", "is required"))?;
         if let Some(c) = req.connection.as_deref().filter(|c| *c != "local_account") {
             return Err(ServiceError::invalid("connection", format!("unknown user store {c:?}; only local_account")));
         }
+        // While throttled even the right password is refused, so guessing gains nothing from waiting out
+        // fewer attempts; the check comes before any hashing, so refused attempts cost nothing.
+        self.login_throttle.check(&username, client)?;
         let user = self.store.user_by_name(&username).await?;
         // Verify against a dummy hash for unknown users too, so timing does not reveal which names exist.
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
-        let ok = crate::users::verify_password(password, hash).await?;
+        let ok = self.verify_password(password, hash).await?;
         let user = match (user, ok) {
             (Some(u), true) => u,
             _ => {
-                tracing::info!(user.name = %username, "login refused");
+                self.login_throttle.failure(&username, client);
+                tracing::info!(user.name = %username, client.address = ?client, "login refused");
                 return Err(ServiceError::Unauthorized(WRONG.into()));
             }
         };
+        self.login_throttle.success(&username);
         self.store.record_login(user.id, now()).await?;
         let ttl = self.settings.refresh_token_ttl;
         let refresh = random_token(64)?;

@@ -16,32 +16,35 @@ pub const BUILTIN_GROUPS: &[(&str, &str)] = &[
     (GROUP_CCKM_USERS, "May act on the containers whose ACLs grant it"),
 ];
 
-/// Argon2id with the crate's default (OWASP) parameters. CPU-heavy: runs off the async threads.
-pub async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let mut raw = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut raw).map_err(|_| ServiceError::Internal("random generator failed".into()))?;
-        let salt = SaltString::encode_b64(&raw).map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ServiceError::Internal(format!("hashing password: {e}")))
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(e.to_string()))?
+/// Argon2id with the crate's default (OWASP) parameters. CPU-heavy (and 19 MiB each): callers run it
+/// through the services' [`crate::login_guard::HashPool`].
+fn hash_password_blocking(password: &str) -> Result<String> {
+    let mut raw = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| ServiceError::Internal("random generator failed".into()))?;
+    let salt = SaltString::encode_b64(&raw).map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(format!("hashing password: {e}")))
 }
 
-pub async fn verify_password(password: String, hash: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(e.to_string()))
+fn verify_password_blocking(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
 }
 
 impl Services {
+    /// Hashes a password in the bounded hashing pool.
+    pub async fn hash_password(&self, password: String) -> Result<String> {
+        self.hash_pool.run(move || hash_password_blocking(&password)).await?
+    }
+
+    /// Checks a password against a stored hash in the bounded hashing pool.
+    pub async fn verify_password(&self, password: String, hash: String) -> Result<bool> {
+        self.hash_pool.run(move || verify_password_blocking(&password, &hash)).await
+    }
+
     /// Creates the built-in groups and, on first start, the `admin` user. Returns true when `admin` was
     /// created now.
     pub async fn bootstrap(&self, admin_password: &str) -> Result<bool> {
@@ -74,7 +77,7 @@ impl Services {
             name,
             email,
             nickname,
-            password_hash: hash_password(password).await?,
+            password_hash: self.hash_password(password).await?,
             created_at: at,
             updated_at: at,
             last_login: None,

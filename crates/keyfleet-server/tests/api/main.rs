@@ -7,6 +7,7 @@ mod faults;
 mod inventory;
 mod jobs;
 mod large_jobs;
+mod login;
 mod operations;
 mod secrets;
 mod snapshots;

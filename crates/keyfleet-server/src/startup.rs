@@ -213,7 +213,13 @@ async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result
     } else {
         tracing::info!("created user admin with the password from KEYFLEET_ADMIN_PASSWORD");
     }
-    services.bootstrap(&password).await?;
+    services.bootstrap(&password).await.map_err(|e| match e {
+        keyfleet_service::ServiceError::Invalid { message, .. } => anyhow::anyhow!(
+            "KEYFLEET_ADMIN_PASSWORD (admin_password) {message}: refusing to create user admin with a weak \
+             password; set a stronger one, or unset it to have one generated"
+        ),
+        other => other.into(),
+    })?;
     Ok(())
 }
 

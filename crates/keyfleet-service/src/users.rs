@@ -34,6 +34,81 @@ fn verify_password_blocking(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Passwords long enough for the length rule that still top the breach lists; compared case-insensitively.
+const COMMON_PASSWORDS: &[&str] = &[
+    "123456789012",
+    "1234567890123",
+    "12345678901234",
+    "123456123456",
+    "111111111111",
+    "000000000000",
+    "123123123123",
+    "qwertyuiop12",
+    "qwertyuiopasdf",
+    "qwerty123456",
+    "1q2w3e4r5t6y",
+    "1qaz2wsx3edc",
+    "1qaz2wsx3edc4rfv",
+    "asdfghjkl123",
+    "zxcvbnm12345",
+    "password1234",
+    "password12345",
+    "password123456",
+    "passwordpassword",
+    "password123!",
+    "p@ssw0rd1234",
+    "p@ssword1234",
+    "iloveyou1234",
+    "letmein12345",
+    "welcome12345",
+    "welcome@1234",
+    "changeme1234",
+    "changemenow!",
+    "administrator",
+    "administrator1",
+    "admin1234567",
+    "adminadmin123",
+    "admin@123456",
+    "superman1234",
+    "trustno11234",
+    "monkey123456",
+    "football1234",
+    "baseball1234",
+    "sunshine1234",
+    "princess1234",
+    "starwars1234",
+    "dragon123456",
+    "master123456",
+    "whatever1234",
+    "abcdefghijkl",
+    "abc123abc123",
+    "aaaaaaaaaaaa",
+    "correcthorsebatterystaple",
+    "keyfleet1234",
+    "keyfleetadmin",
+    "ciphertrust1",
+    "ciphertrust123",
+];
+
+/// The password policy of every new password (user creation, change, the admin bootstrap): at least
+/// [`MIN_PASSWORD_CHARS`] characters, not the username, not one of a list of common passwords.
+pub fn check_password_policy(username: &str, password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ServiceError::invalid("password", format!("must be at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    let lower = password.to_lowercase();
+    if lower == username.to_lowercase() {
+        return Err(ServiceError::invalid("password", "must not be the username"));
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err(ServiceError::invalid("password", "is a commonly used password; choose another"));
+    }
+    Ok(())
+}
+
 impl Services {
     /// Hashes a password in the bounded hashing pool.
     pub async fn hash_password(&self, password: String) -> Result<String> {
@@ -54,6 +129,7 @@ impl Services {
         if self.store.user_by_name("admin").await?.is_some() {
             return Ok(false);
         }
+        check_password_policy("admin", admin_password)?;
         let user = self
             .new_user("admin".into(), admin_password.to_string(), "Administrator".into(), String::new(), String::new())
             .await?;
@@ -82,6 +158,7 @@ impl Services {
             updated_at: at,
             last_login: None,
             logins_count: 0,
+            token_generation: 0,
         })
     }
 
@@ -92,9 +169,7 @@ impl Services {
             return Err(ServiceError::invalid("username", "is required: 1-128 printable characters, no '|'"));
         }
         let password = req.password.unwrap_or_default();
-        if password.len() < 8 {
-            return Err(ServiceError::invalid("password", "must be at least 8 characters"));
-        }
+        check_password_policy(&username, &password)?;
         let user = self
             .new_user(
                 username,

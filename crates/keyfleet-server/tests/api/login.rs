@@ -147,3 +147,82 @@ async fn hashing_beyond_the_queue_is_refused_while_healthz_answers() {
     }
     assert!(busy > 0, "24 concurrent logins with 1 hashing slot and a queue of 2: some must be refused");
 }
+
+#[tokio::test]
+async fn new_passwords_follow_the_policy() {
+    let app = TestApp::start().await;
+    for (password, why) in [
+        ("short-pw", "must be at least 12 characters"),
+        ("Password1234", "commonly used"),
+        ("frank-the-user", "must not be the username"),
+    ] {
+        let r = app.post("/api/v1/usermgmt/users", json!({"username": "frank-the-user", "password": password})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{password}: {}", r.body);
+        let message = r.body["message"].as_str().unwrap();
+        assert!(message.starts_with("password: ") && message.contains(why), "{password}: {message}");
+    }
+    let r = app.post("/api/v1/usermgmt/users", json!({"username": "frank-the-user", "password": "twelve-chars"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn first_start_with_a_weak_admin_password_fails_clearly() {
+    for weak in ["admin", "password1234"] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = keyfleet_server::ServeArgs {
+            data_dir: Some(dir.path().join("data")),
+            admin_password: Some(weak.into()),
+            database_url: crate::support::test_database().await,
+            ..Default::default()
+        };
+        let config = keyfleet_server::Config::resolve(args).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let connector = std::sync::Arc::new(keyfleet_clouds::SdkConnector::default());
+        let Err(err) = keyfleet_server::start(config, listener, connector).await else {
+            panic!("started with admin password {weak:?}")
+        };
+        let err = format!("{err:#}");
+        assert!(err.contains("KEYFLEET_ADMIN_PASSWORD") && err.contains("weak"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn changing_the_password_revokes_every_token_of_the_user() {
+    let app = TestApp::start().await;
+    let (id, _) = app.user("grace", None).await;
+    let tokens = app
+        .call("POST", "/api/v1/auth/tokens", None, Some(json!({"username": "grace", "password": "grace-password"})))
+        .await
+        .ok();
+    let (jwt, refresh) = (tokens["jwt"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
+    let me = format!("/api/v1/usermgmt/users/{id}");
+    assert_eq!(app.call("GET", &me, Some(jwt), None).await.status, StatusCode::OK);
+
+    let change = |current: &str, new: &str| json!({"username": "grace", "password": current, "new_password": new});
+    let r = app.call("PATCH", "/api/v1/auth/changepw", None, Some(change("wrong-password", "grace-new-secret"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = app.call("PATCH", "/api/v1/auth/changepw", None, Some(change("grace-password", "short"))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().starts_with("new_password: "), "{}", r.body);
+    assert_eq!(app.call("GET", &me, Some(jwt), None).await.status, StatusCode::OK, "refused changes revoke nothing");
+
+    let r = app.call("PATCH", "/api/v1/auth/changepw", None, Some(change("grace-password", "grace-new-secret"))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let r = app.call("GET", &me, Some(jwt), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the old access token: {}", r.body);
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/auth/tokens",
+            None,
+            Some(json!({"grant_type": "refresh_token", "refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the old refresh token: {}", r.body);
+    assert_eq!(try_login(&app, "grace", "grace-password").await.0.status, StatusCode::UNAUTHORIZED);
+    let fresh = app.login("grace", "grace-new-secret").await;
+    assert_eq!(app.call("GET", &me, Some(&fresh), None).await.status, StatusCode::OK);
+    // Other users' tokens are untouched.
+    assert_eq!(app.get("/api/v1/usermgmt/users").await.status, StatusCode::OK);
+}

@@ -9,10 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-use tokio::sync::Semaphore;
 
 use crate::{Result, ServiceError};
 
@@ -153,57 +150,53 @@ fn round_up_secs(d: Duration) -> u64 {
     secs.max(1)
 }
 
-/// Runs CPU- and memory-heavy password hashing on the blocking threads, at most `concurrency` at once, with
-/// at most `queue` callers waiting; beyond that callers get a 503 at once instead of piling up.
+/// Runs CPU- and memory-heavy password hashing on `concurrency` threads of its own, with at most `queue`
+/// jobs waiting; beyond that callers get a 503 at once instead of piling up. Own threads rather than tokio's
+/// blocking pool: each thread's allocator arena keeps the ~19 MiB an argon2 hash used, so a few long-lived
+/// threads keep memory flat where hundreds of short-lived blocking threads made it grow.
 #[derive(Clone)]
 pub struct HashPool {
-    permits: Arc<Semaphore>,
-    admitted: Arc<AtomicUsize>,
-    limit: usize,
+    jobs: std::sync::mpsc::SyncSender<Job>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 impl HashPool {
     pub fn new(concurrency: usize, queue: usize) -> Self {
-        let concurrency = concurrency.max(1);
-        Self {
-            permits: Arc::new(Semaphore::new(concurrency)),
-            admitted: Arc::new(AtomicUsize::new(0)),
-            limit: concurrency + queue,
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..concurrency.max(1) {
+            let receiver = receiver.clone();
+            // The threads end when the last sender (the pool) is dropped.
+            let _ = std::thread::Builder::new().name(format!("password-hash-{i}")).spawn(move || {
+                loop {
+                    let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
         }
+        Self { jobs }
     }
 
-    /// Runs `work` on a blocking thread once a slot is free.
+    /// Runs `work` on a hashing thread once one is free.
     pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let admitted = Admitted::enter(&self.admitted, self.limit).ok_or_else(|| ServiceError::Unavailable {
-            message: "Too many logins in progress; try again shortly.".into(),
-            retry_after: 1,
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => ServiceError::Unavailable {
+                message: "Too many logins in progress; try again shortly.".into(),
+                retry_after: 1,
+            },
+            std::sync::mpsc::TrySendError::Disconnected(_) => {
+                ServiceError::Internal("the password hashing threads stopped".into())
+            }
         })?;
-        let permit = self.permits.clone().acquire_owned().await.map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let out = tokio::task::spawn_blocking(move || {
-            let out = work();
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()));
-        drop(admitted);
-        out
-    }
-}
-
-/// One caller counted as running or waiting in a [`HashPool`]; leaving (also by cancellation) uncounts it.
-struct Admitted<'a>(&'a AtomicUsize);
-
-impl<'a> Admitted<'a> {
-    fn enter(count: &'a AtomicUsize, limit: usize) -> Option<Self> {
-        count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).ok()?;
-        Some(Admitted(count))
-    }
-}
-
-impl Drop for Admitted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        rx.await.map_err(|_| ServiceError::Internal("a password hashing job was lost".into()))
     }
 }
 
@@ -255,6 +248,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let p = pool.clone();
         let first = tokio::spawn(async move { p.run(move || rx.recv().is_ok()).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let p = pool.clone();
         let second = tokio::spawn(async move { p.run(|| true).await });
         tokio::time::sleep(Duration::from_millis(50)).await;

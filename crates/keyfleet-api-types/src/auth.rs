@@ -67,4 +67,25 @@ pub struct Claims {
     pub jwtid: String,
     pub iat: i64,
     pub exp: i64,
+    /// keyfleet's: the user's token generation when issued (absent while it is 0); a password change
+    /// raises it and so invalidates every token issued before.
+    #[serde(default, rename = "kf_gen", skip_serializing_if = "is_zero")]
+    pub generation: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// Body of `PATCH /v1/auth/changepw`: the user's own name and current password, and the new one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ChangePasswordRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_domain: Option<String>,
 }

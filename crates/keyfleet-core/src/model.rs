@@ -315,6 +315,8 @@ pub struct UserRecord {
     pub updated_at: DateTime<Utc>,
     pub last_login: Option<DateTime<Utc>>,
     pub logins_count: i64,
+    /// Raised by every password change; access tokens of an older generation are refused.
+    pub token_generation: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

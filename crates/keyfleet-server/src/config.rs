@@ -35,6 +35,11 @@ log_format = "text"
 log = "info"
 header_read_timeout_secs = 10
 max_connections = 1024
+login_failures_before_delay = 5
+login_address_failures_before_delay = 20
+login_delay_base_ms = 1000
+login_delay_max_secs = 900
+password_hash_queue = 64
 "#;
 
 /// Environment variable naming the TOML file (the `--config` flag).
@@ -121,6 +126,24 @@ pub struct ServeArgs {
     /// Client connections open at once; one over the limit is closed at once.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Failed logins of one username allowed before each further attempt must wait (429).
+    #[arg(long, value_name = "N")]
+    pub login_failures_before_delay: Option<u32>,
+    /// Failed logins from one client address (over all usernames) allowed before it must wait.
+    #[arg(long, value_name = "N")]
+    pub login_address_failures_before_delay: Option<u32>,
+    /// The first login delay in milliseconds; every further failure doubles it.
+    #[arg(long, value_name = "MS")]
+    pub login_delay_base_ms: Option<u64>,
+    /// The longest login delay in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub login_delay_max_secs: Option<u64>,
+    /// Password hashes (argon2, ~19 MiB each) computed at once (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub password_hash_concurrency: Option<usize>,
+    /// Logins waiting for a hashing slot beyond which more are refused with 503.
+    #[arg(long, value_name = "N")]
+    pub password_hash_queue: Option<usize>,
 }
 
 fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -237,6 +260,13 @@ pub struct Config {
     pub log: String,
     pub header_read_timeout_secs: u64,
     pub max_connections: usize,
+    pub login_failures_before_delay: u32,
+    pub login_address_failures_before_delay: u32,
+    pub login_delay_base_ms: u64,
+    pub login_delay_max_secs: u64,
+    /// `None`: the number of CPUs.
+    pub password_hash_concurrency: Option<usize>,
+    pub password_hash_queue: usize,
 }
 
 impl Config {
@@ -299,6 +329,15 @@ impl Config {
         if !(1..=1_000_000).contains(&self.max_connections) {
             bail!("max_connections: must be between 1 and 1000000");
         }
+        if self.login_failures_before_delay == 0 || self.login_address_failures_before_delay == 0 {
+            bail!("login_failures_before_delay and login_address_failures_before_delay: must be at least 1");
+        }
+        if self.password_hash_concurrency.is_some_and(|n| n == 0 || n > 1024) {
+            bail!("password_hash_concurrency: must be between 1 and 1024");
+        }
+        if self.password_hash_queue > 100_000 {
+            bail!("password_hash_queue: must be at most 100000");
+        }
         Ok(())
     }
 
@@ -321,6 +360,21 @@ impl Config {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    /// Login throttling and password-hashing limits for the services.
+    pub fn login(&self) -> keyfleet_service::login_guard::LoginSettings {
+        let defaults = keyfleet_service::login_guard::LoginSettings::default();
+        keyfleet_service::login_guard::LoginSettings {
+            failures_before_delay: self.login_failures_before_delay,
+            address_failures_before_delay: self.login_address_failures_before_delay,
+            base_delay: Duration::from_millis(self.login_delay_base_ms),
+            max_delay: Duration::from_secs(self.login_delay_max_secs)
+                .max(Duration::from_millis(self.login_delay_base_ms)),
+            hash_concurrency: self.password_hash_concurrency.unwrap_or(defaults.hash_concurrency),
+            hash_queue: self.password_hash_queue,
+            ..defaults
+        }
     }
 
     pub fn log_json(&self) -> bool {
@@ -465,7 +519,7 @@ mod tests {
     #[test]
     fn every_flag_is_a_setting() {
         let names = ServeArgs::setting_names();
-        assert_eq!(names.len(), 21, "{names:?}");
+        assert_eq!(names.len(), 27, "{names:?}");
         // deny_unknown_fields would refuse a flag without a Config field: give every flag at once.
         let all = ServeArgs {
             data_dir: Some("d".into()),
@@ -489,6 +543,12 @@ mod tests {
             log: Some("warn".into()),
             header_read_timeout_secs: Some(1),
             max_connections: Some(1),
+            login_failures_before_delay: Some(1),
+            login_address_failures_before_delay: Some(1),
+            login_delay_base_ms: Some(1),
+            login_delay_max_secs: Some(1),
+            password_hash_concurrency: Some(1),
+            password_hash_queue: Some(0),
             config_file: None,
         };
         let c = Config::resolve(all).expect("every flag");

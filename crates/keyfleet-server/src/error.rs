@@ -39,6 +39,8 @@ pub fn classify(e: &ServiceError) -> (StatusCode, i32, &'static str) {
         ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, 16, "NCERRResourceNotFound"),
         ServiceError::Conflict(_) => (StatusCode::CONFLICT, 11, "NCERRConflict"),
         ServiceError::Cloud(_) => (StatusCode::BAD_GATEWAY, 13, "NCERRCloudError"),
+        ServiceError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, 22, "NCERRTooManyRequests"),
+        ServiceError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, 23, "NCERRServiceUnavailable"),
         ServiceError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 14, "NCERRInternalServerError"),
     }
 }
@@ -55,7 +57,17 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let retry_after = match &self.0 {
+            ServiceError::TooManyRequests { retry_after, .. } | ServiceError::Unavailable { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        };
         let body = ErrorBody { code, code_desc: code_desc.to_string(), message, request_id };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -225,7 +225,13 @@ async fn bootstrap_admin(services: &Services, config: &Config) -> anyhow::Result
     } else {
         tracing::info!("created user admin with the password from KEYFLEET_ADMIN_PASSWORD");
     }
-    services.bootstrap(&password).await?;
+    services.bootstrap(&password).await.map_err(|e| match e {
+        keyfleet_service::ServiceError::Invalid { message, .. } => anyhow::anyhow!(
+            "KEYFLEET_ADMIN_PASSWORD (admin_password) {message}: refusing to create user admin with a weak \
+             password; set a stronger one, or unset it to have one generated"
+        ),
+        other => other.into(),
+    })?;
     Ok(())
 }
 
@@ -268,7 +274,8 @@ pub async fn start(
             ..Default::default()
         },
     );
-    let services = Arc::new(Services::new(shared, engine.clone(), master, ServiceSettings::default()));
+    let settings = ServiceSettings { login: config.login(), ..ServiceSettings::default() };
+    let services = Arc::new(Services::new(shared, engine.clone(), master, settings));
     bootstrap_admin(&services, &config).await?;
     let engine_handle = engine.start().await?;
 
@@ -280,7 +287,7 @@ pub async fn start(
     if https {
         app = app.layer(axum::middleware::map_response(crate::limits::strict_transport_security));
     }
-    let app = app.into_make_service();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let capped = crate::limits::Capped::new(config.max_connections);
     let handle = axum_server::Handle::new();
     let stop = {

@@ -1,13 +1,16 @@
 //! The token endpoint: password and refresh-token grants, JWTs with CipherTrust's claims, and their check.
 
+use std::net::IpAddr;
+
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use keyfleet_api_types::auth::{Claims, CustClaims, TokenRequest, TokenResponse};
+use keyfleet_api_types::auth::{ChangePasswordRequest, Claims, CustClaims, TokenRequest, TokenResponse};
 use keyfleet_core::crypto::{random_token, sha256_hex};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 use uuid::Uuid;
 
+use crate::users::check_password_policy;
 use crate::{Caller, Result, ServiceError, Services};
 
 pub const AUDIENCE: &str = "cipher-trust";
@@ -26,10 +29,10 @@ struct Checked {
 }
 
 impl Services {
-    /// `POST /v1/auth/tokens`.
-    pub async fn issue_token(&self, req: TokenRequest) -> Result<TokenResponse> {
+    /// `POST /v1/auth/tokens`; `client` is the address the request came from (for login throttling).
+    pub async fn issue_token(&self, req: TokenRequest, client: Option<IpAddr>) -> Result<TokenResponse> {
         match req.grant_type.as_deref().unwrap_or("password") {
-            "password" => self.password_grant(req).await,
+            "password" => self.password_grant(req, client).await,
             "refresh_token" => self.refresh_grant(req).await,
             other => Err(ServiceError::invalid(
                 "grant_type",
@@ -38,24 +41,29 @@ impl Services {
         }
     }
 
-    async fn password_grant(&self, req: TokenRequest) -> Result<TokenResponse> {
+    async fn password_grant(&self, req: TokenRequest, client: Option<IpAddr>) -> Result<TokenResponse> {
         let username =
             req.username.filter(|u| !u.is_empty()).ok_or_else(|| ServiceError::invalid("username", "is required"))?;
         let password = req.password.ok_or_else(|| ServiceError::invalid("password", "is required"))?;
         if let Some(c) = req.connection.as_deref().filter(|c| *c != "local_account") {
             return Err(ServiceError::invalid("connection", format!("unknown user store {c:?}; only local_account")));
         }
+        // While throttled even the right password is refused, so guessing gains nothing from waiting out
+        // fewer attempts; the check comes before any hashing, so refused attempts cost nothing.
+        self.login_throttle.check(&username, client)?;
         let user = self.store.user_by_name(&username).await?;
         // Verify against a dummy hash for unknown users too, so timing does not reveal which names exist.
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
-        let ok = crate::users::verify_password(password, hash).await?;
+        let ok = self.verify_password(password, hash).await?;
         let user = match (user, ok) {
             (Some(u), true) => u,
             _ => {
-                tracing::info!(user.name = %username, "login refused");
+                self.login_throttle.failure(&username, client);
+                tracing::info!(user.name = %username, client.address = ?client, "login refused");
                 return Err(ServiceError::Unauthorized(WRONG.into()));
             }
         };
+        self.login_throttle.success(&username);
         self.store.record_login(user.id, now()).await?;
         let ttl = self.settings.refresh_token_ttl;
         let refresh = random_token(64)?;
@@ -98,6 +106,40 @@ impl Services {
         self.token_response(&user, &record, presented).await
     }
 
+    /// `PATCH /v1/auth/changepw`: a user changes their own password, proving it with the current one. Every
+    /// access and refresh token of the user stops working at once, on every node (the check reads the
+    /// user's token generation from the database on each request).
+    pub async fn change_password(&self, req: ChangePasswordRequest, client: Option<IpAddr>) -> Result<()> {
+        let username =
+            req.username.filter(|u| !u.is_empty()).ok_or_else(|| ServiceError::invalid("username", "is required"))?;
+        let password = req.password.ok_or_else(|| ServiceError::invalid("password", "is required"))?;
+        let new_password = req.new_password.ok_or_else(|| ServiceError::invalid("new_password", "is required"))?;
+        check_password_policy(&username, &new_password)
+            .map_err(|e| ServiceError::invalid("new_password", e.to_string().trim_start_matches("password: ")))?;
+        if new_password == password {
+            return Err(ServiceError::invalid("new_password", "must differ from the current password"));
+        }
+        // The current password is a guess like any login's: same throttle, same answers.
+        self.login_throttle.check(&username, client)?;
+        let user = self.store.user_by_name(&username).await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
+        let user = match (user, self.verify_password(password, hash).await?) {
+            (Some(u), true) => u,
+            _ => {
+                self.login_throttle.failure(&username, client);
+                tracing::info!(user.name = %username, client.address = ?client, "password change refused");
+                return Err(ServiceError::Unauthorized(WRONG.into()));
+            }
+        };
+        self.login_throttle.success(&username);
+        let new_hash = self.hash_password(new_password).await?;
+        if !self.store.change_password(user.id, &new_hash, now()).await? {
+            return Err(ServiceError::Unauthorized(WRONG.into()));
+        }
+        tracing::info!(user.name = %username, "password changed; every token of the user revoked");
+        Ok(())
+    }
+
     async fn token_response(
         &self,
         user: &UserRecord,
@@ -122,6 +164,7 @@ impl Services {
             jwtid: Uuid::new_v4().to_string(),
             iat,
             exp: iat + ttl,
+            generation: user.token_generation,
         };
         let jwt =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.jwt_key))
@@ -158,6 +201,9 @@ impl Services {
         }
         let id = UserId::parse_wire(&data.claims.claims.sub).ok_or_else(|| unauthorized("bad subject"))?;
         let user = self.store.user_by_id(id).await?.ok_or_else(|| unauthorized("unknown user"))?;
+        if data.claims.claims.generation != user.token_generation {
+            return Err(unauthorized("revoked by a password change"));
+        }
         let groups = self.store.user_groups(user.id).await?;
         Ok(Caller { user_id: user.id, username: user.username, groups })
     }

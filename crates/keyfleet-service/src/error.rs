@@ -21,6 +21,12 @@ pub enum ServiceError {
     /// cloud's error.
     #[error("{0}")]
     Cloud(String),
+    /// Too many attempts from this user or address; retry after `retry_after` seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
+    /// This node is at capacity (e.g. the password-hashing queue is full); retry after `retry_after` seconds.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: u64 },
     /// A failure of ours; the text is logged, never shown to the client.
     #[error("internal error: {0}")]
     Internal(String),

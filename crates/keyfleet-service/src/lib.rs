@@ -6,6 +6,7 @@ pub mod aws;
 pub mod azure;
 mod error;
 pub mod jobs;
+pub mod login_guard;
 pub mod paging;
 pub mod sync_jobs;
 pub mod users;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use keyfleet_core::crypto::MasterKey;
 use keyfleet_engine::Engine;
 use keyfleet_store::Store;
+use login_guard::{HashPool, LoginSettings, LoginThrottle};
 
 pub use authz::Caller;
 pub use error::ServiceError;
@@ -30,11 +32,17 @@ pub struct ServiceSettings {
     pub token_ttl: Duration,
     /// Refresh-token lifetime when the request does not ask for one.
     pub refresh_token_ttl: Duration,
+    /// Login throttling and password-hashing limits.
+    pub login: LoginSettings,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
-        Self { token_ttl: Duration::from_secs(300), refresh_token_ttl: Duration::from_secs(7 * 24 * 3600) }
+        Self {
+            token_ttl: Duration::from_secs(300),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            login: LoginSettings::default(),
+        }
     }
 }
 
@@ -45,12 +53,16 @@ pub struct Services {
     master: MasterKey,
     jwt_key: [u8; 32],
     settings: ServiceSettings,
+    login_throttle: LoginThrottle,
+    hash_pool: HashPool,
 }
 
 impl Services {
     pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>, master: MasterKey, settings: ServiceSettings) -> Self {
         // Derived, so every node holding the master key verifies every other node's tokens.
         let jwt_key = master.derive("keyfleet/jwt/hs256/v1");
-        Self { store, engine, master, jwt_key, settings }
+        let login_throttle = LoginThrottle::new(settings.login.clone());
+        let hash_pool = HashPool::new(settings.login.hash_concurrency, settings.login.hash_queue);
+        Self { store, engine, master, jwt_key, settings, login_throttle, hash_pool }
     }
 }

@@ -16,32 +16,110 @@ pub const BUILTIN_GROUPS: &[(&str, &str)] = &[
     (GROUP_CCKM_USERS, "May act on the containers whose ACLs grant it"),
 ];
 
-/// Argon2id with the crate's default (OWASP) parameters. CPU-heavy: runs off the async threads.
-pub async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let mut raw = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut raw).map_err(|_| ServiceError::Internal("random generator failed".into()))?;
-        let salt = SaltString::encode_b64(&raw).map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ServiceError::Internal(format!("hashing password: {e}")))
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(e.to_string()))?
+/// Argon2id with the crate's default (OWASP) parameters. CPU-heavy (and 19 MiB each): callers run it
+/// through the services' [`crate::login_guard::HashPool`].
+fn hash_password_blocking(password: &str) -> Result<String> {
+    let mut raw = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| ServiceError::Internal("random generator failed".into()))?;
+    let salt = SaltString::encode_b64(&raw).map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(format!("hashing password: {e}")))
 }
 
-pub async fn verify_password(password: String, hash: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(e.to_string()))
+fn verify_password_blocking(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Passwords long enough for the length rule that still top the breach lists; compared case-insensitively.
+const COMMON_PASSWORDS: &[&str] = &[
+    "123456789012",
+    "1234567890123",
+    "12345678901234",
+    "123456123456",
+    "111111111111",
+    "000000000000",
+    "123123123123",
+    "qwertyuiop12",
+    "qwertyuiopasdf",
+    "qwerty123456",
+    "1q2w3e4r5t6y",
+    "1qaz2wsx3edc",
+    "1qaz2wsx3edc4rfv",
+    "asdfghjkl123",
+    "zxcvbnm12345",
+    "password1234",
+    "password12345",
+    "password123456",
+    "passwordpassword",
+    "password123!",
+    "p@ssw0rd1234",
+    "p@ssword1234",
+    "iloveyou1234",
+    "letmein12345",
+    "welcome12345",
+    "welcome@1234",
+    "changeme1234",
+    "changemenow!",
+    "administrator",
+    "administrator1",
+    "admin1234567",
+    "adminadmin123",
+    "admin@123456",
+    "superman1234",
+    "trustno11234",
+    "monkey123456",
+    "football1234",
+    "baseball1234",
+    "sunshine1234",
+    "princess1234",
+    "starwars1234",
+    "dragon123456",
+    "master123456",
+    "whatever1234",
+    "abcdefghijkl",
+    "abc123abc123",
+    "aaaaaaaaaaaa",
+    "correcthorsebatterystaple",
+    "keyfleet1234",
+    "keyfleetadmin",
+    "ciphertrust1",
+    "ciphertrust123",
+];
+
+/// The password policy of every new password (user creation, change, the admin bootstrap): at least
+/// [`MIN_PASSWORD_CHARS`] characters, not the username, not one of a list of common passwords.
+pub fn check_password_policy(username: &str, password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ServiceError::invalid("password", format!("must be at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    let lower = password.to_lowercase();
+    if lower == username.to_lowercase() {
+        return Err(ServiceError::invalid("password", "must not be the username"));
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err(ServiceError::invalid("password", "is a commonly used password; choose another"));
+    }
+    Ok(())
 }
 
 impl Services {
+    /// Hashes a password in the bounded hashing pool.
+    pub async fn hash_password(&self, password: String) -> Result<String> {
+        self.hash_pool.run(move || hash_password_blocking(&password)).await?
+    }
+
+    /// Checks a password against a stored hash in the bounded hashing pool.
+    pub async fn verify_password(&self, password: String, hash: String) -> Result<bool> {
+        self.hash_pool.run(move || verify_password_blocking(&password, &hash)).await
+    }
+
     /// Creates the built-in groups and, on first start, the `admin` user. Returns true when `admin` was
     /// created now.
     pub async fn bootstrap(&self, admin_password: &str) -> Result<bool> {
@@ -51,6 +129,7 @@ impl Services {
         if self.store.user_by_name("admin").await?.is_some() {
             return Ok(false);
         }
+        check_password_policy("admin", admin_password)?;
         let user = self
             .new_user("admin".into(), admin_password.to_string(), "Administrator".into(), String::new(), String::new())
             .await?;
@@ -74,11 +153,12 @@ impl Services {
             name,
             email,
             nickname,
-            password_hash: hash_password(password).await?,
+            password_hash: self.hash_password(password).await?,
             created_at: at,
             updated_at: at,
             last_login: None,
             logins_count: 0,
+            token_generation: 0,
         })
     }
 
@@ -89,9 +169,7 @@ impl Services {
             return Err(ServiceError::invalid("username", "is required: 1-128 printable characters, no '|'"));
         }
         let password = req.password.unwrap_or_default();
-        if password.len() < 8 {
-            return Err(ServiceError::invalid("password", "must be at least 8 characters"));
-        }
+        check_password_policy(&username, &password)?;
         let user = self
             .new_user(
                 username,

@@ -71,6 +71,9 @@ pub trait AuthStore: Send + Sync {
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
     async fn list_users(&self, page: &Page) -> Result<(Vec<UserRecord>, u64)>;
     async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> Result<()>;
+    /// Sets a new password hash, raises the user's token generation and revokes every refresh token of the
+    /// user, atomically. False when the user does not exist.
+    async fn change_password(&self, id: UserId, password_hash: &str, at: DateTime<Utc>) -> Result<bool>;
     async fn user_groups(&self, id: UserId) -> Result<Vec<String>>;
     /// Creates the group unless it exists; true when created.
     async fn ensure_group(&self, name: &str, description: &str, at: DateTime<Utc>) -> Result<bool>;

@@ -28,6 +28,7 @@ fn user(username: &str) -> UserRecord {
         updated_at: at,
         last_login: None,
         logins_count: 0,
+        token_generation: 0,
     }
 }
 

@@ -210,7 +210,7 @@ async fn cckm_admins_may_do_everything_in_cckm_but_not_user_management() {
             "POST",
             "/api/v1/usermgmt/users",
             Some(&token),
-            Some(json!({"username": "eve", "password": "long-enough"})),
+            Some(json!({"username": "eve", "password": "long-enough-password"})),
         )
         .await;
     assert_eq!(r.status, 403);

@@ -8,6 +8,7 @@ mod hardening;
 mod inventory;
 mod jobs;
 mod large_jobs;
+mod login;
 mod operations;
 mod secrets;
 mod snapshots;

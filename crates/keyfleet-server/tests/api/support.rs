@@ -280,7 +280,7 @@ pub const MOTO_ACCOUNT: &str = "123456789012";
 
 /// The backend under test: SQLite (default) or, with `KEYFLEET_TEST_BACKEND=postgres`, a fresh database on the
 /// PostgreSQL server of `KEYFLEET_TEST_DATABASE_URL` (`scripts/test` runs the suite both ways).
-async fn test_database() -> Option<String> {
+pub async fn test_database() -> Option<String> {
     use sqlx::{Connection, Executor};
     match std::env::var("KEYFLEET_TEST_BACKEND").as_deref() {
         Err(_) | Ok("") | Ok("sqlite") => None,

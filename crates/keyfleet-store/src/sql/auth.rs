@@ -17,6 +17,7 @@ fn user<D: Db>(r: Fields<'_, D>) -> Result<UserRecord> {
         updated_at: r.ts("updated_at")?,
         last_login: r.opt_ts("last_login")?,
         logins_count: r.int("logins_count")?,
+        token_generation: r.int("token_generation")?,
     })
 }
 
@@ -108,6 +109,26 @@ impl<B: Backend> AuthStore for B {
             .execute(self.writer())
             .await?;
         Ok(())
+    }
+
+    async fn change_password(&self, id: UserId, password_hash: &str, at: DateTime<Utc>) -> Result<bool> {
+        // One transaction: there is no moment where the new password works but old tokens still do.
+        let mut tx = self.writer().begin().await?;
+        let changed = Query::<B::Db>::new(
+            "UPDATE users SET password_hash = $1, updated_at = $2, token_generation = token_generation + 1 \
+             WHERE id = $3",
+        )
+        .bind(password_hash)
+        .bind(at)
+        .bind(id.to_string())
+        .execute(&mut tx)
+        .await?;
+        Query::<B::Db>::new("UPDATE refresh_tokens SET revoked = true WHERE user_id = $1")
+            .bind(id.to_string())
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(changed > 0)
     }
 
     async fn user_groups(&self, id: UserId) -> Result<Vec<String>> {

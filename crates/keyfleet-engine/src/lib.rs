@@ -5,6 +5,7 @@ pub mod azure;
 pub mod clock;
 mod cloud;
 pub mod pacing;
+mod record;
 mod resolve;
 pub mod retry;
 pub mod store;
@@ -101,6 +102,8 @@ pub struct Engine {
     spacer: pacing::KeySpacer,
     /// Bounds the items in flight on this node (`workers`).
     slots: tokio::sync::Semaphore,
+    /// Writes finished attempts in batches (group commit).
+    recorder: record::Recorder,
     wake: Notify,
     sync_wake: Notify,
 }
@@ -218,6 +221,7 @@ impl EngineBuilder {
             pacer: Pacer::new(config.quota_scale),
             spacer: pacing::KeySpacer::new(config.per_key_interval),
             slots: tokio::sync::Semaphore::new(config.workers.max(1)),
+            recorder: record::Recorder::default(),
             clock,
             jitter: std::sync::Mutex::new(jitter),
             config,

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use keyfleet_core::*;
-use keyfleet_store::ItemEffect;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::Engine;
 use crate::cloud::cloud;
+use crate::record::Finished;
 
 impl Engine {
     pub(crate) async fn dispatch_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -160,19 +160,22 @@ impl Engine {
                 .into()
             }
         };
-        let effect = match (&result.refreshed_key, result.deleted_backup) {
-            (Some((id, m)), _) => ItemEffect::RefreshAwsKey(*id, m),
-            (None, Some(backup)) => ItemEffect::DeleteBackup(backup),
-            (None, None) => ItemEffect::None,
+        let refused = result.refused_connection;
+        let failure = match &result.outcome {
+            ItemOutcome::Failed { code, message, .. } => Some((code.clone(), message.clone())),
+            _ => None,
         };
-        match self
-            .store
-            .finish_item_with(item.job_id, item.seq, &self.config.node_id, &result.outcome, self.now(), effect)
-            .await
-        {
+        let finished = Finished {
+            job: item.job_id,
+            seq: item.seq,
+            outcome: result.outcome,
+            refreshed_key: result.refreshed_key,
+            deleted_backup: result.deleted_backup,
+        };
+        match self.recorder.record(self.store.as_ref(), &self.config.node_id, || self.now(), finished).await {
             Ok(true) => tracing::debug!(
                 bulkjob.id = %item.job_id, key.id = %item.key_id, duration_ms = started.elapsed().as_millis() as u64,
-                outcome = ?result.outcome, "item attempt recorded"
+                "item attempt recorded"
             ),
             Ok(false) => tracing::warn!(
                 bulkjob.id = %item.job_id, key.id = %item.key_id,
@@ -182,9 +185,7 @@ impl Engine {
                 tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "recording item result failed")
             }
         }
-        if let (Some((connection, name)), ItemOutcome::Failed { code, message, .. }) =
-            (&result.refused_connection, &result.outcome)
-        {
+        if let (Some((connection, name)), Some((code, message))) = (&refused, &failure) {
             let why = format!("not attempted: AWS refused the credentials of connection {name}: {message}");
             match self.store.fail_pending_for_connection(item.job_id, *connection, code, &why, self.now()).await {
                 Ok(n) if n > 0 => tracing::warn!(

@@ -59,6 +59,14 @@ pub enum ItemEffect<'a> {
     DeleteBackup(BackupId),
 }
 
+/// One item's attempt, as [`WorkQueue::finish_items`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct FinishedItem<'a> {
+    pub seq: i64,
+    pub outcome: &'a ItemOutcome,
+    pub effect: ItemEffect<'a>,
+}
+
 /// Server metadata, users, groups and refresh tokens.
 #[async_trait]
 pub trait AuthStore: Send + Sync {
@@ -278,8 +286,18 @@ pub trait WorkQueue: Send + Sync {
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64>;
     /// Returns running items whose lease expired to pending (their next attempt reconciles first).
     async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64>;
-    /// Records how an attempt ended, fenced by the lease: false (and nothing written) when `owner` no
-    /// longer holds the item. Ends the job when its last item becomes terminal.
+    /// Records how attempts of one job's items ended, all in one transaction (group commit: one commit, and
+    /// on PostgreSQL one lock of the job row, for the whole batch). Each item is fenced by its lease: its
+    /// entry is false (and nothing written for it) when `owner` no longer holds it. Ends the job when its
+    /// last item becomes terminal.
+    async fn finish_items(
+        &self,
+        job: JobId,
+        owner: &str,
+        at: DateTime<Utc>,
+        items: &[FinishedItem<'_>],
+    ) -> Result<Vec<bool>>;
+    /// [`finish_items`](WorkQueue::finish_items) for one item without an effect on the inventory.
     async fn finish_item(
         &self,
         job: JobId,
@@ -290,8 +308,7 @@ pub trait WorkQueue: Send + Sync {
     ) -> Result<bool> {
         self.finish_item_with(job, seq, owner, outcome, at, ItemEffect::None).await
     }
-    /// `finish_item`, also applying the item's effect on the inventory in the same transaction (one commit
-    /// per item: with `synchronous=FULL` every commit is an fsync).
+    /// [`finish_items`](WorkQueue::finish_items) for one item.
     async fn finish_item_with(
         &self,
         job: JobId,
@@ -300,7 +317,10 @@ pub trait WorkQueue: Send + Sync {
         outcome: &ItemOutcome,
         at: DateTime<Utc>,
         effect: ItemEffect<'_>,
-    ) -> Result<bool>;
+    ) -> Result<bool> {
+        let recorded = self.finish_items(job, owner, at, &[FinishedItem { seq, outcome, effect }]).await?;
+        Ok(recorded.first().copied().unwrap_or(false))
+    }
 }
 
 /// Key synchronization jobs (the worker side is [`SyncQueue`]).

@@ -14,7 +14,8 @@ pub struct Server {
     child: tokio::process::Child,
     url: String,
     http: reqwest::Client,
-    token: String,
+    /// The admin's access token; renewed when it expires (long tests outlive its 300 s).
+    token: std::sync::Mutex<String>,
 }
 
 impl Server {
@@ -50,23 +51,40 @@ impl Server {
             .build()
             .unwrap();
         let pid = child.id().unwrap_or_default();
-        let mut s = Server { pid, child, url, http, token: String::new() };
-        let t = s.call("POST", "/api/v1/auth/tokens", json!({"username": "admin", "password": PASSWORD})).await;
-        s.token = t["jwt"].as_str().unwrap().to_string();
+        let s = Server { pid, child, url, http, token: Default::default() };
+        s.login().await;
         s
     }
 
+    async fn login(&self) {
+        let t = self.call("POST", "/api/v1/auth/tokens", json!({"username": "admin", "password": PASSWORD})).await;
+        *self.token.lock().unwrap() = t["jwt"].as_str().unwrap().to_string();
+    }
+
     pub async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, v) = self.send(method, path, &body).await;
+        let expired =
+            status == reqwest::StatusCode::UNAUTHORIZED && v["message"].as_str().is_some_and(|m| m.contains("expired"));
+        let (status, v) = if expired {
+            self.login().await; // as a client would: sign in again, then repeat the call
+            self.send(method, path, &body).await
+        } else {
+            (status, v)
+        };
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v
+    }
+
+    async fn send(&self, method: &str, path: &str, body: &Value) -> (reqwest::StatusCode, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(m, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        let token = self.token.lock().unwrap().clone();
+        let mut req = self.http.request(m, format!("{}{path}", self.url)).bearer_auth(token);
         if !body.is_null() {
-            req = req.json(&body);
+            req = req.json(body);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status();
-        let v: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {v}");
-        v
+        (status, resp.json().await.unwrap())
     }
 
     pub async fn kill(mut self) {

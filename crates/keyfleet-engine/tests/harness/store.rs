@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 use keyfleet_engine::store::{AwsWorkStore, AzureWorkStore, SyncQueue, WorkQueue};
-use keyfleet_store::{ItemEffect, Result};
+use keyfleet_store::{FinishedItem, ItemEffect, Result};
 
 use super::gate::Gate;
 
@@ -280,63 +280,15 @@ impl WorkQueue for NodeStore {
         Ok(n)
     }
 
-    async fn finish_item_with(
+    async fn finish_items(
         &self,
         job: JobId,
-        seq: i64,
         owner: &str,
-        outcome: &ItemOutcome,
         at: DateTime<Utc>,
-        effect: ItemEffect<'_>,
-    ) -> Result<bool> {
-        let mut db = self.db().await;
-        let Some(it) = db.item_mut(job, seq) else { return Ok(false) };
-        if it.status != ItemStatus::Running || it.lease_owner.as_deref() != Some(owner) {
-            return Ok(false); // the lease was lost: someone else owns this item now
-        }
-        it.lease_owner = None;
-        it.lease_expires_at = None;
-        it.not_before = epoch();
-        let status = match outcome {
-            ItemOutcome::Succeeded { detail, .. } => {
-                it.detail = Some(detail.clone());
-                ItemStatus::Succeeded
-            }
-            ItemOutcome::Failed { code, message, .. } => {
-                it.detail = Some(format!("Failed: {code}: {message}"));
-                ItemStatus::Failed
-            }
-            ItemOutcome::Skipped { reason } => {
-                it.detail = Some(format!("Skipped: {reason}"));
-                ItemStatus::Skipped
-            }
-            ItemOutcome::Retry { not_before, .. } => {
-                it.not_before = *not_before;
-                ItemStatus::Pending
-            }
-        };
-        it.status = status;
-        if status.is_terminal() {
-            it.terminal_writes += 1;
-            db.count(job, status, 1, at);
-            db.finalize_if_done(job, at);
-        }
-        match effect {
-            ItemEffect::None => {}
-            ItemEffect::RefreshAwsKey(id, m) => {
-                if let Some(k) = db.aws_keys.get_mut(&id) {
-                    k.material = m.clone();
-                    k.gone = false;
-                    k.updated_at = at;
-                }
-            }
-            ItemEffect::DeleteBackup(id) => {
-                if status == ItemStatus::Succeeded {
-                    db.backups.remove(&id);
-                }
-            }
-        }
-        Ok(true)
+        items: &[FinishedItem<'_>],
+    ) -> Result<Vec<bool>> {
+        let mut db = self.db().await; // one lock for the batch: one transaction
+        Ok(items.iter().map(|i| db.finish(job, i.seq, owner, i.outcome, at, i.effect)).collect())
     }
 
     async fn fail_pending_for_connection(
@@ -560,4 +512,66 @@ fn sync_rows<R: Synced>(
         }
     }
     (added, updated, gone)
+}
+
+impl Db {
+    /// Records one attempt, fenced by its lease (the in-memory `finish_items`).
+    fn finish(
+        &mut self,
+        job: JobId,
+        seq: i64,
+        owner: &str,
+        outcome: &ItemOutcome,
+        at: DateTime<Utc>,
+        effect: ItemEffect<'_>,
+    ) -> bool {
+        let db = self;
+        let Some(it) = db.item_mut(job, seq) else { return false };
+        if it.status != ItemStatus::Running || it.lease_owner.as_deref() != Some(owner) {
+            return false; // the lease was lost: someone else owns this item now
+        }
+        it.lease_owner = None;
+        it.lease_expires_at = None;
+        it.not_before = epoch();
+        let status = match outcome {
+            ItemOutcome::Succeeded { detail, .. } => {
+                it.detail = Some(detail.clone());
+                ItemStatus::Succeeded
+            }
+            ItemOutcome::Failed { code, message, .. } => {
+                it.detail = Some(format!("Failed: {code}: {message}"));
+                ItemStatus::Failed
+            }
+            ItemOutcome::Skipped { reason } => {
+                it.detail = Some(format!("Skipped: {reason}"));
+                ItemStatus::Skipped
+            }
+            ItemOutcome::Retry { not_before, .. } => {
+                it.not_before = *not_before;
+                ItemStatus::Pending
+            }
+        };
+        it.status = status;
+        if status.is_terminal() {
+            it.terminal_writes += 1;
+            db.count(job, status, 1, at);
+            db.finalize_if_done(job, at);
+        }
+        match effect {
+            ItemEffect::None => {}
+            ItemEffect::RefreshAwsKey(id, m) => {
+                if let Some(k) = db.aws_keys.get_mut(&id) {
+                    k.material = m.clone();
+                    k.gone = false;
+                    k.updated_at = at;
+                }
+            }
+            ItemEffect::DeleteBackup(id) => {
+                if status == ItemStatus::Succeeded {
+                    db.backups.remove(&id);
+                }
+            }
+        }
+        true
+    }
 }

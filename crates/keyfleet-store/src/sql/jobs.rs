@@ -8,7 +8,7 @@ use sqlx::Transaction;
 use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
-use crate::{ItemEffect, JobStore, Result, StoreError, WorkQueue};
+use crate::{FinishedItem, ItemEffect, JobStore, Result, StoreError, WorkQueue};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
     let op = r.text("operation")?;
@@ -512,63 +512,74 @@ impl<B: Backend> WorkQueue for B {
         .execute(self.writer())
         .await
     }
-    async fn finish_item_with(
+    async fn finish_items(
         &self,
         job_id: JobId,
-        seq: i64,
         owner: &str,
-        outcome: &ItemOutcome,
         at: DateTime<Utc>,
-        effect: ItemEffect<'_>,
-    ) -> Result<bool> {
-        let change = ItemChange::of(outcome);
+        items: &[FinishedItem<'_>],
+    ) -> Result<Vec<bool>> {
+        let changes: Vec<ItemChange> = items.iter().map(|i| ItemChange::of(i.outcome)).collect();
         let mut tx = self.writer().begin().await?;
-        // An outcome that counts changes the job too: job row first, then the item (the lock order).
-        // A retry changes only the item and never waits while holding it.
-        if change.counter.is_some() && !lock_job_row(&mut tx, job_id).await? {
-            return Ok(false);
+        // Outcomes that count change the job too: job row first, then the items (the lock order). A batch of
+        // retries changes only items and never waits while holding them.
+        if changes.iter().any(|c| c.counter.is_some()) && !lock_job_row(&mut tx, job_id).await? {
+            return Ok(vec![false; items.len()]);
         }
-        let written = Query::<B::Db>::new(
-            "UPDATE job_items SET status = $1, detail = $2, \
-             last_error_code = COALESCE($3, last_error_code), last_error_message = COALESCE($4, last_error_message), \
-             state_before = COALESCE($5, state_before), state_after = COALESCE($6, state_after), \
-             not_before = $7, lease_owner = NULL, lease_expires_at = NULL, updated_at = $8 \
-             WHERE job_id = $9 AND seq = $10 AND lease_owner = $11 AND status = 'running'",
-        )
-        .bind(change.status.as_str())
-        .bind(change.detail)
-        .bind(change.error_code)
-        .bind(change.error_message)
-        .bind(change.state_before)
-        .bind(change.state_after)
-        .bind(change.not_before.map_or(0, to_micros))
-        .bind(at)
-        .bind(job_id.to_string())
-        .bind(seq)
-        .bind(owner)
-        .execute(&mut tx)
-        .await?;
-        if written == 0 {
-            // The lease was lost (expired and reclaimed): someone else owns this item now.
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(counter) = change.counter {
-            count_ended(&mut tx, job_id, counter, 1, at).await?;
-        }
-        match effect {
-            ItemEffect::None => {}
-            ItemEffect::RefreshAwsKey(id, m) => refresh_aws_key(&mut tx, id, m, at).await?,
-            ItemEffect::DeleteBackup(id) => {
-                if matches!(outcome, ItemOutcome::Succeeded { .. }) {
-                    Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1")
-                        .bind(id.to_string())
-                        .execute(&mut tx)
-                        .await?;
+        let mut recorded = Vec::with_capacity(items.len());
+        let mut ended = [(Counter::Succeeded, 0u64), (Counter::Failed, 0), (Counter::Skipped, 0)];
+        for (item, change) in items.iter().zip(changes) {
+            let written = Query::<B::Db>::new(
+                "UPDATE job_items SET status = $1, detail = $2, \
+                 last_error_code = COALESCE($3, last_error_code), \
+                 last_error_message = COALESCE($4, last_error_message), \
+                 state_before = COALESCE($5, state_before), state_after = COALESCE($6, state_after), \
+                 not_before = $7, lease_owner = NULL, lease_expires_at = NULL, updated_at = $8 \
+                 WHERE job_id = $9 AND seq = $10 AND lease_owner = $11 AND status = 'running'",
+            )
+            .bind(change.status.as_str())
+            .bind(change.detail)
+            .bind(change.error_code)
+            .bind(change.error_message)
+            .bind(change.state_before)
+            .bind(change.state_after)
+            .bind(change.not_before.map_or(0, to_micros))
+            .bind(at)
+            .bind(job_id.to_string())
+            .bind(item.seq)
+            .bind(owner)
+            .execute(&mut tx)
+            .await?
+                > 0;
+            recorded.push(written);
+            // Not written: the lease was lost (expired and reclaimed), someone else owns this item now.
+            if !written {
+                continue;
+            }
+            if let Some(counter) = change.counter {
+                ended.iter_mut().filter(|(c, _)| *c == counter).for_each(|(_, n)| *n += 1);
+            }
+            match item.effect {
+                ItemEffect::None => {}
+                ItemEffect::RefreshAwsKey(id, m) => refresh_aws_key(&mut tx, id, m, at).await?,
+                ItemEffect::DeleteBackup(id) => {
+                    if matches!(item.outcome, ItemOutcome::Succeeded { .. }) {
+                        Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1")
+                            .bind(id.to_string())
+                            .execute(&mut tx)
+                            .await?;
+                    }
                 }
             }
         }
+        // Each counter moves once per batch; only the last move can complete the job, since every earlier
+        // one leaves out items this batch ends.
+        for (counter, n) in ended {
+            if n > 0 {
+                count_ended(&mut tx, job_id, counter, n, at).await?;
+            }
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(recorded)
     }
 }

@@ -57,7 +57,9 @@ impl Server {
     }
 
     async fn login(&self) {
-        let t = self.call("POST", "/api/v1/auth/tokens", json!({"username": "admin", "password": PASSWORD})).await;
+        let (status, t) =
+            self.send("POST", "/api/v1/auth/tokens", &json!({"username": "admin", "password": PASSWORD})).await;
+        assert!(status.is_success(), "sign-in: {status} {t}");
         *self.token.lock().unwrap() = t["jwt"].as_str().unwrap().to_string();
     }
 

@@ -39,18 +39,23 @@ async fn tamper(data: &std::path::Path, url: Option<&str>, sql: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_passes_an_intact_trail_and_names_the_first_edited_deleted_or_moved_record() {
+/// A stopped server's data directory and database, after it created `users`: (tempdir, data dir, URL).
+async fn trail_of(users: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let url = test_database().await;
     let server = Server::start(&data, url.as_deref(), &[]).await;
-    for name in ["ann", "bob", "cat", "dan"] {
-        server
-            .call("POST", "/api/v1/usermgmt/users", json!({"username": name, "password": format!("{name}-password-1")}))
-            .await;
+    for name in users {
+        let body = json!({"username": name, "password": format!("{name}-password-1")});
+        server.call("POST", "/api/v1/usermgmt/users", body).await;
     }
     server.kill().await;
+    (dir, data, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_passes_an_intact_trail_and_names_the_first_edited_deleted_or_moved_record() {
+    let (_dir, data, url) = trail_of(&["ann", "bob", "cat", "dan"]).await;
     let url = url.as_deref();
 
     let (code, out) = verify(&data, url).await;
@@ -81,14 +86,7 @@ async fn verify_passes_an_intact_trail_and_names_the_first_edited_deleted_or_mov
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_names_a_deleted_record_in_the_middle_by_the_one_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let url = test_database().await;
-    let server = Server::start(&data, url.as_deref(), &[]).await;
-    for name in ["eve", "fay", "gus"] {
-        server.call("POST", "/api/v1/usermgmt/groups", json!({"name": name})).await;
-    }
-    server.kill().await;
+    let (_dir, data, url) = trail_of(&["eve", "fay", "gus"]).await;
     let url = url.as_deref();
     assert_eq!(verify(&data, url).await.0, 0);
     tamper(&data, url, "DELETE FROM audit_records WHERE seq = 3").await;

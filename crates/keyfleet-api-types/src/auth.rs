@@ -89,3 +89,14 @@ pub struct ChangePasswordRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_domain: Option<String>,
 }
+
+/// One of the caller's refresh tokens in `GET /v1/auth/tokens` (never the token itself).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefreshTokenView {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: crate::Timestamp,
+    pub expires_at: crate::Timestamp,
+}

@@ -3,6 +3,7 @@
 #[macro_use]
 mod macros;
 
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod azure;

@@ -2,6 +2,7 @@
 //! `keyfleet-client` library, and how they print. `main.rs` puts them beside `serve`, `migrate` and the
 //! fakes.
 
+pub mod audit;
 pub mod commands;
 mod output;
 mod summary;

@@ -20,6 +20,11 @@ enum Command {
     Serve(keyfleet_server::ServeArgs),
     /// Apply database migrations and exit
     Migrate(keyfleet_server::ServeArgs),
+    /// The audit trail: verify its hash chain
+    Audit {
+        #[command(subcommand)]
+        command: keyfleet_cli::audit::AuditCommand,
+    },
     /// Run a strict fake AWS KMS (for demos and tests)
     FakeAws(keyfleet_fakes::FakeAwsArgs),
     /// Run a fake Azure Key Vault with its token endpoint, over HTTPS (for demos and tests)
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         let result = match cli.command {
             Command::Serve(args) => keyfleet_server::serve(args).await.map(|()| ExitCode::SUCCESS),
             Command::Migrate(args) => keyfleet_server::migrate(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Audit { command } => keyfleet_cli::audit::run(command).await,
             Command::FakeAws(args) => keyfleet_fakes::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::FakeAzure(args) => keyfleet_fakes::azure::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Client(cmd) => keyfleet_cli::run(cmd, &cli.client).await,

@@ -315,8 +315,27 @@ pub struct UserRecord {
     pub updated_at: DateTime<Utc>,
     pub last_login: Option<DateTime<Utc>>,
     pub logins_count: i64,
-    /// Raised by every password change; access tokens of an older generation are refused.
+    /// Raised by every password change and by disabling; access tokens of an older generation are refused.
     pub token_generation: i64,
+    /// A disabled user can neither log in nor use a token.
+    pub disabled: bool,
+}
+
+/// What an administrator changes on a user (`PATCH /v1/usermgmt/users/{id}`); `None` keeps the value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserChange {
+    pub password_hash: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub nickname: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+impl UserChange {
+    /// A new password or disabling ends every session of the user.
+    pub fn revokes_tokens(&self) -> bool {
+        self.password_hash.is_some() || self.disabled == Some(true)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use keyfleet_service::Services;
 
 pub use config::{Config, Environment, ServeArgs};
 pub use routes::router;
-pub use startup::{RunningServer, init_logging, migrate, serve, start};
+pub use startup::{RunningServer, init_logging, migrate, open_database, serve, start};
 
 /// What every handler can reach.
 pub struct AppState {

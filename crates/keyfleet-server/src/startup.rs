@@ -61,6 +61,15 @@ pub async fn migrate(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configured database, migrated, for offline tools (`keyfleet audit verify`).
+pub async fn open_database(args: ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
+    let config = Config::load(args, &Environment::process())?;
+    init_logging(&config.log, config.log_json());
+    let store = open_store(&config).await?;
+    store.migrate().await?;
+    Ok(store.shared())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

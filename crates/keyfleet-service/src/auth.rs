@@ -8,6 +8,7 @@ use keyfleet_api_types::auth::{ChangePasswordRequest, Claims, CustClaims, TokenR
 use keyfleet_core::crypto::{random_token, sha256_hex};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
+use keyfleet_store::audit::{self, OUTCOME_FAILURE};
 use uuid::Uuid;
 
 use crate::users::check_password_policy;
@@ -55,11 +56,14 @@ impl Services {
         // Verify against a dummy hash for unknown users too, so timing does not reveal which names exist.
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = self.verify_password(password, hash).await?;
+        audit::set_user(&username);
         let user = match (user, ok) {
-            (Some(u), true) => u,
-            _ => {
+            (Some(u), true) if !u.disabled => u,
+            (user, ok) => {
                 self.login_throttle.failure(&username, client);
-                tracing::info!(user.name = %username, client.address = ?client, "login refused");
+                let why = if ok { "user disabled" } else { "wrong username or password" };
+                tracing::info!(user.name = %username, client.address = ?client, reason = why, "login refused");
+                self.record_refusal("auth.login", &username, user.as_ref(), why).await?;
                 return Err(ServiceError::Unauthorized(WRONG.into()));
             }
         };
@@ -90,9 +94,13 @@ impl Services {
         if record.revoked || record.expires_at <= now() {
             return Err(invalid());
         }
-        let user = self.store.user_by_id(record.user_id).await?.ok_or_else(invalid)?;
+        let user = self.store.user_by_id(record.user_id).await?.filter(|u| !u.disabled).ok_or_else(invalid)?;
+        audit::set_user(&user.username);
         if req.renew_refresh_token.unwrap_or(false) {
-            self.store.revoke_refresh_token(record.id).await?;
+            if !self.store.revoke_refresh_token(record.id).await? {
+                // Renewed meanwhile by another request: only one renewal of a token wins.
+                return Err(invalid());
+            }
             let fresh = random_token(64)?;
             let renewed = RefreshTokenRecord {
                 id: RefreshTokenId::new(),
@@ -123,11 +131,14 @@ impl Services {
         self.login_throttle.check(&username, client)?;
         let user = self.store.user_by_name(&username).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
+        audit::set_user(&username);
         let user = match (user, self.verify_password(password, hash).await?) {
-            (Some(u), true) => u,
-            _ => {
+            (Some(u), true) if !u.disabled => u,
+            (user, ok) => {
                 self.login_throttle.failure(&username, client);
-                tracing::info!(user.name = %username, client.address = ?client, "password change refused");
+                let why = if ok { "user disabled" } else { "wrong username or password" };
+                tracing::info!(user.name = %username, client.address = ?client, reason = why, "password change refused");
+                self.record_refusal("user.password", &username, user.as_ref(), why).await?;
                 return Err(ServiceError::Unauthorized(WRONG.into()));
             }
         };
@@ -138,6 +149,35 @@ impl Services {
         }
         tracing::info!(user.name = %username, "password changed; every token of the user revoked");
         Ok(())
+    }
+
+    /// `GET /v1/auth/tokens`: the caller's refresh tokens that still work.
+    pub async fn list_refresh_tokens(&self, caller: &Caller, page: &Page) -> Result<(Vec<RefreshTokenRecord>, u64)> {
+        Ok(self.store.list_refresh_tokens(caller.user_id, now(), page).await?)
+    }
+
+    /// `DELETE /v1/auth/tokens/{id}`: revokes one of the caller's refresh tokens (an admin may revoke anyone's).
+    /// Someone else's token is a 404, as if it did not exist.
+    pub async fn revoke_refresh_token(&self, caller: &Caller, id: &str) -> Result<()> {
+        let not_found = || ServiceError::not_found("refresh token", id);
+        let tid: RefreshTokenId = id.parse().map_err(|_| not_found())?;
+        let token = self.store.refresh_token_by_id(tid).await?.ok_or_else(not_found)?;
+        if token.user_id != caller.user_id && !caller.is_admin() {
+            return Err(not_found());
+        }
+        if token.revoked || !self.store.revoke_refresh_token(tid).await? {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+
+    /// The audit record of a refused login or password change (it changes nothing else). The resource is the
+    /// user, or the name tried when no such user exists.
+    async fn record_refusal(&self, action: &str, username: &str, user: Option<&UserRecord>, why: &str) -> Result<()> {
+        let resource = user.map(|u| format!("user:{}", u.id)).unwrap_or_else(|| format!("username:{username}"));
+        let record =
+            audit::event(action, resource).outcome(OUTCOME_FAILURE).details(serde_json::json!({"reason": why}));
+        Ok(self.store.record_audit(&record).await?)
     }
 
     async fn token_response(
@@ -202,8 +242,12 @@ impl Services {
         let id = UserId::parse_wire(&data.claims.claims.sub).ok_or_else(|| unauthorized("bad subject"))?;
         let user = self.store.user_by_id(id).await?.ok_or_else(|| unauthorized("unknown user"))?;
         if data.claims.claims.generation != user.token_generation {
-            return Err(unauthorized("revoked by a password change"));
+            return Err(unauthorized("revoked by a password change or by disabling the user"));
         }
+        if user.disabled {
+            return Err(unauthorized("the user is disabled"));
+        }
+        audit::set_user(&user.username);
         let groups = self.store.user_groups(user.id).await?;
         Ok(Caller { user_id: user.id, username: user.username, groups })
     }

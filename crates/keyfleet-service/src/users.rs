@@ -2,7 +2,7 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use keyfleet_api_types::usermgmt::{CreateGroupRequest, CreateUserRequest};
+use keyfleet_api_types::usermgmt::{CreateGroupRequest, CreateUserRequest, UpdateGroupRequest, UpdateUserRequest};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
@@ -159,6 +159,7 @@ impl Services {
             last_login: None,
             logins_count: 0,
             token_generation: 0,
+            disabled: false,
         })
     }
 
@@ -193,6 +194,56 @@ impl Services {
         Ok((user, groups))
     }
 
+    /// `PATCH /v1/usermgmt/users/{id}` (admins). A new password or `disabled: true` ends every session of the
+    /// user at once, on every node.
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        id: &str,
+        req: UpdateUserRequest,
+    ) -> Result<(UserRecord, Vec<String>)> {
+        caller.require_admin()?;
+        let uid = UserId::parse_wire(id).ok_or_else(|| ServiceError::not_found("user", id))?;
+        let user = self.store.user_by_id(uid).await?.ok_or_else(|| ServiceError::not_found("user", id))?;
+        if req.disabled == Some(true) && uid == caller.user_id {
+            return Err(ServiceError::invalid("disabled", "you cannot disable yourself"));
+        }
+        let password_hash = match req.password {
+            Some(p) => {
+                check_password_policy(&user.username, &p)?;
+                Some(self.hash_password(p).await?)
+            }
+            None => None,
+        };
+        let change = UserChange {
+            password_hash,
+            name: req.name,
+            email: req.email,
+            nickname: req.nickname,
+            disabled: req.disabled,
+        };
+        if !self.store.update_user(uid, &change, now()).await? {
+            return Err(ServiceError::not_found("user", id));
+        }
+        if change.revokes_tokens() {
+            tracing::info!(user.name = %user.username, "user changed by an admin; every token of the user revoked");
+        }
+        self.get_user(caller, id).await
+    }
+
+    /// `DELETE /v1/usermgmt/users/{id}` (admins): the user, their memberships, refresh tokens and ACL entries.
+    pub async fn delete_user(&self, caller: &Caller, id: &str) -> Result<()> {
+        caller.require_admin()?;
+        let uid = UserId::parse_wire(id).ok_or_else(|| ServiceError::not_found("user", id))?;
+        if uid == caller.user_id {
+            return Err(ServiceError::Conflict("you cannot delete yourself".into()));
+        }
+        if !self.store.delete_user(uid).await? {
+            return Err(ServiceError::not_found("user", id));
+        }
+        Ok(())
+    }
+
     pub async fn list_users(&self, caller: &Caller, page: &Page) -> Result<(Vec<(UserRecord, Vec<String>)>, u64)> {
         caller.require_admin()?;
         let (users, total) = self.store.list_users(page).await?;
@@ -214,6 +265,34 @@ impl Services {
             return Err(ServiceError::Conflict(format!("group {name:?} already exists")));
         }
         self.store.get_group(&name).await?.ok_or_else(|| ServiceError::Internal("group vanished".into()))
+    }
+
+    pub async fn get_group(&self, caller: &Caller, name: &str) -> Result<GroupRecord> {
+        caller.require_cckm_user()?;
+        self.store.get_group(name).await?.ok_or_else(|| ServiceError::not_found("group", name))
+    }
+
+    /// `PATCH /v1/usermgmt/groups/{name}` (admins): the description.
+    pub async fn update_group(&self, caller: &Caller, name: &str, req: UpdateGroupRequest) -> Result<GroupRecord> {
+        caller.require_admin()?;
+        let description = req.description.ok_or_else(|| ServiceError::invalid("description", "is required"))?;
+        if !self.store.update_group(name, &description, now()).await? {
+            return Err(ServiceError::not_found("group", name));
+        }
+        self.get_group(caller, name).await
+    }
+
+    /// `DELETE /v1/usermgmt/groups/{name}` (admins): the group, its memberships and ACL entries. The built-in
+    /// groups stay.
+    pub async fn delete_group(&self, caller: &Caller, name: &str) -> Result<()> {
+        caller.require_admin()?;
+        if BUILTIN_GROUPS.iter().any(|(g, _)| *g == name) {
+            return Err(ServiceError::Conflict(format!("group {name:?} is built in and cannot be deleted")));
+        }
+        if !self.store.delete_group(name).await? {
+            return Err(ServiceError::not_found("group", name));
+        }
+        Ok(())
     }
 
     pub async fn list_groups(&self, caller: &Caller, page: &Page) -> Result<(Vec<GroupRecord>, u64)> {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audit;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -34,12 +35,14 @@ pub mod sort_fields {
     pub const NAMED: &[&str] = &["createdAt", "updatedAt", "name", "id"];
     pub const AZURE_KEYS: &[&str] = &["createdAt", "updatedAt", "name", "synced_at", "id"];
     pub const USERS: &[&str] = &["created_at", "username", "user_id"];
+    pub const REFRESH_TOKENS: &[&str] = &["createdAt", "expires_at", "id"];
+    pub const AUDIT: &[&str] = &["seq", "at", "user", "action"];
 }
 
 /// Everything keyfleet persists. One implementation (`sql`) for both database backends, split by concern.
-pub trait Store: AuthStore + InventoryStore + AzureStore + JobStore + SyncJobStore + EngineStore {}
+pub trait Store: AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + SyncJobStore + EngineStore {}
 
-impl<T: AuthStore + InventoryStore + AzureStore + JobStore + SyncJobStore + EngineStore> Store for T {}
+impl<T: AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + SyncJobStore + EngineStore> Store for T {}
 
 /// What the engine needs, and nothing else: the work queue of bulk-job items, the lookups that turn an item
 /// into a cloud client, and key synchronization. A `dyn Store` upcasts to a `dyn EngineStore`; the engine's
@@ -82,16 +85,45 @@ pub trait AuthStore: Send + Sync {
     /// Sets a new password hash, raises the user's token generation and revokes every refresh token of the
     /// user, atomically. False when the user does not exist.
     async fn change_password(&self, id: UserId, password_hash: &str, at: DateTime<Utc>) -> Result<bool>;
+    /// Applies an administrator's change; a new password or disabling also revokes every token of the user
+    /// (as `change_password`), atomically. False when the user does not exist.
+    async fn update_user(&self, id: UserId, change: &UserChange, at: DateTime<Utc>) -> Result<bool>;
+    /// Deletes the user with their memberships, refresh tokens and ACL entries. False when there is none.
+    async fn delete_user(&self, id: UserId) -> Result<bool>;
     async fn user_groups(&self, id: UserId) -> Result<Vec<String>>;
     /// Creates the group unless it exists; true when created.
     async fn ensure_group(&self, name: &str, description: &str, at: DateTime<Utc>) -> Result<bool>;
     async fn get_group(&self, name: &str) -> Result<Option<GroupRecord>>;
     async fn list_groups(&self, page: &Page) -> Result<(Vec<GroupRecord>, u64)>;
+    /// Sets the description; false when there is no such group.
+    async fn update_group(&self, name: &str, description: &str, at: DateTime<Utc>) -> Result<bool>;
+    /// Deletes the group with its memberships and ACL entries; false when there is none.
+    async fn delete_group(&self, name: &str) -> Result<bool>;
     async fn add_group_member(&self, group: &str, user: UserId) -> Result<()>;
     async fn remove_group_member(&self, group: &str, user: UserId) -> Result<bool>;
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<()>;
     async fn refresh_token_by_hash(&self, hash: &str) -> Result<Option<RefreshTokenRecord>>;
-    async fn revoke_refresh_token(&self, id: RefreshTokenId) -> Result<()>;
+    async fn refresh_token_by_id(&self, id: RefreshTokenId) -> Result<Option<RefreshTokenRecord>>;
+    /// A page of the user's refresh tokens that are neither revoked nor expired at `at`.
+    async fn list_refresh_tokens(
+        &self,
+        user: UserId,
+        at: DateTime<Utc>,
+        page: &Page,
+    ) -> Result<(Vec<RefreshTokenRecord>, u64)>;
+    /// False when it was revoked already (or does not exist).
+    async fn revoke_refresh_token(&self, id: RefreshTokenId) -> Result<bool>;
+}
+
+/// The audit trail. Changes append their records themselves, in their own transactions (see `audit`).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends a record of something that changed nothing else (a refused login).
+    async fn record_audit(&self, event: &audit::AuditEvent) -> Result<()>;
+    /// A page of records (default order: the chain's).
+    async fn list_audit(&self, filter: &audit::AuditFilter, page: &Page) -> Result<(Vec<audit::AuditRecord>, u64)>;
+    /// Up to `limit` records with `seq` above `after_seq`, in `seq` order (to verify the chain page by page).
+    async fn audit_chain(&self, after_seq: i64, limit: u64) -> Result<Vec<audit::AuditRecord>>;
 }
 
 /// Cloud connections, KMS containers and their ACLs, synced keys, policy templates.

@@ -29,6 +29,7 @@ fn user(username: &str) -> UserRecord {
         last_login: None,
         logins_count: 0,
         token_generation: 0,
+        disabled: false,
     }
 }
 

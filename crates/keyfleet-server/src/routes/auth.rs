@@ -1,20 +1,47 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{patch, post};
-use keyfleet_api_types::auth::{ChangePasswordRequest, TokenRequest, TokenResponse};
+use axum::routing::{delete, patch, post};
+use keyfleet_api_types::ListEnvelope;
+use keyfleet_api_types::auth::{ChangePasswordRequest, RefreshTokenView, TokenRequest, TokenResponse};
+use keyfleet_api_types::common::ListParams;
+use keyfleet_service::paging::page;
+use keyfleet_store::sort_fields;
 
-use crate::AppState;
+use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{ClientAddr, Json};
+use crate::extract::{ClientAddr, Json, Query};
+use crate::{AppState, views};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v1/auth/tokens", post(issue))
+        .route("/v1/auth/tokens", post(issue).get(list_tokens))
         .route("/v1/auth/tokens/", post(issue))
+        .route("/v1/auth/tokens/{id}", delete(revoke_token))
         .route("/v1/auth/changepw", patch(change_password))
+}
+
+/// `GET /v1/auth/tokens`: the caller's refresh tokens that still work (never the tokens themselves).
+async fn list_tokens(
+    State(s): State<Arc<AppState>>,
+    Auth(c): Auth,
+    Query(q): Query<ListParams>,
+) -> Result<axum::Json<ListEnvelope<RefreshTokenView>>, ApiError> {
+    let p = page(&q, sort_fields::REFRESH_TOKENS)?;
+    let (tokens, total) = s.services.list_refresh_tokens(&c, &p).await?;
+    Ok(axum::Json(views::list(tokens, total, &p, views::refresh_token)))
+}
+
+/// `DELETE /v1/auth/tokens/{id}`: 204 once the refresh token is revoked.
+async fn revoke_token(
+    State(s): State<Arc<AppState>>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.services.revoke_refresh_token(&c, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn issue(

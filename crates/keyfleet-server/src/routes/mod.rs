@@ -1,32 +1,41 @@
 //! The router: every route CCKM clients call, under `/api`.
 
+mod audit;
 mod auth;
 mod aws;
 mod azure;
 mod jobs;
 mod usermgmt;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use keyfleet_service::ServiceError;
+use keyfleet_store::audit::{RequestContext, scope as audit_scope};
 use tracing::Instrument;
 
 use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID};
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new().merge(auth::routes()).merge(usermgmt::routes()).merge(aws::routes()).merge(azure::routes());
+    let api = Router::new()
+        .merge(auth::routes())
+        .merge(usermgmt::routes())
+        .merge(audit::routes())
+        .merge(aws::routes())
+        .merge(azure::routes());
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(healthz))
         .route("/api/healthz", get(healthz))
+        .route_layer(middleware::from_fn(matched_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(crate::extract::BODY_LIMIT))
@@ -50,20 +59,58 @@ async fn method_not_allowed(req: Request) -> Response {
     r
 }
 
-/// A request id (echoed as `X-Request-Id` and in error bodies), a span, and one log line per request.
+/// Hands the route a request matched (`/api/v1/cckm/aws/bulkjob/{id}`) to `request_context`'s log line.
+async fn matched_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut resp = next.run(req).await;
+    if let Some(route) = route {
+        resp.extensions_mut().insert(route);
+    }
+    resp
+}
+
+/// The longest incoming `X-Request-Id` kept; a longer or non-printable one is replaced by a new id.
+const MAX_REQUEST_ID: usize = 128;
+
+/// An incoming `X-Request-Id` when it is usable (printable ASCII, not too long), else a new UUID.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The request's context: its id (the client's `X-Request-Id` when it sent a usable one; echoed, and
+/// `requestID` in error bodies), the client's address and — once authenticated — the user, for the audit
+/// records the request writes and for its one log line (with route, status and latency).
 async fn request_context(req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
-    let span =
-        tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.path = %req.uri().path());
+    let id = request_id(&req);
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let context = RequestContext::new(client.clone(), id.clone());
+    let span = tracing::info_span!(
+        "request",
+        request.id = %id,
+        client.address = %client,
+        http.method = %req.method(),
+        http.path = %req.uri().path(),
+    );
     let started = Instant::now();
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).instrument(span.clone()).await;
+    let served = REQUEST_ID.scope(id.clone(), audit_scope(context.clone(), next.run(req)));
+    let mut resp = served.instrument(span.clone()).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     // Answers carry tokens, key inventories and job reports: no cache (browser or proxy) may keep them.
     resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let user = context.actor().user;
+    let route = resp.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     span.in_scope(|| {
         tracing::info!(
+            user.name = %user,
+            http.route = route.as_deref().unwrap_or("unmatched"),
             http.status = resp.status().as_u16(),
             duration_ms = started.elapsed().as_millis() as u64,
             "request"

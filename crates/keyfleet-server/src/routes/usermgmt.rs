@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::common::ListParams;
-use keyfleet_api_types::usermgmt::{CreateGroupRequest, CreateUserRequest, GroupView, UserView};
+use keyfleet_api_types::usermgmt::{
+    CreateGroupRequest, CreateUserRequest, GroupView, UpdateGroupRequest, UpdateUserRequest, UserView,
+};
 use keyfleet_service::paging::page;
 use keyfleet_store::sort_fields;
 
@@ -18,8 +20,9 @@ use crate::{AppState, views};
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/usermgmt/users", get(list_users).post(create_user))
-        .route("/v1/usermgmt/users/{id}", get(get_user))
+        .route("/v1/usermgmt/users/{id}", get(get_user).patch(update_user).delete(delete_user))
         .route("/v1/usermgmt/groups", get(list_groups).post(create_group))
+        .route("/v1/usermgmt/groups/{name}", get(get_group).patch(update_group).delete(delete_group))
         .route("/v1/usermgmt/groups/{name}/users/{user_id}", post(add_member).delete(remove_member))
 }
 
@@ -35,6 +38,38 @@ async fn create_user(
 
 async fn get_user(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<axum::Json<UserView>, ApiError> {
     Ok(axum::Json(views::user(s.services.get_user(&c, &id).await?)))
+}
+
+async fn update_user(
+    State(s): S,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateUserRequest>,
+) -> Result<axum::Json<UserView>, ApiError> {
+    Ok(axum::Json(views::user(s.services.update_user(&c, &id, req).await?)))
+}
+
+async fn delete_user(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.services.delete_user(&c, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_group(State(s): S, Auth(c): Auth, Path(name): Path<String>) -> Result<axum::Json<GroupView>, ApiError> {
+    Ok(axum::Json(views::group(s.services.get_group(&c, &name).await?)))
+}
+
+async fn update_group(
+    State(s): S,
+    Auth(c): Auth,
+    Path(name): Path<String>,
+    Json(req): Json<UpdateGroupRequest>,
+) -> Result<axum::Json<GroupView>, ApiError> {
+    Ok(axum::Json(views::group(s.services.update_group(&c, &name, req).await?)))
+}
+
+async fn delete_group(State(s): S, Auth(c): Auth, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    s.services.delete_group(&c, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_users(

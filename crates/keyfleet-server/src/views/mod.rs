@@ -7,11 +7,14 @@ pub mod azure;
 use std::collections::BTreeMap;
 
 use keyfleet_api_types::ListEnvelope;
+use keyfleet_api_types::audit::AuditRecordView;
+use keyfleet_api_types::auth::RefreshTokenView;
 use keyfleet_api_types::bulkjob::{BulkJobView, ItemView, Progress};
 use keyfleet_api_types::common::{AclView, ROOT_ACCOUNT};
 use keyfleet_api_types::usermgmt::{GroupView, UserView};
 use keyfleet_core::*;
 use keyfleet_service::jobs::JobWithItems;
+use keyfleet_store::audit::AuditRecord;
 
 pub fn list<T, U>(items: Vec<T>, total: u64, page: &Page, f: impl Fn(T) -> U) -> ListEnvelope<U> {
     ListEnvelope { skip: page.skip, limit: page.limit, total, resources: items.into_iter().map(f).collect() }
@@ -104,6 +107,33 @@ pub fn user((u, groups): (UserRecord, Vec<String>)) -> UserView {
         updated_at: u.updated_at.into(),
         last_login: u.last_login.map(Into::into),
         logins_count: u.logins_count,
+        disabled: u.disabled,
+    }
+}
+
+pub fn refresh_token(t: RefreshTokenRecord) -> RefreshTokenView {
+    RefreshTokenView {
+        id: t.id.to_string(),
+        user_id: t.user_id.wire(),
+        client_id: t.client_id,
+        created_at: t.created_at.into(),
+        expires_at: t.expires_at.into(),
+    }
+}
+
+pub fn audit_record(r: AuditRecord) -> AuditRecordView {
+    AuditRecordView {
+        seq: r.seq,
+        at: r.at.into(),
+        user: r.user,
+        client: r.client,
+        request_id: r.request_id,
+        action: r.action,
+        resource: r.resource,
+        outcome: r.outcome,
+        details: r.details,
+        prev_hash: r.prev_hash,
+        hash: r.hash,
     }
 }
 

@@ -2,8 +2,33 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
+use super::audit::{append, audited};
 use super::{Backend, Db, Dialect, Fields, Query, conflict, list_page, order_by, row_by};
+use crate::audit::event;
 use crate::{AuthStore, Result};
+
+/// The audit resource of a user: `user:<uuid>`.
+fn user_resource(id: UserId) -> String {
+    format!("user:{id}")
+}
+
+fn group_resource(name: &str) -> String {
+    format!("group:{name}")
+}
+
+/// Raises the user's token generation and revokes every refresh token of the user, inside `tx`: every
+/// access and refresh token issued before stops working, on every node, from the next request on.
+async fn revoke_all_tokens<D: Db>(tx: &mut sqlx::Transaction<'_, D>, id: UserId) -> Result<()> {
+    Query::<D>::new("UPDATE users SET token_generation = token_generation + 1 WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Query::<D>::new("UPDATE refresh_tokens SET revoked = true WHERE user_id = $1 AND NOT revoked")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
 
 fn user<D: Db>(r: Fields<'_, D>) -> Result<UserRecord> {
     Ok(UserRecord {
@@ -18,6 +43,7 @@ fn user<D: Db>(r: Fields<'_, D>) -> Result<UserRecord> {
         last_login: r.opt_ts("last_login")?,
         logins_count: r.int("logins_count")?,
         token_generation: r.int("token_generation")?,
+        disabled: r.flag("disabled")?,
     })
 }
 
@@ -67,7 +93,7 @@ impl<B: Backend> AuthStore for B {
     }
 
     async fn insert_user(&self, u: &UserRecord) -> Result<()> {
-        Query::<B::Db>::new(
+        let query = Query::<B::Db>::new(
             "INSERT INTO users (id, username, name, email, nickname, password_hash, created_at, updated_at, \
              last_login, logins_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
@@ -80,10 +106,11 @@ impl<B: Backend> AuthStore for B {
         .bind(u.created_at)
         .bind(u.updated_at)
         .bind(u.last_login)
-        .bind(u.logins_count)
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("user {:?}", u.username)))?;
+        .bind(u.logins_count);
+        let record = event("user.create", user_resource(u.id)).details(serde_json::json!({"username": u.username}));
+        audited(self.writer(), query, record, false)
+            .await
+            .map_err(|e| conflict(e, &format!("user {:?}", u.username)))?;
         Ok(())
     }
 
@@ -103,32 +130,71 @@ impl<B: Backend> AuthStore for B {
     }
 
     async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
-        Query::<B::Db>::new("UPDATE users SET last_login = $1, logins_count = logins_count + 1 WHERE id = $2")
-            .bind(at)
-            .bind(id.to_string())
-            .execute(self.writer())
-            .await?;
+        let query =
+            Query::<B::Db>::new("UPDATE users SET last_login = $1, logins_count = logins_count + 1 WHERE id = $2")
+                .bind(at)
+                .bind(id.to_string());
+        audited(self.writer(), query, event("auth.login", user_resource(id)), false).await?;
         Ok(())
     }
 
     async fn change_password(&self, id: UserId, password_hash: &str, at: DateTime<Utc>) -> Result<bool> {
-        // One transaction: there is no moment where the new password works but old tokens still do.
+        self.update_user(id, &UserChange { password_hash: Some(password_hash.into()), ..Default::default() }, at).await
+    }
+
+    async fn update_user(&self, id: UserId, change: &UserChange, at: DateTime<Utc>) -> Result<bool> {
+        // One transaction: there is no moment where the new password works (or the user is disabled) but old
+        // tokens still do, and none without the audit record.
         let mut tx = self.writer().begin().await?;
-        let changed = Query::<B::Db>::new(
-            "UPDATE users SET password_hash = $1, updated_at = $2, token_generation = token_generation + 1 \
-             WHERE id = $3",
-        )
-        .bind(password_hash)
-        .bind(at)
-        .bind(id.to_string())
-        .execute(&mut tx)
-        .await?;
-        Query::<B::Db>::new("UPDATE refresh_tokens SET revoked = true WHERE user_id = $1")
+        let mut q = Query::<B::Db>::new("UPDATE users SET updated_at = ");
+        q.push_bind(at);
+        let mut changed = Vec::new();
+        for (column, value) in [
+            ("password_hash", &change.password_hash),
+            ("name", &change.name),
+            ("email", &change.email),
+            ("nickname", &change.nickname),
+        ] {
+            if let Some(v) = value {
+                q.push(&format!(", {column} = ")).push_bind(v);
+                changed.push(column);
+            }
+        }
+        if let Some(disabled) = change.disabled {
+            q.push(", disabled = ").push_bind(disabled);
+            changed.push(if disabled { "disabled" } else { "enabled" });
+        }
+        q.push(" WHERE id = ").push_bind(id.to_string());
+        if q.execute(&mut tx).await? == 0 {
+            return Ok(false);
+        }
+        if change.revokes_tokens() {
+            revoke_all_tokens(&mut tx, id).await?;
+        }
+        let action = if changed == ["password_hash"] { "user.password" } else { "user.update" };
+        let record = event(action, user_resource(id))
+            .details(serde_json::json!({"changed": changed, "tokens_revoked": change.revokes_tokens()}));
+        append(&mut tx, &record).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        // ACL entries name users by id without a reference; the user's memberships and refresh tokens go with
+        // the row (ON DELETE CASCADE).
+        Query::<B::Db>::new("DELETE FROM acls WHERE principal_kind = 'user' AND principal = $1")
             .bind(id.to_string())
             .execute(&mut tx)
             .await?;
+        let deleted =
+            Query::<B::Db>::new("DELETE FROM users WHERE id = $1").bind(id.to_string()).execute(&mut tx).await?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        append(&mut tx, &event("user.delete", user_resource(id))).await?;
         tx.commit().await?;
-        Ok(changed > 0)
+        Ok(true)
     }
 
     async fn user_groups(&self, id: UserId) -> Result<Vec<String>> {
@@ -139,15 +205,14 @@ impl<B: Backend> AuthStore for B {
     }
 
     async fn ensure_group(&self, name: &str, description: &str, at: DateTime<Utc>) -> Result<bool> {
-        let added = Query::<B::Db>::new(
+        let query = Query::<B::Db>::new(
             "INSERT INTO groups (name, description, created_at, updated_at) VALUES ($1, $2, $3, $3) \
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(description)
-        .bind(at)
-        .execute(self.writer())
-        .await?;
+        .bind(at);
+        let added = audited(self.writer(), query, event("group.create", group_resource(name)), true).await?;
         Ok(added == 1)
     }
 
@@ -161,23 +226,50 @@ impl<B: Backend> AuthStore for B {
         list_page(self.reader(), GROUP_SELECT, "SELECT count(*) AS n FROM groups", |_| {}, order, page, group).await
     }
 
+    async fn update_group(&self, name: &str, description: &str, at: DateTime<Utc>) -> Result<bool> {
+        let query = Query::<B::Db>::new("UPDATE groups SET description = $1, updated_at = $2 WHERE name = $3")
+            .bind(description)
+            .bind(at)
+            .bind(name);
+        let record =
+            event("group.update", group_resource(name)).details(serde_json::json!({"changed": ["description"]}));
+        Ok(audited(self.writer(), query, record, true).await? > 0)
+    }
+
+    async fn delete_group(&self, name: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        // Memberships go with the row (ON DELETE CASCADE); ACL entries name groups without a reference.
+        Query::<B::Db>::new("DELETE FROM acls WHERE principal_kind = 'group' AND principal = $1")
+            .bind(name)
+            .execute(&mut tx)
+            .await?;
+        if Query::<B::Db>::new("DELETE FROM groups WHERE name = $1").bind(name).execute(&mut tx).await? == 0 {
+            return Ok(false);
+        }
+        append(&mut tx, &event("group.delete", group_resource(name))).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn add_group_member(&self, group: &str, user: UserId) -> Result<()> {
-        Query::<B::Db>::new("INSERT INTO group_members (group_name, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(group)
-            .bind(user.to_string())
-            .execute(self.writer())
-            .await
-            .map_err(|e| conflict(e, "group membership"))?;
+        let query = Query::<B::Db>::new(
+            "INSERT INTO group_members (group_name, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(group)
+        .bind(user.to_string());
+        let record =
+            event("group.member.add", group_resource(group)).details(serde_json::json!({"user_id": user.to_string()}));
+        audited(self.writer(), query, record, true).await.map_err(|e| conflict(e, "group membership"))?;
         Ok(())
     }
 
     async fn remove_group_member(&self, group: &str, user: UserId) -> Result<bool> {
-        let removed = Query::<B::Db>::new("DELETE FROM group_members WHERE group_name = $1 AND user_id = $2")
+        let query = Query::<B::Db>::new("DELETE FROM group_members WHERE group_name = $1 AND user_id = $2")
             .bind(group)
-            .bind(user.to_string())
-            .execute(self.writer())
-            .await?;
-        Ok(removed > 0)
+            .bind(user.to_string());
+        let record = event("group.member.remove", group_resource(group))
+            .details(serde_json::json!({"user_id": user.to_string()}));
+        Ok(audited(self.writer(), query, record, true).await? > 0)
     }
 
     async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
@@ -201,11 +293,37 @@ impl<B: Backend> AuthStore for B {
         row_by(self.reader(), "refresh_tokens", "token_hash", hash, refresh).await
     }
 
-    async fn revoke_refresh_token(&self, id: RefreshTokenId) -> Result<()> {
-        Query::<B::Db>::new("UPDATE refresh_tokens SET revoked = true WHERE id = $1")
-            .bind(id.to_string())
-            .execute(self.writer())
-            .await?;
-        Ok(())
+    async fn refresh_token_by_id(&self, id: RefreshTokenId) -> Result<Option<RefreshTokenRecord>> {
+        row_by(self.reader(), "refresh_tokens", "id", id.to_string(), refresh).await
+    }
+
+    async fn list_refresh_tokens(
+        &self,
+        user: UserId,
+        at: DateTime<Utc>,
+        page: &Page,
+    ) -> Result<(Vec<RefreshTokenRecord>, u64)> {
+        let filter = |q: &mut Query<B::Db>| {
+            q.push(" WHERE NOT revoked AND user_id = ").push_bind(user.to_string());
+            q.push(" AND expires_at > ").push_bind(at);
+        };
+        let columns = &[("createdAt", "created_at"), ("expires_at", "expires_at"), ("id", "id")];
+        let order = order_by(&page.sort, columns, "created_at ASC", "id");
+        list_page(
+            self.reader(),
+            "SELECT * FROM refresh_tokens",
+            "SELECT count(*) AS n FROM refresh_tokens",
+            filter,
+            order,
+            page,
+            refresh,
+        )
+        .await
+    }
+
+    async fn revoke_refresh_token(&self, id: RefreshTokenId) -> Result<bool> {
+        let query = Query::<B::Db>::new("UPDATE refresh_tokens SET revoked = true WHERE id = $1 AND NOT revoked")
+            .bind(id.to_string());
+        Ok(audited(self.writer(), query, event("auth.token.revoke", format!("refresh-token:{id}")), true).await? > 0)
     }
 }

@@ -2,10 +2,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
-use super::inventory::{by_ids, list_named, lock_named};
+use super::audit::{append, audited};
+use super::inventory::{by_ids, list_named, lock_named, named_event};
 use super::{
     Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, everything, list_page, order_by, row_by, save,
 };
+use crate::audit::event;
 use crate::{AzureStore, AzureWorkStore, Result, StoreError};
 
 /// Every column of `azure_key_backups` but the blob: metadata reads never load it.
@@ -185,12 +187,14 @@ impl<B: Backend> AzureStore for B {
             .set("id", c.id.to_string())
             .set("created_at", c.created_at)
             .insert("azure_connections");
-        save(self.writer(), query, format!("connection {:?}", c.name)).await
+        let record = named_event("connection.create", "connection", c.id, &c.name);
+        save(self.writer(), query, format!("connection {:?}", c.name), record).await
     }
 
     async fn update_azure_connection(&self, c: &AzureConnectionRecord) -> Result<()> {
         let query = connection_columns(c).update("azure_connections", c.id.to_string());
-        save(self.writer(), query, format!("connection {:?}", c.name)).await
+        let record = named_event("connection.update", "connection", c.id, &c.name);
+        save(self.writer(), query, format!("connection {:?}", c.name), record).await
     }
 
     async fn azure_connection_by_name(&self, name: &str) -> Result<Option<AzureConnectionRecord>> {
@@ -216,18 +220,23 @@ impl<B: Backend> AzureStore for B {
             .execute(&mut tx)
             .await
             .map_err(|e| conflict(e, "connection"))?;
+        if deleted > 0 {
+            append(&mut tx, &event("connection.delete", format!("connection:{id}"))).await?;
+        }
         tx.commit().await?;
         Ok(deleted > 0)
     }
 
     async fn insert_vault(&self, v: &VaultRecord) -> Result<()> {
         let query = vault_columns(v).set("id", v.id.to_string()).set("created_at", v.created_at).insert("azure_vaults");
-        save(self.writer(), query, format!("vault {:?}", v.name)).await
+        save(self.writer(), query, format!("vault {:?}", v.name), named_event("vault.create", "vault", v.id, &v.name))
+            .await
     }
 
     async fn update_vault(&self, v: &VaultRecord) -> Result<()> {
         let query = vault_columns(v).update("azure_vaults", v.id.to_string());
-        save(self.writer(), query, format!("vault {:?}", v.name)).await
+        save(self.writer(), query, format!("vault {:?}", v.name), named_event("vault.update", "vault", v.id, &v.name))
+            .await
     }
 
     async fn vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
@@ -244,6 +253,7 @@ impl<B: Backend> AzureStore for B {
         m: &AzureKeyMaterial,
         at: DateTime<Utc>,
     ) -> Result<AzureKeyRecord> {
+        let mut tx = self.writer().begin().await?;
         let row = Query::<B::Db>::new(
             "INSERT INTO azure_keys (id, vault_id, name, name_lc, enabled, material, gone, synced_at, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7, $7) \
@@ -259,10 +269,16 @@ impl<B: Backend> AzureStore for B {
         .bind(m.enabled)
         .bind(JsonParam(m))
         .bind(at)
-        .fetch_one(self.writer())
+        .fetch_one(&mut tx)
         .await
         .map_err(|e| conflict(e, &format!("key {:?} of vault {vault_id}", m.name)))?;
-        key(Fields::<B::Db>(&row))
+        let k = key(Fields::<B::Db>(&row))?;
+        // The key a restore (a state-changing Key Vault call) put into the vault.
+        let record = event("azure.RestoreKey", format!("azure-key:{}", k.id))
+            .details(serde_json::json!({"vault_id": vault_id.to_string(), "key_name": m.name}));
+        append(&mut tx, &record).await?;
+        tx.commit().await?;
+        Ok(k)
     }
 
     async fn get_azure_key(&self, id: KeyId) -> Result<Option<AzureKeyRecord>> {
@@ -303,22 +319,20 @@ impl<B: Backend> AzureStore for B {
     }
 
     async fn update_key_backup(&self, b: &KeyBackupRecord) -> Result<()> {
-        Query::<B::Db>::new("UPDATE azure_key_backups SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
-            .bind(&b.name)
-            .bind(&b.description)
-            .bind(b.updated_at)
-            .bind(b.id.to_string())
-            .execute(self.writer())
-            .await?;
+        let query = Query::<B::Db>::new(
+            "UPDATE azure_key_backups SET name = $1, description = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(&b.name)
+        .bind(&b.description)
+        .bind(b.updated_at)
+        .bind(b.id.to_string());
+        audited(self.writer(), query, named_event("backup.update", "backup", b.id, &b.name), true).await?;
         Ok(())
     }
 
     async fn delete_key_backup(&self, id: BackupId) -> Result<bool> {
-        let deleted = Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1")
-            .bind(id.to_string())
-            .execute(self.writer())
-            .await?;
-        Ok(deleted > 0)
+        let query = Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1").bind(id.to_string());
+        Ok(audited(self.writer(), query, event("backup.delete", format!("backup:{id}")), true).await? > 0)
     }
 }
 
@@ -406,7 +420,7 @@ impl<B: Backend> AzureWorkStore for B {
         Ok((added, updated, gone))
     }
     async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
-        Query::<B::Db>::new(
+        let query = Query::<B::Db>::new(
             "INSERT INTO azure_key_backups (id, key_id, vault_id, key_name, key_version, name, description, \
              size_bytes, blob_enc, created_by, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -422,10 +436,11 @@ impl<B: Backend> AzureWorkStore for B {
         .bind(blob_enc)
         .bind(b.created_by.to_string())
         .bind(b.created_at)
-        .bind(b.updated_at)
-        .execute(self.writer())
-        .await
-        .map_err(|e| conflict(e, &format!("backup {}", b.id)))?;
+        .bind(b.updated_at);
+        let record = named_event("backup.create", "backup", b.id, &b.name).details(
+            serde_json::json!({"name": b.name, "key_id": b.key_id.to_string(), "vault_id": b.vault_id.to_string()}),
+        );
+        audited(self.writer(), query, record, false).await.map_err(|e| conflict(e, &format!("backup {}", b.id)))?;
         Ok(())
     }
 }

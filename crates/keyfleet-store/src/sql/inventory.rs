@@ -3,9 +3,11 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 use sqlx::Pool;
 
+use super::audit::{append, audited};
 use super::{
     Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, everything, list_page, order_by, row_by, save,
 };
+use crate::audit::{AuditEvent, event};
 use crate::{AwsWorkStore, InventoryStore, Result, StoreError};
 
 fn connection<D: Db>(r: Fields<'_, D>) -> Result<AwsConnectionRecord> {
@@ -162,13 +164,16 @@ pub(super) async fn list_named<D: Db, T>(
     list_page(pool, &select, &count, filter, order, page, map).await
 }
 
-async fn delete_by_id<D: Db>(pool: &Pool<D>, table: &str, id: String) -> Result<bool> {
-    let deleted = Query::<D>::new(format!("DELETE FROM {table} WHERE id = $1"))
-        .bind(id)
-        .execute(pool)
-        .await
-        .map_err(|e| conflict(e, table))?;
+/// Deletes a row with its audit record (none when there was no row), in one transaction.
+pub(super) async fn delete_by_id<D: Db>(pool: &Pool<D>, table: &str, id: String, record: AuditEvent) -> Result<bool> {
+    let query = Query::<D>::new(format!("DELETE FROM {table} WHERE id = $1")).bind(id);
+    let deleted = audited(pool, query, record, true).await.map_err(|e| conflict(e, table))?;
     Ok(deleted > 0)
+}
+
+/// The audit record of a change to a named inventory record: `<kind>:<id>`, with the name.
+pub(super) fn named_event(action: &str, kind: &str, id: impl std::fmt::Display, name: &str) -> AuditEvent {
+    event(action, format!("{kind}:{id}")).details(serde_json::json!({"name": name}))
 }
 
 /// Rows of `table` by id, in lookups of [`Dialect::IDS_PER_LOOKUP`] ids.
@@ -262,12 +267,19 @@ impl<B: Backend> InventoryStore for B {
     async fn insert_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()> {
         let query =
             connection_columns(c).set("id", c.id.to_string()).set("created_at", c.created_at).insert("aws_connections");
-        save(self.writer(), query, format!("connection {:?}", c.name)).await
+        save(
+            self.writer(),
+            query,
+            format!("connection {:?}", c.name),
+            named_event("connection.create", "connection", c.id, &c.name),
+        )
+        .await
     }
 
     async fn update_aws_connection(&self, c: &AwsConnectionRecord) -> Result<()> {
         let query = connection_columns(c).update("aws_connections", c.id.to_string());
-        save(self.writer(), query, format!("connection {:?}", c.name)).await
+        let record = named_event("connection.update", "connection", c.id, &c.name);
+        save(self.writer(), query, format!("connection {:?}", c.name), record).await
     }
 
     async fn aws_connection_by_name(&self, name: &str) -> Result<Option<AwsConnectionRecord>> {
@@ -279,17 +291,18 @@ impl<B: Backend> InventoryStore for B {
     }
 
     async fn delete_aws_connection(&self, id: ConnectionId) -> Result<bool> {
-        delete_by_id(self.writer(), "aws_connections", id.to_string()).await
+        let record = event("connection.delete", format!("connection:{id}"));
+        delete_by_id(self.writer(), "aws_connections", id.to_string(), record).await
     }
 
     async fn insert_kms(&self, k: &KmsRecord) -> Result<()> {
         let query = kms_columns(k).set("id", k.id.to_string()).set("created_at", k.created_at).insert("aws_kms");
-        save(self.writer(), query, format!("KMS {:?}", k.name)).await
+        save(self.writer(), query, format!("KMS {:?}", k.name), named_event("kms.create", "kms", k.id, &k.name)).await
     }
 
     async fn update_kms(&self, k: &KmsRecord) -> Result<()> {
         let query = kms_columns(k).update("aws_kms", k.id.to_string());
-        save(self.writer(), query, format!("KMS {:?}", k.name)).await
+        save(self.writer(), query, format!("KMS {:?}", k.name), named_event("kms.update", "kms", k.id, &k.name)).await
     }
 
     async fn kms_by_name(&self, name: &str) -> Result<Option<KmsRecord>> {
@@ -313,6 +326,9 @@ impl<B: Backend> InventoryStore for B {
             .execute(&mut tx)
             .await
             .map_err(|e| conflict(e, "KMS"))?;
+        if deleted > 0 {
+            append(&mut tx, &event("kms.delete", format!("kms:{id}"))).await?;
+        }
         tx.commit().await?;
         Ok(deleted > 0)
     }
@@ -335,6 +351,8 @@ impl<B: Backend> InventoryStore for B {
             Principal::User(u) => ("user", u.to_string()),
             Principal::Group(g) => ("group", g.clone()),
         };
+        let record = event("acl.update", format!("{kind}:{id}"))
+            .details(serde_json::json!({"principal": format!("{pk}:{p}"), "actions": actions}));
         let q = if actions.is_empty() {
             Query::<B::Db>::new(
                 "DELETE FROM acls WHERE resource_kind = $1 AND resource_id = $2 AND principal_kind = $3 \
@@ -356,7 +374,7 @@ impl<B: Backend> InventoryStore for B {
             .bind(p)
             .bind(JsonParam(&actions))
         };
-        q.execute(self.writer()).await?;
+        audited(self.writer(), q, record, false).await?;
         Ok(())
     }
 
@@ -395,12 +413,19 @@ impl<B: Backend> InventoryStore for B {
     async fn insert_template(&self, t: &TemplateRecord) -> Result<()> {
         let query =
             template_columns(t).set("id", t.id.to_string()).set("created_at", t.created_at).insert("aws_templates");
-        save(self.writer(), query, format!("template {:?}", t.name)).await
+        save(
+            self.writer(),
+            query,
+            format!("template {:?}", t.name),
+            named_event("template.create", "template", t.id, &t.name),
+        )
+        .await
     }
 
     async fn update_template(&self, t: &TemplateRecord) -> Result<()> {
         let query = template_columns(t).update("aws_templates", t.id.to_string());
-        save(self.writer(), query, format!("template {:?}", t.name)).await
+        let record = named_event("template.update", "template", t.id, &t.name);
+        save(self.writer(), query, format!("template {:?}", t.name), record).await
     }
 
     async fn list_templates(&self, page: &Page) -> Result<(Vec<TemplateRecord>, u64)> {
@@ -408,7 +433,8 @@ impl<B: Backend> InventoryStore for B {
     }
 
     async fn delete_template(&self, id: TemplateId) -> Result<bool> {
-        delete_by_id(self.writer(), "aws_templates", id.to_string()).await
+        let record = event("template.delete", format!("template:{id}"));
+        delete_by_id(self.writer(), "aws_templates", id.to_string(), record).await
     }
 }
 

@@ -5,9 +5,11 @@ use keyfleet_core::time::to_micros;
 use keyfleet_core::*;
 use sqlx::Transaction;
 
+use super::audit::append;
 use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
+use crate::audit::{AuditEvent, event};
 use crate::{FinishedItem, ItemEffect, JobStore, Result, StoreError, WorkQueue};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
@@ -146,6 +148,12 @@ async fn count_ended<D: Db>(
     Ok(())
 }
 
+/// The audit record of a request's change to a bulk job (`bulkjob.create`, `bulkjob.cancel`, ...).
+fn job_event(action: &str, j: &JobRecord) -> AuditEvent {
+    event(action, format!("bulkjob:{}", j.id))
+        .details(serde_json::json!({"cloud": j.cloud, "operation": j.operation.as_str(), "items": j.total}))
+}
+
 async fn insert_job<D: Db>(tx: &mut Transaction<'_, D>, j: &JobRecord) -> Result<()> {
     Query::<D>::new(
         "INSERT INTO jobs (id, cloud, operation, params, status, abort, created_by, total, succeeded, failed, \
@@ -226,6 +234,7 @@ impl<B: Backend> JobStore for B {
             }
             q.execute(&mut tx).await?;
         }
+        append(&mut tx, &job_event("bulkjob.create", j)).await?;
         announce_job(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -244,6 +253,7 @@ impl<B: Backend> JobStore for B {
         let order = format!("m.account_id, k.region, k.{}", B::Db::ROW_NO);
         let from = "aws_keys k JOIN aws_kms m ON m.id = k.kms_id";
         let n = insert_selected_items(&mut tx, j, columns, from, &order, |q| push_selector(q, selector)).await?;
+        append(&mut tx, &job_event("bulkjob.create", &JobRecord { total: n, ..j.clone() })).await?;
         announce_job(&mut tx).await?;
         tx.commit().await?;
         Ok(n)
@@ -271,6 +281,7 @@ impl<B: Backend> JobStore for B {
         let from = "azure_key_backups b";
         let n =
             insert_selected_items(&mut tx, j, &columns, from, &order, |q| push_backup_selector(q, selector)).await?;
+        append(&mut tx, &job_event("bulkjob.create", &JobRecord { total: n, ..j.clone() })).await?;
         announce_job(&mut tx).await?;
         tx.commit().await?;
         Ok(n)
@@ -334,6 +345,7 @@ impl<B: Backend> JobStore for B {
             count_ended(&mut tx, id, Counter::Skipped, skipped, at).await?;
         }
         let after = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id.to_string()).optional(&mut tx, job).await?;
+        append(&mut tx, &job_event("bulkjob.cancel", &current)).await?;
         tx.commit().await?;
         Ok(after)
     }
@@ -348,6 +360,7 @@ impl<B: Backend> JobStore for B {
         }
         Query::<B::Db>::new("DELETE FROM job_items WHERE job_id = $1").bind(id.to_string()).execute(&mut tx).await?;
         Query::<B::Db>::new("DELETE FROM jobs WHERE id = $1").bind(id.to_string()).execute(&mut tx).await?;
+        append(&mut tx, &job_event("bulkjob.delete", &current)).await?;
         tx.commit().await?;
         Ok(Some(true))
     }

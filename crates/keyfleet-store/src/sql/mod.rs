@@ -6,6 +6,7 @@
 //! numbers the ones a filter appends. Booleans bind as `bool` (SQLite stores 0/1), JSON as `jsonb` on
 //! PostgreSQL and text on SQLite, timestamps as integer microseconds.
 
+mod audit;
 mod auth;
 mod azure;
 mod inventory;
@@ -25,6 +26,7 @@ use sqlx::{
     Arguments as _, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row as _, Transaction, Type,
 };
 
+use crate::audit::AuditEvent;
 use crate::{Result, StoreError};
 
 /// Where SQLite and PostgreSQL differ; implemented for `sqlx::Sqlite` and `sqlx::Postgres`.
@@ -297,9 +299,10 @@ impl<D: Db> Columns<D> {
     }
 }
 
-/// Runs a record's `INSERT` or `UPDATE`; a broken uniqueness or reference rule is a `Conflict` naming `what`.
-pub(crate) async fn save<D: Db>(pool: &Pool<D>, query: Query<D>, what: String) -> Result<()> {
-    query.execute(pool).await.map_err(|e| conflict(e, &what))?;
+/// Runs a record's `INSERT` or `UPDATE` with its audit record, in one transaction; a broken uniqueness or
+/// reference rule is a `Conflict` naming `what`. An `UPDATE` of no row writes no record.
+pub(crate) async fn save<D: Db>(pool: &Pool<D>, query: Query<D>, what: String, record: AuditEvent) -> Result<()> {
+    audit::audited(pool, query, record, true).await.map_err(|e| conflict(e, &what))?;
     Ok(())
 }
 

@@ -2,7 +2,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
+use super::audit::audited;
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
+use crate::audit::event;
 use crate::{Result, StoreError, SyncJobStore, SyncQueue};
 
 fn sync_job<D: Db>(r: Fields<'_, D>) -> Result<SyncJobRecord> {
@@ -28,7 +30,7 @@ fn sync_job<D: Db>(r: Fields<'_, D>) -> Result<SyncJobRecord> {
 #[async_trait]
 impl<B: Backend> SyncJobStore for B {
     async fn create_sync_job(&self, j: &SyncJobRecord) -> Result<()> {
-        Query::<B::Db>::new(
+        let query = Query::<B::Db>::new(
             "INSERT INTO sync_jobs (id, kms, regions, synchronize_all, status, abort, detailed_status, created_by, \
              created_at, updated_at, completed_at, cloud, vaults, take_cloud_key_backup) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -46,9 +48,8 @@ impl<B: Backend> SyncJobStore for B {
         .bind(j.completed_at)
         .bind(&j.cloud)
         .bind(JsonParam(&j.vaults))
-        .bind(j.take_cloud_key_backup)
-        .execute(self.writer())
-        .await?;
+        .bind(j.take_cloud_key_backup);
+        audited(self.writer(), query, event("syncjob.create", format!("sync-job:{}", j.id)), false).await?;
         Ok(())
     }
 
@@ -72,14 +73,13 @@ impl<B: Backend> SyncJobStore for B {
 
     async fn cancel_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<Option<SyncJobRecord>> {
         // A running sync notices `abort` between regions and ends itself as cancelled.
-        Query::<B::Db>::new(
+        let query = Query::<B::Db>::new(
             "UPDATE sync_jobs SET abort = true, \
              updated_at = CASE WHEN status = 'in_progress' THEN $1 ELSE updated_at END WHERE id = $2",
         )
         .bind(at)
-        .bind(id.to_string())
-        .execute(self.writer())
-        .await?;
+        .bind(id.to_string());
+        audited(self.writer(), query, event("syncjob.cancel", format!("sync-job:{id}")), true).await?;
         self.get_sync_job(id).await
     }
 }

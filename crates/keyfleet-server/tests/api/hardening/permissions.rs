@@ -91,6 +91,12 @@ async fn every_role_gets_the_documented_answer() {
     let user = |i: usize| Some(json!({"username": format!("new{i}"), "password": "a-long-enough-password"}));
     walk(&w, "POST", "/api/v1/usermgmt/users", user, ADMIN_ONLY).await;
     walk(&w, "GET", "/api/v1/usermgmt/users", none, ADMIN_ONLY).await;
+    let described = |_| Some(json!({"description": "Users of CCKM"}));
+    walk(&w, "PATCH", "/api/v1/usermgmt/groups/CCKM Users", described, ADMIN_ONLY).await;
+    walk(&w, "GET", "/api/v1/usermgmt/groups/CCKM Users", none, EVERYONE_IN_CCKM).await;
+    walk(&w, "GET", "/api/v1/audit/records", none, ADMIN_ONLY).await;
+    // Everyone manages their own refresh tokens.
+    walk(&w, "GET", "/api/v1/auth/tokens", none, [true; 5]).await;
     // Inventory: read by every CCKM member.
     walk(&w, "GET", "/api/v1/cckm/aws/keys", none, EVERYONE_IN_CCKM).await;
     walk(&w, "GET", "/api/v1/cckm/azure/vaults", none, EVERYONE_IN_CCKM).await;
@@ -132,6 +138,25 @@ async fn every_role_gets_the_documented_answer() {
     let backups = format!("/api/v1/cckm/azure/keys/{}/backups", w.azure_key);
     walk(&w, "GET", &backups, none, EVERYONE_IN_CCKM).await;
     walk(&w, "POST", &backups, |i| Some(json!({"name": format!("r{i}")})), ACL).await;
+
+    // Each kind of change above left its audit record, with the user who made it.
+    let trail = app.get("/api/v1/audit/records?limit=1000").await.ok();
+    let records = trail["resources"].as_array().unwrap();
+    for action in [
+        "vault.create",
+        "acl.update",
+        "bulkjob.create",
+        "bulkjob.cancel",
+        "syncjob.create",
+        "syncjob.cancel",
+        "backup.create",
+        "azure.RestoreKey",
+        "group.update",
+    ] {
+        assert!(records.iter().any(|r| r["action"] == action), "{action} recorded");
+    }
+    let by_granted = records.iter().any(|r| r["action"] == "bulkjob.create" && r["user"] == "granted");
+    assert!(by_granted, "with the user who made the change");
 }
 
 /// The finding: `keycreate` on the target vault alone no longer lets a user restore another vault's keys.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::routing::{MethodRouter, get, post};
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
@@ -64,6 +65,21 @@ pub(crate) fn cancel_bulkjob(cloud: Cloud) -> Routes {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.cancel_bulkjob(&c, cloud, &id).await?)))
     })
+}
+
+/// Extension `POST .../bulkjob(s)/{id}/confirm`: starts a planned job.
+pub(crate) fn confirm_bulkjob(cloud: Cloud) -> Routes {
+    post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
+        Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.confirm_bulkjob(&c, cloud, &id).await?)))
+    })
+}
+
+/// Extension: the `Idempotency-Key` header of a create request, if any.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters")))
+        .transpose()
 }
 
 /// Extension `GET .../bulkjob(s)/{id}/items`: every item of a job, paged, optionally of one status.

@@ -12,6 +12,7 @@ use keyfleet_api_types::common::{AclView, ROOT_ACCOUNT};
 use keyfleet_api_types::usermgmt::{GroupView, UserView};
 use keyfleet_core::*;
 use keyfleet_service::jobs::JobWithItems;
+use keyfleet_service::safety::ItemEntry;
 
 pub fn list<T, U>(items: Vec<T>, total: u64, page: &Page, f: impl Fn(T) -> U) -> ListEnvelope<U> {
     ListEnvelope { skip: page.skip, limit: page.limit, total, resources: items.into_iter().map(f).collect() }
@@ -54,6 +55,9 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
         selector: job.params.selector.clone(),
         delete_key_backups_param: job.params.delete_key_backups_param.clone(),
         progress: Some(progress),
+        plan: job.plan,
+        plan_expires_at: job.plan_expires_at.map(Into::into),
+        stop_reason: job.stop_reason,
     }
 }
 
@@ -70,7 +74,8 @@ fn progress(job: &JobRecord) -> Progress {
     }
 }
 
-pub fn item(i: ItemRecord) -> ItemView {
+pub fn item(e: ItemEntry) -> ItemView {
+    let i = e.item;
     ItemView {
         key_id: i.key_id.to_string(),
         seq: i.seq,
@@ -81,6 +86,8 @@ pub fn item(i: ItemRecord) -> ItemView {
         last_error_message: i.last_error_message,
         state_before: i.state_before,
         state_after: i.state_after,
+        current_state: e.current_state,
+        action: e.action,
         updated_at: i.updated_at.into(),
     }
 }

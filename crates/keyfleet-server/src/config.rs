@@ -516,6 +516,22 @@ mod tests {
     }
 
     #[test]
+    fn safety_settings_have_defaults_and_read_the_environment() {
+        let s = Config::resolve(ServeArgs::default()).expect("defaults").safety();
+        assert_eq!((s.plan_ttl, s.confirm_above, s.max_failure_percent), (Duration::from_secs(3600), 1000, 50));
+        let env = Environment::from_vars([
+            ("KEYFLEET_SAFETY_PLAN_TTL_SECS", "60"),
+            ("KEYFLEET_SAFETY_CONFIRM_ABOVE", "20000"),
+            ("KEYFLEET_SAFETY_MAX_FAILURE_PERCENT", "10"),
+        ]);
+        let s = Config::load(ServeArgs::default(), &env).expect("load").safety();
+        assert_eq!((s.plan_ttl, s.confirm_above, s.max_failure_percent), (Duration::from_secs(60), 20000, 10));
+        let bad = Environment::from_vars([("KEYFLEET_SAFETY_MAX_FAILURE_PERCENT", "101")]);
+        let err = Config::load(ServeArgs::default(), &bad).expect_err("over 100");
+        assert!(format!("{err:#}").contains("safety_max_failure_percent"), "{err:#}");
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug() {
         let (_dir, mut args) = with_file("admin_password = \"from-file\"\n");
         args.master_key = Some("bWFzdGVyLWtleQ==".into());
@@ -550,7 +566,7 @@ mod tests {
     #[test]
     fn every_flag_is_a_setting() {
         let names = ServeArgs::setting_names();
-        assert_eq!(names.len(), 27, "{names:?}");
+        assert_eq!(names.len(), 30, "{names:?}");
         // deny_unknown_fields would refuse a flag without a Config field: give every flag at once.
         let all = ServeArgs {
             data_dir: Some("d".into()),
@@ -580,6 +596,9 @@ mod tests {
             login_delay_max_secs: Some(1),
             password_hash_concurrency: Some(1),
             password_hash_queue: Some(0),
+            safety_plan_ttl_secs: Some(1),
+            safety_confirm_above: Some(1),
+            safety_max_failure_percent: Some(1),
             config_file: None,
         };
         let c = Config::resolve(all).expect("every flag");

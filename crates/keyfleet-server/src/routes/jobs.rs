@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get, post};
-use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
+use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
 use keyfleet_core::Cloud;
+use keyfleet_service::jobs::JobWithItems;
 use keyfleet_service::paging::page;
 use keyfleet_service::sync_jobs::{SyncJobEntry, SyncJobFilter};
+use keyfleet_service::{Caller, ServiceError};
 use serde::Serialize;
 
 use crate::auth::Auth;
@@ -74,8 +76,28 @@ pub(crate) fn confirm_bulkjob(cloud: Cloud) -> Routes {
     })
 }
 
+/// `POST` of a bulk-job create, either cloud: `create` runs at most once per `Idempotency-Key` (extension);
+/// 201 with the job.
+pub(crate) async fn create_bulkjob<R, Fut>(
+    s: &AppState,
+    c: &Caller,
+    cloud: Cloud,
+    headers: &HeaderMap,
+    req: R,
+    create: impl FnOnce(R) -> Fut,
+) -> Result<(StatusCode, axum::Json<BulkJobView>), ApiError>
+where
+    R: Serialize + Clone,
+    Fut: Future<Output = Result<JobWithItems, ServiceError>>,
+{
+    let key = idempotency_key(headers)?;
+    let body = req.clone();
+    let job = s.services.create_once(c, cloud, key, &body, create(req)).await?;
+    Ok((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
+}
+
 /// Extension: the `Idempotency-Key` header of a create request, if any.
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     headers
         .get("idempotency-key")
         .map(|v| v.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters")))

@@ -276,18 +276,18 @@ async fn keys_failing_first(app: &TestApp, bad: usize) -> (Vec<String>, Vec<Stri
     (keys.iter().map(|k| k.0.clone()).collect(), keys.iter().map(|k| k.1.clone()).collect())
 }
 
+/// An app with `n` keys whose items run one at a time, so in the request's order.
+async fn one_at_a_time(n: usize) -> TestApp {
+    let serial = |a: &mut keyfleet_server::ServeArgs| {
+        a.workers = Some(1);
+        a.partition_concurrency = Some(1);
+    };
+    app_with(serial, n, 0).await
+}
+
 #[tokio::test]
 async fn max_failures_stops_the_job_without_further_calls() {
-    // One item at a time, so the order is the request's.
-    let app = app_with(
-        |a| {
-            a.workers = Some(1);
-            a.partition_concurrency = Some(1);
-        },
-        10,
-        0,
-    )
-    .await;
+    let app = one_at_a_time(10).await;
     let (ids, aws) = keys_failing_first(&app, 3).await;
     let job = app.run_bulkjob(json!({"operation": "disablekey", "keys": ids, "max_failures": 1})).await;
     assert_eq!(job["overall_status"], "failed", "{job}");
@@ -309,15 +309,7 @@ async fn max_failures_stops_the_job_without_further_calls() {
 
 #[tokio::test]
 async fn the_default_failure_percentage_stops_a_job_after_100_items() {
-    let app = app_with(
-        |a| {
-            a.workers = Some(1);
-            a.partition_concurrency = Some(1);
-        },
-        130,
-        0,
-    )
-    .await;
+    let app = one_at_a_time(130).await;
     let (ids, _) = keys_failing_first(&app, 60).await;
     // 60 of the first 100 fail: more than the server's 50%.
     let job = app.run_bulkjob(json!({"operation": "disablekey", "selector": {"ids": ids}})).await;

@@ -41,10 +41,7 @@ async fn create(
     headers: HeaderMap,
     Json(req): Json<CreateAwsBulkJob>,
 ) -> Created<BulkJobView> {
-    let key = jobs::idempotency_key(&headers)?;
-    let body = req.clone();
-    let job = s.services.create_once(&c, AWS, key, &body, s.services.create_aws_bulkjob(&c, req)).await?;
-    Ok((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
+    jobs::create_bulkjob(&s, &c, AWS, &headers, req, |req| s.services.create_aws_bulkjob(&c, req)).await
 }
 
 async fn create_sync(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsSyncJob>) -> Created<SyncJobView> {

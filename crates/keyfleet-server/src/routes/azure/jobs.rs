@@ -41,10 +41,7 @@ async fn create(
     headers: HeaderMap,
     Json(req): Json<CreateAzureBulkJob>,
 ) -> Created<BulkJobView> {
-    let key = jobs::idempotency_key(&headers)?;
-    let body = req.clone();
-    let job = s.services.create_once(&c, AZURE, key, &body, s.services.create_azure_bulkjob(&c, req)).await?;
-    Ok((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
+    jobs::create_bulkjob(&s, &c, AZURE, &headers, req, |req| s.services.create_azure_bulkjob(&c, req)).await
 }
 
 /// Only a finished job; a running one answers 409.

@@ -252,28 +252,28 @@ job_resource! {
     }
 }
 
-/// `POST /v1/cckm/azure/bulkjobs`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAzureBulkJob {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_key_backups_param: Option<DeleteKeyBackupsParam>,
-    /// The conditions of `delete_key_backups_param` given at the top level (seed-004's parameter table lists
-    /// them there): the same meaning as inside it; one given in both places must have the same value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backups: Option<OneOrMany>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keys: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vault_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_after: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_before: Option<String>,
+bulkjob_create! {
+    /// `POST /v1/cckm/azure/bulkjobs`.
+    pub struct CreateAzureBulkJob {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub operation: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub delete_key_backups_param: Option<DeleteKeyBackupsParam>,
+        /// The conditions of `delete_key_backups_param` given at the top level (seed-004's parameter table lists
+        /// them there): the same meaning as inside it; one given in both places must have the same value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub backups: Option<OneOrMany>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub key_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub keys: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub vault_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub created_after: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub created_before: Option<String>,
+    }
 }
 
 impl CreateAzureBulkJob {

@@ -6,22 +6,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 
-/// `POST /v1/cckm/aws/bulkjob`. Every field is optional here so that the server, not serde, decides what is
-/// missing and names it in the 400; a wrong type is reported with the field's path by the JSON extractor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAwsBulkJob {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keys: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub days: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_template_id: Option<String>,
-    /// Extension: the keys as a selector instead of `keys` (no 100-key limit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selector: Option<KeySelectorRequest>,
+bulkjob_create! {
+    /// `POST /v1/cckm/aws/bulkjob`. Every field is optional here so that the server, not serde, decides what is
+    /// missing and names it in the 400; a wrong type is reported with the field's path by the JSON extractor.
+    pub struct CreateAwsBulkJob {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub operation: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub keys: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub days: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub policy_template_id: Option<String>,
+        /// Extension: the keys as a selector instead of `keys` (no 100-key limit).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub selector: Option<KeySelectorRequest>,
+    }
+}
+
+/// The safety extensions of a create request (issue 10), whichever cloud.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobSafety {
+    pub dry_run: bool,
+    pub max_items: Option<u64>,
+    pub max_failures: Option<u64>,
+    pub max_failure_percent: Option<u64>,
 }
 
 /// Extension: which keys a job acts on, resolved when the job is created into a frozen list of items. Either
@@ -77,6 +86,13 @@ pub struct ItemView {
     pub state_before: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_after: Option<String>,
+    /// A planned item: its target's state now (AWS: the key's state as last synchronized; Azure: `stored`, or
+    /// `absent` once the backup is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_state: Option<String>,
+    /// A planned item: what confirming the plan will do to it (the operation, or `none (already ...)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     #[serde(rename = "updatedAt")]
     pub updated_at: Timestamp,
 }
@@ -91,6 +107,32 @@ pub struct ItemListQuery {
     pub skip: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+}
+
+/// Extension: the summary of a planned job (`dry_run`), as stored with it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    /// Items in all.
+    pub items: i64,
+    /// Items by KMS container (AWS) or vault (Azure).
+    pub by_container: BTreeMap<String, i64>,
+    /// Items by region (AWS region; Azure: the vault's location).
+    pub by_region: BTreeMap<String, i64>,
+    /// Items by their target's current state.
+    pub by_state: BTreeMap<String, i64>,
+    /// Items already in the state the operation puts them in: confirming changes nothing for them.
+    pub no_ops: i64,
+    /// The first items, with their current state and intended action; `.../items` lists them all.
+    pub sample: Vec<PlanSample>,
+}
+
+/// One item of a plan's sample.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PlanSample {
+    pub key_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_state: Option<String>,
+    pub action: String,
 }
 
 job_resource! {
@@ -115,6 +157,15 @@ job_resource! {
         /// Extension: counts of finished and pending items.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub progress: Option<Progress>,
+        /// Extension: a job created with `dry_run`: what it will do (see [`Plan`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub plan: Option<serde_json::Value>,
+        /// Extension: a planned job can be confirmed until then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub plan_expires_at: Option<Timestamp>,
+        /// Extension: why the job stopped before running every item (a failure threshold was crossed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub stop_reason: Option<String>,
     }
 }
 

@@ -57,3 +57,44 @@ macro_rules! list_query {
         }
     };
 }
+
+/// The body of a bulk-job create route (either cloud): its own fields, then the safety extensions every create
+/// takes — `dry_run`, `max_items`, `max_failures` and `max_failure_percent` — and `safety()` to read them. Unknown
+/// fields are refused.
+macro_rules! bulkjob_create {
+    ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($fields)*
+            /// Extension: resolve and store the job as a plan (`overall_status: planned`); nothing runs until
+            /// `.../confirm`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub dry_run: Option<bool>,
+            /// Extension: the most items the request may resolve to; needed above the server's
+            /// `safety_confirm_above` (unless the job is a confirmed plan).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub max_items: Option<u64>,
+            /// Extension: stop the job once more items than this failed.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub max_failures: Option<u64>,
+            /// Extension: stop the job once more than this percentage of its finished items failed (looked at
+            /// from 100 finished items on); default the server's `safety_max_failure_percent`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub max_failure_percent: Option<u64>,
+        }
+
+        impl $name {
+            /// The safety extensions of the request.
+            pub fn safety(&self) -> $crate::bulkjob::JobSafety {
+                $crate::bulkjob::JobSafety {
+                    dry_run: self.dry_run == Some(true),
+                    max_items: self.max_items,
+                    max_failures: self.max_failures,
+                    max_failure_percent: self.max_failure_percent,
+                }
+            }
+        }
+    };
+}

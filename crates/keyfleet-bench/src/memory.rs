@@ -58,8 +58,12 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     let idle_full = server.sample()?;
     eprintln!("  idle: {} (empty), {} (with keys)", mib(idle_empty.hwm_kib), mib(idle_full.hwm_kib));
     let t = Instant::now();
-    let job =
-        api.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "disablekey", "selector": {"kms": ["mem"]}})).await?;
+    let job = api
+        .post(
+            "/api/v1/cckm/aws/bulkjob",
+            json!({"operation": "disablekey", "selector": {"kms": ["mem"]}, "max_items": total_keys}),
+        )
+        .await?;
     let create_secs = t.elapsed().as_secs_f64();
     let after_create = server.sample()?;
     let id = job["id"].as_str().context("job id")?.to_owned();

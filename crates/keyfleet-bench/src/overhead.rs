@@ -140,8 +140,12 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
         let op = if i % 2 == 0 { "disablekey" } else { "enablekey" };
         let mark = fake.last_seq(sent).await?;
         let (kf0, fk0) = (server.sample()?.cpu_secs, fake_proc.sample()?.cpu_secs);
-        let job =
-            api.post("/api/v1/cckm/aws/bulkjob", json!({"operation": op, "selector": {"kms": ["bench"]}})).await?;
+        let job = api
+            .post(
+                "/api/v1/cckm/aws/bulkjob",
+                json!({"operation": op, "selector": {"kms": ["bench"]}, "max_items": sizes.keys}),
+            )
+            .await?;
         let id = job["id"].as_str().unwrap_or_default().to_owned();
         let done = api.wait(&format!("/api/v1/cckm/aws/bulkjob/{id}"), Duration::from_secs(1800), |_| {}).await?;
         let (kf1, fk1) = (server.sample()?.cpu_secs, fake_proc.sample()?.cpu_secs);

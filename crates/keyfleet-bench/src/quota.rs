@@ -139,8 +139,12 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     // A fresh second for the quota windows, as for every contender.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = DisableStats::read(&fake).await?;
-    let job =
-        api.post("/api/v1/cckm/aws/bulkjob", json!({"operation": "disablekey", "selector": {"kms": names}})).await?;
+    let job = api
+        .post(
+            "/api/v1/cckm/aws/bulkjob",
+            json!({"operation": "disablekey", "selector": {"kms": names}, "max_items": total}),
+        )
+        .await?;
     let id = job["id"].as_str().context("job id")?.to_owned();
     let done = api.wait(&format!("/api/v1/cckm/aws/bulkjob/{id}"), Duration::from_secs(900), |_| {}).await?;
     let stats = DisableStats::read(&fake).await?.since(before);

@@ -84,7 +84,8 @@ async fn three_nodes_survive_a_kill_and_a_pause() {
         .call(
             "POST",
             "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "schedulekeydeletion", "days": 7, "selector": {"kms": names}}),
+            // Over the default cap of 1,000 items: the request says how many it means.
+            json!({"operation": "schedulekeydeletion", "days": 7, "selector": {"kms": names}, "max_items": total}),
         )
         .await;
     let job_path = format!("/api/v1/cckm/aws/bulkjob/{}", job["id"].as_str().unwrap());

@@ -87,7 +87,11 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
     let total = KEYS_PER_PARTITION * ACCOUNTS.len() * REGIONS.len();
 
     let job = server
-        .call("POST", "/api/v1/cckm/aws/bulkjob", json!({"operation": "disablekey", "selector": {"kms": names}}))
+        .call(
+            "POST",
+            "/api/v1/cckm/aws/bulkjob",
+            json!({"operation": "disablekey", "selector": {"kms": names}, "max_items": total}),
+        )
         .await;
     let job_path = format!("/api/v1/cckm/aws/bulkjob/{}", job["id"].as_str().unwrap());
     assert_eq!(job["progress"]["total"], total);

@@ -53,6 +53,11 @@ impl Cloud {
             Cloud::Azure => &Operation::AZURE,
         }
     }
+
+    /// The cloud an operation acts in.
+    pub fn of(op: Operation) -> Cloud {
+        if Cloud::Azure.operations().contains(&op) { Cloud::Azure } else { Cloud::Aws }
+    }
 }
 
 impl fmt::Display for Cloud {
@@ -85,6 +90,9 @@ impl JobRecord {
             created_at: at,
             updated_at: at,
             completed_at: None,
+            plan: None,
+            plan_expires_at: None,
+            stop_reason: None,
         }
     }
 }
@@ -119,7 +127,7 @@ mod tests {
     fn names_round_trip_and_views_show_azure_cloud() {
         for c in Cloud::ALL {
             assert_eq!(Cloud::parse(c.name()), Some(c));
-            assert!(c.operations().iter().all(|op| op.cloud() == c.name()));
+            assert!(c.operations().iter().all(|op| op.cloud() == c.name() && Cloud::of(*op) == c));
         }
         assert_eq!(Cloud::Azure.display(), "AzureCloud");
         assert_eq!(Cloud::Aws.display(), "aws");

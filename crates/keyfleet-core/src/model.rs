@@ -82,6 +82,8 @@ impl fmt::Display for Operation {
 /// Job `overall_status`. Terminal states never change again (cancel on a terminal job only sets `abort`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JobStatus {
+    /// Extension: created with `dry_run`; resolved and frozen, nothing runs until it is confirmed.
+    Planned,
     InProgress,
     Completed,
     Failed,
@@ -89,11 +91,12 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 4] =
-        [JobStatus::InProgress, JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled];
+    pub const ALL: [JobStatus; 5] =
+        [JobStatus::Planned, JobStatus::InProgress, JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Planned => "planned",
             JobStatus::InProgress => "in_progress",
             JobStatus::Completed => "completed",
             JobStatus::Failed => "failed",
@@ -107,13 +110,16 @@ impl JobStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        self != JobStatus::InProgress
+        !matches!(self, JobStatus::Planned | JobStatus::InProgress)
     }
 }
 
 /// Item state machine: `pending → running → succeeded | failed | skipped`; a retry returns `running → pending`.
+/// The items of a planned job are `planned` (never claimed) until the plan is confirmed (`planned → pending`)
+/// or cancelled (`planned → skipped`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ItemStatus {
+    Planned,
     Pending,
     Running,
     Succeeded,
@@ -122,11 +128,18 @@ pub enum ItemStatus {
 }
 
 impl ItemStatus {
-    pub const ALL: [ItemStatus; 5] =
-        [ItemStatus::Pending, ItemStatus::Running, ItemStatus::Succeeded, ItemStatus::Failed, ItemStatus::Skipped];
+    pub const ALL: [ItemStatus; 6] = [
+        ItemStatus::Planned,
+        ItemStatus::Pending,
+        ItemStatus::Running,
+        ItemStatus::Succeeded,
+        ItemStatus::Failed,
+        ItemStatus::Skipped,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            ItemStatus::Planned => "planned",
             ItemStatus::Pending => "pending",
             ItemStatus::Running => "running",
             ItemStatus::Succeeded => "succeeded",
@@ -158,6 +171,13 @@ pub struct JobParams {
     /// Azure `delete-key-backups`: the request's `delete_key_backups_param`, as the client sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_key_backups_param: Option<serde_json::Value>,
+    /// Extension: the job stops once more items than this failed (`rules::FailureLimits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<i64>,
+    /// Extension: the job stops once more than this percentage of its finished items failed (from 100 finished
+    /// items on). The server's default when the request gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_percent: Option<i64>,
 }
 
 /// Which keys a selector job acts on, resolved to stored ids (all conditions must hold).
@@ -223,6 +243,22 @@ pub struct JobRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Extension: a planned job's summary (`dry_run`), as its view shows it.
+    pub plan: Option<serde_json::Value>,
+    /// Extension: when a planned job can no longer be confirmed.
+    pub plan_expires_at: Option<DateTime<Utc>>,
+    /// Extension: why the job stopped before its items ran out (a failure threshold was crossed).
+    pub stop_reason: Option<String>,
+}
+
+/// One group of a plan's items: how many items of one container (KMS container or vault) and region are in
+/// one current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanGroup {
+    pub container: String,
+    pub region: String,
+    pub state: String,
+    pub items: i64,
 }
 
 impl ItemRecord {

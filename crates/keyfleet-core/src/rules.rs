@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ItemOutcome, ItemStatus, JobStatus};
+use crate::model::{ItemOutcome, ItemStatus, JobParams, JobStatus, Operation};
 
 /// The reason of items skipped because their job was cancelled (`Skipped: cancelled`).
 pub const CANCELLED: &str = "cancelled";
@@ -127,6 +127,80 @@ impl Progress {
     }
 }
 
+/// Whether a key in `state` is already where `op` puts it: the item needs no state-changing call. Policy
+/// templates and backup deletions always act.
+pub fn done_in_state(op: Operation, state: &str) -> bool {
+    match op {
+        Operation::EnableKey => state == "Enabled",
+        Operation::DisableKey => state == "Disabled",
+        Operation::ScheduleKeyDeletion => state == "PendingDeletion",
+        Operation::CancelKeyDeletion => matches!(state, "Enabled" | "Disabled"),
+        Operation::ApplyPolicyTemplate | Operation::DeleteKeyBackups => false,
+    }
+}
+
+/// What a planned item will do to a target in `state` (`None`: the target is gone): the operation, or
+/// `none (already <state>)` for a no-op.
+pub fn intended_action(op: Operation, state: Option<&str>) -> String {
+    match state {
+        None => "none (gone)".to_string(),
+        Some(s) if done_in_state(op, s) => format!("none (already {s})"),
+        Some(_) => op.as_str().to_string(),
+    }
+}
+
+/// The least number of finished items before `max_failure_percent` is looked at: below it, a few early
+/// failures would be a large share.
+pub const FAILURE_PERCENT_MIN_ITEMS: i64 = 100;
+
+/// When a job stops because too many of its items failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureLimits {
+    /// Stop once more items than this failed.
+    pub max_failures: Option<i64>,
+    /// Stop once more than this percentage of the finished items failed, from
+    /// [`FAILURE_PERCENT_MIN_ITEMS`] finished items on.
+    pub max_failure_percent: Option<i64>,
+}
+
+impl FailureLimits {
+    pub fn of(params: &JobParams) -> Self {
+        FailureLimits { max_failures: params.max_failures, max_failure_percent: params.max_failure_percent }
+    }
+
+    /// Why the job must stop now, `None` while it may go on: the stop reason it records.
+    pub fn crossed(&self, p: &Progress) -> Option<String> {
+        if let Some(max) = self.max_failures
+            && p.failed > max
+        {
+            return Some(format!("{} items failed, more than max_failures {max}", p.failed));
+        }
+        let ended = p.ended();
+        if let Some(max) = self.max_failure_percent
+            && ended >= FAILURE_PERCENT_MIN_ITEMS
+            && p.failed * 100 > max * ended
+        {
+            let percent = (p.failed as f64 * 1000.0 / ended as f64).floor() / 10.0;
+            return Some(format!(
+                "{} of {ended} finished items failed ({percent}%), more than max_failure_percent {max}",
+                p.failed
+            ));
+        }
+        None
+    }
+}
+
+/// The detail of an item skipped because its job crossed a failure threshold.
+pub fn threshold_skipped_detail(reason: &str) -> String {
+    format!("Failed: not attempted: failure threshold reached ({reason})")
+}
+
+/// How a job ends once every item ended ([`Progress::end_status`]); a job that was stopped by a failure
+/// threshold (and not cancelled) ends `failed` whatever its other items did.
+pub fn end_status(p: &Progress, abort: bool, stopped: bool) -> Option<JobStatus> {
+    p.end_status(abort).map(|s| if stopped && s == JobStatus::Completed { JobStatus::Failed } else { s })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +273,44 @@ mod tests {
         assert_eq!(progress(0, 0, 0, 0).end_status(false), Some(JobStatus::Failed));
         assert_eq!(progress(4, 1, 1, 1).ended(), 3);
         assert!(!progress(4, 1, 1, 1).is_done());
+    }
+
+    #[test]
+    fn failure_limits_stop_past_the_count_or_the_share() {
+        let count = FailureLimits { max_failures: Some(2), max_failure_percent: None };
+        assert_eq!(count.crossed(&progress(10, 5, 2, 0)), None, "two failures are allowed");
+        assert_eq!(count.crossed(&progress(10, 5, 3, 0)).as_deref(), Some("3 items failed, more than max_failures 2"));
+        let zero = FailureLimits { max_failures: Some(0), max_failure_percent: None };
+        assert!(zero.crossed(&progress(10, 0, 1, 0)).is_some(), "max_failures 0 stops at the first failure");
+
+        let share = FailureLimits { max_failures: None, max_failure_percent: Some(50) };
+        assert_eq!(share.crossed(&progress(1000, 0, 99, 0)), None, "not before 100 items finished");
+        assert_eq!(share.crossed(&progress(1000, 50, 50, 0)), None, "exactly 50% is not more than 50%");
+        assert_eq!(
+            share.crossed(&progress(1000, 49, 51, 0)).as_deref(),
+            Some("51 of 100 finished items failed (51%), more than max_failure_percent 50")
+        );
+        assert_eq!(share.crossed(&progress(1000, 100, 99, 1)), None);
+        assert_eq!(FailureLimits::default().crossed(&progress(1000, 0, 1000, 0)), None);
+        let params = JobParams { max_failures: Some(1), max_failure_percent: Some(10), ..Default::default() };
+        assert_eq!(FailureLimits::of(&params), FailureLimits { max_failures: Some(1), max_failure_percent: Some(10) });
+        assert_eq!(threshold_skipped_detail("x"), "Failed: not attempted: failure threshold reached (x)");
+    }
+
+    #[test]
+    fn a_stopped_job_ends_failed_unless_cancelled() {
+        assert_eq!(end_status(&progress(3, 2, 1, 0), false, true), Some(JobStatus::Failed));
+        assert_eq!(end_status(&progress(3, 2, 1, 0), false, false), Some(JobStatus::Completed));
+        assert_eq!(end_status(&progress(3, 2, 1, 0), true, true), Some(JobStatus::Cancelled));
+        assert_eq!(end_status(&progress(3, 2, 0, 0), false, true), None);
+    }
+
+    #[test]
+    fn a_plan_names_each_items_action() {
+        assert_eq!(intended_action(Operation::DisableKey, Some("Enabled")), "disablekey");
+        assert_eq!(intended_action(Operation::DisableKey, Some("Disabled")), "none (already Disabled)");
+        assert_eq!(intended_action(Operation::CancelKeyDeletion, Some("Enabled")), "none (already Enabled)");
+        assert_eq!(intended_action(Operation::ApplyPolicyTemplate, Some("Enabled")), "applypolicytemplate");
+        assert_eq!(intended_action(Operation::DeleteKeyBackups, None), "none (gone)");
     }
 }

@@ -40,6 +40,9 @@ login_address_failures_before_delay = 20
 login_delay_base_ms = 1000
 login_delay_max_secs = 900
 password_hash_queue = 64
+safety_plan_ttl_secs = 3600
+safety_confirm_above = 1000
+safety_max_failure_percent = 50
 "#;
 
 /// Environment variable naming the TOML file (the `--config` flag).
@@ -144,6 +147,16 @@ pub struct ServeArgs {
     /// Logins waiting for a hashing slot beyond which more are refused with 503.
     #[arg(long, value_name = "N")]
     pub password_hash_queue: Option<usize>,
+    /// Seconds a bulk-job plan (`dry_run`) can be confirmed.
+    #[arg(long, value_name = "SECS")]
+    pub safety_plan_ttl_secs: Option<u64>,
+    /// Items a bulk-job request may resolve to without `max_items` (or a confirmed plan).
+    #[arg(long, value_name = "N")]
+    pub safety_confirm_above: Option<u64>,
+    /// A bulk job stops once more than this percentage of its finished items failed (from 100 on), unless the
+    /// request gives its own `max_failure_percent`.
+    #[arg(long, value_name = "PERCENT")]
+    pub safety_max_failure_percent: Option<u64>,
 }
 
 fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -267,6 +280,9 @@ pub struct Config {
     /// `None`: the number of CPUs.
     pub password_hash_concurrency: Option<usize>,
     pub password_hash_queue: usize,
+    pub safety_plan_ttl_secs: u64,
+    pub safety_confirm_above: u64,
+    pub safety_max_failure_percent: u64,
 }
 
 impl Config {
@@ -338,6 +354,12 @@ impl Config {
         if self.password_hash_queue > 100_000 {
             bail!("password_hash_queue: must be at most 100000");
         }
+        if self.safety_plan_ttl_secs == 0 {
+            bail!("safety_plan_ttl_secs: must be at least 1");
+        }
+        if self.safety_max_failure_percent > 100 {
+            bail!("safety_max_failure_percent: must be between 0 and 100");
+        }
         Ok(())
     }
 
@@ -374,6 +396,15 @@ impl Config {
             hash_concurrency: self.password_hash_concurrency.unwrap_or(defaults.hash_concurrency),
             hash_queue: self.password_hash_queue,
             ..defaults
+        }
+    }
+
+    pub fn safety(&self) -> keyfleet_service::safety::SafetySettings {
+        keyfleet_service::safety::SafetySettings {
+            plan_ttl: Duration::from_secs(self.safety_plan_ttl_secs),
+            confirm_above: self.safety_confirm_above,
+            max_failure_percent: self.safety_max_failure_percent,
+            ..Default::default()
         }
     }
 
@@ -485,6 +516,22 @@ mod tests {
     }
 
     #[test]
+    fn safety_settings_have_defaults_and_read_the_environment() {
+        let s = Config::resolve(ServeArgs::default()).expect("defaults").safety();
+        assert_eq!((s.plan_ttl, s.confirm_above, s.max_failure_percent), (Duration::from_secs(3600), 1000, 50));
+        let env = Environment::from_vars([
+            ("KEYFLEET_SAFETY_PLAN_TTL_SECS", "60"),
+            ("KEYFLEET_SAFETY_CONFIRM_ABOVE", "20000"),
+            ("KEYFLEET_SAFETY_MAX_FAILURE_PERCENT", "10"),
+        ]);
+        let s = Config::load(ServeArgs::default(), &env).expect("load").safety();
+        assert_eq!((s.plan_ttl, s.confirm_above, s.max_failure_percent), (Duration::from_secs(60), 20000, 10));
+        let bad = Environment::from_vars([("KEYFLEET_SAFETY_MAX_FAILURE_PERCENT", "101")]);
+        let err = Config::load(ServeArgs::default(), &bad).expect_err("over 100");
+        assert!(format!("{err:#}").contains("safety_max_failure_percent"), "{err:#}");
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug() {
         let (_dir, mut args) = with_file("admin_password = \"from-file\"\n");
         args.master_key = Some("bWFzdGVyLWtleQ==".into());
@@ -519,7 +566,7 @@ mod tests {
     #[test]
     fn every_flag_is_a_setting() {
         let names = ServeArgs::setting_names();
-        assert_eq!(names.len(), 27, "{names:?}");
+        assert_eq!(names.len(), 30, "{names:?}");
         // deny_unknown_fields would refuse a flag without a Config field: give every flag at once.
         let all = ServeArgs {
             data_dir: Some("d".into()),
@@ -549,6 +596,9 @@ mod tests {
             login_delay_max_secs: Some(1),
             password_hash_concurrency: Some(1),
             password_hash_queue: Some(0),
+            safety_plan_ttl_secs: Some(1),
+            safety_confirm_above: Some(1),
+            safety_max_failure_percent: Some(1),
             config_file: None,
         };
         let c = Config::resolve(all).expect("every flag");

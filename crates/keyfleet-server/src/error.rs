@@ -38,6 +38,7 @@ pub fn classify(e: &ServiceError) -> (StatusCode, i32, &'static str) {
         ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, 7, "NCERRInsufficientPermissions"),
         ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, 16, "NCERRResourceNotFound"),
         ServiceError::Conflict(_) => (StatusCode::CONFLICT, 11, "NCERRConflict"),
+        ServiceError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, 9, "NCERRInvalidParamValue"),
         ServiceError::Cloud(_) => (StatusCode::BAD_GATEWAY, 13, "NCERRCloudError"),
         ServiceError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, 22, "NCERRTooManyRequests"),
         ServiceError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, 23, "NCERRServiceUnavailable"),

@@ -283,7 +283,7 @@ pub async fn start(
             ..Default::default()
         },
     );
-    let settings = ServiceSettings { login: config.login(), ..ServiceSettings::default() };
+    let settings = ServiceSettings { login: config.login(), safety: config.safety(), ..ServiceSettings::default() };
     let services = Arc::new(Services::new(shared, engine.clone(), master, settings));
     bootstrap_admin(&services, &config).await?;
     let engine_handle = engine.start().await?;

@@ -17,6 +17,9 @@ pub enum ServiceError {
     /// The request clashes with the current state (duplicate name, job still running, ...).
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed, but it contradicts an earlier request (an `Idempotency-Key` reused with another body).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The cloud failed or refused what this request needed, after keyfleet's retries; the text names the
     /// cloud's error.
     #[error("{0}")]

@@ -7,6 +7,7 @@ use keyfleet_core::time::now;
 use keyfleet_core::*;
 
 use crate::azure::check_azure_job_readable;
+use crate::safety::ItemEntry;
 use crate::{Caller, Result, ServiceError, Services, paging};
 
 /// Jobs with more items show only failures in `detailed_status` (and no `keys`); `.../items` pages through all.
@@ -107,14 +108,15 @@ impl Services {
         }
     }
 
-    /// `GET .../bulkjob(s)/{id}/items` (extension): a page of a job's items, optionally of one status.
+    /// `GET .../bulkjob(s)/{id}/items` (extension): a page of a job's items, optionally of one status; planned
+    /// items with their target's current state and intended action.
     pub async fn list_bulkjob_items(
         &self,
         caller: &Caller,
         cloud: Cloud,
         id: &str,
         q: ItemListQuery,
-    ) -> Result<(Vec<ItemRecord>, u64, Page)> {
+    ) -> Result<(Vec<ItemEntry>, u64, Page)> {
         let job = self.readable_job(caller, cloud, id).await?;
         let page = paging::page(&ListParams { skip: q.skip, limit: q.limit, sort: None }, &[])?;
         let status = q
@@ -125,18 +127,18 @@ impl Services {
                 ItemStatus::parse(s).ok_or_else(|| {
                     ServiceError::invalid(
                         "status",
-                        format!("unknown status {s:?}; one of pending, running, succeeded, failed, skipped"),
+                        format!("unknown status {s:?}; one of planned, pending, running, succeeded, failed, skipped"),
                     )
                 })
             })
             .transpose()?;
         let (items, total) = self.store.list_items(job.id, status, &page).await?;
-        Ok((items, total, page))
+        Ok((self.planned_items(job.operation, items).await?, total, page))
     }
 
     /// The job, if it is one of `cloud`'s and `caller` may see it: CCKM Admins see every job; for a CCKM User
     /// the cloud decides.
-    async fn readable_job(&self, caller: &Caller, cloud: Cloud, id: &str) -> Result<JobRecord> {
+    pub(crate) async fn readable_job(&self, caller: &Caller, cloud: Cloud, id: &str) -> Result<JobRecord> {
         caller.require_cckm_user()?;
         let jid: JobId = id.parse().map_err(|_| ServiceError::not_found("bulk job", id))?;
         let job = self
@@ -175,7 +177,7 @@ pub(crate) fn overall_status(s: Option<&str>) -> Result<Option<JobStatus>> {
             JobStatus::parse(s).ok_or_else(|| {
                 ServiceError::invalid(
                     "overall_status",
-                    format!("unknown status {s:?}; one of in_progress, completed, failed, cancelled"),
+                    format!("unknown status {s:?}; one of planned, in_progress, completed, failed, cancelled"),
                 )
             })
         })

@@ -9,6 +9,7 @@ mod error;
 pub mod jobs;
 pub mod login_guard;
 pub mod paging;
+pub mod safety;
 pub mod sync_jobs;
 pub mod users;
 pub mod validate;
@@ -20,6 +21,7 @@ use keyfleet_core::crypto::MasterKey;
 use keyfleet_engine::Engine;
 use keyfleet_store::Store;
 use login_guard::{HashPool, LoginSettings, LoginThrottle};
+use safety::SafetySettings;
 
 pub use authz::Caller;
 pub use error::ServiceError;
@@ -35,6 +37,8 @@ pub struct ServiceSettings {
     pub refresh_token_ttl: Duration,
     /// Login throttling and password-hashing limits.
     pub login: LoginSettings,
+    /// Plans, the blast-radius cap, failure thresholds, idempotency keys.
+    pub safety: SafetySettings,
 }
 
 impl Default for ServiceSettings {
@@ -43,6 +47,7 @@ impl Default for ServiceSettings {
             token_ttl: Duration::from_secs(300),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             login: LoginSettings::default(),
+            safety: SafetySettings::default(),
         }
     }
 }

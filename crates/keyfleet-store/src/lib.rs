@@ -40,9 +40,15 @@ pub mod sort_fields {
 }
 
 /// Everything keyfleet persists. One implementation (`sql`) for both database backends, split by concern.
-pub trait Store: AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + SyncJobStore + EngineStore {}
+pub trait Store:
+    AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + IdempotencyStore + SyncJobStore + EngineStore
+{
+}
 
-impl<T: AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + SyncJobStore + EngineStore> Store for T {}
+impl<T: AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + IdempotencyStore + SyncJobStore + EngineStore>
+    Store for T
+{
+}
 
 /// What the engine needs, and nothing else: the work queue of bulk-job items, the lookups that turn an item
 /// into a cloud client, and key synchronization. A `dyn Store` upcasts to a `dyn EngineStore`; the engine's
@@ -266,6 +272,34 @@ pub trait JobStore: Send + Sync {
     /// Sets `abort`; on a running job also skips every pending item and, when nothing is in flight,
     /// ends the job as cancelled. Returns the job as it is afterwards.
     async fn cancel_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>>;
+    /// A job's items grouped by container (KMS container or vault), region and the target's current state
+    /// (AWS: the key's cached state; Azure: `stored`), for a plan's summary.
+    async fn plan_groups(&self, id: JobId, cloud: Cloud) -> Result<Vec<PlanGroup>>;
+    /// Records a planned job's summary.
+    async fn set_job_plan(&self, id: JobId, plan: &serde_json::Value) -> Result<()>;
+    /// Starts a planned job on its frozen items (`planned → pending`), in one transaction. `None` when the job
+    /// is not (or no longer) planned; otherwise the job as it is afterwards.
+    async fn start_planned_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>>;
+}
+
+/// `Idempotency-Key`s of create requests, per user (see `migrations/*/0006_job_safety.sql`).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Takes `key` for `user` with the hash of the request's body: `None` when it was free (never used, or
+    /// last used before `reusable_before`); otherwise the earlier request's `(body_hash, job)`, the job `None`
+    /// while that request is still creating it.
+    async fn claim_idempotency_key(
+        &self,
+        user: UserId,
+        key: &str,
+        body_hash: &str,
+        at: DateTime<Utc>,
+        reusable_before: DateTime<Utc>,
+    ) -> Result<Option<(String, Option<JobId>)>>;
+    /// Records the job the request holding `key` created.
+    async fn set_idempotency_job(&self, user: UserId, key: &str, job: JobId) -> Result<()>;
+    /// Frees `key` again: the request holding it created nothing.
+    async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<()>;
 }
 
 /// The worker side of bulk jobs: partition and item leases, claims, fenced results.

@@ -97,6 +97,7 @@ pub(crate) async fn run(client: &Client, cmd: BulkjobCommand) -> anyhow::Result<
                 days: args.days,
                 policy_template_id: args.policy_template_id,
                 selector: None,
+                ..Default::default()
             };
             let job = client.create_aws_bulkjob(&req).await?;
             print_json(&job)?;

@@ -2,6 +2,7 @@
 
 use keyfleet_clouds::aws::KeyMetadata;
 use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
+use keyfleet_core::rules::done_in_state;
 use keyfleet_core::*;
 
 use super::pacing::partition;
@@ -299,16 +300,6 @@ fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial, now: chrono::DateTime<c
 }
 
 /// Would a key in `state` need nothing from this operation?
-fn done_in_state(op: Operation, state: &str) -> bool {
-    match op {
-        Operation::EnableKey => state == "Enabled",
-        Operation::DisableKey => state == "Disabled",
-        Operation::ScheduleKeyDeletion => state == "PendingDeletion",
-        Operation::CancelKeyDeletion => matches!(state, "Enabled" | "Disabled"),
-        Operation::ApplyPolicyTemplate | Operation::DeleteKeyBackups => false,
-    }
-}
-
 fn template_tag(item: &ClaimedItem) -> (String, String) {
     let id = item.params.policy_template_id.map(|t| t.to_string()).unwrap_or_default();
     (POLICY_TEMPLATE_TAG.to_string(), id)

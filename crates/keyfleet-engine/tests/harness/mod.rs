@@ -458,7 +458,7 @@ fn check(db: &Db, world: &World, t0: Instant) -> Result<Trace, String> {
             // (A cancel that comes after the end only sets `abort`.)
             JobStatus::Failed => f == job.total,
             JobStatus::Cancelled => job.abort,
-            JobStatus::InProgress => false,
+            JobStatus::Planned | JobStatus::InProgress => false,
         };
         if (job.succeeded, job.failed, job.skipped) != (s, f, k) || !right || (!job.abort && k > 0) {
             errors.push(format!(

@@ -80,7 +80,7 @@ impl Db {
                 ItemStatus::Succeeded => j.succeeded += n,
                 ItemStatus::Failed => j.failed += n,
                 ItemStatus::Skipped => j.skipped += n,
-                ItemStatus::Pending | ItemStatus::Running => {}
+                ItemStatus::Planned | ItemStatus::Pending | ItemStatus::Running => {}
             }
             j.updated_at = at;
         }

@@ -5,12 +5,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get, post};
-use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
+use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
 use keyfleet_core::Cloud;
+use keyfleet_service::jobs::JobWithItems;
 use keyfleet_service::paging::page;
 use keyfleet_service::sync_jobs::{SyncJobEntry, SyncJobFilter};
+use keyfleet_service::{Caller, ServiceError};
 use serde::Serialize;
 
 use crate::auth::Auth;
@@ -64,6 +67,41 @@ pub(crate) fn cancel_bulkjob(cloud: Cloud) -> Routes {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.cancel_bulkjob(&c, cloud, &id).await?)))
     })
+}
+
+/// Extension `POST .../bulkjob(s)/{id}/confirm`: starts a planned job.
+pub(crate) fn confirm_bulkjob(cloud: Cloud) -> Routes {
+    post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
+        Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.confirm_bulkjob(&c, cloud, &id).await?)))
+    })
+}
+
+/// `POST` of a bulk-job create, either cloud: `create` runs at most once per `Idempotency-Key` (extension);
+/// 201 with the job.
+pub(crate) async fn create_bulkjob<R, Fut>(
+    s: &AppState,
+    c: &Caller,
+    cloud: Cloud,
+    headers: &HeaderMap,
+    req: R,
+    create: impl FnOnce(R) -> Fut,
+) -> Result<(StatusCode, axum::Json<BulkJobView>), ApiError>
+where
+    R: Serialize + Clone,
+    Fut: Future<Output = Result<JobWithItems, ServiceError>>,
+{
+    let key = idempotency_key(headers)?;
+    let body = req.clone();
+    let job = s.services.create_once(c, cloud, key, &body, create(req)).await?;
+    Ok((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
+}
+
+/// Extension: the `Idempotency-Key` header of a create request, if any.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters")))
+        .transpose()
 }
 
 /// Extension `GET .../bulkjob(s)/{id}/items`: every item of a job, paged, optionally of one status.

@@ -14,6 +14,7 @@ use keyfleet_api_types::common::{AclView, ROOT_ACCOUNT};
 use keyfleet_api_types::usermgmt::{GroupView, UserView};
 use keyfleet_core::*;
 use keyfleet_service::jobs::JobWithItems;
+use keyfleet_service::safety::ItemEntry;
 use keyfleet_store::audit::AuditRecord;
 
 pub fn list<T, U>(items: Vec<T>, total: u64, page: &Page, f: impl Fn(T) -> U) -> ListEnvelope<U> {
@@ -57,6 +58,9 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
         selector: job.params.selector.clone(),
         delete_key_backups_param: job.params.delete_key_backups_param.clone(),
         progress: Some(progress),
+        plan: job.plan,
+        plan_expires_at: job.plan_expires_at.map(Into::into),
+        stop_reason: job.stop_reason,
     }
 }
 
@@ -73,7 +77,8 @@ fn progress(job: &JobRecord) -> Progress {
     }
 }
 
-pub fn item(i: ItemRecord) -> ItemView {
+pub fn item(e: ItemEntry) -> ItemView {
+    let i = e.item;
     ItemView {
         key_id: i.key_id.to_string(),
         seq: i.seq,
@@ -84,6 +89,8 @@ pub fn item(i: ItemRecord) -> ItemView {
         last_error_message: i.last_error_message,
         state_before: i.state_before,
         state_after: i.state_after,
+        current_state: e.current_state,
+        action: e.action,
         updated_at: i.updated_at.into(),
     }
 }

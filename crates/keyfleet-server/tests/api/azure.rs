@@ -24,12 +24,21 @@ pub struct AzureApp {
 
 impl AzureApp {
     pub async fn start() -> AzureApp {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`AzureApp::start`] with the server's settings changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut keyfleet_server::ServeArgs)) -> AzureApp {
         let config = FakeVaultConfig::default().with_client(BUILTIN_TENANT_ID, "keyfleet-app", AZURE_SECRET);
         let vault = FakeVault::new(config).spawn().await.expect("fake vault");
         let ca = tempfile::NamedTempFile::new().expect("ca file");
         std::fs::write(ca.path(), vault.ca_pem()).expect("write ca");
         let ca_path = ca.into_temp_path().keep().expect("keep ca file");
-        let app = TestApp::start_with(|a| a.trust_ca_file = Some(ca_path)).await;
+        let app = TestApp::start_with(|a| {
+            a.trust_ca_file = Some(ca_path);
+            tweak(a);
+        })
+        .await;
         let env = AzureApp { app, vault };
         env.app
             .post(
@@ -359,7 +368,9 @@ async fn delete_job_only_when_finished_and_cancel_like_aws() {
     let r = app
         .post(
             "/api/v1/cckm/azure/bulkjobs",
-            json!({"operation": "delete-key-backups", "delete_key_backups_param": {"vault_id": "kv-big"}}),
+            json!({
+                "operation": "delete-key-backups", "delete_key_backups_param": {"vault_id": "kv-big"}, "max_items": 3000
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

@@ -15,7 +15,8 @@ async fn a_selector_job_acts_on_every_matching_key_and_pages_its_items() {
     let created = app
         .post(
             "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "disablekey", "selector": {"kms": ["acct"], "regions": ["us-east-1"]}}),
+            // Over the server's default cap of 1,000 items: the request says how many it means.
+            json!({"operation": "disablekey", "selector": {"kms": ["acct"], "regions": ["us-east-1"]}, "max_items": 1030}),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);

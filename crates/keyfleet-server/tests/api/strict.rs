@@ -119,8 +119,8 @@ async fn unknown_fields_are_refused_on_every_aws_and_user_route() {
         (
             "POST",
             "/api/v1/cckm/aws/bulkjob".into(),
-            json!({"operation": "disablekey", "keys": ids, "dry_run": true}),
-            "dry_run",
+            json!({"operation": "disablekey", "keys": ids, "dryRun": true}),
+            "dryRun",
         ),
         (
             "POST",

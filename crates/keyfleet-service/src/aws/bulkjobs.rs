@@ -18,13 +18,24 @@ pub const MAX_KEYS: usize = 100;
 /// What a create request resolved to.
 enum Resolved {
     Keys(Vec<AwsKeyRecord>),
-    Selector(KeySelector),
+    /// The selector and how many keys it matched.
+    Selector(KeySelector, u64),
+}
+
+impl Resolved {
+    fn count(&self) -> u64 {
+        match self {
+            Resolved::Keys(keys) => keys.len() as u64,
+            Resolved::Selector(_, n) => *n,
+        }
+    }
 }
 
 impl Services {
     /// `POST /v1/cckm/aws/bulkjob`.
     pub async fn create_aws_bulkjob(&self, caller: &Caller, req: CreateAwsBulkJob) -> Result<JobWithItems> {
         caller.require_cckm_user()?;
+        let safety = req.safety();
         let operation = parse_operation(Cloud::Aws, req.operation.as_deref(), |op_text| {
             let all: Vec<&str> = Operation::AWS.iter().map(|o| o.as_str()).collect();
             format!("unknown operation {op_text:?}; one of {}", all.join(", "))
@@ -108,7 +119,7 @@ impl Services {
                     ));
                 }
             }
-            Resolved::Selector(sel) => {
+            Resolved::Selector(sel, _) => {
                 if !caller.is_cckm_admin() {
                     if sel.kms.is_empty() {
                         return Err(ServiceError::Forbidden(format!(
@@ -141,13 +152,15 @@ impl Services {
             }
         }
 
+        self.check_blast_radius(&safety, resolved.count(), "keys")?;
         let params = JobParams {
             days,
             policy_template_id: policy_template.map(|t| t.id),
             selector: selector_echo,
-            delete_key_backups_param: None,
+            ..Default::default()
         };
-        let mut job = JobRecord::started(Cloud::Aws, operation, params, caller.user_id, now());
+        let mut job = self.new_job(caller, operation, params, &safety)?;
+        let planned = job.status == JobStatus::Planned;
         let keys = match resolved {
             Resolved::Keys(keys) => {
                 let items: Vec<NewItem> = keys
@@ -164,9 +177,9 @@ impl Services {
                 self.store.create_job(&job, &items).await?;
                 if job.total > DETAILED_LIMIT { Vec::new() } else { keys.iter().map(|k| k.id).collect() }
             }
-            Resolved::Selector(sel) => {
+            Resolved::Selector(sel, _) => {
                 job.total = self.store.create_job_from_selector(&job, &sel).await?;
-                if job.total == 0 {
+                if job.total == 0 && !planned {
                     // Raced with a sync that marked the keys gone; nothing to do, but the job exists and ends.
                     self.store.cancel_job(job.id, now()).await?;
                 }
@@ -177,10 +190,14 @@ impl Services {
                 }
             }
         };
-        self.engine.notify_jobs();
+        if planned {
+            self.record_plan(&mut job).await?;
+        } else {
+            self.engine.notify_jobs();
+        }
         tracing::info!(
             bulkjob.id = %job.id, operation = %operation, keys = job.total, user.name = %caller.username,
-            "bulk job created"
+            status = job.status.as_str(), "bulk job created"
         );
         Ok(JobWithItems { job, keys, items: Vec::new() })
     }
@@ -332,10 +349,11 @@ impl Services {
         if let Some(state) = sel.key_state {
             out.key_state = Some(aws_key_state("selector.key_state", &state)?);
         }
-        if self.store.count_selector(&out).await? == 0 {
+        let n = self.store.count_selector(&out).await?;
+        if n == 0 {
             return Err(ServiceError::invalid("selector", "matches no keys"));
         }
-        Ok(Resolved::Selector(out))
+        Ok(Resolved::Selector(out, n))
     }
 
     async fn kms_accounts(&self) -> Result<HashMap<KmsId, String>> {

@@ -99,6 +99,7 @@ impl Services {
     /// `POST /v1/cckm/azure/bulkjobs`.
     pub async fn create_azure_bulkjob(&self, caller: &Caller, req: CreateAzureBulkJob) -> Result<JobWithItems> {
         caller.require_cckm_user()?;
+        let safety = req.safety();
         let operation = parse_operation(Cloud::Azure, req.operation.as_deref(), |op_text| {
             format!("unknown operation {op_text:?} for Azure bulk jobs; the one operation is delete-key-backups")
         })?;
@@ -121,21 +122,27 @@ impl Services {
             }
         }
 
-        let at = now();
+        let count = self.store.count_backup_selection(&selector).await?;
+        self.check_blast_radius(&safety, count, "backups")?;
         let params = JobParams { delete_key_backups_param: echo, ..Default::default() };
-        let mut job = JobRecord::started(Cloud::Azure, operation, params, caller.user_id, at);
-        if self.store.count_backup_selection(&selector).await? == 0 {
+        let mut job = self.new_job(caller, operation, params, &safety)?;
+        let planned = job.status == JobStatus::Planned;
+        if count == 0 && !planned {
             // Retention runs often find nothing old enough: that is a job with nothing to do, done at once.
             job.status = JobStatus::Completed;
-            job.completed_at = Some(at);
+            job.completed_at = Some(job.created_at);
             self.store.create_job(&job, &[]).await?;
         } else {
             job.total = self.store.create_job_from_backups(&job, &selector).await?;
-            if job.total == 0 {
-                // The backups went between the count and the insert: nothing left to do; end the job.
-                self.store.cancel_job(job.id, now()).await?;
+            if planned {
+                self.record_plan(&mut job).await?;
+            } else {
+                if job.total == 0 {
+                    // The backups went between the count and the insert: nothing left to do; end the job.
+                    self.store.cancel_job(job.id, now()).await?;
+                }
+                self.engine.notify_jobs();
             }
-            self.engine.notify_jobs();
         }
         tracing::info!(
             bulkjob.id = %job.id, operation = %operation, backups = job.total, user.name = %caller.username,

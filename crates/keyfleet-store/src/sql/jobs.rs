@@ -1,6 +1,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keyfleet_core::rules::{CANCELLED, Counter, ItemChange, Progress, failed_detail, skipped_detail};
+use keyfleet_core::rules::{
+    CANCELLED, Counter, FailureLimits, ItemChange, Progress, end_status, failed_detail, skipped_detail,
+    threshold_skipped_detail,
+};
 use keyfleet_core::time::to_micros;
 use keyfleet_core::*;
 use sqlx::Transaction;
@@ -38,7 +41,15 @@ fn job<D: Db>(r: Fields<'_, D>) -> Result<JobRecord> {
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
         completed_at: r.opt_ts("completed_at")?,
+        plan: r.opt_json("plan")?,
+        plan_expires_at: r.opt_ts("plan_expires_at")?,
+        stop_reason: r.opt_text("stop_reason")?,
     })
+}
+
+/// The status a new job's items start in: a planned job's are never claimed until it is confirmed.
+fn new_item_status(j: &JobRecord) -> ItemStatus {
+    if j.status == JobStatus::Planned { ItemStatus::Planned } else { ItemStatus::Pending }
 }
 
 fn item<D: Db>(r: Fields<'_, D>) -> Result<ItemRecord> {
@@ -118,7 +129,7 @@ async fn count_ended<D: Db>(
     let c = counter.as_str();
     let row = Query::<D>::new(format!(
         "UPDATE jobs SET {c} = {c} + $1, updated_at = $2 WHERE id = $3 \
-         RETURNING status, abort, total, succeeded, failed, skipped"
+         RETURNING status, abort, total, succeeded, failed, skipped, params, stop_reason"
     ))
     .bind(n as i64)
     .bind(at)
@@ -126,7 +137,7 @@ async fn count_ended<D: Db>(
     .fetch_one(&mut *tx)
     .await?;
     let r = Fields::<D>(&row);
-    let progress = Progress {
+    let mut progress = Progress {
         total: r.int("total")?,
         succeeded: r.int("succeeded")?,
         failed: r.int("failed")?,
@@ -135,7 +146,16 @@ async fn count_ended<D: Db>(
     if job_status(&r)? != JobStatus::InProgress {
         return Ok(());
     }
-    if let Some(end) = progress.end_status(r.flag("abort")?) {
+    let abort = r.flag("abort")?;
+    let mut stopped = r.opt_text("stop_reason")?.is_some();
+    if !stopped
+        && !abort
+        && let Some(reason) = FailureLimits::of(&r.json("params")?).crossed(&progress)
+    {
+        progress.skipped += stop_job(tx, id, &reason, at).await? as i64;
+        stopped = true;
+    }
+    if let Some(end) = end_status(&progress, abort, stopped) {
         Query::<D>::new(
             "UPDATE jobs SET status = $1, completed_at = $2, updated_at = $2 WHERE id = $3 AND status = 'in_progress'",
         )
@@ -154,11 +174,32 @@ fn job_event(action: &str, j: &JobRecord) -> AuditEvent {
         .details(serde_json::json!({"cloud": j.cloud, "operation": j.operation.as_str(), "items": j.total}))
 }
 
+/// Stops a job that crossed a failure threshold: records why and skips its pending items, so no further cloud
+/// call is made for it. Returns how many items were skipped (already counted).
+async fn stop_job<D: Db>(tx: &mut Transaction<'_, D>, id: JobId, reason: &str, at: DateTime<Utc>) -> Result<u64> {
+    let skipped = Query::<D>::new(
+        "UPDATE job_items SET status = 'skipped', detail = $1, updated_at = $2 WHERE job_id = $3 AND status = 'pending'",
+    )
+    .bind(threshold_skipped_detail(reason))
+    .bind(at)
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?;
+    Query::<D>::new("UPDATE jobs SET stop_reason = $1, skipped = skipped + $2 WHERE id = $3")
+        .bind(reason)
+        .bind(skipped as i64)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    tracing::warn!(bulkjob.id = %id, items = skipped, reason, "failure threshold reached: the job stops");
+    Ok(skipped)
+}
+
 async fn insert_job<D: Db>(tx: &mut Transaction<'_, D>, j: &JobRecord) -> Result<()> {
     Query::<D>::new(
         "INSERT INTO jobs (id, cloud, operation, params, status, abort, created_by, total, succeeded, failed, \
-         skipped, created_at, updated_at, completed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         skipped, created_at, updated_at, completed_at, plan_expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(j.id.to_string())
     .bind(&j.cloud)
@@ -174,6 +215,7 @@ async fn insert_job<D: Db>(tx: &mut Transaction<'_, D>, j: &JobRecord) -> Result
     .bind(j.created_at)
     .bind(j.updated_at)
     .bind(j.completed_at)
+    .bind(j.plan_expires_at)
     .execute(tx)
     .await?;
     Ok(())
@@ -192,10 +234,11 @@ async fn insert_selected_items<D: Db>(
 ) -> Result<i64> {
     let mut q = Query::<D>::new(format!(
         "INSERT INTO job_items (job_id, seq, key_id, partition, status, updated_at) \
-         SELECT $1, row_number() OVER (ORDER BY {order}) - 1, {columns}, 'pending', $2 FROM {from}"
+         SELECT $1, row_number() OVER (ORDER BY {order}) - 1, {columns}, $3, $2 FROM {from}"
     ))
     .bind(j.id.to_string())
-    .bind(j.created_at);
+    .bind(j.created_at)
+    .bind(new_item_status(j).as_str());
     filter(&mut q);
     q.push(&format!(" ORDER BY {order}"));
     let n = q.execute(&mut *tx).await? as i64;
@@ -226,11 +269,12 @@ impl<B: Backend> JobStore for B {
                 "INSERT INTO job_items (job_id, seq, key_id, partition, status, updated_at) VALUES ",
             )
             .bind(j.id.to_string())
-            .bind(j.created_at);
+            .bind(j.created_at)
+            .bind(new_item_status(j).as_str());
             // Rows in seq order: the insertion (claim) order among equally due items follows the caller's.
             for (i, item) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "($1, " } else { ", ($1, " }).push_bind(first + i as i64).push(", ");
-                q.push_bind(item.key_id.to_string()).push(", ").push_bind(&item.partition).push(", 'pending', $2)");
+                q.push_bind(item.key_id.to_string()).push(", ").push_bind(&item.partition).push(", $3, $2)");
             }
             q.execute(&mut tx).await?;
         }
@@ -329,13 +373,20 @@ impl<B: Backend> JobStore for B {
             return Ok(None);
         };
         Query::<B::Db>::new("UPDATE jobs SET abort = true WHERE id = $1").bind(id.to_string()).execute(&mut tx).await?;
+        // A planned job runs nothing: cancelling it skips its planned items exactly like pending ones.
+        if current.status == JobStatus::Planned {
+            Query::<B::Db>::new("UPDATE jobs SET status = 'in_progress' WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut tx)
+                .await?;
+        }
         // CCKM: cancel on a finished job only raises the flag.
         if !current.status.is_terminal() {
             // Items a worker claims meanwhile are `running` by the time this statement gets their row lock,
             // so they are left to finish (and counted then), exactly as if the claim had come first.
             let skipped = Query::<B::Db>::new(
                 "UPDATE job_items SET status = 'skipped', detail = $1, updated_at = $2 \
-                 WHERE job_id = $3 AND status = 'pending'",
+                 WHERE job_id = $3 AND status IN ('pending', 'planned')",
             )
             .bind(skipped_detail(CANCELLED))
             .bind(at)
@@ -346,6 +397,69 @@ impl<B: Backend> JobStore for B {
         }
         let after = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id.to_string()).optional(&mut tx, job).await?;
         append(&mut tx, &job_event("bulkjob.cancel", &current)).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn plan_groups(&self, id: JobId, cloud: Cloud) -> Result<Vec<PlanGroup>> {
+        let sql = match cloud {
+            Cloud::Aws => {
+                "SELECT m.name AS container, k.region AS region, k.key_state AS state, count(*) AS n \
+                 FROM job_items i JOIN aws_keys k ON k.id = i.key_id JOIN aws_kms m ON m.id = k.kms_id \
+                 WHERE i.job_id = $1 GROUP BY m.name, k.region, k.key_state ORDER BY m.name, k.region, k.key_state"
+            }
+            Cloud::Azure => {
+                "SELECT v.name AS container, v.location AS region, 'stored' AS state, count(*) AS n \
+                 FROM job_items i JOIN azure_key_backups b ON b.id = i.key_id JOIN azure_vaults v ON v.id = b.vault_id \
+                 WHERE i.job_id = $1 GROUP BY v.name, v.location ORDER BY v.name, v.location"
+            }
+        };
+        Query::new(sql)
+            .bind(id.to_string())
+            .all(self.reader(), |r| {
+                Ok(PlanGroup {
+                    container: r.text("container")?,
+                    region: r.text("region")?,
+                    state: r.text("state")?,
+                    items: r.int("n")?,
+                })
+            })
+            .await
+    }
+
+    async fn set_job_plan(&self, id: JobId, plan: &serde_json::Value) -> Result<()> {
+        Query::<B::Db>::new("UPDATE jobs SET plan = $1 WHERE id = $2")
+            .bind(JsonParam(plan))
+            .bind(id.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn start_planned_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>> {
+        let mut tx = self.writer().begin().await?;
+        match lock_job(&mut tx, id).await? {
+            Some(j) if j.status == JobStatus::Planned => {}
+            _ => return Ok(None),
+        }
+        Query::<B::Db>::new(
+            "UPDATE job_items SET status = 'pending', updated_at = $1 WHERE job_id = $2 AND status = 'planned'",
+        )
+        .bind(at)
+        .bind(id.to_string())
+        .execute(&mut tx)
+        .await?;
+        // A plan with nothing in it is done as soon as it starts.
+        Query::<B::Db>::new(
+            "UPDATE jobs SET status = CASE WHEN total = 0 THEN 'completed' ELSE 'in_progress' END, \
+             completed_at = CASE WHEN total = 0 THEN $1 ELSE NULL END, updated_at = $1 WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id.to_string())
+        .execute(&mut tx)
+        .await?;
+        let after = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id.to_string()).optional(&mut tx, job).await?;
+        announce_job(&mut tx).await?;
         tx.commit().await?;
         Ok(after)
     }
@@ -400,7 +514,8 @@ impl<B: Backend> WorkQueue for B {
         Ok(n)
     }
     async fn job_aborted(&self, id: JobId) -> Result<bool> {
-        let abort = Query::new("SELECT abort FROM jobs WHERE id = $1")
+        // A job stopped by a failure threshold makes no further calls either.
+        let abort = Query::new("SELECT (abort OR stop_reason IS NOT NULL) AS abort FROM jobs WHERE id = $1")
             .bind(id.to_string())
             .optional(self.reader(), |r| r.flag("abort"))
             .await?;

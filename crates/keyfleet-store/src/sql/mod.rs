@@ -9,6 +9,7 @@
 mod audit;
 mod auth;
 mod azure;
+mod idempotency;
 mod inventory;
 mod jobs;
 mod sync_jobs;
@@ -92,6 +93,7 @@ pub trait Db: Dialect {
     fn get_text(row: &Self::Row, col: &str) -> Result<Option<String>, sqlx::Error>;
     fn get_bytes(row: &Self::Row, col: &str) -> Result<Vec<u8>, sqlx::Error>;
     fn get_json(row: &Self::Row, col: &str) -> Result<serde_json::Value, sqlx::Error>;
+    fn get_opt_json(row: &Self::Row, col: &str) -> Result<Option<serde_json::Value>, sqlx::Error>;
 }
 
 impl<D> Db for D
@@ -163,6 +165,9 @@ where
     }
     fn get_json(row: &D::Row, col: &str) -> Result<serde_json::Value, sqlx::Error> {
         row.try_get::<Json<serde_json::Value>, _>(col).map(|Json(v)| v)
+    }
+    fn get_opt_json(row: &D::Row, col: &str) -> Result<Option<serde_json::Value>, sqlx::Error> {
+        row.try_get::<Option<Json<serde_json::Value>>, _>(col).map(|v| v.map(|Json(v)| v))
     }
 }
 
@@ -485,6 +490,10 @@ impl<D: Db> Fields<'_, D> {
     }
     pub fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
         serde_json::from_value(D::get_json(self.0, col)?).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+    }
+    /// A nullable JSON column, as it is stored.
+    pub fn opt_json(&self, col: &str) -> Result<Option<serde_json::Value>> {
+        Ok(D::get_opt_json(self.0, col)?)
     }
 }
 

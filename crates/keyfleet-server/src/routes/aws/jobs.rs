@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use keyfleet_api_types::aws::{CreateAwsSyncJob, SyncJobView};
 use keyfleet_api_types::bulkjob::{BulkJobView, CreateAwsBulkJob};
 use keyfleet_core::Cloud;
@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/cckm/aws/bulkjob", jobs::list_bulkjobs(AWS).post(create))
         .route("/v1/cckm/aws/bulkjob/{id}", jobs::get_bulkjob(AWS))
         .route("/v1/cckm/aws/bulkjob/{id}/cancel", jobs::cancel_bulkjob(AWS))
+        .route("/v1/cckm/aws/bulkjob/{id}/confirm", jobs::confirm_bulkjob(AWS))
         .route("/v1/cckm/aws/bulkjob/{id}/items", jobs::bulkjob_items(AWS))
         .route("/v1/cckm/aws/synchronization-jobs", jobs::list_sync_jobs(AWS, sync_view).post(create_sync))
         .route("/v1/cckm/aws/synchronization-jobs/{id}", jobs::get_sync_job(AWS, sync_view))
@@ -34,8 +35,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 type S = State<Arc<AppState>>;
 type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
 
-async fn create(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsBulkJob>) -> Created<BulkJobView> {
-    Ok((StatusCode::CREATED, axum::Json(views::bulkjob(s.services.create_aws_bulkjob(&c, req).await?))))
+async fn create(
+    State(s): S,
+    Auth(c): Auth,
+    headers: HeaderMap,
+    Json(req): Json<CreateAwsBulkJob>,
+) -> Created<BulkJobView> {
+    jobs::create_bulkjob(&s, &c, AWS, &headers, req, |req| s.services.create_aws_bulkjob(&c, req)).await
 }
 
 async fn create_sync(State(s): S, Auth(c): Auth, Json(req): Json<CreateAwsSyncJob>) -> Created<SyncJobView> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use keyfleet_api_types::azure::{AzureSyncJobView, CreateAzureBulkJob, CreateAzureSyncJob};
 use keyfleet_api_types::bulkjob::BulkJobView;
 use keyfleet_core::Cloud;
@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/cckm/azure/bulkjobs", jobs::list_bulkjobs(AZURE).post(create))
         .route("/v1/cckm/azure/bulkjobs/{id}", jobs::get_bulkjob(AZURE).delete(delete))
         .route("/v1/cckm/azure/bulkjobs/{id}/cancel", jobs::cancel_bulkjob(AZURE))
+        .route("/v1/cckm/azure/bulkjobs/{id}/confirm", jobs::confirm_bulkjob(AZURE))
         .route("/v1/cckm/azure/bulkjobs/{id}/items", jobs::bulkjob_items(AZURE))
         .route("/v1/cckm/azure/synchronization-jobs", jobs::list_sync_jobs(AZURE, sync_view).post(create_sync))
         .route("/v1/cckm/azure/synchronization-jobs/{id}", jobs::get_sync_job(AZURE, sync_view))
@@ -34,8 +35,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 type S = State<Arc<AppState>>;
 type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
 
-async fn create(State(s): S, Auth(c): Auth, Json(req): Json<CreateAzureBulkJob>) -> Created<BulkJobView> {
-    Ok((StatusCode::CREATED, axum::Json(views::bulkjob(s.services.create_azure_bulkjob(&c, req).await?))))
+async fn create(
+    State(s): S,
+    Auth(c): Auth,
+    headers: HeaderMap,
+    Json(req): Json<CreateAzureBulkJob>,
+) -> Created<BulkJobView> {
+    jobs::create_bulkjob(&s, &c, AZURE, &headers, req, |req| s.services.create_azure_bulkjob(&c, req)).await
 }
 
 /// Only a finished job; a running one answers 409.

@@ -36,6 +36,18 @@ macro_rules! job_resource {
                 $($fields)*
             }
         }
+
+        impl $crate::JobResource for $name {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn overall_status(&self) -> &str {
+                &self.overall_status
+            }
+            fn detailed_status(&self) -> &std::collections::BTreeMap<String, String> {
+                &self.detailed_status
+            }
+        }
     };
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use keyfleet_api_types::JobResource;
 use keyfleet_api_types::aws::SyncJobView;
 use keyfleet_api_types::bulkjob::BulkJobView;
 
@@ -46,28 +47,23 @@ pub struct JobState<'a> {
     pub detailed_status: &'a BTreeMap<String, String>,
 }
 
+impl<'a> JobState<'a> {
+    fn of(job: &'a impl JobResource, total: usize, noun: &'static str) -> Self {
+        let (id, overall_status, detailed_status) = (job.id(), job.overall_status(), job.detailed_status());
+        JobState { id, overall_status, total: total as u64, noun, detailed_status }
+    }
+}
+
 impl<'a> From<&'a BulkJobView> for JobState<'a> {
     fn from(job: &'a BulkJobView) -> Self {
-        JobState {
-            id: &job.id,
-            overall_status: &job.overall_status,
-            total: job.keys.len() as u64,
-            noun: "keys",
-            detailed_status: &job.detailed_status,
-        }
+        JobState::of(job, job.keys.len(), "keys")
     }
 }
 
 impl<'a> From<&'a SyncJobView> for JobState<'a> {
     fn from(job: &'a SyncJobView) -> Self {
         // A sync job does not say up front how many account/region pairs it covers.
-        JobState {
-            id: &job.id,
-            overall_status: &job.overall_status,
-            total: job.detailed_status.len() as u64,
-            noun: "regions",
-            detailed_status: &job.detailed_status,
-        }
+        JobState::of(job, job.detailed_status.len(), "regions")
     }
 }
 

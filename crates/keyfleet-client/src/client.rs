@@ -13,6 +13,7 @@ use keyfleet_api_types::aws::{
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, CreateAwsBulkJob};
 use keyfleet_api_types::common::ListParams;
 use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -71,13 +72,21 @@ struct RefreshAnswer {
     refresh_token_expires_in: Option<i64>,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Tokens {
-    jwt: String,
-    refresh_token: Option<String>,
+    jwt: SecretString,
+    refresh_token: Option<SecretString>,
 }
 
-type RefreshHook = Arc<dyn Fn(&TokenResponse) + Send + Sync>;
+/// What [`Client::on_token_refresh`] calls.
+#[derive(Clone)]
+struct RefreshHook(Arc<dyn Fn(&TokenResponse) + Send + Sync>);
+
+impl fmt::Debug for RefreshHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshHook")
+    }
+}
 
 /// An async client for the CCKM-compatible API.
 ///
@@ -85,6 +94,7 @@ type RefreshHook = Arc<dyn Fn(&TokenResponse) + Send + Sync>;
 /// less than 30 s are left, uses the refresh token first; a 401 answer triggers one refresh and one retry.
 /// Each refresh is reported to the hook set with [`Client::on_token_refresh`], so the CLI can save the new
 /// tokens at once (a long `watch` outlives several JWTs).
+#[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
@@ -92,15 +102,6 @@ pub struct Client {
     // Serialises refreshes so that concurrent requests holding the same stale JWT refresh it once.
     refresh_lock: tokio::sync::Mutex<()>,
     on_refresh: Option<RefreshHook>,
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("base_url", &self.base_url)
-            .field("has_token", &self.lock_tokens().is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Client {
@@ -148,18 +149,19 @@ impl Client {
 
     /// Calls `hook` with the new tokens after every successful refresh (automatic or explicit).
     pub fn on_token_refresh(mut self, hook: impl Fn(&TokenResponse) + Send + Sync + 'static) -> Client {
-        self.on_refresh = Some(Arc::new(hook));
+        self.on_refresh = Some(RefreshHook(Arc::new(hook)));
         self
     }
 
     /// Replaces the session's tokens.
     pub fn set_tokens(&self, jwt: impl Into<String>, refresh_token: Option<String>) {
-        *self.lock_tokens() = Some(Tokens { jwt: jwt.into(), refresh_token: refresh_token.filter(|t| !t.is_empty()) });
+        let refresh_token = refresh_token.filter(|t| !t.is_empty()).map(SecretString::from);
+        *self.lock_tokens() = Some(Tokens { jwt: SecretString::from(jwt.into()), refresh_token });
     }
 
     /// The JWT currently sent as bearer token.
     pub fn jwt(&self) -> Option<String> {
-        self.lock_tokens().as_ref().map(|t| t.jwt.clone())
+        self.lock_tokens().as_ref().map(|t| t.jwt.expose_secret().to_owned())
     }
 
     /// The server's base URL, without a trailing slash.
@@ -202,7 +204,7 @@ impl Client {
             refresh_token_expires_in: answer.refresh_token_expires_in,
         };
         self.set_tokens(tokens.jwt.clone(), Some(tokens.refresh_token.clone()));
-        if let Some(hook) = &self.on_refresh {
+        if let Some(RefreshHook(hook)) = &self.on_refresh {
             hook(&tokens);
         }
         Ok(tokens)
@@ -378,13 +380,13 @@ impl Client {
     async fn refresh_replacing(&self, stale: &str) -> Result<(), ClientError> {
         let _guard = self.refresh_lock.lock().await;
         let refresh_token = match self.lock_tokens().as_ref() {
-            Some(t) if t.jwt == stale => t.refresh_token.clone(),
+            Some(t) if t.jwt.expose_secret() == stale => t.refresh_token.clone(),
             _ => return Ok(()),
         };
         let Some(refresh_token) = refresh_token else {
             return Ok(());
         };
-        match self.refresh(&refresh_token).await {
+        match self.refresh(refresh_token.expose_secret()).await {
             Ok(_) => Ok(()),
             Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => {
                 Err(ClientError::SessionExpired(Box::new(e)))
@@ -452,8 +454,21 @@ fn query_pairs<T: Serialize>(query: &T) -> Result<Vec<(String, String)>, ClientE
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_tokens() {
+        let client = Client::new(&ClientOptions::default())
+            .unwrap()
+            .with_tokens("eyJhbGciOi.jwt-secret-part", Some("refresh-secret-value".into()))
+            .on_token_refresh(|_| {});
+        let shown = format!("{client:?}");
+        assert!(shown.contains(DEFAULT_URL), "{shown}");
+        assert!(!shown.contains("jwt-secret-part"), "{shown}");
+        assert!(!shown.contains("refresh-secret-value"), "{shown}");
+    }
 
     #[test]
     fn api_paths_get_the_prefix_once() {

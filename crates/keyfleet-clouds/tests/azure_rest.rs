@@ -43,7 +43,7 @@ fn credentials_for(running: &RunningVault) -> AzureCredentials {
     AzureCredentials {
         tenant_id: BUILTIN_TENANT_ID.to_owned(),
         client_id: BUILTIN_CLIENT_ID.to_owned(),
-        client_secret: BUILTIN_CLIENT_SECRET.to_owned(),
+        client_secret: BUILTIN_CLIENT_SECRET.into(),
         authority: running.authority(),
         resource: VAULT_RESOURCE.to_owned(),
     }
@@ -216,7 +216,7 @@ async fn a_wrong_secret_is_unauthorized_and_never_shown() {
     let env = Env::start().await;
     env.fake.create_key("secrets", "k1");
     let secret = "Sup3r-S3cret~value";
-    let credentials = AzureCredentials { client_secret: secret.to_owned(), ..env.credentials() };
+    let credentials = AzureCredentials { client_secret: secret.into(), ..env.credentials() };
     let vault = env.connector.connect(&credentials, &env.running.vault_url("secrets"));
 
     let err = vault.get_key("k1").await.unwrap_err();
@@ -276,7 +276,7 @@ async fn one_token_serves_every_client_of_the_connector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_share_a_failed_token_request() {
     let env = Env::start().await;
-    let credentials = AzureCredentials { client_secret: "wrong".to_owned(), ..env.credentials() };
+    let credentials = AzureCredentials { client_secret: "wrong".into(), ..env.credentials() };
     let vault = env.connector.connect(&credentials, &env.running.vault_url("shared"));
     let calls = (0..8).map(|_| {
         let vault = vault.clone();
@@ -392,7 +392,7 @@ async fn transport_failures_are_transient() {
     let credentials = AzureCredentials {
         tenant_id: BUILTIN_TENANT_ID.to_owned(),
         client_id: BUILTIN_CLIENT_ID.to_owned(),
-        client_secret: BUILTIN_CLIENT_SECRET.to_owned(),
+        client_secret: BUILTIN_CLIENT_SECRET.into(),
         authority: format!("https://127.0.0.1:{port}"),
         resource: VAULT_RESOURCE.to_owned(),
     };
@@ -436,7 +436,7 @@ fn debug_output_never_shows_the_secret() {
     let credentials = AzureCredentials {
         tenant_id: "t".to_owned(),
         client_id: "c".to_owned(),
-        client_secret: "very-secret-value".to_owned(),
+        client_secret: "very-secret-value".into(),
         authority: PUBLIC_AUTHORITY.to_owned(),
         resource: VAULT_RESOURCE.to_owned(),
     };

@@ -18,6 +18,14 @@ pub fn skipped_detail(reason: &str) -> String {
     format!("Skipped: {reason}")
 }
 
+/// Key Vault's rule for key names, which keyfleet's Key Vault client and the fake Key Vault both apply.
+pub const AZURE_KEY_NAME_RULE: &str = "1-127 characters of 0-9, a-z, A-Z and -";
+
+/// Does `name` follow [`AZURE_KEY_NAME_RULE`]?
+pub fn is_azure_key_name(name: &str) -> bool {
+    (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// The job counters an item's end moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
@@ -204,6 +212,16 @@ pub fn end_status(p: &Progress, abort: bool, stopped: bool) -> Option<JobStatus>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn azure_key_names() {
+        assert!(is_azure_key_name("Prod-key-1"));
+        assert!(is_azure_key_name(&"k".repeat(127)));
+        assert!(!is_azure_key_name(""));
+        assert!(!is_azure_key_name(&"k".repeat(128)));
+        assert!(!is_azure_key_name("a_b"));
+        assert!(!is_azure_key_name("keys/x"));
+    }
 
     fn progress(total: i64, succeeded: i64, failed: i64, skipped: i64) -> Progress {
         Progress { total, succeeded, failed, skipped }

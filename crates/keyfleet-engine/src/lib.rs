@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use keyfleet_clouds::{AwsKmsConnector, KeyVaultConnector};
 use keyfleet_core::crypto::{CryptoError, MasterKey};
-use keyfleet_store::{Store, StoreError};
+use keyfleet_store::StoreError;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::{Notify, watch};
@@ -109,18 +109,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The engine over the whole store, on the system clock.
-    pub fn new(
-        store: Arc<dyn Store>,
-        master: MasterKey,
-        connector: Arc<dyn AwsKmsConnector>,
-        azure: Arc<dyn KeyVaultConnector>,
-        config: EngineConfig,
-    ) -> Arc<Self> {
-        Self::builder(store, master, connector, azure, config).build()
-    }
-
-    /// An engine over any [`EngineStore`]; the builder also takes a [`Clock`] and a jitter seed (tests).
+    /// An engine over any [`EngineStore`] (the server passes its whole store); the builder's defaults are the
+    /// system clock and a jitter seeded from the OS, and it takes a [`Clock`] and a jitter seed (tests).
     pub fn builder(
         store: Arc<dyn EngineStore>,
         master: MasterKey,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use keyfleet_clouds::{AwsKms, AwsKmsConnector, KeyVault, KeyVaultConnector};
 use keyfleet_core::ConnectionId;
 use keyfleet_core::crypto::MasterKey;
+use secrecy::SecretString;
 
 use crate::EngineError;
 use crate::store::EngineStore;
@@ -48,8 +49,10 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     /// A connection's secret, decrypted.
-    pub fn secret(&self, connection: ConnectionId, secret_enc: &[u8]) -> Result<String, EngineError> {
+    pub fn secret(&self, connection: ConnectionId, secret_enc: &[u8]) -> Result<SecretString, EngineError> {
         let secret = self.master.decrypt(secret_enc, &connection.secret_aad())?;
-        String::from_utf8(secret).map_err(|_| EngineError::Missing("connection secret is not UTF-8".into()))
+        String::from_utf8(secret)
+            .map(SecretString::from)
+            .map_err(|_| EngineError::Missing("connection secret is not UTF-8".into()))
     }
 }

@@ -67,8 +67,19 @@ pub(crate) fn take_page<P, T>(mut items: impl Iterator<Item = (P, T)>, limit: us
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::{FakeAwsArgs, FakeAzureArgs};
+
+    /// What both fakes' command lines share: no flag at all is their `Default`, and `--port`.
+    #[test]
+    fn both_command_lines_default_and_take_a_port() {
+        assert_eq!(parse_args::<FakeAwsArgs>(&["fake-aws"]).unwrap(), FakeAwsArgs::default());
+        assert_eq!(parse_args::<FakeAzureArgs>(&["fake-azure"]).unwrap(), FakeAzureArgs::default());
+        assert_eq!(parse_args::<FakeAwsArgs>(&["fake-aws", "--port", "0"]).unwrap().port, 0);
+        assert_eq!(parse_args::<FakeAzureArgs>(&["fake-azure", "--port", "0"]).unwrap().port, 0);
+    }
 
     #[test]
     fn take_page_reports_the_next_position() {

@@ -266,7 +266,7 @@ pub async fn start(
     let azure = RestConnector::new(extra_roots.as_deref())
         .map_err(|e| anyhow::anyhow!("trust_ca_file: {}", e.message))
         .context("setting up the Azure Key Vault client")?;
-    let engine = Engine::new(
+    let engine = Engine::builder(
         shared.clone(),
         master.clone(),
         connector,
@@ -282,7 +282,8 @@ pub async fn start(
             retry: RetryPolicy { max_attempts: config.max_attempts, ..Default::default() },
             ..Default::default()
         },
-    );
+    )
+    .build();
     let settings = ServiceSettings { login: config.login(), safety: config.safety(), ..ServiceSettings::default() };
     let services = Arc::new(Services::new(shared, engine.clone(), master, settings));
     bootstrap_admin(&services, &config).await?;

@@ -1,6 +1,5 @@
 //! Polling a job until it is terminal, with a progress bar or plain progress lines.
 
-use std::future::Future;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -25,14 +24,12 @@ pub(crate) enum Progress {
 
 /// Calls `fetch` every `interval` until the job's `overall_status` is no longer `in_progress`, and returns
 /// the terminal job.
-pub(crate) async fn until_terminal<V, F, Fut>(
-    mut fetch: F,
+pub(crate) async fn until_terminal<V>(
+    mut fetch: impl AsyncFnMut() -> Result<V, ClientError>,
     interval: Duration,
     progress: Progress,
 ) -> Result<V, ClientError>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<V, ClientError>>,
     for<'a> JobState<'a>: From<&'a V>,
 {
     let mut bar: Option<ProgressBar> = None;

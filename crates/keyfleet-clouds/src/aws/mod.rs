@@ -1,10 +1,10 @@
 //! AWS KMS: the trait, and its implementation on the official SDK ([`SdkConnector`]): the connector and the
 //! KMS calls in `sdk`, the classification of the SDK's errors in `errors`.
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 
 use crate::error::CloudError;
 
@@ -14,22 +14,12 @@ mod sdk;
 pub use sdk::SdkConnector;
 
 /// What keyfleet needs to reach one AWS account. `Debug` never shows the secret.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AwsCredentials {
     pub access_key_id: String,
-    pub secret_access_key: String,
+    pub secret_access_key: SecretString,
     /// Overrides AWS's endpoint (tests, fakes, VPC endpoints).
     pub endpoint_url: Option<String>,
-}
-
-impl fmt::Debug for AwsCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field("endpoint_url", &self.endpoint_url)
-            .finish()
-    }
 }
 
 /// DescribeKey's KeyMetadata, read into the key material keyfleet caches: `policy`, `tags` and `aliases` stay
@@ -70,4 +60,21 @@ pub trait AwsKms: Send + Sync {
 /// Builds clients: one per (credentials, region).
 pub trait AwsKmsConnector: Send + Sync {
     fn connect(&self, credentials: &AwsCredentials, region: &str) -> Arc<dyn AwsKms>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let credentials = AwsCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI-secret".into(),
+            endpoint_url: None,
+        };
+        let shown = format!("{credentials:?}");
+        assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI-secret"), "{shown}");
+    }
 }

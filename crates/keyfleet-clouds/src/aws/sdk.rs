@@ -11,6 +11,7 @@ use aws_sdk_kms::types::Tag;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 
 use super::errors::classify;
 use super::{AliasEntry, AwsCredentials, AwsKms, AwsKmsConnector, KeyMetadata, Page};
@@ -33,7 +34,7 @@ impl AwsKmsConnector for SdkConnector {
     fn connect(&self, credentials: &AwsCredentials, region: &str) -> Arc<dyn AwsKms> {
         let creds = Credentials::new(
             credentials.access_key_id.clone(),
-            credentials.secret_access_key.clone(),
+            credentials.secret_access_key.expose_secret().to_owned(),
             None,
             None,
             "keyfleet-connection",

@@ -4,11 +4,12 @@
 mod rest;
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::CloudError;
 
@@ -22,26 +23,35 @@ pub const VAULT_RESOURCE: &str = "https://vault.azure.net";
 pub const API_VERSION: &str = "7.5";
 
 /// What keyfleet needs to get Key Vault tokens for one Entra ID application. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct AzureCredentials {
     pub tenant_id: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: SecretString,
     /// Authority host, e.g. [`PUBLIC_AUTHORITY`]; the token URL is `<authority>/<tenant>/oauth2/v2.0/token`.
     pub authority: String,
     /// Token resource, e.g. [`VAULT_RESOURCE`]; the scope asked for is `<resource>/.default`.
     pub resource: String,
 }
 
-impl fmt::Debug for AzureCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureCredentials")
-            .field("tenant_id", &self.tenant_id)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("authority", &self.authority)
-            .field("resource", &self.resource)
-            .finish()
+impl AzureCredentials {
+    /// Every field, the secret too: credentials are equal (and share a cached token) only when all are.
+    fn parts(&self) -> [&str; 5] {
+        [&self.tenant_id, &self.client_id, self.client_secret.expose_secret(), &self.authority, &self.resource]
+    }
+}
+
+impl PartialEq for AzureCredentials {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for AzureCredentials {}
+
+impl Hash for AzureCredentials {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
     }
 }
 
@@ -94,4 +104,32 @@ pub trait KeyVault: Send + Sync {
 pub trait KeyVaultConnector: Send + Sync {
     /// `vault_url` is the vault's base URL, e.g. `https://myvault.vault.azure.net` (a trailing `/` is ignored).
     fn connect(&self, credentials: &AzureCredentials, vault_url: &str) -> Arc<dyn KeyVault>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials(secret: &str) -> AzureCredentials {
+        AzureCredentials {
+            tenant_id: "contoso".into(),
+            client_id: "app-1".into(),
+            client_secret: secret.into(),
+            authority: PUBLIC_AUTHORITY.into(),
+            resource: VAULT_RESOURCE.into(),
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let shown = format!("{:?}", credentials("Qx8~very-secret"));
+        assert!(shown.contains("app-1"), "{shown}");
+        assert!(!shown.contains("Qx8~very-secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_secret_tells_credentials_apart() {
+        assert_eq!(credentials("a"), credentials("a"));
+        assert_ne!(credentials("a"), credentials("b"));
+    }
 }

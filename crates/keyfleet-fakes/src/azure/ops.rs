@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::http::Method;
+use keyfleet_core::rules::{AZURE_KEY_NAME_RULE, is_azure_key_name};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,7 +19,6 @@ pub(crate) const MAX_BACKUP_VERSIONS: usize = 500;
 const MAX_TAGS: usize = 15;
 const MAX_TAG_NAME_LEN: usize = 512;
 const MAX_TAG_VALUE_LEN: usize = 256;
-const MAX_KEY_NAME_LEN: usize = 127;
 const KEY_OPS: &[&str] = &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"];
 const RSA_DEFAULT_OPS: &[&str] = &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"];
 const EC_DEFAULT_OPS: &[&str] = &["sign", "verify"];
@@ -167,18 +167,12 @@ pub(crate) fn dispatch(op: Operation, cx: &mut Cx<'_>, vault: &mut Vault, body: 
     }
 }
 
-/// Key Vault's rule for object names: 1-127 characters, `0-9a-zA-Z-`.
+/// Key Vault's rule for object names.
 pub(crate) fn check_key_name(name: &str) -> Result<(), VaultError> {
-    let valid = !name.is_empty()
-        && name.len() <= MAX_KEY_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if valid {
-        Ok(())
-    } else {
-        Err(VaultError::bad_parameter(format!(
-            "name: '{name}' is not a valid key name: 1-{MAX_KEY_NAME_LEN} characters, only 0-9, a-z, A-Z and -"
-        )))
+    if is_azure_key_name(name) {
+        return Ok(());
     }
+    Err(VaultError::bad_parameter(format!("name: '{name}' is not a valid key name: {AZURE_KEY_NAME_RULE}")))
 }
 
 #[derive(Debug, Default, Deserialize)]

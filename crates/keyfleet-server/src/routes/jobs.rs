@@ -1,9 +1,10 @@
-//! The job handlers both clouds share: get, list, cancel and items of bulk jobs; get, list and cancel of key
-//! synchronization jobs. Each cloud's `jobs` module mounts them at its own paths, with its creation routes (and
-//! whatever only it has), so a cloud's route table stays in one place.
+//! The job routes both clouds share: get, list, cancel and items of bulk jobs; get, list and cancel of key
+//! synchronization jobs. Each cloud's `jobs` module mounts them ([`shared`]) at its own two base paths and adds
+//! its creation routes (and whatever only it has), so a cloud's route table stays in one place.
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get, post};
@@ -45,10 +46,29 @@ pub(crate) struct SyncListQuery {
 /// The fields a synchronization-job list sorts by.
 const SYNC_SORT_FIELDS: &[&str] = &["createdAt", "updatedAt", "id"];
 
+/// The shared routes of one cloud: `{bulk}`, `{bulk}/{id}`, `{bulk}/{id}/cancel` and `{bulk}/{id}/items`;
+/// `{sync}`, `{sync}/{id}` and `{sync}/{id}/cancel`, each synchronization job shown by `sync_view`.
+pub(crate) fn shared<V: Serialize + Send + 'static>(
+    cloud: Cloud,
+    bulk: &str,
+    sync: &str,
+    sync_view: fn(SyncJobEntry) -> V,
+) -> Router<Arc<AppState>> {
+    Router::new()
+        .route(bulk, list_bulkjobs(cloud))
+        .route(&format!("{bulk}/{{id}}"), get_bulkjob(cloud))
+        .route(&format!("{bulk}/{{id}}/cancel"), cancel_bulkjob(cloud))
+        .route(&format!("{bulk}/{{id}}/confirm"), confirm_bulkjob(cloud))
+        .route(&format!("{bulk}/{{id}}/items"), bulkjob_items(cloud))
+        .route(sync, list_sync_jobs(cloud, sync_view))
+        .route(&format!("{sync}/{{id}}"), get_sync_job(cloud, sync_view))
+        .route(&format!("{sync}/{{id}}/cancel"), cancel_sync_job(cloud, sync_view))
+}
+
 // --- bulk jobs ----------------------------------------------------------------------------------------
 
 /// `GET .../bulkjob(s)`.
-pub(crate) fn list_bulkjobs(cloud: Cloud) -> Routes {
+fn list_bulkjobs(cloud: Cloud) -> Routes {
     get(move |State(s): S, Auth(c): Auth, Query(q): Query<BulkJobListQuery>| async move {
         let (jobs, total, page) = s.services.list_bulkjobs(&c, cloud, q).await?;
         Ok::<_, ApiError>(axum::Json(views::list(jobs, total, &page, views::bulkjob)))
@@ -56,21 +76,21 @@ pub(crate) fn list_bulkjobs(cloud: Cloud) -> Routes {
 }
 
 /// `GET .../bulkjob(s)/{id}`.
-pub(crate) fn get_bulkjob(cloud: Cloud) -> Routes {
+fn get_bulkjob(cloud: Cloud) -> Routes {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.get_bulkjob(&c, cloud, &id).await?)))
     })
 }
 
 /// `POST .../bulkjob(s)/{id}/cancel`.
-pub(crate) fn cancel_bulkjob(cloud: Cloud) -> Routes {
+fn cancel_bulkjob(cloud: Cloud) -> Routes {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.cancel_bulkjob(&c, cloud, &id).await?)))
     })
 }
 
 /// Extension `POST .../bulkjob(s)/{id}/confirm`: starts a planned job.
-pub(crate) fn confirm_bulkjob(cloud: Cloud) -> Routes {
+fn confirm_bulkjob(cloud: Cloud) -> Routes {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.confirm_bulkjob(&c, cloud, &id).await?)))
     })
@@ -105,7 +125,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 }
 
 /// Extension `GET .../bulkjob(s)/{id}/items`: every item of a job, paged, optionally of one status.
-pub(crate) fn bulkjob_items(cloud: Cloud) -> Routes {
+fn bulkjob_items(cloud: Cloud) -> Routes {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Query(q): Query<ItemListQuery>| async move {
         let (items, total, page) = s.services.list_bulkjob_items(&c, cloud, &id, q).await?;
         Ok::<_, ApiError>(axum::Json(views::list(items, total, &page, views::item)))
@@ -115,7 +135,7 @@ pub(crate) fn bulkjob_items(cloud: Cloud) -> Routes {
 // --- key synchronization jobs -------------------------------------------------------------------------
 
 /// `GET .../synchronization-jobs`, each job shown by `view`.
-pub(crate) fn list_sync_jobs<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+fn list_sync_jobs<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
     get(move |State(s): S, Auth(c): Auth, Query(q): Query<SyncListQuery>| async move {
         let p = page(&ListParams { skip: q.skip, limit: q.limit, sort: q.sort }, SYNC_SORT_FIELDS)?;
         let filter = SyncJobFilter { id: q.id, kms: q.kms, overall_status: q.overall_status };
@@ -125,14 +145,14 @@ pub(crate) fn list_sync_jobs<V: Serialize + Send + 'static>(cloud: Cloud, view: 
 }
 
 /// `GET .../synchronization-jobs/{id}`.
-pub(crate) fn get_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+fn get_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(view(s.services.get_sync_job(&c, cloud, &id).await?)))
     })
 }
 
 /// `POST .../synchronization-jobs/{id}/cancel`.
-pub(crate) fn cancel_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+fn cancel_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(view(s.services.cancel_sync_job(&c, cloud, &id).await?)))
     })

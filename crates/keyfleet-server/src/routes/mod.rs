@@ -1,6 +1,62 @@
 //! The router: every route CCKM clients call, under `/api`.
 
 mod audit;
+/// A cloud's connection routes: `/v1/connectionmgmt/services/<cloud>/connections` (list, create) and `.../{id}`
+/// (get, update, delete). The handlers are the same for every cloud but for its request type, its view and its
+/// five `Services` calls, named here in that order: create, get, update, list, delete.
+macro_rules! connection_routes {
+    ($cloud:literal, $request:ty => $view:ty, $to_view:path, $create:ident, $get:ident, $update:ident, $list:ident, $delete:ident) => {{
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+        use axum::routing::get;
+        use $crate::auth::Auth;
+        use $crate::error::ApiError;
+        use $crate::extract::{Json, Query};
+
+        type S = State<std::sync::Arc<$crate::AppState>>;
+        type Answer<T> = Result<axum::Json<T>, ApiError>;
+
+        async fn create(
+            State(s): S,
+            Auth(c): Auth,
+            Json(req): Json<$request>,
+        ) -> Result<(StatusCode, axum::Json<$view>), ApiError> {
+            Ok((StatusCode::CREATED, axum::Json($to_view(s.services.$create(&c, req).await?))))
+        }
+        async fn get_one(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<$view> {
+            Ok(axum::Json($to_view(s.services.$get(&c, &id).await?)))
+        }
+        async fn update(
+            State(s): S,
+            Auth(c): Auth,
+            Path(id): Path<String>,
+            Json(req): Json<$request>,
+        ) -> Answer<$view> {
+            Ok(axum::Json($to_view(s.services.$update(&c, &id, req).await?)))
+        }
+        async fn list(
+            State(s): S,
+            Auth(c): Auth,
+            Query(q): Query<keyfleet_api_types::common::ListParams>,
+        ) -> Answer<keyfleet_api_types::ListEnvelope<$view>> {
+            let p = keyfleet_service::paging::page(&q, keyfleet_store::sort_fields::NAMED)?;
+            let (list, total) = s.services.$list(&c, &p).await?;
+            Ok(axum::Json($crate::views::list(list, total, &p, $to_view)))
+        }
+        async fn delete_one(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+            s.services.$delete(&c, &id).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+
+        axum::Router::new()
+            .route(concat!("/v1/connectionmgmt/services/", $cloud, "/connections"), get(list).post(create))
+            .route(
+                concat!("/v1/connectionmgmt/services/", $cloud, "/connections/{id}"),
+                get(get_one).patch(update).delete(delete_one),
+            )
+    }};
+}
+
 mod auth;
 mod aws;
 mod azure;

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use keyfleet_api_types::aws::*;
-use keyfleet_api_types::common::ROOT_ACCOUNT;
 use keyfleet_core::*;
 use keyfleet_service::aws::{KmsEntry, TemplateEntry};
 use keyfleet_service::sync_jobs::SyncJobEntry;
@@ -11,12 +10,9 @@ use keyfleet_service::sync_jobs::SyncJobEntry;
 use super::{acl, uri};
 
 pub fn connection(c: AwsConnectionRecord) -> AwsConnectionView {
-    AwsConnectionView {
-        id: c.id.to_string(),
+    resource_view!(AwsConnectionView {
+        c,
         uri: uri("connectionmgmt:connections", format!("{}-{}", c.name, c.id)),
-        account: ROOT_ACCOUNT.into(),
-        created_at: c.created_at.into(),
-        updated_at: c.updated_at.into(),
         name: c.name,
         description: c.description,
         category: "cloud".into(),
@@ -28,33 +24,27 @@ pub fn connection(c: AwsConnectionRecord) -> AwsConnectionView {
         assume_role_external_id: c.assume_role_external_id,
         endpoint_url: c.endpoint_url,
         products: vec!["cckm".into()],
-    }
+    })
 }
 
 pub fn kms((k, acls, connection_name): KmsEntry) -> KmsView {
-    KmsView {
-        id: k.id.to_string(),
+    resource_view!(KmsView {
+        k,
         uri: uri("cckm:aws-kms", k.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: k.created_at.into(),
-        updated_at: k.updated_at.into(),
         name: k.name,
         account_id: k.account_id,
         connection: connection_name,
         regions: k.regions,
         acls: acls.into_iter().map(acl).collect(),
         quotas: k.quotas,
-    }
+    })
 }
 
 pub fn key((k, kms_name): (AwsKeyRecord, String)) -> AwsKeyView {
     let m = k.material;
-    AwsKeyView {
-        id: k.id.to_string(),
+    resource_view!(AwsKeyView {
+        k,
         uri: uri("cckm:aws-key", k.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: k.created_at.into(),
-        updated_at: k.updated_at.into(),
         kms_id: k.kms_id.to_string(),
         kms: kms_name,
         region: k.region,
@@ -81,16 +71,13 @@ pub fn key((k, kms_name): (AwsKeyRecord, String)) -> AwsKeyView {
             tags: m.tags.into_iter().map(|(tag_key, tag_value)| AwsTag { tag_key, tag_value }).collect(),
             alias: m.aliases,
         },
-    }
+    })
 }
 
 pub fn template((t, kms_name): TemplateEntry) -> TemplateView {
-    TemplateView {
-        id: t.id.to_string(),
+    resource_view!(TemplateView {
+        t,
         uri: uri("cckm:aws-template", t.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: t.created_at.into(),
-        updated_at: t.updated_at.into(),
         name: t.name,
         kms: kms_name,
         account_id: t.account_id,
@@ -100,23 +87,17 @@ pub fn template((t, kms_name): TemplateEntry) -> TemplateView {
         key_admins_roles: t.key_admins_roles,
         key_users_roles: t.key_users_roles,
         is_verified: t.is_verified,
-    }
+    })
 }
 
 pub fn sync_job((j, kms_names): SyncJobEntry) -> SyncJobView {
-    SyncJobView {
-        id: j.id.to_string(),
-        uri: uri("cckm:synchronize", j.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: j.created_at.into(),
-        updated_at: j.updated_at.into(),
-        completed_at: j.completed_at.map(Into::into),
-        overall_status: j.status.as_str().into(),
+    job_view!(SyncJobView {
+        j,
+        kind: "cckm:synchronize",
         detailed_status: j.detailed_status,
-        abort: j.abort,
         cloud: "aws".into(),
         kms: kms_names,
         regions: j.regions,
         synchronize_all: j.synchronize_all,
-    }
+    })
 }

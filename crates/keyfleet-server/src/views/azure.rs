@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use keyfleet_api_types::azure::*;
-use keyfleet_api_types::common::ROOT_ACCOUNT;
 use keyfleet_core::*;
 use keyfleet_service::azure::VaultEntry;
 use keyfleet_service::sync_jobs::SyncJobEntry;
@@ -11,12 +10,9 @@ use keyfleet_service::sync_jobs::SyncJobEntry;
 use super::{acl, uri};
 
 pub fn connection(c: AzureConnectionRecord) -> AzureConnectionView {
-    AzureConnectionView {
-        id: c.id.to_string(),
+    resource_view!(AzureConnectionView {
+        c,
         uri: uri("connectionmgmt:connections", format!("{}-{}", c.name, c.id)),
-        account: ROOT_ACCOUNT.into(),
-        created_at: c.created_at.into(),
-        updated_at: c.updated_at.into(),
         name: c.name,
         description: c.description,
         category: "cloud".into(),
@@ -31,16 +27,13 @@ pub fn connection(c: AzureConnectionRecord) -> AzureConnectionView {
         key_vault_dns_suffix: c.key_vault_dns_suffix.unwrap_or_else(|| "vault.azure.net".to_string()),
         vault_endpoint_url: c.vault_endpoint_url,
         products: vec!["cckm".into()],
-    }
+    })
 }
 
 pub fn vault((v, acls, connection): VaultEntry) -> VaultView {
-    VaultView {
-        id: v.id.to_string(),
+    resource_view!(VaultView {
+        v,
         uri: uri("cckm:azure-vault", v.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: v.created_at.into(),
-        updated_at: v.updated_at.into(),
         azure_name: v.name.clone(),
         name: v.name,
         azure_vault_id: v.azure_vault_id,
@@ -54,17 +47,14 @@ pub fn vault((v, acls, connection): VaultEntry) -> VaultView {
         tags: v.tags,
         synced_at: v.synced_at.map(Into::into),
         acls: acls.into_iter().map(acl).collect(),
-    }
+    })
 }
 
 pub fn key((k, v): (AzureKeyRecord, VaultRecord)) -> AzureKeyView {
     let m = k.material;
-    AzureKeyView {
-        id: k.id.to_string(),
+    resource_view!(AzureKeyView {
+        k,
         uri: uri("cckm:azure-key", k.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: k.created_at.into(),
-        updated_at: k.updated_at.into(),
         key_name: m.name,
         key_vault: v.name,
         key_vault_id: v.id.to_string(),
@@ -102,16 +92,13 @@ pub fn key((k, v): (AzureKeyRecord, VaultRecord)) -> AzureKeyView {
                 updated: v.updated.map(Into::into),
             })
             .collect(),
-    }
+    })
 }
 
 pub fn key_backup(b: KeyBackupRecord) -> KeyBackupView {
-    KeyBackupView {
-        id: b.id.to_string(),
+    resource_view!(KeyBackupView {
+        b,
         uri: uri("cckm:azure-key-backup", b.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: b.created_at.into(),
-        updated_at: b.updated_at.into(),
         name: b.name,
         description: b.description,
         key_id: b.key_id.to_string(),
@@ -120,23 +107,17 @@ pub fn key_backup(b: KeyBackupRecord) -> KeyBackupView {
         key_version: b.key_version,
         size_bytes: b.size_bytes,
         created_by: b.created_by.wire(),
-    }
+    })
 }
 
 pub fn sync_job((j, vaults): SyncJobEntry) -> AzureSyncJobView {
-    AzureSyncJobView {
-        id: j.id.to_string(),
-        uri: uri("cckm:synchronize", j.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: j.created_at.into(),
-        updated_at: j.updated_at.into(),
-        completed_at: j.completed_at.map(Into::into),
-        overall_status: j.status.as_str().into(),
+    job_view!(AzureSyncJobView {
+        j,
+        kind: "cckm:synchronize",
         detailed_status: j.detailed_status,
-        abort: j.abort,
         cloud: AZURE_CLOUD_NAME.into(),
         key_vaults: vaults,
         synchronize_all: j.synchronize_all,
         take_cloud_key_backup: j.take_cloud_key_backup,
-    }
+    })
 }

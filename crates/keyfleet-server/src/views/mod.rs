@@ -1,6 +1,38 @@
 //! Stored records → CCKM wire views. The only place that knows both shapes: what both clouds share here (lists,
 //! bulk jobs and their items, ACLs, users), each cloud's own resources in `aws` and `azure`.
 
+/// A resource view (a struct `resource!` declares): its header (`id`, `account`, the timestamps) filled from the
+/// record `$rec` (a local, whose other fields the view's own may move), `uri` as given, then the view's own fields.
+macro_rules! resource_view {
+    ($view:ident { $rec:ident, uri: $uri:expr, $($own:tt)* }) => {
+        $view {
+            id: $rec.id.to_string(),
+            uri: $uri,
+            account: keyfleet_api_types::common::ROOT_ACCOUNT.into(),
+            created_at: $rec.created_at.into(),
+            updated_at: $rec.updated_at.into(),
+            $($own)*
+        }
+    };
+}
+
+/// A job view (a struct `job_resource!` declares): the resource header, the job's status fields from the job
+/// record `$job`, `detailed_status` and `cloud` as given, then the view's own fields.
+macro_rules! job_view {
+    ($view:ident { $job:ident, kind: $kind:expr, detailed_status: $detailed:expr, cloud: $cloud:expr, $($own:tt)* }) => {
+        resource_view!($view {
+            $job,
+            uri: $crate::views::uri($kind, $job.id),
+            completed_at: $job.completed_at.map(Into::into),
+            overall_status: $job.status.as_str().into(),
+            detailed_status: $detailed,
+            abort: $job.abort,
+            cloud: $cloud,
+            $($own)*
+        })
+    };
+}
+
 pub mod aws;
 pub mod azure;
 
@@ -10,7 +42,7 @@ use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::audit::AuditRecordView;
 use keyfleet_api_types::auth::RefreshTokenView;
 use keyfleet_api_types::bulkjob::{BulkJobView, ItemView, Progress};
-use keyfleet_api_types::common::{AclView, ROOT_ACCOUNT};
+use keyfleet_api_types::common::AclView;
 use keyfleet_api_types::usermgmt::{GroupView, UserView};
 use keyfleet_core::*;
 use keyfleet_service::jobs::JobWithItems;
@@ -40,17 +72,11 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
     } else {
         ("cckm:bulkjob", job.cloud.clone())
     };
-    BulkJobView {
-        id: job.id.to_string(),
-        uri: uri(kind, job.id),
-        account: ROOT_ACCOUNT.into(),
-        created_at: job.created_at.into(),
-        updated_at: job.updated_at.into(),
-        completed_at: job.completed_at.map(Into::into),
-        overall_status: job.status.as_str().into(),
-        detailed_status,
-        abort: job.abort,
-        cloud,
+    job_view!(BulkJobView {
+        job,
+        kind: kind,
+        detailed_status: detailed_status,
+        cloud: cloud,
         keys: j.keys.iter().map(ToString::to_string).collect(),
         operation: job.operation.as_str().into(),
         days: job.params.days,
@@ -61,7 +87,7 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
         plan: job.plan,
         plan_expires_at: job.plan_expires_at.map(Into::into),
         stop_reason: job.stop_reason,
-    }
+    })
 }
 
 fn progress(job: &JobRecord) -> Progress {

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chrono::{DateTime, Utc};
+use keyfleet_core::rules::{AZURE_KEY_NAME_RULE, is_azure_key_name};
 use reqwest::{Method, Url};
 use serde::Deserialize;
 
@@ -15,9 +16,6 @@ use super::errors::{invalid_response, parse};
 use super::transport::RestVault;
 use crate::azure::{KeyBundle, KeyItem, KeyVault, Listing};
 use crate::error::{CloudError, ErrorKind};
-
-/// Key Vault's rule for object names.
-const MAX_KEY_NAME_LEN: usize = 127;
 
 /// base64url, with or without padding: Key Vault sends it without, other producers add it.
 pub(super) const BASE64URL_LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -60,21 +58,14 @@ impl KeyVault for RestVault {
     }
 }
 
-/// Key Vault's rule for key names: 1-127 characters of `0-9a-zA-Z-`. Checked here because an empty or odd name
-/// would address another operation (`keys/` is the listing).
+/// Key Vault's rule for key names. Checked here because an empty or odd name would address another operation
+/// (`keys/` is the listing).
 pub(super) fn check_key_name(name: &str) -> Result<(), CloudError> {
-    let valid = !name.is_empty()
-        && name.len() <= MAX_KEY_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if valid {
-        Ok(())
-    } else {
-        Err(CloudError::new(
-            ErrorKind::Rejected,
-            "InvalidKeyName",
-            format!("'{name}' is not a valid key name: 1-{MAX_KEY_NAME_LEN} characters of 0-9, a-z, A-Z and -"),
-        ))
+    if is_azure_key_name(name) {
+        return Ok(());
     }
+    let message = format!("'{name}' is not a valid key name: {AZURE_KEY_NAME_RULE}");
+    Err(CloudError::new(ErrorKind::Rejected, "InvalidKeyName", message))
 }
 
 #[derive(Deserialize)]

@@ -1,13 +1,13 @@
 //! Entra ID client-credentials tokens: fetched single-flight per application, cached until shortly before they
 //! expire. Neither the client secret nor a token ever appears in an error, a log line or `Debug` output.
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::ACCEPT;
 use reqwest::{StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::errors::{body_excerpt, retry_after, transport_error};
@@ -18,13 +18,20 @@ use crate::error::{CloudError, ErrorKind};
 /// A token is refreshed when less than this is left of it, or less than half its lifetime for short-lived ones.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
-/// A bearer token. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub(super) struct AccessToken(pub(super) Arc<str>);
+/// A bearer token, shared by the clients of one application. `Debug` never shows it.
+#[derive(Debug, Clone)]
+pub(super) struct AccessToken(Arc<SecretString>);
 
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken(<redacted>)")
+impl AccessToken {
+    pub(super) fn bearer(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// The same token: the one answer of one token request (a later request makes another, even if equal).
+impl PartialEq for AccessToken {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -126,12 +133,12 @@ async fn fetch_token(
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", credentials.client_id.as_str()),
-        ("client_secret", credentials.client_secret.as_str()),
+        ("client_secret", credentials.client_secret.expose_secret()),
         ("scope", scope.as_str()),
     ];
     let started = Instant::now();
     let sent = http.post(url.clone()).header(ACCEPT, "application/json").form(&form).send().await;
-    let scrub = |text: String| scrub_secret(text, &credentials.client_secret);
+    let scrub = |text: String| scrub_secret(text, credentials.client_secret.expose_secret());
     let log = |status: u16| {
         tracing::debug!(
             entra.host = %origin_label(&url),
@@ -175,7 +182,7 @@ async fn fetch_token(
             _ => None,
         }
         .ok_or_else(|| invalid("no valid expires_in"))?;
-        return Ok((AccessToken(token.into()), Duration::from_secs(lifetime)));
+        return Ok((AccessToken(Arc::new(token.into())), Duration::from_secs(lifetime)));
     }
 
     let entra: EntraErrorBody = serde_json::from_slice(&body).unwrap_or_default();
@@ -261,6 +268,16 @@ mod tests {
         assert!(token_url(&credentials).unwrap().as_str().ends_with("/a%2Fb/oauth2/v2.0/token"));
         credentials.authority = "http://login.example".into();
         assert_eq!(token_url(&credentials).unwrap_err().kind, ErrorKind::Unauthorized);
+    }
+
+    #[test]
+    fn debug_never_shows_a_token() {
+        let token = AccessToken(Arc::new("eyJ0eXAiOiJKV1Qi.secret-part".into()));
+        let shown = format!("{token:?}");
+        assert!(!shown.contains("secret-part"), "{shown}");
+        assert_eq!(token.bearer(), "eyJ0eXAiOiJKV1Qi.secret-part");
+        assert_eq!(token, token.clone());
+        assert_ne!(token, AccessToken(Arc::new("eyJ0eXAiOiJKV1Qi.secret-part".into())));
     }
 
     #[test]

@@ -95,8 +95,11 @@ impl RestVault {
         token: &AccessToken,
     ) -> Attempt {
         let started = Instant::now();
-        let mut request =
-            self.http.request(method.clone(), url.clone()).bearer_auth(&*token.0).header(ACCEPT, "application/json");
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .bearer_auth(token.bearer())
+            .header(ACCEPT, "application/json");
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
         } else if *method == Method::POST {

@@ -18,62 +18,28 @@ use crate::extract::{Json, Query};
 use crate::{AppState, views};
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/connectionmgmt/services/aws/connections", get(list_connections).post(create_connection))
-        .route(
-            "/v1/connectionmgmt/services/aws/connections/{id}",
-            get(get_connection).patch(update_connection).delete(delete_connection),
-        )
-        .route("/v1/cckm/aws/kms", get(list_kms).post(create_kms))
-        .route("/v1/cckm/aws/kms/{id}", get(get_kms).patch(update_kms).delete(delete_kms))
-        .route("/v1/cckm/aws/kms/{id}/update-acls", post(update_acls))
-        .route("/v1/cckm/aws/keys", get(list_keys))
-        .route("/v1/cckm/aws/keys/{id}", get(get_key))
-        .route("/v1/cckm/aws/templates", get(list_templates).post(create_template))
-        .route("/v1/cckm/aws/templates/{id}", get(get_template).patch(update_template).delete(delete_template))
+    connection_routes!(
+        "aws",
+        AwsConnectionRequest => AwsConnectionView,
+        views::aws::connection,
+        create_aws_connection,
+        get_aws_connection,
+        update_aws_connection,
+        list_aws_connections,
+        delete_aws_connection
+    )
+    .route("/v1/cckm/aws/kms", get(list_kms).post(create_kms))
+    .route("/v1/cckm/aws/kms/{id}", get(get_kms).patch(update_kms).delete(delete_kms))
+    .route("/v1/cckm/aws/kms/{id}/update-acls", post(update_acls))
+    .route("/v1/cckm/aws/keys", get(list_keys))
+    .route("/v1/cckm/aws/keys/{id}", get(get_key))
+    .route("/v1/cckm/aws/templates", get(list_templates).post(create_template))
+    .route("/v1/cckm/aws/templates/{id}", get(get_template).patch(update_template).delete(delete_template))
 }
 
 type S = State<Arc<AppState>>;
 type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
 type Answer<T> = Result<axum::Json<T>, ApiError>;
-
-// --- connections --------------------------------------------------------------------------------------
-
-async fn create_connection(
-    State(s): S,
-    Auth(c): Auth,
-    Json(req): Json<AwsConnectionRequest>,
-) -> Created<AwsConnectionView> {
-    Ok((StatusCode::CREATED, axum::Json(views::aws::connection(s.services.create_aws_connection(&c, req).await?))))
-}
-
-async fn get_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<AwsConnectionView> {
-    Ok(axum::Json(views::aws::connection(s.services.get_aws_connection(&c, &id).await?)))
-}
-
-async fn update_connection(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-    Json(req): Json<AwsConnectionRequest>,
-) -> Answer<AwsConnectionView> {
-    Ok(axum::Json(views::aws::connection(s.services.update_aws_connection(&c, &id, req).await?)))
-}
-
-async fn list_connections(
-    State(s): S,
-    Auth(c): Auth,
-    Query(q): Query<ListParams>,
-) -> Answer<ListEnvelope<AwsConnectionView>> {
-    let p = page(&q, sort_fields::NAMED)?;
-    let (list, total) = s.services.list_aws_connections(&c, &p).await?;
-    Ok(axum::Json(views::list(list, total, &p, views::aws::connection)))
-}
-
-async fn delete_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.services.delete_aws_connection(&c, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
 
 // --- KMS containers -----------------------------------------------------------------------------------
 

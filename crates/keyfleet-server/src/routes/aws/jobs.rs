@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
 use keyfleet_api_types::aws::{CreateAwsSyncJob, SyncJobView};
 use keyfleet_api_types::bulkjob::{BulkJobView, CreateAwsBulkJob};
 use keyfleet_core::Cloud;
@@ -19,17 +20,11 @@ use crate::{AppState, views};
 
 const AWS: Cloud = Cloud::Aws;
 
+const BULK: &str = "/v1/cckm/aws/bulkjob";
+const SYNC: &str = "/v1/cckm/aws/synchronization-jobs";
+
 pub fn routes() -> Router<Arc<AppState>> {
-    let sync_view = views::aws::sync_job;
-    Router::new()
-        .route("/v1/cckm/aws/bulkjob", jobs::list_bulkjobs(AWS).post(create))
-        .route("/v1/cckm/aws/bulkjob/{id}", jobs::get_bulkjob(AWS))
-        .route("/v1/cckm/aws/bulkjob/{id}/cancel", jobs::cancel_bulkjob(AWS))
-        .route("/v1/cckm/aws/bulkjob/{id}/confirm", jobs::confirm_bulkjob(AWS))
-        .route("/v1/cckm/aws/bulkjob/{id}/items", jobs::bulkjob_items(AWS))
-        .route("/v1/cckm/aws/synchronization-jobs", jobs::list_sync_jobs(AWS, sync_view).post(create_sync))
-        .route("/v1/cckm/aws/synchronization-jobs/{id}", jobs::get_sync_job(AWS, sync_view))
-        .route("/v1/cckm/aws/synchronization-jobs/{id}/cancel", jobs::cancel_sync_job(AWS, sync_view))
+    jobs::shared(AWS, BULK, SYNC, views::aws::sync_job).route(BULK, post(create)).route(SYNC, post(create_sync))
 }
 
 type S = State<Arc<AppState>>;

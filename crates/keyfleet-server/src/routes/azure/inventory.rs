@@ -18,61 +18,27 @@ use crate::extract::{Json, Query};
 use crate::{AppState, views};
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/connectionmgmt/services/azure/connections", get(list_connections).post(create_connection))
-        .route(
-            "/v1/connectionmgmt/services/azure/connections/{id}",
-            get(get_connection).patch(update_connection).delete(delete_connection),
-        )
-        .route("/v1/cckm/azure/add-vaults", post(add_vaults))
-        .route("/v1/cckm/azure/vaults", get(list_vaults))
-        .route("/v1/cckm/azure/vaults/{id}", get(get_vault))
-        .route("/v1/cckm/azure/vaults/{id}/update-acls", post(update_acls))
-        .route("/v1/cckm/azure/keys", get(list_keys))
-        .route("/v1/cckm/azure/keys/{id}", get(get_key))
+    connection_routes!(
+        "azure",
+        AzureConnectionRequest => AzureConnectionView,
+        views::azure::connection,
+        create_azure_connection,
+        get_azure_connection,
+        update_azure_connection,
+        list_azure_connections,
+        delete_azure_connection
+    )
+    .route("/v1/cckm/azure/add-vaults", post(add_vaults))
+    .route("/v1/cckm/azure/vaults", get(list_vaults))
+    .route("/v1/cckm/azure/vaults/{id}", get(get_vault))
+    .route("/v1/cckm/azure/vaults/{id}/update-acls", post(update_acls))
+    .route("/v1/cckm/azure/keys", get(list_keys))
+    .route("/v1/cckm/azure/keys/{id}", get(get_key))
 }
 
 type S = State<Arc<AppState>>;
 type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
 type Answer<T> = Result<axum::Json<T>, ApiError>;
-
-// --- connections --------------------------------------------------------------------------------------
-
-async fn create_connection(
-    State(s): S,
-    Auth(c): Auth,
-    Json(req): Json<AzureConnectionRequest>,
-) -> Created<AzureConnectionView> {
-    Ok((StatusCode::CREATED, axum::Json(views::azure::connection(s.services.create_azure_connection(&c, req).await?))))
-}
-
-async fn get_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Answer<AzureConnectionView> {
-    Ok(axum::Json(views::azure::connection(s.services.get_azure_connection(&c, &id).await?)))
-}
-
-async fn update_connection(
-    State(s): S,
-    Auth(c): Auth,
-    Path(id): Path<String>,
-    Json(req): Json<AzureConnectionRequest>,
-) -> Answer<AzureConnectionView> {
-    Ok(axum::Json(views::azure::connection(s.services.update_azure_connection(&c, &id, req).await?)))
-}
-
-async fn list_connections(
-    State(s): S,
-    Auth(c): Auth,
-    Query(q): Query<ListParams>,
-) -> Answer<ListEnvelope<AzureConnectionView>> {
-    let p = page(&q, sort_fields::NAMED)?;
-    let (list, total) = s.services.list_azure_connections(&c, &p).await?;
-    Ok(axum::Json(views::list(list, total, &p, views::azure::connection)))
-}
-
-async fn delete_connection(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.services.delete_azure_connection(&c, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
 
 // --- vaults -------------------------------------------------------------------------------------------
 

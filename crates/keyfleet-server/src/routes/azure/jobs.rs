@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, post};
 use keyfleet_api_types::azure::{AzureSyncJobView, CreateAzureBulkJob, CreateAzureSyncJob};
 use keyfleet_api_types::bulkjob::BulkJobView;
 use keyfleet_core::Cloud;
@@ -19,17 +20,14 @@ use crate::{AppState, views};
 
 const AZURE: Cloud = Cloud::Azure;
 
+const BULK: &str = "/v1/cckm/azure/bulkjobs";
+const SYNC: &str = "/v1/cckm/azure/synchronization-jobs";
+
 pub fn routes() -> Router<Arc<AppState>> {
-    let sync_view = views::azure::sync_job;
-    Router::new()
-        .route("/v1/cckm/azure/bulkjobs", jobs::list_bulkjobs(AZURE).post(create))
-        .route("/v1/cckm/azure/bulkjobs/{id}", jobs::get_bulkjob(AZURE).delete(delete))
-        .route("/v1/cckm/azure/bulkjobs/{id}/cancel", jobs::cancel_bulkjob(AZURE))
-        .route("/v1/cckm/azure/bulkjobs/{id}/confirm", jobs::confirm_bulkjob(AZURE))
-        .route("/v1/cckm/azure/bulkjobs/{id}/items", jobs::bulkjob_items(AZURE))
-        .route("/v1/cckm/azure/synchronization-jobs", jobs::list_sync_jobs(AZURE, sync_view).post(create_sync))
-        .route("/v1/cckm/azure/synchronization-jobs/{id}", jobs::get_sync_job(AZURE, sync_view))
-        .route("/v1/cckm/azure/synchronization-jobs/{id}/cancel", jobs::cancel_sync_job(AZURE, sync_view))
+    jobs::shared(AZURE, BULK, SYNC, views::azure::sync_job)
+        .route(BULK, post(create))
+        .route("/v1/cckm/azure/bulkjobs/{id}", delete(delete_finished))
+        .route(SYNC, post(create_sync))
 }
 
 type S = State<Arc<AppState>>;
@@ -45,7 +43,7 @@ async fn create(
 }
 
 /// Only a finished job; a running one answers 409.
-async fn delete(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_finished(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.services.delete_bulkjob(&c, AZURE, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -119,6 +119,10 @@ async fn an_aws_plan_runs_nothing_until_confirmed_and_then_exactly_its_items() {
     }
     assert_eq!(app.fake.fake.key_state(FAKE_ACCOUNT, "us-east-1", &new_key).as_deref(), Some("Enabled"));
     assert!(!changes(&app).iter().any(|(_, k)| k.as_deref() == Some(new_key.as_str())), "the new key was not touched");
+    // The confirm is in the audit trail, by its user, with the job it started.
+    let audit = app.get(&format!("/api/v1/audit/records?action=bulkjob.confirm&resource=bulkjob:{id}")).await.ok();
+    assert_eq!(audit["total"], 1, "{audit}");
+    assert_eq!(audit["resources"][0]["user"], "admin", "{audit}");
 
     // Only a plan can be confirmed.
     let again = app.post(&format!("{AWS_JOBS}/{id}/confirm"), json!({})).await;

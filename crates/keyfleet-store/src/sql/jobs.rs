@@ -459,6 +459,9 @@ impl<B: Backend> JobStore for B {
         .execute(&mut tx)
         .await?;
         let after = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id.to_string()).optional(&mut tx, job).await?;
+        if let Some(j) = &after {
+            append(&mut tx, &job_event("bulkjob.confirm", j)).await?;
+        }
         announce_job(&mut tx).await?;
         tx.commit().await?;
         Ok(after)

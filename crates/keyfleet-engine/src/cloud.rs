@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use keyfleet_core::*;
+use keyfleet_store::CloudCall;
 
 use crate::{Engine, EngineError};
 
@@ -19,11 +20,13 @@ pub(crate) struct ItemResult {
     pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
     /// `delete-key-backups`: the backup to delete in the same transaction as a successful outcome.
     pub deleted_backup: Option<BackupId>,
+    /// The state-changing call this attempt sent (audited with the outcome).
+    pub cloud_call: Option<CloudCall>,
 }
 
 impl From<ItemOutcome> for ItemResult {
     fn from(outcome: ItemOutcome) -> Self {
-        ItemResult { outcome, refused_connection: None, refreshed_key: None, deleted_backup: None }
+        ItemResult { outcome, refused_connection: None, refreshed_key: None, deleted_backup: None, cloud_call: None }
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use keyfleet_core::{AwsKeyMaterial, BackupId, ItemOutcome, JobId, KeyId};
-use keyfleet_store::{FinishedItem, ItemEffect};
+use keyfleet_store::{CloudCall, FinishedItem, ItemEffect};
 use tokio::sync::oneshot;
 
 use crate::store::EngineStore;
@@ -27,6 +27,7 @@ pub(crate) struct Finished {
     pub outcome: ItemOutcome,
     pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
     pub deleted_backup: Option<BackupId>,
+    pub cloud_call: Option<CloudCall>,
 }
 
 impl Finished {
@@ -93,7 +94,12 @@ async fn write(store: &dyn EngineStore, owner: &str, at: DateTime<Utc>, mut batc
         batch = rest;
         let items: Vec<FinishedItem<'_>> = mine
             .iter()
-            .map(|q| FinishedItem { seq: q.finished.seq, outcome: &q.finished.outcome, effect: q.finished.effect() })
+            .map(|q| FinishedItem {
+                seq: q.finished.seq,
+                outcome: &q.finished.outcome,
+                effect: q.finished.effect(),
+                cloud_call: q.finished.cloud_call.as_ref(),
+            })
             .collect();
         let recorded = store.finish_items(job, owner, at, &items).await;
         drop(items);

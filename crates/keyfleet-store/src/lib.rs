@@ -74,6 +74,19 @@ pub struct FinishedItem<'a> {
     pub seq: i64,
     pub outcome: &'a ItemOutcome,
     pub effect: ItemEffect<'a>,
+    /// The state-changing call the attempt sent, if any: audited with the outcome, in the same transaction.
+    pub cloud_call: Option<&'a CloudCall>,
+}
+
+/// A state-changing call sent to a cloud for a bulk-job item (audited as `<cloud>.<action>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudCall {
+    /// `aws`, `azure`.
+    pub cloud: &'static str,
+    /// The cloud's name for the call: `DisableKey`, `PutKeyPolicy`, ...
+    pub action: &'static str,
+    /// The key as the cloud names it (AWS KeyId, Key Vault kid).
+    pub key: String,
 }
 
 /// Server metadata, users, groups and refresh tokens.
@@ -384,7 +397,8 @@ pub trait WorkQueue: Send + Sync {
         at: DateTime<Utc>,
         effect: ItemEffect<'_>,
     ) -> Result<bool> {
-        let recorded = self.finish_items(job, owner, at, &[FinishedItem { seq, outcome, effect }]).await?;
+        let recorded =
+            self.finish_items(job, owner, at, &[FinishedItem { seq, outcome, effect, cloud_call: None }]).await?;
         Ok(recorded.first().copied().unwrap_or(false))
     }
 }

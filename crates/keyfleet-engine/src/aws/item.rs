@@ -4,9 +4,11 @@ use keyfleet_clouds::aws::KeyMetadata;
 use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
 use keyfleet_core::rules::done_in_state;
 use keyfleet_core::*;
+use keyfleet_store::CloudCall;
 
 use super::pacing::partition;
 use super::resolve::AwsTarget;
+
 use crate::cloud::ItemResult;
 use crate::retry::Verdict;
 use crate::{Engine, EngineError};
@@ -60,6 +62,8 @@ impl Engine {
             Operation::ApplyPolicyTemplate => Some(self.template_policy(item).await?),
             _ => None,
         };
+        // From here on the action is sent (unless the lease is lost first, and then nothing is recorded).
+        let call = Some(CloudCall { cloud: CLOUD_AWS, action: item.operation.cloud_action(), key: key.clone() });
         if let Err(e) = self.effect(item, &target, &key, policy.as_deref()).await {
             // The cache was stale and the key is in a state the action does not apply to: maybe it is already
             // where we want it (e.g. deletion already scheduled).
@@ -69,14 +73,15 @@ impl Engine {
                 && let Ok(true) = self.already_done(item, &live, &target).await
             {
                 let refreshed = refreshed(&target, &live, None);
-                return Ok(success(Some(live.key_state.clone()), Some(live.key_state), refreshed));
+                let done = success(Some(live.key_state.clone()), Some(live.key_state), refreshed);
+                return Ok(ItemResult { cloud_call: call, ..done });
             }
-            return Ok(self.failure(item, &target, e, Some(before)));
+            return Ok(ItemResult { cloud_call: call, ..self.failure(item, &target, e, Some(before)) });
         }
         // The action succeeded, so its result is known without another read.
         let after = effect_result(item, &target.key.material, self.now());
         let refreshed = refreshed(&target, &after, policy.as_deref().map(|p| (p, item)));
-        Ok(success(Some(before), Some(after.key_state), refreshed))
+        Ok(ItemResult { cloud_call: call, ..success(Some(before), Some(after.key_state), refreshed) })
     }
 
     /// Paces `call` on its (account, region, action) bucket and feeds the outcome back into the pacer.
@@ -234,7 +239,7 @@ impl Engine {
             }
             Verdict::Fail => ItemOutcome::Failed { code: err.code, message: err.message, state_before: before },
         };
-        ItemResult { outcome, refused_connection: refused, refreshed_key: None, deleted_backup: None }
+        ItemResult { outcome, refused_connection: refused, refreshed_key: None, deleted_backup: None, cloud_call: None }
     }
 }
 
@@ -268,6 +273,7 @@ fn success(
         refused_connection: None,
         refreshed_key,
         deleted_backup: None,
+        cloud_call: None,
     }
 }
 

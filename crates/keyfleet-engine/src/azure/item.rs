@@ -31,6 +31,7 @@ impl Engine {
             refused_connection: None,
             refreshed_key: None,
             deleted_backup: Some(id),
+            cloud_call: None, // the backup is keyfleet's own copy: no call to Key Vault
         })
     }
 }

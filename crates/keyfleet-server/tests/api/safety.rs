@@ -123,6 +123,14 @@ async fn an_aws_plan_runs_nothing_until_confirmed_and_then_exactly_its_items() {
     let audit = app.get(&format!("/api/v1/audit/records?action=bulkjob.confirm&resource=bulkjob:{id}")).await.ok();
     assert_eq!(audit["total"], 1, "{audit}");
     assert_eq!(audit["resources"][0]["user"], "admin", "{audit}");
+    // Each DisableKey the engine sent is recorded with its outcome; the no-op key got no call and no record.
+    let calls = app.get("/api/v1/audit/records?action=aws.DisableKey&limit=100").await.ok();
+    let sent = changes(&app).iter().filter(|(op, _)| op == "DisableKey").count();
+    assert_eq!(calls["total"].as_u64().unwrap() as usize, sent, "{calls}");
+    for r in calls["resources"].as_array().unwrap() {
+        assert_eq!((r["user"].as_str(), r["outcome"].as_str()), (Some("system"), Some("Success")), "{r}");
+        assert!(r["resource"].as_str().unwrap().starts_with("aws-key:"), "{r}");
+    }
 
     // Only a plan can be confirmed.
     let again = app.post(&format!("{AWS_JOBS}/{id}/confirm"), json!({})).await;

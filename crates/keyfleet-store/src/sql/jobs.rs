@@ -669,7 +669,7 @@ impl<B: Backend> WorkQueue for B {
                  WHERE job_id = $9 AND seq = $10 AND lease_owner = $11 AND status = 'running'",
             )
             .bind(change.status.as_str())
-            .bind(change.detail)
+            .bind(change.detail.clone())
             .bind(change.error_code)
             .bind(change.error_message)
             .bind(change.state_before)
@@ -686,6 +686,12 @@ impl<B: Backend> WorkQueue for B {
             // Not written: the lease was lost (expired and reclaimed), someone else owns this item now.
             if !written {
                 continue;
+            }
+            if let Some(call) = item.cloud_call {
+                let outcome = change.detail.as_deref().unwrap_or("Retry");
+                let job = job_id.to_string();
+                let event = keyfleet_core::audit::cloud_call(call.cloud, call.action, &call.key, None, &job, outcome);
+                append(&mut tx, &event).await?;
             }
             if let Some(counter) = change.counter {
                 ended.iter_mut().filter(|(c, _)| *c == counter).for_each(|(_, n)| *n += 1);

@@ -204,3 +204,38 @@ async fn report_and_errors_are_read_like_the_job() {
         assert_eq!(fetch(&app, &path, &token).await.0, 403, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_report_over_several_store_pages_has_every_item_once() {
+    // Over 1,000 items, the report is read from the store in more than one page; a plan runs nothing.
+    let app = TestApp::start().await;
+    let aws = app.fake.fake.create_keys(FAKE_ACCOUNT, "us-east-1", 1_030);
+    let sdk = kms_client(&app.fake.url(), FAKE_ACCESS_KEY, "us-east-1");
+    sdk.disable_key().key_id(&aws[0]).send().await.unwrap();
+    app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
+    app.sync("acct").await;
+    let body = json!({"operation": "disablekey", "selector": {"kms": ["acct"]}, "max_items": 1030, "dry_run": true});
+    let created = app.post("/api/v1/cckm/aws/bulkjob", body).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+
+    let (status, _, _, text) =
+        fetch(&app, &format!("/api/v1/cckm/aws/bulkjob/{id}/report?format=ndjson"), &app.admin).await;
+    assert_eq!(status, 200);
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1_030);
+    let seen: std::collections::HashSet<&str> = lines.iter().map(|l| l["key_id"].as_str().unwrap()).collect();
+    assert_eq!(seen.len(), 1_030, "every item exactly once");
+    let listed = app.key_ids("acct").await;
+    assert!(listed.iter().all(|k| seen.contains(k.as_str())), "the report's keys are the container's");
+    assert!(lines.iter().all(|l| l["status"] == "planned" && l["finished_at"].is_null()));
+    // A planned item's action is what confirming would do to it.
+    let already: Vec<&Value> = lines.iter().filter(|l| l["action"] != "disablekey").collect();
+    assert_eq!(already.len(), 1, "{already:?}");
+    assert_eq!(already[0]["action"], "none (already Disabled)");
+    assert!(already[0]["key_ref"].as_str().unwrap().ends_with(&aws[0]));
+
+    let (status, _, _, text) = fetch(&app, &format!("/api/v1/cckm/aws/bulkjob/{id}/report"), &app.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(parse_csv(&text).len(), 1 + 1_030);
+}

@@ -266,7 +266,7 @@ pub struct PlanGroup {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportRow {
     pub item: ItemRecord,
-    /// AWS: the key's ARN; Azure: the backed-up key version's kid.
+    /// AWS: the key's ARN; Azure: the kid of the backed-up key version.
     pub key_ref: Option<String>,
     /// AWS: the key's first alias; Azure: the key's name.
     pub key_name: Option<String>,

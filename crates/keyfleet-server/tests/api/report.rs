@@ -30,6 +30,13 @@ async fn fetch(app: &TestApp, path: &str, token: &str) -> (StatusCode, String, S
     (r.status(), ct, cd, r.text().await.unwrap())
 }
 
+/// A report's NDJSON lines, as the admin.
+async fn ndjson(app: &TestApp, path: &str) -> Vec<Value> {
+    let (status, _, _, text) = fetch(app, path, &app.admin).await;
+    assert_eq!(status, 200, "{text}");
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 /// RFC 4180 records (written here independently of the server's writer).
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
@@ -238,4 +245,48 @@ async fn a_report_over_several_store_pages_has_every_item_once() {
     let (status, _, _, text) = fetch(&app, &format!("/api/v1/cckm/aws/bulkjob/{id}/report"), &app.admin).await;
     assert_eq!(status, 200);
     assert_eq!(parse_csv(&text).len(), 1 + 1_030);
+}
+
+#[tokio::test]
+async fn an_azure_report_names_the_vault_and_the_backed_up_key() {
+    let env = crate::azure::AzureApp::start().await;
+    env.add_vaults(&["kv-a"], 2).await;
+    env.sync(&["kv-a"], false).await;
+    let keys = env.keys("kv-a").await;
+    let mut backups = Vec::new();
+    for (_, id) in &keys {
+        backups.push(env.backup(id, "b").await["id"].as_str().unwrap().to_string());
+    }
+    let body = json!({"operation": "delete-key-backups", "delete_key_backups_param": {"backups": backups},
+                      "dry_run": true});
+    let r = env.app.post("/api/v1/cckm/azure/bulkjobs", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let base = format!("/api/v1/cckm/azure/bulkjobs/{}", r.body["id"].as_str().unwrap());
+
+    // Planned: each backup with its key's kid and name, the subscription and the vault.
+    let lines = ndjson(&env.app, &format!("{base}/report?format=ndjson")).await;
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        let n = backups.iter().position(|b| line["key_id"] == b.as_str()).expect("a backup of the job");
+        let name = &keys[n].0;
+        let kid = line["key_ref"].as_str().unwrap();
+        assert!(kid.starts_with("https://") && kid.contains(&format!("/keys/{name}/")), "{line}");
+        assert_eq!(line["key_name"], name.as_str());
+        assert_eq!(line["account"], crate::azure::SUBSCRIPTION);
+        assert_eq!(line["location"], "kv-a");
+        assert_eq!((&line["status"], &line["action"]), (&json!("planned"), &json!("delete-key-backups")));
+    }
+
+    // Once deleted, the backups are no longer in the inventory: the vault is still known.
+    let r = env.app.post(&format!("{base}/confirm"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    env.app.wait_until_done(&base).await;
+    for line in ndjson(&env.app, &format!("{base}/report?format=ndjson")).await {
+        assert_eq!(line["status"], "succeeded", "{line}");
+        assert_eq!((&line["key_ref"], &line["key_name"]), (&Value::Null, &Value::Null));
+        assert_eq!((&line["account"], &line["location"]), (&json!(crate::azure::SUBSCRIPTION), &json!("kv-a")));
+        assert!(line["finished_at"].is_string());
+    }
+    let errors = env.app.get(&format!("{base}/errors")).await.ok();
+    assert_eq!(errors["groups"], json!([]));
 }

@@ -83,14 +83,16 @@ fn aws_report_row<D: Db>(r: Fields<'_, D>) -> Result<ReportRow> {
 }
 
 fn azure_report_row<D: Db>(r: Fields<'_, D>) -> Result<ReportRow> {
-    let name = r.opt_text("key_name")?;
-    let kid = match (r.opt_text("vault_uri")?, &name, r.opt_text("key_version")?) {
-        (Some(uri), Some(name), Some(version)) => Some(format!("{}/keys/{name}/{version}", uri.trim_end_matches('/'))),
+    // The key's kid names its current version; the backup's version takes its place.
+    let material: Option<serde_json::Value> = r.opt_json("material")?;
+    let key_kid = material.as_ref().and_then(|m| m.get("kid")?.as_str().map(String::from));
+    let kid = match (key_kid, r.opt_text("key_version")?) {
+        (Some(kid), Some(version)) => kid.rsplit_once('/').map(|(key, _)| format!("{key}/{version}")),
         _ => None,
     };
     Ok(ReportRow {
         key_ref: kid,
-        key_name: name,
+        key_name: r.opt_text("key_name")?,
         account: r.opt_text("account")?,
         location: r.opt_text("location")?,
         current_state: r.opt_text("current_state")?,
@@ -467,11 +469,11 @@ impl<B: Backend> JobStore for B {
             ),
             // The vault is the item's partition, so it is known after the backup has been deleted.
             Cloud::Azure => (
-                "v.vault_uri AS vault_uri, b.key_name AS key_name, b.key_version AS key_version, \
+                "k.material AS material, b.key_name AS key_name, b.key_version AS key_version, \
                  v.subscription_id AS account, v.name AS location, \
                  CASE WHEN b.id IS NULL THEN NULL ELSE 'stored' END AS current_state",
                 format!(
-                    "LEFT JOIN azure_key_backups b ON b.id = i.key_id \
+                    "LEFT JOIN azure_key_backups b ON b.id = i.key_id LEFT JOIN azure_keys k ON k.id = b.key_id \
                      LEFT JOIN azure_vaults v ON i.partition = '{CLOUD_AZURE}' || '/' || v.id"
                 ),
                 azure_report_row,

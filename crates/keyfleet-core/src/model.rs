@@ -261,6 +261,34 @@ pub struct PlanGroup {
     pub items: i64,
 }
 
+/// One row of a job's report: an item with what the inventory knows of its target (`None` where the target
+/// is no longer there, e.g. a deleted Azure backup).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    pub item: ItemRecord,
+    /// AWS: the key's ARN; Azure: the kid of the backed-up key version.
+    pub key_ref: Option<String>,
+    /// AWS: the key's first alias; Azure: the key's name.
+    pub key_name: Option<String>,
+    /// AWS: the account id; Azure: the subscription id.
+    pub account: Option<String>,
+    /// AWS: the region; Azure: the vault's name.
+    pub location: Option<String>,
+    /// The target's current state (AWS: the cached key state; Azure: `stored`); `None` when gone.
+    pub current_state: Option<String>,
+}
+
+/// A job's failed items of one error code: how many, and the first few keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorGroup {
+    /// Empty when the failure carried no code.
+    pub code: String,
+    pub count: i64,
+    /// The message of the group's first failure.
+    pub message: Option<String>,
+    pub sample_keys: Vec<KeyId>,
+}
+
 impl ItemRecord {
     /// The backup a `delete-key-backups` item acts on.
     pub fn backup_id(&self) -> BackupId {

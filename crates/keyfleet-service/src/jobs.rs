@@ -3,6 +3,7 @@
 
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
+use keyfleet_core::rules::intended_action;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
@@ -12,6 +13,20 @@ use crate::{Caller, Result, ServiceError, Services, paging};
 
 /// Jobs with more items show only failures in `detailed_status` (and no `keys`); `.../items` pages through all.
 pub const DETAILED_LIMIT: i64 = 1000;
+
+/// Report rows read from the store at a time: a report of any size is streamed in pages of this many.
+pub const REPORT_PAGE: i64 = 1000;
+
+/// Keys shown per error code by `.../errors`.
+pub const ERROR_SAMPLES: i64 = 5;
+
+/// One line of a job's report: the item, its target, and what the job does (or did) to it.
+#[derive(Debug, Clone)]
+pub struct ReportLine {
+    pub row: ReportRow,
+    /// A planned item's intended action (as `.../items` shows it); the job's operation otherwise.
+    pub action: String,
+}
 
 /// A job with the items its view shows.
 #[derive(Debug, Clone)]
@@ -134,6 +149,43 @@ impl Services {
             .transpose()?;
         let (items, total) = self.store.list_items(job.id, status, &page).await?;
         Ok((self.planned_items(job.operation, items).await?, total, page))
+    }
+
+    /// `GET .../bulkjob(s)/{id}/report` (extension): the job, once `caller` may read it; its lines then come
+    /// from [`Services::report_lines`], a page at a time.
+    pub async fn report_job(&self, caller: &Caller, cloud: Cloud, id: &str) -> Result<JobRecord> {
+        self.readable_job(caller, cloud, id).await
+    }
+
+    /// Up to [`REPORT_PAGE`] lines of `job`'s report after item `after_seq` (-1: from the start); fewer means
+    /// the last page.
+    pub async fn report_lines(&self, job: &JobRecord, after_seq: i64) -> Result<Vec<ReportLine>> {
+        let cloud = Cloud::of(job.operation);
+        let rows = self.store.report_rows(job.id, cloud, after_seq, REPORT_PAGE).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let action = if row.item.status == ItemStatus::Planned {
+                    intended_action(job.operation, row.current_state.as_deref())
+                } else {
+                    job.operation.as_str().to_string()
+                };
+                ReportLine { row, action }
+            })
+            .collect())
+    }
+
+    /// `GET .../bulkjob(s)/{id}/errors` (extension): the job's failed items grouped by error code, with up to
+    /// [`ERROR_SAMPLES`] keys each.
+    pub async fn bulkjob_errors(
+        &self,
+        caller: &Caller,
+        cloud: Cloud,
+        id: &str,
+    ) -> Result<(JobRecord, Vec<ErrorGroup>)> {
+        let job = self.readable_job(caller, cloud, id).await?;
+        let groups = self.store.error_groups(job.id, ERROR_SAMPLES).await?;
+        Ok((job, groups))
     }
 
     /// The job, if it is one of `cloud`'s and `caller` may see it: CCKM Admins see every job; for a CCKM User

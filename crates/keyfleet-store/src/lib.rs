@@ -288,6 +288,13 @@ pub trait JobStore: Send + Sync {
     /// A job's items grouped by container (KMS container or vault), region and the target's current state
     /// (AWS: the key's cached state; Azure: `stored`), for a plan's summary.
     async fn plan_groups(&self, id: JobId, cloud: Cloud) -> Result<Vec<PlanGroup>>;
+    /// Up to `limit` rows of a job's report, in key order, after item `after_seq` (keyset paging: a report of
+    /// any size is read a page at a time); each item with its target's ARN/kid, name, account/subscription,
+    /// region/vault and current state.
+    async fn report_rows(&self, id: JobId, cloud: Cloud, after_seq: i64, limit: i64) -> Result<Vec<ReportRow>>;
+    /// A job's failed items grouped by error code, largest group first, with up to `samples` keys each (in one
+    /// query).
+    async fn error_groups(&self, id: JobId, samples: i64) -> Result<Vec<ErrorGroup>>;
     /// Records a planned job's summary.
     async fn set_job_plan(&self, id: JobId, plan: &serde_json::Value) -> Result<()>;
     /// Starts a planned job on its frozen items (`planned → pending`), in one transaction. `None` when the job

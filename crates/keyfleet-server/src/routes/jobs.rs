@@ -1,25 +1,28 @@
-//! The job routes both clouds share: get, list, cancel and items of bulk jobs; get, list and cancel of key
+//! The job routes both clouds share: get, list, cancel, confirm, items, report and errors of bulk jobs; get, list and cancel of key
 //! synchronization jobs. Each cloud's `jobs` module mounts them ([`shared`]) at its own two base paths and adds
 //! its creation routes (and whatever only it has), so a cloud's route table stays in one place.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{MethodRouter, get, post};
+use futures::StreamExt;
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
-use keyfleet_core::Cloud;
-use keyfleet_service::jobs::JobWithItems;
+use keyfleet_core::{Cloud, JobRecord};
+use keyfleet_service::jobs::{JobWithItems, REPORT_PAGE};
 use keyfleet_service::paging::page;
 use keyfleet_service::sync_jobs::{SyncJobEntry, SyncJobFilter};
-use keyfleet_service::{Caller, ServiceError};
+use keyfleet_service::{Caller, ServiceError, Services};
 use serde::Serialize;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::Query;
+use crate::views::report::ReportFormat;
 use crate::{AppState, views};
 
 type S = State<Arc<AppState>>;
@@ -46,7 +49,8 @@ pub(crate) struct SyncListQuery {
 /// The fields a synchronization-job list sorts by.
 const SYNC_SORT_FIELDS: &[&str] = &["createdAt", "updatedAt", "id"];
 
-/// The shared routes of one cloud: `{bulk}`, `{bulk}/{id}`, `{bulk}/{id}/cancel` and `{bulk}/{id}/items`;
+/// The shared routes of one cloud: `{bulk}`, `{bulk}/{id}` and its `cancel`, `confirm`, `items`, `report` and
+/// `errors`;
 /// `{sync}`, `{sync}/{id}` and `{sync}/{id}/cancel`, each synchronization job shown by `sync_view`.
 pub(crate) fn shared<V: Serialize + Send + 'static>(
     cloud: Cloud,
@@ -60,6 +64,8 @@ pub(crate) fn shared<V: Serialize + Send + 'static>(
         .route(&format!("{bulk}/{{id}}/cancel"), cancel_bulkjob(cloud))
         .route(&format!("{bulk}/{{id}}/confirm"), confirm_bulkjob(cloud))
         .route(&format!("{bulk}/{{id}}/items"), bulkjob_items(cloud))
+        .route(&format!("{bulk}/{{id}}/report"), bulkjob_report(cloud))
+        .route(&format!("{bulk}/{{id}}/errors"), bulkjob_errors(cloud))
         .route(sync, list_sync_jobs(cloud, sync_view))
         .route(&format!("{sync}/{{id}}"), get_sync_job(cloud, sync_view))
         .route(&format!("{sync}/{{id}}/cancel"), cancel_sync_job(cloud, sync_view))
@@ -129,6 +135,59 @@ fn bulkjob_items(cloud: Cloud) -> Routes {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Query(q): Query<ItemListQuery>| async move {
         let (items, total, page) = s.services.list_bulkjob_items(&c, cloud, &id, q).await?;
         Ok::<_, ApiError>(axum::Json(views::list(items, total, &page, views::item)))
+    })
+}
+
+/// Query of `.../report`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// Extension `GET .../bulkjob(s)/{id}/report?format=csv|ndjson`: one line per item, streamed from the store a
+/// page at a time (memory does not grow with the job).
+fn bulkjob_report(cloud: Cloud) -> Routes {
+    get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Query(q): Query<ReportQuery>| async move {
+        let format = ReportFormat::parse(q.format.as_deref())
+            .ok_or_else(|| ApiError::invalid("format", "must be csv or ndjson"))?;
+        let job = s.services.report_job(&c, cloud, &id).await?;
+        let disposition = format!("attachment; filename=\"bulkjob-{}-report.{}\"", job.id, format.extension());
+        let headers =
+            [(header::CONTENT_TYPE, format.content_type().to_string()), (header::CONTENT_DISPOSITION, disposition)];
+        Ok::<_, ApiError>((headers, Body::from_stream(report_stream(s.services.clone(), job, format))))
+    })
+}
+
+/// The report's text: the header, then a page of lines per chunk until a page comes back short. A store error
+/// midway ends the body early (the client sees a truncated download) and is logged.
+fn report_stream(
+    services: Arc<Services>,
+    job: JobRecord,
+    format: ReportFormat,
+) -> impl futures::Stream<Item = Result<String, ServiceError>> {
+    let first = futures::stream::once(std::future::ready(Ok(format.header())));
+    let pages = futures::stream::try_unfold(Some(-1), move |after| {
+        let (services, job) = (services.clone(), job.clone());
+        async move {
+            let Some(after) = after else { return Ok(None) };
+            let lines = services.report_lines(&job, after).await.inspect_err(|e| {
+                tracing::error!(bulkjob.id = %job.id, error = %e, "bulk job report ended early");
+            })?;
+            let next = (lines.len() as i64 == REPORT_PAGE).then(|| lines.last().map_or(after, |l| l.row.item.seq));
+            let chunk: String = lines.iter().map(|l| format.line(l)).collect();
+            Ok(Some((chunk, next)))
+        }
+    });
+    first.chain(pages)
+}
+
+/// Extension `GET .../bulkjob(s)/{id}/errors`: the failed items grouped by error code.
+fn bulkjob_errors(cloud: Cloud) -> Routes {
+    get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
+        let (job, groups) = s.services.bulkjob_errors(&c, cloud, &id).await?;
+        Ok::<_, ApiError>(axum::Json(views::report::errors(&job, groups)))
     })
 }
 

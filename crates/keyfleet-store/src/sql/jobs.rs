@@ -69,6 +69,37 @@ fn item<D: Db>(r: Fields<'_, D>) -> Result<ItemRecord> {
     })
 }
 
+fn aws_report_row<D: Db>(r: Fields<'_, D>) -> Result<ReportRow> {
+    let material: Option<serde_json::Value> = r.opt_json("material")?;
+    let alias = material.as_ref().and_then(|m| m.get("aliases")?.as_array()?.first()?.as_str().map(String::from));
+    Ok(ReportRow {
+        key_ref: r.opt_text("key_ref")?,
+        key_name: alias,
+        account: r.opt_text("account")?,
+        location: r.opt_text("location")?,
+        current_state: r.opt_text("current_state")?,
+        item: item(r)?,
+    })
+}
+
+fn azure_report_row<D: Db>(r: Fields<'_, D>) -> Result<ReportRow> {
+    // The key's kid names its current version; the backup's version takes its place.
+    let material: Option<serde_json::Value> = r.opt_json("material")?;
+    let key_kid = material.as_ref().and_then(|m| m.get("kid")?.as_str().map(String::from));
+    let kid = match (key_kid, r.opt_text("key_version")?) {
+        (Some(kid), Some(version)) => kid.rsplit_once('/').map(|(key, _)| format!("{key}/{version}")),
+        _ => None,
+    };
+    Ok(ReportRow {
+        key_ref: kid,
+        key_name: r.opt_text("key_name")?,
+        account: r.opt_text("account")?,
+        location: r.opt_text("location")?,
+        current_state: r.opt_text("current_state")?,
+        item: item(r)?,
+    })
+}
+
 fn claimed<D: Db>(r: Fields<'_, D>) -> Result<ClaimedItem> {
     Ok(ClaimedItem {
         job_id: r.parse("job_id")?,
@@ -425,6 +456,62 @@ impl<B: Backend> JobStore for B {
                 })
             })
             .await
+    }
+
+    async fn report_rows(&self, id: JobId, cloud: Cloud, after_seq: i64, limit: i64) -> Result<Vec<ReportRow>> {
+        // Outer joins: an item whose target has left the inventory is still reported.
+        let (columns, from, row): (_, _, fn(Fields<'_, B::Db>) -> Result<ReportRow>) = match cloud {
+            Cloud::Aws => (
+                "k.arn AS key_ref, k.material AS material, m.account_id AS account, k.region AS location, \
+                 CASE WHEN k.gone THEN NULL ELSE k.key_state END AS current_state",
+                "LEFT JOIN aws_keys k ON k.id = i.key_id LEFT JOIN aws_kms m ON m.id = k.kms_id".to_string(),
+                aws_report_row,
+            ),
+            // The vault is the item's partition, so it is known after the backup has been deleted.
+            Cloud::Azure => (
+                "k.material AS material, b.key_name AS key_name, b.key_version AS key_version, \
+                 v.subscription_id AS account, v.name AS location, \
+                 CASE WHEN b.id IS NULL THEN NULL ELSE 'stored' END AS current_state",
+                format!(
+                    "LEFT JOIN azure_key_backups b ON b.id = i.key_id LEFT JOIN azure_keys k ON k.id = b.key_id \
+                     LEFT JOIN azure_vaults v ON i.partition = '{CLOUD_AZURE}' || '/' || v.id"
+                ),
+                azure_report_row,
+            ),
+        };
+        Query::new(format!(
+            "SELECT i.*, {columns} FROM job_items i {from} WHERE i.job_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3"
+        ))
+        .bind(id.to_string())
+        .bind(after_seq)
+        .bind(limit)
+        .all(self.reader(), row)
+        .await
+    }
+
+    async fn error_groups(&self, id: JobId, samples: i64) -> Result<Vec<ErrorGroup>> {
+        // Each failure numbered within its code's group and counted with it; only the first `samples` rows of
+        // each group come back.
+        let rows = Query::new(
+            "SELECT code, n, message, key_id FROM (\
+               SELECT COALESCE(last_error_code, '') AS code, key_id, seq, last_error_message AS message, \
+                 row_number() OVER (PARTITION BY COALESCE(last_error_code, '') ORDER BY seq) AS rn, \
+                 count(*) OVER (PARTITION BY COALESCE(last_error_code, '')) AS n \
+               FROM job_items WHERE job_id = $1 AND status = 'failed') g \
+             WHERE rn <= $2 ORDER BY n DESC, code, rn",
+        )
+        .bind(id.to_string())
+        .bind(samples)
+        .all(self.reader(), |r| Ok((r.text("code")?, r.int("n")?, r.opt_text("message")?, r.parse("key_id")?)))
+        .await?;
+        let mut groups: Vec<ErrorGroup> = Vec::new();
+        for (code, count, message, key) in rows {
+            match groups.last_mut() {
+                Some(g) if g.code == code => g.sample_keys.push(key),
+                _ => groups.push(ErrorGroup { code, count, message, sample_keys: vec![key] }),
+            }
+        }
+        Ok(groups)
     }
 
     async fn set_job_plan(&self, id: JobId, plan: &serde_json::Value) -> Result<()> {

@@ -309,7 +309,7 @@ impl WorkQueue for NodeStore {
                 .is_some_and(|m| m.connection_id == connection);
             if *j == job && it.status == ItemStatus::Pending && of_connection {
                 it.status = ItemStatus::Failed;
-                it.detail = Some(format!("Failed: {code}: {message}"));
+                it.detail = Some(keyfleet_core::rules::failed_detail(code, message));
                 it.terminal_writes += 1;
                 n += 1;
             }
@@ -539,11 +539,11 @@ impl Db {
                 ItemStatus::Succeeded
             }
             ItemOutcome::Failed { code, message, .. } => {
-                it.detail = Some(format!("Failed: {code}: {message}"));
+                it.detail = Some(keyfleet_core::rules::failed_detail(code, message));
                 ItemStatus::Failed
             }
             ItemOutcome::Skipped { reason } => {
-                it.detail = Some(format!("Skipped: {reason}"));
+                it.detail = Some(keyfleet_core::rules::skipped_detail(reason));
                 ItemStatus::Skipped
             }
             ItemOutcome::Retry { not_before, .. } => {

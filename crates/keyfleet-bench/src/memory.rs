@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use keyfleet_core::AwsKeyMaterial;
 use keyfleet_fakes::{BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID};
-use keyfleet_store::{AwsWorkStore, InventoryStore, SqliteStore};
+use keyfleet_store::{AwsRegionKeys, AwsWorkStore, InventoryStore, SqliteStore};
 use serde_json::json;
 
 use crate::Env;
@@ -237,7 +237,7 @@ async fn write_inventory(db: &Path, keys: &[(&str, Vec<String>)]) -> anyhow::Res
                     ..Default::default()
                 })
                 .collect();
-            store.sync_aws_region(kms.id, region, &materials, at).await?;
+            store.sync_aws_region(&AwsRegionKeys { kms_id: kms.id, region, keys: &materials }, at).await?;
         }
     }
     store.close().await;

@@ -139,6 +139,11 @@ impl Engine {
         self.now() + chrono::Duration::from_std(d).unwrap_or_default()
     }
 
+    /// A lease for this node from now for the configured lease time.
+    pub(crate) fn lease(&self) -> keyfleet_store::Lease<'_> {
+        keyfleet_store::Lease::new(&self.config.node_id, self.now(), self.after(self.config.lease_ttl))
+    }
+
     /// A uniform draw in [0, 1] for the retry backoff's jitter.
     pub(crate) fn jitter(&self) -> f64 {
         rand::Rng::random(&mut *self.jitter.lock().unwrap_or_else(|e| e.into_inner()))

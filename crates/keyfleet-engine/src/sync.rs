@@ -14,8 +14,7 @@ use crate::{Engine, EngineError};
 impl Engine {
     pub(crate) async fn sync_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
-            let lease = self.after(self.config.lease_ttl);
-            match self.store.claim_sync_job(&self.config.node_id, self.now(), lease).await {
+            match self.store.claim_sync_job(self.lease()).await {
                 Ok(Some(job)) => {
                     let id = job.id;
                     if let Err(e) = self.run_sync_job(job).await {

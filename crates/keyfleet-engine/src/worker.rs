@@ -12,6 +12,8 @@ use keyfleet_core::*;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use keyfleet_store::{Lease, Refusal};
+
 use crate::Engine;
 use crate::cloud::cloud;
 use crate::record::Finished;
@@ -31,16 +33,7 @@ impl Engine {
                         }
                         if due <= t {
                             // One node at a time drives a partition, so the cloud's quota holds cluster-wide.
-                            match self
-                                .store
-                                .acquire_partition(
-                                    &partition,
-                                    &self.config.node_id,
-                                    self.lease_cutoff(),
-                                    self.lease_end(),
-                                )
-                                .await
-                            {
+                            match self.store.acquire_partition(&partition, self.partition_lease()).await {
                                 Ok(true) => {
                                     let driver = self.clone().drive_partition(partition.clone(), stop.clone());
                                     drivers.insert(partition, tokio::spawn(driver));
@@ -79,11 +72,7 @@ impl Engine {
             if free > 0 && owned && !*stop.borrow() {
                 // Still ours? A node that was paused past its lease finds another node driving the partition
                 // and stops claiming; its in-flight items are fenced by their own leases.
-                owned = match self
-                    .store
-                    .acquire_partition(&partition, &self.config.node_id, self.lease_cutoff(), self.lease_end())
-                    .await
-                {
+                owned = match self.store.acquire_partition(&partition, self.partition_lease()).await {
                     Ok(owned) => owned,
                     Err(e) => {
                         tracing::error!(partition, error = %e, "renewing a partition lease failed");
@@ -94,12 +83,7 @@ impl Engine {
                     tracing::warn!(partition, "partition lease lost to another node; finishing in-flight items");
                     continue;
                 }
-                let lease_until = self.after(self.config.lease_ttl);
-                match self
-                    .store
-                    .claim_items(&self.config.node_id, &partition, self.now(), lease_until, free as u32)
-                    .await
-                {
+                match self.store.claim_items(&partition, self.lease(), free as u32).await {
                     Ok(items) => {
                         for item in items {
                             running.spawn(self.clone().process(item));
@@ -119,14 +103,15 @@ impl Engine {
         }
     }
 
-    /// Partition leases that expired before this may be taken over. A single node (SQLite) may take any: a
-    /// lease not its own was left by its previous run.
-    fn lease_cutoff(&self) -> chrono::DateTime<chrono::Utc> {
-        if self.config.reclaim_all_on_start { self.now() + chrono::Duration::days(36_500) } else { self.now() }
-    }
-
-    fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
-        self.after(self.config.lease_ttl)
+    /// A partition lease for this node. Leases that expired before its `now` may be taken over; a single node
+    /// (SQLite) may take any: a lease not its own was left by its previous run.
+    fn partition_lease(&self) -> Lease<'_> {
+        let lease = self.lease();
+        if self.config.reclaim_all_on_start {
+            Lease { now: lease.now + chrono::Duration::days(36_500), ..lease }
+        } else {
+            lease
+        }
     }
 
     async fn process(self: Arc<Self>, item: ClaimedItem) {
@@ -188,7 +173,8 @@ impl Engine {
         }
         if let (Some((connection, name)), Some((code, message))) = (&refused, &failure) {
             let why = format!("not attempted: AWS refused the credentials of connection {name}: {message}");
-            match self.store.fail_pending_for_connection(item.job_id, *connection, code, &why, self.now()).await {
+            let refusal = Refusal { connection: *connection, code, message: &why };
+            match self.store.fail_pending_for_connection(item.job_id, &refusal, self.now()).await {
                 Ok(n) if n > 0 => tracing::warn!(
                     bulkjob.id = %item.job_id, connection = %name, items = n,
                     "credentials refused: the connection's remaining items were failed without calls"
@@ -209,7 +195,7 @@ impl Engine {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => break,
             }
-            let until = self.lease_end();
+            let until = self.lease().until;
             if let Err(e) = self.store.renew_leases(&self.config.node_id, until).await {
                 tracing::error!(error = %e, "renewing leases failed");
             }

@@ -10,6 +10,8 @@ use keyfleet_core::rules::{done_in_state, intended_action};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
+use keyfleet_store::IdempotencyClaim;
+
 use crate::jobs::JobWithItems;
 use crate::{Caller, Result, ServiceError, Services};
 
@@ -226,7 +228,8 @@ impl Services {
         let hash = body_hash(cloud, body)?;
         let at = now();
         let reusable_before = at - chrono::Duration::from_std(self.settings.safety.idempotency_ttl).unwrap_or_default();
-        match self.store.claim_idempotency_key(caller.user_id, key, &hash, at, reusable_before).await? {
+        let claim = IdempotencyClaim { user: caller.user_id, key, body_hash: &hash, at, reusable_before };
+        match self.store.claim_idempotency_key(&claim).await? {
             None => match create.await {
                 Ok(created) => {
                     self.store.set_idempotency_job(caller.user_id, key, created.job.id).await?;

@@ -39,6 +39,49 @@ pub mod sort_fields {
     pub const AUDIT: &[&str] = &["seq", "at", "user", "action"];
 }
 
+/// A lease being taken: `owner` takes something at `now` until `until`. A lease someone else holds counts as
+/// free once its end is before `now`.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease<'a> {
+    pub owner: &'a str,
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl<'a> Lease<'a> {
+    pub fn new(owner: &'a str, now: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        Lease { owner, now, until }
+    }
+}
+
+/// A cloud refused a connection's credentials: the pending items reached through it fail with this error
+/// instead of being tried.
+#[derive(Clone, Copy, Debug)]
+pub struct Refusal<'a> {
+    pub connection: ConnectionId,
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
+/// The keys one region of a KMS container holds, as a synchronization listed them.
+#[derive(Clone, Copy, Debug)]
+pub struct AwsRegionKeys<'a> {
+    pub kms_id: KmsId,
+    pub region: &'a str,
+    pub keys: &'a [AwsKeyMaterial],
+}
+
+/// A create request taking an `Idempotency-Key`: the key and the hash of the body, for one user, at a time;
+/// an earlier use of the key before `reusable_before` has expired.
+#[derive(Clone, Copy, Debug)]
+pub struct IdempotencyClaim<'a> {
+    pub user: UserId,
+    pub key: &'a str,
+    pub body_hash: &'a str,
+    pub at: DateTime<Utc>,
+    pub reusable_before: DateTime<Utc>,
+}
+
 /// Everything keyfleet persists. One implementation (`sql`) for both database backends, split by concern.
 pub trait Store:
     AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + IdempotencyStore + SyncJobStore + EngineStore
@@ -187,15 +230,9 @@ pub trait AwsWorkStore: Send + Sync {
     /// Every KMS container (the list is small).
     async fn all_kms(&self) -> Result<Vec<KmsRecord>>;
     /// Records the keys one region of a container holds now, in one transaction: new keys are added,
-    /// known keys updated, and keys of that container and region that are not in `keys` marked gone.
+    /// known keys updated, and keys of that container and region that are not listed marked gone.
     /// Returns (added, updated, gone).
-    async fn sync_aws_region(
-        &self,
-        kms_id: KmsId,
-        region: &str,
-        keys: &[AwsKeyMaterial],
-        at: DateTime<Utc>,
-    ) -> Result<(u64, u64, u64)>;
+    async fn sync_aws_region(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64, u64)>;
 }
 
 /// Azure connections, vaults, synced Azure keys and cloud key backups.
@@ -308,14 +345,7 @@ pub trait IdempotencyStore: Send + Sync {
     /// Takes `key` for `user` with the hash of the request's body: `None` when it was free (never used, or
     /// last used before `reusable_before`); otherwise the earlier request's `(body_hash, job)`, the job `None`
     /// while that request is still creating it.
-    async fn claim_idempotency_key(
-        &self,
-        user: UserId,
-        key: &str,
-        body_hash: &str,
-        at: DateTime<Utc>,
-        reusable_before: DateTime<Utc>,
-    ) -> Result<Option<(String, Option<JobId>)>>;
+    async fn claim_idempotency_key(&self, claim: &IdempotencyClaim<'_>) -> Result<Option<(String, Option<JobId>)>>;
     /// Records the job the request holding `key` created.
     async fn set_idempotency_job(&self, user: UserId, key: &str, job: JobId) -> Result<()>;
     /// Frees `key` again: the request holding it created nothing.
@@ -325,16 +355,9 @@ pub trait IdempotencyStore: Send + Sync {
 /// The worker side of bulk jobs: partition and item leases, claims, fenced results.
 #[async_trait]
 pub trait WorkQueue: Send + Sync {
-    /// Fails every pending item of the job whose key is reached through `connection` (its credentials were
-    /// refused: the rest would fail the same way). Returns how many.
-    async fn fail_pending_for_connection(
-        &self,
-        job: JobId,
-        connection: ConnectionId,
-        code: &str,
-        message: &str,
-        at: DateTime<Utc>,
-    ) -> Result<u64>;
+    /// Fails every pending item of the job whose key is reached through the refused connection (the rest would
+    /// fail the same way). Returns how many.
+    async fn fail_pending_for_connection(&self, job: JobId, refusal: &Refusal<'_>, at: DateTime<Utc>) -> Result<u64>;
     async fn job_aborted(&self, id: JobId) -> Result<bool>;
     /// Partitions that have pending items, with the earliest time one of them is due.
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>>;
@@ -343,28 +366,15 @@ pub trait WorkQueue: Send + Sync {
     async fn job_announced(&self);
     /// Takes (or extends) the lease on driving a partition: true when `owner` holds it until `until` — it had
     /// it, nobody had it, or the holder's lease expired before `now`.
-    async fn acquire_partition(
-        &self,
-        partition: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool>;
+    async fn acquire_partition(&self, partition: &str, lease: Lease<'_>) -> Result<bool>;
     /// Extends every partition lease `owner` holds.
     async fn renew_partitions(&self, owner: &str, until: DateTime<Utc>) -> Result<u64>;
     /// Gives a partition lease up (its driver ran out of work).
     async fn release_partition(&self, partition: &str, owner: &str) -> Result<()>;
-    /// Leases up to `limit` pending items of one partition, due at `now`, to `owner` until `lease_until`,
+    /// Leases up to `limit` pending items of one partition, due at `now`, to the lease's owner until its end,
     /// marking them running and counting the attempt (write-ahead: the row says "running" before any cloud
     /// call). Oldest first.
-    async fn claim_items(
-        &self,
-        owner: &str,
-        partition: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<ClaimedItem>>;
+    async fn claim_items(&self, partition: &str, lease: Lease<'_>, limit: u32) -> Result<Vec<ClaimedItem>>;
     /// Does `owner` still hold a live lease on the item at `now`? Checked right before a state-changing cloud
     /// call, so a node that was paused past its lease does not act on an item another node has taken over.
     async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool>;
@@ -428,12 +438,7 @@ pub trait SyncJobStore: Send + Sync {
 #[async_trait]
 pub trait SyncQueue: Send + Sync {
     /// Leases the oldest in-progress sync job (of any cloud) nobody holds (or whose lease expired).
-    async fn claim_sync_job(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<SyncJobRecord>>;
+    async fn claim_sync_job(&self, lease: Lease<'_>) -> Result<Option<SyncJobRecord>>;
     async fn get_sync_job(&self, id: SyncJobId) -> Result<Option<SyncJobRecord>>;
     /// Saves progress (and extends the lease); fenced by the lease like item writes.
     async fn update_sync_job(&self, job: &SyncJobRecord, owner: &str, lease_until: DateTime<Utc>) -> Result<bool>;

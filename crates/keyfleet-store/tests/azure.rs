@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use common::*;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
-use keyfleet_store::{ItemEffect, Store, StoreError};
+use keyfleet_store::{ItemEffect, Lease, Store, StoreError};
 
 on_both_backends!(
     azure_connections_keep_names_unique_and_stay_while_a_vault_uses_them,
@@ -617,13 +617,15 @@ async fn a_backup_job_holds_the_matching_backups_oldest_first_partitioned_by_vau
     assert_eq!(azure_partition(v.id), format!("azure/{}", v.id));
 
     let lease = later(now(), 30);
-    let in_v = s.claim_items("node-a", &azure_partition(v.id), now(), lease, 10).await.expect("claim");
+    let in_v = s.claim_items(&azure_partition(v.id), Lease::new("node-a", now(), lease), 10).await.expect("claim");
     assert_eq!(in_v.iter().map(|c| c.backup_id()).collect::<Vec<_>>(), vec![b3.id, b4.id]);
     assert!(in_v.iter().all(|c| c.operation == Operation::DeleteKeyBackups && c.partition == azure_partition(v.id)));
     assert_eq!(in_v.iter().map(|c| c.job_id).collect::<Vec<_>>(), vec![j.id, j.id]);
-    let in_w = s.claim_items("node-b", &azure_partition(w.id), now(), lease, 1).await.expect("claim");
+    let in_w = s.claim_items(&azure_partition(w.id), Lease::new("node-b", now(), lease), 1).await.expect("claim");
     assert_eq!(in_w.iter().map(|c| c.backup_id()).collect::<Vec<_>>(), vec![b1.id], "oldest first");
-    assert!(s.claim_items("node-a", &azure_partition(v.id), now(), lease, 10).await.expect("claim").is_empty());
+    assert!(
+        s.claim_items(&azure_partition(v.id), Lease::new("node-a", now(), lease), 10).await.expect("claim").is_empty()
+    );
 
     // A selection that matches nothing gives a job without items.
     let none = azure_job();
@@ -644,7 +646,7 @@ async fn finishing_a_backup_item_deletes_the_backup_only_on_success_under_the_le
     let j = azure_job();
     assert_eq!(s.create_job_from_backups(&j, &BackupSelector::default()).await.expect("create"), 5);
     let p = azure_partition(v.id);
-    let claimed = s.claim_items("a", &p, t0, later(t0, 1), 10).await.expect("claim");
+    let claimed = s.claim_items(&p, Lease::new("a", t0, later(t0, 1)), 10).await.expect("claim");
     assert_eq!(claimed.len(), 5);
     let exists = |b: &KeyBackupRecord| {
         let id = b.id;
@@ -674,7 +676,7 @@ async fn finishing_a_backup_item_deletes_the_backup_only_on_success_under_the_le
 
     // a's lease on the last item expires and b takes it (and the retried one) over: a is fenced out.
     assert_eq!(s.release_expired_leases(later(t0, 2)).await.expect("release"), 1);
-    let taken = s.claim_items("b", &p, later(t0, 2), later(t0, 60), 10).await.expect("claim");
+    let taken = s.claim_items(&p, Lease::new("b", later(t0, 2), later(t0, 60)), 10).await.expect("claim");
     assert_eq!(taken.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![claimed[3].seq, claimed[4].seq]);
     assert!(!finish(&claimed[4], "a", ok()).await, "the lease was lost");
     assert!(exists(&backups[4]).await, "nothing deleted without the lease");
@@ -720,7 +722,7 @@ async fn only_terminal_jobs_are_deleted_and_their_items_with_them(db: &TestDb) {
     let sel = BackupSelector { created_before: Some(later(t0, 1)), ..Default::default() };
     assert_eq!(s.create_job_from_backups(&done, &sel).await.expect("create"), 1);
     let p = azure_partition(v.id);
-    let claimed = s.claim_items("a", &p, later(t0, 10), later(t0, 60), 10).await.expect("claim");
+    let claimed = s.claim_items(&p, Lease::new("a", later(t0, 10), later(t0, 60)), 10).await.expect("claim");
     let mine = claimed.iter().find(|c| c.job_id == done.id).expect("the item of `done`");
     assert!(s.finish_item(done.id, mine.seq, "a", &success(), later(t0, 11)).await.expect("finish"));
     assert_eq!(s.get_job(done.id).await.expect("get").expect("job").status, JobStatus::Completed);

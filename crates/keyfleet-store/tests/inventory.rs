@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use common::*;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
-use keyfleet_store::StoreError;
+use keyfleet_store::{AwsRegionKeys, Lease, StoreError};
 
 on_both_backends!(
     connections_and_containers_keep_names_unique_and_references_intact,
@@ -116,9 +116,17 @@ async fn a_region_sync_adds_updates_and_marks_gone_keys(db: &TestDb) {
     s.insert_kms(&k).await.expect("insert kms");
     let t0 = now();
     let first = vec![material("k1", "Enabled", &[], &[]), material("k2", "Enabled", &[("team", "red")], &["alias/a"])];
-    assert_eq!(s.sync_aws_region(k.id, "us-east-1", &first, t0).await.expect("sync"), (2, 0, 0));
     assert_eq!(
-        s.sync_aws_region(k.id, "eu-west-1", &[material("k9", "Enabled", &[], &[])], t0).await.expect("sync"),
+        s.sync_aws_region(&AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys: &first }, t0).await.expect("sync"),
+        (2, 0, 0)
+    );
+    assert_eq!(
+        s.sync_aws_region(
+            &AwsRegionKeys { kms_id: k.id, region: "eu-west-1", keys: &[material("k9", "Enabled", &[], &[])] },
+            t0
+        )
+        .await
+        .expect("sync"),
         (1, 0, 0)
     );
     let (keys, _) = s.list_aws_keys(&AwsKeyFilter::default(), &page(0, 10, &["KeyID"])).await.expect("list");
@@ -132,7 +140,10 @@ async fn a_region_sync_adds_updates_and_marks_gone_keys(db: &TestDb) {
     // k1 is disabled in AWS, k2 left, k3 is new; the other region is untouched.
     let t1 = later(t0, 60);
     let second = vec![material("k1", "Disabled", &[], &[]), material("k3", "Enabled", &[], &[])];
-    assert_eq!(s.sync_aws_region(k.id, "us-east-1", &second, t1).await.expect("sync"), (1, 1, 1));
+    assert_eq!(
+        s.sync_aws_region(&AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys: &second }, t1).await.expect("sync"),
+        (1, 1, 1)
+    );
     let k1b = s.get_aws_key(k1.id).await.expect("get").expect("k1");
     assert_eq!((k1b.material.key_state.as_str(), k1b.material.enabled), ("Disabled", false));
     assert_eq!((k1b.id, k1b.created_at, k1b.synced_at, k1b.updated_at), (k1.id, t0, t1, t1), "same row, same id");
@@ -145,7 +156,10 @@ async fn a_region_sync_adds_updates_and_marks_gone_keys(db: &TestDb) {
     // A key that comes back is live again, under the same id; a key listed twice is added, then updated.
     let t2 = later(t1, 60);
     let third = vec![first[1].clone(), material("k3", "Enabled", &[], &[]), material("k3", "Disabled", &[], &[])];
-    assert_eq!(s.sync_aws_region(k.id, "us-east-1", &third, t2).await.expect("sync"), (0, 3, 1));
+    assert_eq!(
+        s.sync_aws_region(&AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys: &third }, t2).await.expect("sync"),
+        (0, 3, 1)
+    );
     let live =
         s.list_aws_keys(&AwsKeyFilter { gone: Some(false), ..Default::default() }, &page(0, 10, &["KeyID"])).await;
     let live: Vec<_> =
@@ -195,10 +209,17 @@ async fn keys_list_with_filters_sorting_and_totals(db: &TestDb) {
         material("A-key", "Disabled", &[("team", "blue")], &["alias/app-old", "alias/x"]),
         material("a-key", "Enabled", &[("env", "team")], &[]),
     ];
-    s.sync_aws_region(k.id, "us-east-1", &keys, t0).await.expect("sync");
-    s.sync_aws_region(other.id, "us-east-1", &[material("z-key", "Enabled", &[], &["alias/app"])], t0)
-        .await
-        .expect("sync");
+    s.sync_aws_region(&AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys: &keys }, t0).await.expect("sync");
+    s.sync_aws_region(
+        &AwsRegionKeys {
+            kms_id: other.id,
+            region: "us-east-1",
+            keys: &[material("z-key", "Enabled", &[], &["alias/app"])],
+        },
+        t0,
+    )
+    .await
+    .expect("sync");
 
     let list = |f: AwsKeyFilter, p: Page| async move {
         let got = s.list_aws_keys(&f, &p).await.expect("list");
@@ -301,11 +322,11 @@ async fn sync_jobs_are_leased_one_node_at_a_time_and_fenced(db: &TestDb) {
     s.create_sync_job(&older).await.expect("create");
     assert_eq!(s.get_sync_job(older.id).await.expect("get"), Some(older.clone()));
 
-    let a = s.claim_sync_job("a", t0, later(t0, 30)).await.expect("claim").expect("one");
+    let a = s.claim_sync_job(Lease::new("a", t0, later(t0, 30))).await.expect("claim").expect("one");
     assert_eq!(a.id, older.id, "oldest first");
-    let b = s.claim_sync_job("b", t0, later(t0, 30)).await.expect("claim").expect("one");
+    let b = s.claim_sync_job(Lease::new("b", t0, later(t0, 30))).await.expect("claim").expect("one");
     assert_eq!(b.id, newer.id);
-    assert!(s.claim_sync_job("c", t0, later(t0, 30)).await.expect("claim").is_none(), "both leased");
+    assert!(s.claim_sync_job(Lease::new("c", t0, later(t0, 30))).await.expect("claim").is_none(), "both leased");
 
     // Progress is fenced by the lease and extends it.
     let mut progress = a.clone();
@@ -314,9 +335,13 @@ async fn sync_jobs_are_leased_one_node_at_a_time_and_fenced(db: &TestDb) {
     assert!(!s.update_sync_job(&progress, "b", later(t0, 60)).await.expect("fenced"));
     assert!(s.update_sync_job(&progress, "a", later(t0, 60)).await.expect("update"));
     assert!(
-        s.claim_sync_job("c", later(t0, 31), later(t0, 90)).await.expect("claim").expect("b's expired").id == newer.id
+        s.claim_sync_job(Lease::new("c", later(t0, 31), later(t0, 90))).await.expect("claim").expect("b's expired").id
+            == newer.id
     );
-    assert!(s.claim_sync_job("d", later(t0, 31), later(t0, 90)).await.expect("claim").is_none(), "a renewed");
+    assert!(
+        s.claim_sync_job(Lease::new("d", later(t0, 31), later(t0, 90))).await.expect("claim").is_none(),
+        "a renewed"
+    );
 
     let mut done = progress.clone();
     done.status = JobStatus::Completed;
@@ -325,7 +350,10 @@ async fn sync_jobs_are_leased_one_node_at_a_time_and_fenced(db: &TestDb) {
     assert!(s.update_sync_job(&done, "a", later(t0, 60)).await.expect("finish"));
     assert_eq!(s.get_sync_job(older.id).await.expect("get"), Some(done.clone()));
     assert!(!s.update_sync_job(&done, "a", later(t0, 60)).await.expect("terminal"), "a terminal job stays");
-    assert!(s.claim_sync_job("e", later(t0, 100), later(t0, 130)).await.expect("claim").expect("newer").id == newer.id);
+    assert!(
+        s.claim_sync_job(Lease::new("e", later(t0, 100), later(t0, 130))).await.expect("claim").expect("newer").id
+            == newer.id
+    );
 
     let cancelled = s.cancel_sync_job(newer.id, later(t0, 4)).await.expect("cancel").expect("exists");
     assert_eq!((cancelled.abort, cancelled.status, cancelled.updated_at), (true, JobStatus::InProgress, later(t0, 4)));

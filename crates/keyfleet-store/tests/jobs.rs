@@ -7,6 +7,7 @@ use chrono::Duration;
 use common::*;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
+use keyfleet_store::{AwsRegionKeys, Lease, Refusal};
 
 on_both_backends!(
     items_are_claimed_once_and_the_last_finish_completes_the_job,
@@ -25,10 +26,10 @@ async fn items_are_claimed_once_and_the_last_finish_completes_the_job(db: &TestD
     let j = job(3);
     s.create_job(&j, &items(3)).await.expect("create");
     let lease = now() + Duration::seconds(30);
-    let a = s.claim_items("a", P, now(), lease, 2).await.expect("claim");
-    let b = s.claim_items("b", P, now(), lease, 5).await.expect("claim");
+    let a = s.claim_items(P, Lease::new("a", now(), lease), 2).await.expect("claim");
+    let b = s.claim_items(P, Lease::new("b", now(), lease), 5).await.expect("claim");
     assert_eq!((a.len(), b.len()), (2, 1));
-    assert!(s.claim_items("c", P, now(), lease, 5).await.expect("claim").is_empty());
+    assert!(s.claim_items(P, Lease::new("c", now(), lease), 5).await.expect("claim").is_empty());
     assert_eq!(a[0].attempts, 1);
 
     // A worker that does not hold the lease cannot write.
@@ -58,13 +59,16 @@ async fn expired_leases_return_to_pending_and_the_old_owner_is_fenced_out(db: &T
     let j = job(1);
     s.create_job(&j, &items(1)).await.expect("create");
     let t0 = now();
-    let a = s.claim_items("a", P, t0, t0 + Duration::seconds(1), 1).await.expect("claim");
+    let a = s.claim_items(P, Lease::new("a", t0, t0 + Duration::seconds(1)), 1).await.expect("claim");
     // A heartbeat extends only the owner's leases.
     assert_eq!(s.renew_leases("nobody", t0 + Duration::seconds(5)).await.expect("renew"), 0);
     assert_eq!(s.renew_leases("a", t0 + Duration::seconds(2)).await.expect("renew"), 1);
     assert_eq!(s.release_expired_leases(t0 + Duration::seconds(2)).await.expect("release"), 0, "renewed");
     assert_eq!(s.release_expired_leases(t0 + Duration::seconds(3)).await.expect("release"), 1);
-    let b = s.claim_items("b", P, t0 + Duration::seconds(3), t0 + Duration::seconds(60), 1).await.expect("claim");
+    let b = s
+        .claim_items(P, Lease::new("b", t0 + Duration::seconds(3), t0 + Duration::seconds(60)), 1)
+        .await
+        .expect("claim");
     assert_eq!(b[0].attempts, 2, "the attempt count survives the reclaim");
     assert_eq!(b[0].first_attempt_at, a[0].first_attempt_at, "the deadline still counts from the first attempt");
     assert!(!s.finish_item(j.id, a[0].seq, "a", &success(), now()).await.expect("fenced"));
@@ -76,7 +80,7 @@ async fn cancel_skips_pending_items_and_waits_for_in_flight_ones(db: &TestDb) {
     let j = job(3);
     s.create_job(&j, &items(3)).await.expect("create");
     let lease = now() + Duration::seconds(30);
-    let a = s.claim_items("a", P, now(), lease, 1).await.expect("claim");
+    let a = s.claim_items(P, Lease::new("a", now(), lease), 1).await.expect("claim");
     let after = s.cancel_job(j.id, now()).await.expect("cancel").expect("exists");
     assert!(after.abort);
     assert!(s.job_aborted(j.id).await.expect("aborted"));
@@ -104,19 +108,24 @@ async fn a_retry_waits_for_its_time_and_a_job_whose_items_all_failed_is_failed(d
     let j = job(1);
     s.create_job(&j, &items(1)).await.expect("create");
     let t0 = now();
-    let a = s.claim_items("a", P, t0, t0 + Duration::seconds(30), 1).await.expect("claim");
+    let a = s.claim_items(P, Lease::new("a", t0, t0 + Duration::seconds(30)), 1).await.expect("claim");
     let retry = ItemOutcome::Retry {
         code: "ThrottlingException".into(),
         message: "slow down".into(),
         not_before: t0 + Duration::seconds(5),
     };
     assert!(s.finish_item(j.id, a[0].seq, "a", &retry, t0).await.expect("retry"));
-    assert!(s.claim_items("a", P, t0, t0 + Duration::seconds(30), 1).await.expect("claim").is_empty());
+    assert!(s.claim_items(P, Lease::new("a", t0, t0 + Duration::seconds(30)), 1).await.expect("claim").is_empty());
     let due = s.pending_partitions().await.expect("partitions");
     assert_eq!(due, vec![(P.to_string(), t0 + Duration::seconds(5))]);
-    assert!(s.claim_items("a", "other/region", later(t0, 60), later(t0, 60), 1).await.expect("claim").is_empty());
+    assert!(
+        s.claim_items("other/region", Lease::new("a", later(t0, 60), later(t0, 60)), 1)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
     let at = t0 + Duration::seconds(6);
-    let b = s.claim_items("a", P, at, at + Duration::seconds(30), 1).await.expect("claim");
+    let b = s.claim_items(P, Lease::new("a", at, at + Duration::seconds(30)), 1).await.expect("claim");
     let failed = ItemOutcome::Failed { code: "AccessDeniedException".into(), message: "no".into(), state_before: None };
     assert!(s.finish_item(j.id, b[0].seq, "a", &failed, at).await.expect("finish"));
     let done = s.get_job(j.id).await.expect("get").expect("exists");
@@ -139,33 +148,33 @@ async fn claims_take_due_items_oldest_first_and_carry_the_jobs_operation(db: &Te
     let t0 = now();
 
     // Push item 0 of the first job into the future: due items come first, then the oldest.
-    let a = s.claim_items("w", P, t0, later(t0, 30), 1).await.expect("claim");
+    let a = s.claim_items(P, Lease::new("w", t0, later(t0, 30)), 1).await.expect("claim");
     assert_eq!((a[0].job_id, a[0].seq, a[0].key_id), (first.id, 0, first_items[0].key_id));
     let retry = ItemOutcome::Retry { code: "Throttling".into(), message: "x".into(), not_before: later(t0, 10) };
     assert!(s.finish_item(first.id, 0, "w", &retry, t0).await.expect("retry"));
 
-    let got = s.claim_items("w", P, t0, later(t0, 30), 4).await.expect("claim");
+    let got = s.claim_items(P, Lease::new("w", t0, later(t0, 30)), 4).await.expect("claim");
     let got: Vec<_> = got.iter().map(|c| (c.job_id, c.seq)).collect();
     let mut want = vec![(first.id, 1), (first.id, 2), (first.id, 3), (second.id, 0)];
     want.sort();
     assert_eq!(got, want, "returned in (job, seq) order");
 
-    let rest = s.claim_items("w", P, later(t0, 11), later(t0, 41), 10).await.expect("claim");
+    let rest = s.claim_items(P, Lease::new("w", later(t0, 11), later(t0, 41)), 10).await.expect("claim");
     let rest: Vec<_> = rest.iter().map(|c| (c.job_id, c.seq, c.attempts)).collect();
     let mut want = vec![(first.id, 0, 2), (second.id, 1, 1)];
     want.sort();
     assert_eq!(rest, want);
 
-    let again = s.claim_items("w", P, later(t0, 11), later(t0, 41), 10).await.expect("claim");
+    let again = s.claim_items(P, Lease::new("w", later(t0, 11), later(t0, 41)), 10).await.expect("claim");
     assert!(again.is_empty());
-    let a = s.claim_items("w", "444455556666/eu-west-1", t0, later(t0, 30), 10).await.expect("claim");
+    let a = s.claim_items("444455556666/eu-west-1", Lease::new("w", t0, later(t0, 30)), 10).await.expect("claim");
     assert_eq!(a.len(), 1);
     let running = s.list_items(first.id, Some(ItemStatus::Running), &page(0, 10, &[])).await.expect("items");
     assert_eq!(running.1, 4);
 
     // What a worker needs comes with the claim, also when the item comes back after a lost lease.
     assert_eq!(s.release_expired_leases(later(t0, 60)).await.expect("release"), 7);
-    let reclaimed = s.claim_items("w", P, later(t0, 60), later(t0, 90), 1).await.expect("claim");
+    let reclaimed = s.claim_items(P, Lease::new("w", later(t0, 60), later(t0, 90)), 1).await.expect("claim");
     assert_eq!((reclaimed[0].job_id, reclaimed[0].seq), (first.id, 1));
     assert_eq!((reclaimed[0].operation, reclaimed[0].params.days), (Operation::ScheduleKeyDeletion, Some(7)));
 }
@@ -181,7 +190,7 @@ async fn cancel_of_a_job_with_nothing_in_flight_ends_it_and_unknown_jobs_are_non
         (after.status, after.skipped, after.abort, after.completed_at),
         (JobStatus::Cancelled, 2, true, Some(t))
     );
-    assert!(s.claim_items("w", P, t, later(t, 30), 10).await.expect("claim").is_empty());
+    assert!(s.claim_items(P, Lease::new("w", t, later(t, 30)), 10).await.expect("claim").is_empty());
 
     assert!(s.cancel_job(JobId::new(), now()).await.expect("cancel").is_none());
     assert!(s.get_job(JobId::new()).await.expect("get").is_none());
@@ -190,7 +199,7 @@ async fn cancel_of_a_job_with_nothing_in_flight_ends_it_and_unknown_jobs_are_non
     // A job whose last item fails is failed only if every item failed; one skipped makes it completed.
     let j = job(2);
     s.create_job(&j, &items(2)).await.expect("create");
-    let c = s.claim_items("w", P, now(), later(now(), 30), 2).await.expect("claim");
+    let c = s.claim_items(P, Lease::new("w", now(), later(now(), 30)), 2).await.expect("claim");
     let skipped = ItemOutcome::Skipped { reason: "key is gone".into() };
     let failed = ItemOutcome::Failed { code: "NotFoundException".into(), message: "x".into(), state_before: None };
     assert!(s.finish_item(j.id, c[0].seq, "w", &skipped, now()).await.expect("finish"));
@@ -227,11 +236,19 @@ async fn inventory(db: &TestDb) -> (KmsRecord, KmsRecord, ConnectionId) {
             })
             .collect()
     };
-    s.sync_aws_region(b.id, "us-east-1", &keys(&["k5"]), at).await.expect("sync");
-    s.sync_aws_region(a.id, "us-east-1", &keys(&["k3", "k1", "k2"]), at).await.expect("sync");
-    s.sync_aws_region(a.id, "eu-west-1", &keys(&["k4", "k6"]), at).await.expect("sync");
+    s.sync_aws_region(&AwsRegionKeys { kms_id: b.id, region: "us-east-1", keys: &keys(&["k5"]) }, at)
+        .await
+        .expect("sync");
+    s.sync_aws_region(&AwsRegionKeys { kms_id: a.id, region: "us-east-1", keys: &keys(&["k3", "k1", "k2"]) }, at)
+        .await
+        .expect("sync");
+    s.sync_aws_region(&AwsRegionKeys { kms_id: a.id, region: "eu-west-1", keys: &keys(&["k4", "k6"]) }, at)
+        .await
+        .expect("sync");
     // k6 leaves AWS.
-    s.sync_aws_region(a.id, "eu-west-1", &keys(&["k4"]), later(at, 1)).await.expect("sync");
+    s.sync_aws_region(&AwsRegionKeys { kms_id: a.id, region: "eu-west-1", keys: &keys(&["k4"]) }, later(at, 1))
+        .await
+        .expect("sync");
     (a, b, conn.id)
 }
 
@@ -260,7 +277,7 @@ async fn a_selector_job_holds_the_matching_live_keys_in_account_region_order(db:
     let parts: Vec<&str> = parts.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(parts, vec!["111111111111/eu-west-1", "111111111111/us-east-1", "222222222222/us-east-1"]);
     // Claims follow the selector's order.
-    let c = s.claim_items("w", "111111111111/us-east-1", now(), later(now(), 30), 2).await.expect("claim");
+    let c = s.claim_items("111111111111/us-east-1", Lease::new("w", now(), later(now(), 30)), 2).await.expect("claim");
     assert_eq!(c.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1, 2]);
 
     let count = |sel: KeySelector| async move { s.count_selector(&sel).await.expect("count") };
@@ -300,9 +317,17 @@ async fn refused_credentials_fail_the_pending_items_of_that_connection_only(db: 
     let j = job(0);
     assert_eq!(s.create_job_from_selector(&j, &selector()).await.expect("create"), 5);
     // One item of the refused connection is in flight: it is left to its worker.
-    let running = s.claim_items("w", "111111111111/eu-west-1", now(), later(now(), 30), 1).await.expect("claim");
+    let running =
+        s.claim_items("111111111111/eu-west-1", Lease::new("w", now(), later(now(), 30)), 1).await.expect("claim");
     let t = later(now(), 1);
-    let n = s.fail_pending_for_connection(j.id, conn, "UnrecognizedClientException", "bad key", t).await.expect("fail");
+    let n = s
+        .fail_pending_for_connection(
+            j.id,
+            &Refusal { connection: conn, code: "UnrecognizedClientException", message: "bad key" },
+            t,
+        )
+        .await
+        .expect("fail");
     assert_eq!(n, 3);
     let mid = s.get_job(j.id).await.expect("get").expect("exists");
     assert_eq!((mid.status, mid.failed), (JobStatus::InProgress, 3));
@@ -311,7 +336,12 @@ async fn refused_credentials_fail_the_pending_items_of_that_connection_only(db: 
     assert!(failed.0.iter().all(|i| i.detail.as_deref() == Some("Failed: UnrecognizedClientException: bad key")
         && i.last_error_code.as_deref() == Some("UnrecognizedClientException")
         && i.updated_at == t));
-    assert_eq!(s.fail_pending_for_connection(j.id, conn, "X", "y", t).await.expect("again"), 0);
+    assert_eq!(
+        s.fail_pending_for_connection(j.id, &Refusal { connection: conn, code: "X", message: "y" }, t)
+            .await
+            .expect("again"),
+        0
+    );
 
     let failed = ItemOutcome::Failed {
         code: "UnrecognizedClientException".into(),
@@ -319,7 +349,7 @@ async fn refused_credentials_fail_the_pending_items_of_that_connection_only(db: 
         state_before: None,
     };
     assert!(s.finish_item(j.id, running[0].seq, "w", &failed, t).await.expect("finish"));
-    let other = s.claim_items("w", "222222222222/us-east-1", t, later(t, 30), 5).await.expect("claim");
+    let other = s.claim_items("222222222222/us-east-1", Lease::new("w", t, later(t, 30)), 5).await.expect("claim");
     assert_eq!(other.len(), 1);
     assert!(s.finish_item(j.id, other[0].seq, "w", &success(), t).await.expect("finish"));
     let done = s.get_job(j.id).await.expect("get").expect("exists");
@@ -334,7 +364,12 @@ async fn refused_credentials_fail_the_pending_items_of_that_connection_only(db: 
         ..selector()
     };
     assert_eq!(s.create_job_from_selector(&j, &only).await.expect("create"), 1);
-    assert_eq!(s.fail_pending_for_connection(j.id, conn, "X", "y", t).await.expect("fail"), 1);
+    assert_eq!(
+        s.fail_pending_for_connection(j.id, &Refusal { connection: conn, code: "X", message: "y" }, t)
+            .await
+            .expect("fail"),
+        1
+    );
     let done = s.get_job(j.id).await.expect("get").expect("exists");
     assert_eq!((done.status, done.completed_at), (JobStatus::Failed, Some(t)));
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::*;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
-use keyfleet_store::Store;
+use keyfleet_store::{AwsRegionKeys, Lease, Refusal, Store};
 use tokio::sync::Barrier;
 
 on_both_backends!(
@@ -34,7 +34,7 @@ async fn work(
     let mut mine = Vec::new();
     loop {
         let t = now();
-        let claimed = store.claim_items(&owner, &partition, t, later(t, 60), batch).await.expect("claim");
+        let claimed = store.claim_items(&partition, Lease::new(&owner, t, later(t, 60)), batch).await.expect("claim");
         if claimed.is_empty() {
             return mine;
         }
@@ -97,7 +97,9 @@ async fn cancel_and_refused_credentials_racing_with_workers_leave_consistent_job
         s.insert_kms(&k).await.expect("kms");
         let keys: Vec<_> =
             (0..KEYS_PER_CONNECTION).map(|i| material(&format!("{name}-{i}"), "Enabled", &[], &[])).collect();
-        s.sync_aws_region(k.id, "us-east-1", &keys, now()).await.expect("sync");
+        s.sync_aws_region(&AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys: &keys }, now())
+            .await
+            .expect("sync");
         refused.get_or_insert(c.id);
     }
     let refused = refused.expect("refused connection");
@@ -135,7 +137,13 @@ async fn cancel_and_refused_credentials_racing_with_workers_leave_consistent_job
         let (b1, b2) = (start.clone(), start.clone());
         let fail = tokio::spawn(async move {
             b1.wait().await;
-            failer.fail_pending_for_connection(j.id, refused, "UnrecognizedClientException", "no", now()).await
+            failer
+                .fail_pending_for_connection(
+                    j.id,
+                    &Refusal { connection: refused, code: "UnrecognizedClientException", message: "no" },
+                    now(),
+                )
+                .await
         });
         let cancel = tokio::spawn(async move {
             b2.wait().await;
@@ -177,7 +185,7 @@ async fn reapers_on_two_nodes_release_each_expired_item_once(db: &TestDb) {
     let t0 = now();
     let mut claimed = 0;
     while claimed < ITEMS {
-        claimed += nodes[0].claim_items("dead-node", P, t0, later(t0, 1), 50).await.expect("claim").len();
+        claimed += nodes[0].claim_items(P, Lease::new("dead-node", t0, later(t0, 1)), 50).await.expect("claim").len();
     }
     let start = Arc::new(Barrier::new(4));
     let reapers: Vec<_> = (0..4)
@@ -201,7 +209,7 @@ async fn reapers_on_two_nodes_release_each_expired_item_once(db: &TestDb) {
     assert!(items.iter().all(|i| i.status == ItemStatus::Pending && i.attempts == 1));
     // The dead node's late writes are fenced out; the next claim counts a second attempt.
     assert!(!nodes[0].finish_item(j.id, 0, "dead-node", &success(), now()).await.expect("fenced"));
-    let again = nodes[1].claim_items("alive", P, later(t0, 2), later(t0, 60), 1).await.expect("claim");
+    let again = nodes[1].claim_items(P, Lease::new("alive", later(t0, 2), later(t0, 60)), 1).await.expect("claim");
     assert_eq!((again[0].seq, again[0].attempts), (0, 2));
 }
 
@@ -239,7 +247,8 @@ async fn sync_jobs_claimed_by_many_nodes_at_once_go_to_one_each(db: &TestDb) {
             tokio::spawn(async move {
                 start.wait().await;
                 let mut mine = Vec::new();
-                while let Some(j) = node.claim_sync_job(&format!("claimer{i}"), t0, later(t0, 60)).await.expect("claim")
+                while let Some(j) =
+                    node.claim_sync_job(Lease::new(&format!("claimer{i}"), t0, later(t0, 60))).await.expect("claim")
                 {
                     mine.push(j.id);
                 }

@@ -96,7 +96,8 @@ impl Engine {
                 keys.push(m);
             }
         }
-        Ok(self.store.sync_aws_region(kms.id, region, &keys, started).await.map_err(EngineError::from)?)
+        let listed = keyfleet_store::AwsRegionKeys { kms_id: kms.id, region, keys: &keys };
+        Ok(self.store.sync_aws_region(&listed, started).await.map_err(EngineError::from)?)
     }
 
     async fn all_aliases(

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 use keyfleet_engine::store::{AwsWorkStore, AzureWorkStore, SyncQueue, WorkQueue};
-use keyfleet_store::{FinishedItem, ItemEffect, Result};
+use keyfleet_store::{AwsRegionKeys, FinishedItem, ItemEffect, Lease, Refusal, Result};
 
 use super::gate::Gate;
 
@@ -165,13 +165,8 @@ impl WorkQueue for NodeStore {
         std::future::pending::<()>().await
     }
 
-    async fn acquire_partition(
-        &self,
-        partition: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool> {
+    async fn acquire_partition(&self, partition: &str, lease: Lease<'_>) -> Result<bool> {
+        let Lease { owner, now, until } = lease;
         let mut db = self.db().await;
         let free = match db.partitions.get(partition) {
             None => true,
@@ -203,14 +198,8 @@ impl WorkQueue for NodeStore {
         Ok(())
     }
 
-    async fn claim_items(
-        &self,
-        owner: &str,
-        partition: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<ClaimedItem>> {
+    async fn claim_items(&self, partition: &str, lease: Lease<'_>, limit: u32) -> Result<Vec<ClaimedItem>> {
+        let Lease { owner, now, until: lease_until } = lease;
         let mut db = self.db().await;
         let mut due: Vec<(DateTime<Utc>, (u64, JobId, i64))> = db
             .items
@@ -291,14 +280,8 @@ impl WorkQueue for NodeStore {
         Ok(items.iter().map(|i| db.finish(job, i.seq, owner, i.outcome, at, i.effect)).collect())
     }
 
-    async fn fail_pending_for_connection(
-        &self,
-        job: JobId,
-        connection: ConnectionId,
-        code: &str,
-        message: &str,
-        at: DateTime<Utc>,
-    ) -> Result<u64> {
+    async fn fail_pending_for_connection(&self, job: JobId, refusal: &Refusal<'_>, at: DateTime<Utc>) -> Result<u64> {
+        let Refusal { connection, code, message } = *refusal;
         let mut db = self.db().await;
         let Db { items, aws_keys, kms, .. } = &mut *db;
         let mut n = 0;
@@ -381,13 +364,8 @@ impl AwsWorkStore for NodeStore {
     async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
         Ok(self.db().await.templates.get(&id).cloned())
     }
-    async fn sync_aws_region(
-        &self,
-        kms_id: KmsId,
-        region: &str,
-        keys: &[AwsKeyMaterial],
-        at: DateTime<Utc>,
-    ) -> Result<(u64, u64, u64)> {
+    async fn sync_aws_region(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64, u64)> {
+        let AwsRegionKeys { kms_id, region, keys } = *listed;
         let new = |id, m: &AwsKeyMaterial| AwsKeyRecord {
             id,
             kms_id,
@@ -409,12 +387,8 @@ impl AwsWorkStore for NodeStore {
 
 #[async_trait]
 impl SyncQueue for NodeStore {
-    async fn claim_sync_job(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<SyncJobRecord>> {
+    async fn claim_sync_job(&self, lease: Lease<'_>) -> Result<Option<SyncJobRecord>> {
+        let Lease { owner, now, until: lease_until } = lease;
         let mut db = self.db().await;
         let mut free: Vec<&mut SyncJobRow> = db
             .sync_jobs

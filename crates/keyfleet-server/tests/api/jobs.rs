@@ -98,8 +98,14 @@ async fn a_restart_resumes_and_an_interrupted_item_is_reconciled_not_repeated() 
     let partition = partition_of(FAKE_ACCOUNT, "us-east-1");
     let items: Vec<NewItem> = keys.iter().map(|k| NewItem { key_id: *k, partition: partition.clone() }).collect();
     store.create_job(&job, &items).await.unwrap();
-    let claimed =
-        store.claim_items("dead-node", &partition, now(), now() + chrono::Duration::seconds(1), 1).await.unwrap();
+    let claimed = store
+        .claim_items(
+            &partition,
+            keyfleet_store::Lease::new("dead-node", now(), now() + chrono::Duration::seconds(1)),
+            1,
+        )
+        .await
+        .unwrap();
     assert_eq!(claimed[0].key_id, keys[0]);
     drop(store);
     kms_client(&app.fake.url(), FAKE_ACCESS_KEY, "us-east-1").disable_key().key_id(&first).send().await.unwrap();

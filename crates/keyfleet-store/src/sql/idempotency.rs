@@ -1,22 +1,15 @@
 //! `Idempotency-Key`s of create requests (`idempotency_keys`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
 use super::{Backend, Query};
-use crate::{IdempotencyStore, Result};
+use crate::{IdempotencyClaim, IdempotencyStore, Result};
 
 #[async_trait]
 impl<B: Backend> IdempotencyStore for B {
-    async fn claim_idempotency_key(
-        &self,
-        user: UserId,
-        key: &str,
-        body_hash: &str,
-        at: DateTime<Utc>,
-        reusable_before: DateTime<Utc>,
-    ) -> Result<Option<(String, Option<JobId>)>> {
+    async fn claim_idempotency_key(&self, claim: &IdempotencyClaim<'_>) -> Result<Option<(String, Option<JobId>)>> {
+        let IdempotencyClaim { user, key, body_hash, at, reusable_before } = *claim;
         // One statement: two requests with the same key cannot both take it.
         let taken = Query::<B::Db>::new(
             "INSERT INTO idempotency_keys (user_id, idem_key, body_hash, job_id, created_at) \

@@ -8,7 +8,7 @@ use super::{
     Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, everything, list_page, order_by, row_by, save,
 };
 use crate::audit::{AuditEvent, event};
-use crate::{AwsWorkStore, InventoryStore, Result, StoreError};
+use crate::{AwsRegionKeys, AwsWorkStore, InventoryStore, Result, StoreError};
 
 fn connection<D: Db>(r: Fields<'_, D>) -> Result<AwsConnectionRecord> {
     Ok(AwsConnectionRecord {
@@ -456,13 +456,8 @@ impl<B: Backend> AwsWorkStore for B {
     async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
         row_by(self.reader(), "aws_templates", "id", id.to_string(), template).await
     }
-    async fn sync_aws_region(
-        &self,
-        kms_id: KmsId,
-        region: &str,
-        keys: &[AwsKeyMaterial],
-        at: DateTime<Utc>,
-    ) -> Result<(u64, u64, u64)> {
+    async fn sync_aws_region(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64, u64)> {
+        let AwsRegionKeys { kms_id, region, keys } = *listed;
         let mut tx = self.writer().begin().await?;
         // One sync of a region at a time (two sync jobs may cover the same one): two interleaved syncs could
         // otherwise deadlock, each marking gone what the other is writing.

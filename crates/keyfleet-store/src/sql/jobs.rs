@@ -13,7 +13,7 @@ use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
 use crate::audit::{AuditEvent, event};
-use crate::{FinishedItem, ItemEffect, JobStore, Result, StoreError, WorkQueue};
+use crate::{FinishedItem, ItemEffect, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
     let op = r.text("operation")?;
@@ -572,14 +572,8 @@ impl<B: Backend> JobStore for B {
 
 #[async_trait]
 impl<B: Backend> WorkQueue for B {
-    async fn fail_pending_for_connection(
-        &self,
-        job: JobId,
-        connection: ConnectionId,
-        code: &str,
-        message: &str,
-        at: DateTime<Utc>,
-    ) -> Result<u64> {
+    async fn fail_pending_for_connection(&self, job: JobId, refusal: &Refusal<'_>, at: DateTime<Utc>) -> Result<u64> {
+        let Refusal { connection, code, message } = *refusal;
         let mut tx = self.writer().begin().await?;
         if !lock_job_row(&mut tx, job).await? {
             return Ok(0);
@@ -622,13 +616,8 @@ impl<B: Backend> WorkQueue for B {
     async fn job_announced(&self) {
         Backend::job_announced(self).await
     }
-    async fn acquire_partition(
-        &self,
-        partition: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool> {
+    async fn acquire_partition(&self, partition: &str, lease: Lease<'_>) -> Result<bool> {
+        let Lease { owner, now, until } = lease;
         let taken = Query::<B::Db>::new(
             "INSERT INTO partition_leases (partition, owner, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (partition) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
@@ -657,14 +646,8 @@ impl<B: Backend> WorkQueue for B {
             .await?;
         Ok(())
     }
-    async fn claim_items(
-        &self,
-        owner: &str,
-        partition: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<ClaimedItem>> {
+    async fn claim_items(&self, partition: &str, lease: Lease<'_>, limit: u32) -> Result<Vec<ClaimedItem>> {
+        let Lease { owner, now, until: lease_until } = lease;
         // One statement: take the due items no one else is claiming (SKIP LOCKED on PostgreSQL: concurrent
         // nodes take disjoint sets and never wait on each other), mark them running with a lease, and return
         // them with their job's operation and parameters.

@@ -5,7 +5,7 @@ use keyfleet_core::*;
 use super::audit::audited;
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
 use crate::audit::event;
-use crate::{Result, StoreError, SyncJobStore, SyncQueue};
+use crate::{Lease, Result, StoreError, SyncJobStore, SyncQueue};
 
 fn sync_job<D: Db>(r: Fields<'_, D>) -> Result<SyncJobRecord> {
     let status = r.text("status")?;
@@ -86,12 +86,7 @@ impl<B: Backend> SyncJobStore for B {
 
 #[async_trait]
 impl<B: Backend> SyncQueue for B {
-    async fn claim_sync_job(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<SyncJobRecord>> {
+    async fn claim_sync_job(&self, lease: Lease<'_>) -> Result<Option<SyncJobRecord>> {
         // SKIP LOCKED (PostgreSQL): two nodes claiming at once take different jobs (or one takes none);
         // neither waits.
         Query::new(format!(
@@ -102,9 +97,9 @@ impl<B: Backend> SyncQueue for B {
             B::Db::ROW_NO,
             B::Db::SKIP_LOCKED
         ))
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
+        .bind(lease.owner)
+        .bind(lease.until)
+        .bind(lease.now)
         .optional(self.writer(), sync_job)
         .await
     }

@@ -385,6 +385,26 @@ pub struct UserRecord {
     pub disabled: bool,
 }
 
+impl UserRecord {
+    /// A new, enabled user created at `at` who has never logged in; name, email and nickname empty.
+    pub fn new(username: String, password_hash: String, at: DateTime<Utc>) -> Self {
+        UserRecord {
+            id: UserId::new(),
+            username,
+            name: String::new(),
+            email: String::new(),
+            nickname: String::new(),
+            password_hash,
+            created_at: at,
+            updated_at: at,
+            last_login: None,
+            logins_count: 0,
+            token_generation: 0,
+            disabled: false,
+        }
+    }
+}
+
 /// What an administrator changes on a user (`PATCH /v1/usermgmt/users/{id}`); `None` keeps the value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserChange {
@@ -622,6 +642,34 @@ pub struct AzureConnectionRecord {
     pub vault_endpoint_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl AzureConnectionRecord {
+    /// A connection to Azure's public cloud with the default endpoints and no description, created at `at`.
+    /// `secret_enc` is the client secret sealed for `id`.
+    pub fn public(
+        id: ConnectionId,
+        name: String,
+        (client_id, tenant_id): (String, String),
+        secret_enc: Vec<u8>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        AzureConnectionRecord {
+            id,
+            name,
+            description: String::new(),
+            client_id,
+            tenant_id,
+            secret_enc,
+            cloud_name: AZURE_CLOUD_NAME.into(),
+            active_directory_endpoint: None,
+            vault_resource_url: None,
+            key_vault_dns_suffix: None,
+            vault_endpoint_url: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
 }
 
 impl fmt::Debug for AzureConnectionRecord {

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use keyfleet_core::{AwsKeyMaterial, BackupId, ItemOutcome, JobId, KeyId};
-use keyfleet_store::{CloudCall, FinishedItem, ItemEffect};
+use keyfleet_store::{CloudCall, FinishedBatch, FinishedItem, ItemEffect};
 use tokio::sync::oneshot;
 
 use crate::store::EngineStore;
@@ -101,7 +101,7 @@ async fn write(store: &dyn EngineStore, owner: &str, at: DateTime<Utc>, mut batc
                 cloud_call: q.finished.cloud_call.as_ref(),
             })
             .collect();
-        let recorded = store.finish_items(job, owner, at, &items).await;
+        let recorded = store.finish_items(&FinishedBatch { job, owner, at, items: &items }).await;
         drop(items);
         for (i, q) in mine.into_iter().enumerate() {
             let answer = match &recorded {

@@ -146,21 +146,8 @@ impl Services {
         email: String,
         nickname: String,
     ) -> Result<UserRecord> {
-        let at = now();
-        Ok(UserRecord {
-            id: UserId::new(),
-            username,
-            name,
-            email,
-            nickname,
-            password_hash: self.hash_password(password).await?,
-            created_at: at,
-            updated_at: at,
-            last_login: None,
-            logins_count: 0,
-            token_generation: 0,
-            disabled: false,
-        })
+        let password_hash = self.hash_password(password).await?;
+        Ok(UserRecord { name, email, nickname, ..UserRecord::new(username, password_hash, now()) })
     }
 
     pub async fn create_user(&self, caller: &Caller, req: CreateUserRequest) -> Result<(UserRecord, Vec<String>)> {

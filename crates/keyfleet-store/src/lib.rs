@@ -121,6 +121,15 @@ pub struct FinishedItem<'a> {
     pub cloud_call: Option<&'a CloudCall>,
 }
 
+/// Attempts of one job's items that `owner` finished, recorded together at `at`.
+#[derive(Debug, Clone, Copy)]
+pub struct FinishedBatch<'a> {
+    pub job: JobId,
+    pub owner: &'a str,
+    pub at: DateTime<Utc>,
+    pub items: &'a [FinishedItem<'a>],
+}
+
 /// A state-changing call sent to a cloud for a bulk-job item (audited as `<cloud>.<action>`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudCall {
@@ -384,15 +393,9 @@ pub trait WorkQueue: Send + Sync {
     async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Records how attempts of one job's items ended, all in one transaction (group commit: one commit, and
     /// on PostgreSQL one lock of the job row, for the whole batch). Each item is fenced by its lease: its
-    /// entry is false (and nothing written for it) when `owner` no longer holds it. Ends the job when its
+    /// entry is false (and nothing written for it) when the batch's owner no longer holds it. Ends the job when its
     /// last item becomes terminal.
-    async fn finish_items(
-        &self,
-        job: JobId,
-        owner: &str,
-        at: DateTime<Utc>,
-        items: &[FinishedItem<'_>],
-    ) -> Result<Vec<bool>>;
+    async fn finish_items(&self, batch: &FinishedBatch<'_>) -> Result<Vec<bool>>;
     /// [`finish_items`](WorkQueue::finish_items) for one item without an effect on the inventory.
     async fn finish_item(
         &self,
@@ -414,8 +417,8 @@ pub trait WorkQueue: Send + Sync {
         at: DateTime<Utc>,
         effect: ItemEffect<'_>,
     ) -> Result<bool> {
-        let recorded =
-            self.finish_items(job, owner, at, &[FinishedItem { seq, outcome, effect, cloud_call: None }]).await?;
+        let items = [FinishedItem { seq, outcome, effect, cloud_call: None }];
+        let recorded = self.finish_items(&FinishedBatch { job, owner, at, items: &items }).await?;
         Ok(recorded.first().copied().unwrap_or(false))
     }
 }

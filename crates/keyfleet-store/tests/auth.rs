@@ -16,20 +16,11 @@ on_both_backends!(
 );
 
 fn user(username: &str) -> UserRecord {
-    let at = now();
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string();
     UserRecord {
-        id: UserId::new(),
-        username: username.into(),
         name: format!("{username} name"),
         email: format!("{username}@example.com"),
-        nickname: String::new(),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-        created_at: at,
-        updated_at: at,
-        last_login: None,
-        logins_count: 0,
-        token_generation: 0,
-        disabled: false,
+        ..UserRecord::new(username.into(), hash, now())
     }
 }
 

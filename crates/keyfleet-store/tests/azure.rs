@@ -30,22 +30,8 @@ on_both_backends!(
 // ---- fixtures ----
 
 fn azure_connection(name: &str) -> AzureConnectionRecord {
-    let at = now();
-    AzureConnectionRecord {
-        id: ConnectionId::new(),
-        name: name.into(),
-        description: String::new(),
-        client_id: "00000000-0000-0000-0000-0000000000c1".into(),
-        tenant_id: "00000000-0000-0000-0000-0000000000t1".into(),
-        secret_enc: vec![0, 1, 2, 254, 255],
-        cloud_name: AZURE_CLOUD_NAME.into(),
-        active_directory_endpoint: None,
-        vault_resource_url: None,
-        key_vault_dns_suffix: None,
-        vault_endpoint_url: None,
-        created_at: at,
-        updated_at: at,
-    }
+    let directory = ("00000000-0000-0000-0000-0000000000c1".into(), "00000000-0000-0000-0000-0000000000t1".into());
+    AzureConnectionRecord::public(ConnectionId::new(), name.into(), directory, vec![0, 1, 2, 254, 255], now())
 }
 
 fn vault(name: &str, connection: ConnectionId, subscription: &str) -> VaultRecord {

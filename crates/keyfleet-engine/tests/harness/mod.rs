@@ -368,21 +368,13 @@ fn azure_backups(db: &mut Db, rng: &mut StdRng, master: &MasterKey, at: DateTime
     let conn = ConnectionId(id(rng));
     db.azure_connections.insert(
         conn,
-        AzureConnectionRecord {
-            id: conn,
-            name: "azure".into(),
-            description: String::new(),
-            client_id: "client".into(),
-            tenant_id: "tenant".into(),
-            secret_enc: master.encrypt(b"secret", &conn.secret_aad()).unwrap(),
-            cloud_name: AZURE_CLOUD_NAME.into(),
-            active_directory_endpoint: None,
-            vault_resource_url: None,
-            key_vault_dns_suffix: None,
-            vault_endpoint_url: None,
-            created_at: at,
-            updated_at: at,
-        },
+        AzureConnectionRecord::public(
+            conn,
+            "azure".into(),
+            ("client".into(), "tenant".into()),
+            master.encrypt(b"secret", &conn.secret_aad()).unwrap(),
+            at,
+        ),
     );
     let vault = VaultId(id(rng));
     db.vaults.insert(

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 use keyfleet_engine::store::{AwsWorkStore, AzureWorkStore, SyncQueue, WorkQueue};
-use keyfleet_store::{AwsRegionKeys, FinishedItem, ItemEffect, Lease, Refusal, Result};
+use keyfleet_store::{AwsRegionKeys, FinishedBatch, FinishedItem, ItemEffect, Lease, Refusal, Result};
 
 use super::gate::Gate;
 
@@ -269,15 +269,9 @@ impl WorkQueue for NodeStore {
         Ok(n)
     }
 
-    async fn finish_items(
-        &self,
-        job: JobId,
-        owner: &str,
-        at: DateTime<Utc>,
-        items: &[FinishedItem<'_>],
-    ) -> Result<Vec<bool>> {
+    async fn finish_items(&self, batch: &FinishedBatch<'_>) -> Result<Vec<bool>> {
         let mut db = self.db().await; // one lock for the batch: one transaction
-        Ok(items.iter().map(|i| db.finish(job, i.seq, owner, i.outcome, at, i.effect)).collect())
+        Ok(batch.items.iter().map(|i| db.finish(batch, i)).collect())
     }
 
     async fn fail_pending_for_connection(&self, job: JobId, refusal: &Refusal<'_>, at: DateTime<Utc>) -> Result<u64> {
@@ -490,15 +484,8 @@ fn sync_rows<R: Synced>(
 
 impl Db {
     /// Records one attempt, fenced by its lease (the in-memory `finish_items`).
-    fn finish(
-        &mut self,
-        job: JobId,
-        seq: i64,
-        owner: &str,
-        outcome: &ItemOutcome,
-        at: DateTime<Utc>,
-        effect: ItemEffect<'_>,
-    ) -> bool {
+    fn finish(&mut self, batch: &FinishedBatch<'_>, item: &FinishedItem<'_>) -> bool {
+        let (FinishedBatch { job, owner, at, .. }, FinishedItem { seq, outcome, effect, .. }) = (*batch, *item);
         let db = self;
         let Some(it) = db.item_mut(job, seq) else { return false };
         if it.status != ItemStatus::Running || it.lease_owner.as_deref() != Some(owner) {

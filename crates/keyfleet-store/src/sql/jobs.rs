@@ -13,7 +13,7 @@ use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
 use crate::audit::{AuditEvent, event};
-use crate::{FinishedItem, ItemEffect, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
+use crate::{FinishedBatch, ItemEffect, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
     let op = r.text("operation")?;
@@ -713,13 +713,8 @@ impl<B: Backend> WorkQueue for B {
         .execute(self.writer())
         .await
     }
-    async fn finish_items(
-        &self,
-        job_id: JobId,
-        owner: &str,
-        at: DateTime<Utc>,
-        items: &[FinishedItem<'_>],
-    ) -> Result<Vec<bool>> {
+    async fn finish_items(&self, batch: &FinishedBatch<'_>) -> Result<Vec<bool>> {
+        let FinishedBatch { job: job_id, owner, at, items } = *batch;
         let changes: Vec<ItemChange> = items.iter().map(|i| ItemChange::of(i.outcome)).collect();
         let mut tx = self.writer().begin().await?;
         // Outcomes that count change the job too: job row first, then the items (the lock order). A batch of

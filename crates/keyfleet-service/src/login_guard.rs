@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{Result, ServiceError};
@@ -152,11 +153,13 @@ fn round_up_secs(d: Duration) -> u64 {
 
 /// Runs CPU- and memory-heavy password hashing on `concurrency` threads of its own, with at most `queue`
 /// jobs waiting; beyond that callers get a 503 at once instead of piling up. Own threads rather than tokio's
-/// blocking pool: each thread's allocator arena keeps the ~19 MiB an argon2 hash used, so a few long-lived
-/// threads keep memory flat where hundreds of short-lived blocking threads made it grow.
+/// blocking pool: each thread reuses one argon2 working memory (~19 MiB) for the hashes of a burst and frees
+/// it when its queue runs empty, so memory stays at `concurrency` × 19 MiB under a flood and returns after.
 #[derive(Clone)]
 pub struct HashPool {
     jobs: std::sync::mpsc::SyncSender<Job>,
+    /// Jobs sent and not yet taken by a thread.
+    queued: Arc<AtomicUsize>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -165,20 +168,24 @@ impl HashPool {
     pub fn new(concurrency: usize, queue: usize) -> Self {
         let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
         let receiver = Arc::new(Mutex::new(receiver));
+        let queued = Arc::new(AtomicUsize::new(0));
         for i in 0..concurrency.max(1) {
-            let receiver = receiver.clone();
+            let (receiver, queued) = (receiver.clone(), queued.clone());
             // The threads end when the last sender (the pool) is dropped.
             let _ = std::thread::Builder::new().name(format!("password-hash-{i}")).spawn(move || {
                 loop {
                     let job = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                    let Ok(job) = job else { return };
+                    queued.fetch_sub(1, Ordering::SeqCst);
+                    job();
+                    if queued.load(Ordering::SeqCst) == 0 {
+                        // Nothing waiting: give the working memory back until the next burst.
+                        crate::users::release_hash_memory();
                     }
                 }
             });
         }
-        Self { jobs }
+        Self { jobs, queued }
     }
 
     /// Runs `work` on a hashing thread once one is free.
@@ -187,15 +194,21 @@ impl HashPool {
         let job: Job = Box::new(move || {
             let _ = tx.send(work());
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(_) => ServiceError::Unavailable {
-                message: "Too many logins in progress; try again shortly.".into(),
-                retry_after: 1,
-            },
-            std::sync::mpsc::TrySendError::Disconnected(_) => {
-                ServiceError::Internal("the password hashing threads stopped".into())
-            }
-        })?;
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        self.jobs
+            .try_send(job)
+            .inspect_err(|_| {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+            })
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(_) => ServiceError::Unavailable {
+                    message: "Too many logins in progress; try again shortly.".into(),
+                    retry_after: 1,
+                },
+                std::sync::mpsc::TrySendError::Disconnected(_) => {
+                    ServiceError::Internal("the password hashing threads stopped".into())
+                }
+            })?;
         rx.await.map_err(|_| ServiceError::Internal("a password hashing job was lost".into()))
     }
 }

@@ -56,7 +56,9 @@ impl<'a> JobState<'a> {
 
 impl<'a> From<&'a BulkJobView> for JobState<'a> {
     fn from(job: &'a BulkJobView) -> Self {
-        JobState::of(job, job.keys.len(), "keys")
+        // `keys` is empty for jobs over 1,000 items; `progress` (an extension) counts them all.
+        let total = job.progress.as_ref().map_or(job.keys.len(), |p| usize::try_from(p.total).unwrap_or_default());
+        JobState::of(job, total, if job.cloud == "azure" { "backups" } else { "keys" })
     }
 }
 

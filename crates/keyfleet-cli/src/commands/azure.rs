@@ -19,7 +19,7 @@ pub enum AzureCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum AzureBulkjobCommand {
     /// Plan the deletion of the cloud key backups that match every condition given, ask, then run it
-    Create(AzureBulkjobCreateArgs),
+    Create(Box<AzureBulkjobCreateArgs>),
     #[command(flatten)]
     Job(JobCommand),
 }

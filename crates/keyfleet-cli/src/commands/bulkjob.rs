@@ -16,7 +16,7 @@ use crate::commands::jobs::{self, CreateFlags, JobCommand};
 #[derive(Debug, clap::Subcommand)]
 pub enum BulkjobCommand {
     /// Plan a job on keys (--key, --keys-file) or a selection (--kms, --region, --tag, ...), ask, then run it
-    Create(BulkjobCreateArgs),
+    Create(Box<BulkjobCreateArgs>),
     #[command(flatten)]
     Job(JobCommand),
 }
@@ -193,7 +193,7 @@ mod tests {
         use clap::Parser;
         let argv = ["bulkjob", "create", "--operation", "disablekey"].iter().chain(args);
         match Cli::try_parse_from(argv)?.cmd {
-            BulkjobCommand::Create(a) => Ok(a),
+            BulkjobCommand::Create(a) => Ok(*a),
             BulkjobCommand::Job(_) => unreachable!("create"),
         }
     }

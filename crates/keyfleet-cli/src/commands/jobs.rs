@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::commands::inventory::ListFlags;
 use crate::commands::watch::{Progress, until_terminal};
-use crate::output::{BULKJOB_HEADERS, bulkjob_row, note_paging, print_json, print_line, print_table, render_table};
+use crate::output::{
+    BULKJOB_HEADERS, bulkjob_row, note_paging, print_json, print_line, print_table, render_table, short_time,
+};
 use crate::summary::{JobState, exit_code, problem_lines, summary_line};
 use keyfleet_client::{Client, Cloud};
 
@@ -318,8 +320,7 @@ async fn settle_plan(
     };
     if !run {
         if plan.items > 0 {
-            let until =
-                job.plan_expires_at.as_ref().map(|t| format!(" (until {})", t.0.to_rfc3339())).unwrap_or_default();
+            let until = job.plan_expires_at.as_ref().map(|t| format!(" (until {})", short_time(t))).unwrap_or_default();
             eprintln!("Not run. To run it{until}: {}", confirm_command(cloud, &job.id));
         }
         print_json(&job)?;

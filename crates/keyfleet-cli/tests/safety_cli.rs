@@ -56,11 +56,23 @@ impl Cli {
     }
 }
 
-/// A server with a KMS container `acct` over `n` keys of the fake in one region; their KeyIds.
-async fn aws_setup(dir: &Path) -> (Server, keyfleet_fakes::RunningFake, Vec<String>) {
+/// A server with a KMS container `acct` over 150 keys of the fake AWS KMS in one region, and a logged-in CLI.
+struct AwsEnv {
+    dir: tempfile::TempDir,
+    server: Server,
+    fake: keyfleet_fakes::RunningFake,
+    /// The keys' KeyIds.
+    ids: Vec<String>,
+    cli: Cli,
+    /// The fake's state-changing calls before the test.
+    before: usize,
+}
+
+async fn aws_env() -> AwsEnv {
+    let dir = tempfile::tempdir().unwrap();
     let fake = FakeKms::new(FakeKmsConfig::default()).spawn().await.unwrap();
     let ids = fake.fake.create_keys(ACCOUNT, REGION, 150);
-    let server = Server::start(&dir.join("data"), test_database().await.as_deref(), &[]).await;
+    let server = Server::start(&dir.path().join("data"), test_database().await.as_deref(), &[]).await;
     server
         .call(
             "POST",
@@ -78,7 +90,9 @@ async fn aws_setup(dir: &Path) -> (Server, keyfleet_fakes::RunningFake, Vec<Stri
     let sync = server.call("POST", "/api/v1/cckm/aws/synchronization-jobs", json!({"kms": ["acct"]})).await;
     let path = format!("/api/v1/cckm/aws/synchronization-jobs/{}", sync["id"].as_str().unwrap());
     assert_eq!(server.wait_done(&path, Duration::from_secs(60)).await["overall_status"], "completed");
-    (server, fake, ids)
+    let cli = Cli::login(dir.path(), &server).await;
+    let before = state_changes(&fake);
+    AwsEnv { dir, server, fake, ids, cli, before }
 }
 
 /// Calls that change a key (the five operations' calls).
@@ -93,9 +107,7 @@ fn states(fake: &keyfleet_fakes::RunningFake, ids: &[String]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, fake, ids) = aws_setup(dir.path()).await;
-    let cli = Cli::login(dir.path(), &server).await;
+    let AwsEnv { dir, server, fake, ids, cli, before } = aws_env().await;
 
     // 150 references (more than CCKM's 100 `keys`), as KeyIds and ARNs, with a comment and a blank line.
     let mut file = String::from("# keys to disable\n\n");
@@ -106,7 +118,6 @@ async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
     }
     let keys_file = dir.path().join("keys.txt");
     std::fs::write(&keys_file, file).unwrap();
-    let before = state_changes(&fake);
 
     let (plan, stderr) =
         cli.json(&["bulkjob", "create", "--operation", "disablekey", "--keys-file", keys_file.to_str().unwrap()]).await;
@@ -166,10 +177,7 @@ async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_only_plans_and_yes_runs_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, fake, ids) = aws_setup(dir.path()).await;
-    let cli = Cli::login(dir.path(), &server).await;
-    let before = state_changes(&fake);
+    let AwsEnv { dir: _dir, server, fake, ids, cli, before } = aws_env().await;
 
     // --dry-run with selector flags: a plan of every key of the container, nothing sent.
     let (plan, stderr) = cli
@@ -200,6 +208,56 @@ async fn dry_run_only_plans_and_yes_runs_at_once() {
     // `aws bulkjob` is the same command.
     let (listed, _) = cli.json(&["aws", "bulkjob", "list", "--status", "planned", "--json"]).await;
     assert_eq!(listed["total"], 1, "{listed}");
+    server.kill().await;
+}
+
+/// Runs the binary with stdin and stdout on a pseudo-terminal (util-linux `script`), typing `answer`; all it
+/// printed (stdout and stderr share the terminal).
+async fn on_a_terminal(cli: &Cli, args: &[&str], answer: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut command = format!("{} --config {}", env!("CARGO_BIN_EXE_keyfleet"), cli.session.display());
+    for a in args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("util-linux `script`, for a pseudo-terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(answer.as_bytes()).await.unwrap();
+    stdin.flush().await.unwrap();
+    // stdin stays open until the command is done: `script` would end the session at its EOF.
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{args:?}: {:?}\n{text}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_create_asks_and_runs_only_on_yes() {
+    let AwsEnv { dir: _dir, server, fake, ids, cli, before } = aws_env().await;
+
+    // No: the plan stays, with the command that runs it later; nothing reaches AWS.
+    let out = on_a_terminal(&cli, &["bulkjob", "create", "--operation", "disablekey", "--key", &ids[0]], "n\n").await;
+    assert!(out.contains("Plan ") && out.contains("disablekey on 1 key"), "{out}");
+    assert!(out.contains("Run this job on 1 key? [y/N]"), "{out}");
+    assert!(out.contains("Not run. To run it") && out.contains("keyfleet bulkjob confirm "), "{out}");
+    let (planned, _) = cli.json(&["bulkjob", "list", "--status", "planned", "--json"]).await;
+    assert_eq!(planned["total"], 1, "{planned}");
+
+    // Yes: confirmed and followed.
+    let args = ["bulkjob", "create", "--operation", "disablekey", "--key", &ids[1], "--watch", "--interval-ms", "100"];
+    let out = on_a_terminal(&cli, &args, "y\n").await;
+    assert!(out.contains("Run this job on 1 key? [y/N]"), "{out}");
+    assert!(out.contains("completed: 1 keys, 1 succeeded"), "{out}");
+    assert_eq!(states(&fake, &ids[..2]), vec!["Enabled", "Disabled"]);
+    assert_eq!(state_changes(&fake), before + 1);
     server.kill().await;
 }
 

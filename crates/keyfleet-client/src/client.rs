@@ -239,7 +239,7 @@ impl Client {
     /// string. The answer's JSON, or `Null` for an empty body (DELETE's 204).
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
         let path = api_path(path);
-        let bytes = self.call(method, &path, &[], &[], body.as_ref()).await?;
+        let bytes = self.call(method, &path, &[], &[], body.as_ref()).await?.bytes().await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -277,7 +277,7 @@ impl Client {
     ) -> Result<BulkJobView, ClientError> {
         let headers: Vec<(&str, &str)> = idempotency_key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
         let body = encode(req)?;
-        let bytes = self.call(Method::POST, cloud.bulkjobs_path(), &[], &headers, Some(&body)).await?;
+        let bytes = self.call(Method::POST, cloud.bulkjobs_path(), &[], &headers, Some(&body)).await?.bytes().await?;
         decode(cloud.bulkjobs_path(), &bytes)
     }
 
@@ -334,7 +334,7 @@ impl Client {
     ) -> Result<u64, ClientError> {
         let path = cloud.bulkjob_path(id, "/report");
         let query = [("format".to_owned(), format.to_owned())];
-        let mut resp = self.call_raw(Method::GET, &path, &query, &[], None).await?;
+        let mut resp = self.call(Method::GET, &path, &query, &[], None).await?;
         let mut written = 0u64;
         while let Some(chunk) = resp.chunk().await? {
             out.write_all(&chunk).map_err(|e| ClientError::Local(format!("writing the report: {e}")))?;
@@ -403,26 +403,13 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T, ClientError> {
         let body = body.map(encode).transpose()?;
-        let bytes = self.call(method, path, query, &[], body.as_ref()).await?;
+        let bytes = self.call(method, path, query, &[], body.as_ref()).await?.bytes().await?;
         decode(path, &bytes)
     }
 
-    /// One authenticated call with the refresh rules; the body of a 2xx answer.
+    /// One authenticated call with the refresh rules: a 2xx answer with its body still unread (a download
+    /// reads it in chunks), any other answer as an error.
     async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(String, String)],
-        headers: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Result<Vec<u8>, ClientError> {
-        let resp = self.call_raw(method, path, query, headers, body).await?;
-        Ok(resp.bytes().await?.to_vec())
-    }
-
-    /// One authenticated call with the refresh rules; a 2xx answer with its body still unread (a
-    /// download reads it in chunks), any other answer as an error.
-    async fn call_raw(
         &self,
         method: Method,
         path: &str,

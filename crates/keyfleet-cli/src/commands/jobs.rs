@@ -182,12 +182,13 @@ fn command_prefix(cloud: Cloud) -> &'static str {
     }
 }
 
-/// What a cloud's job items are.
-fn noun(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Aws => "keys",
-        Cloud::Azure => "backups",
-    }
+/// `n` of a cloud's job items: `1 key`, `10 keys`, `3 backups`.
+fn items(cloud: Cloud, n: i64) -> String {
+    let noun = match cloud {
+        Cloud::Aws => "key",
+        Cloud::Azure => "backup",
+    };
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// The exact command that confirms a plan later.
@@ -311,12 +312,12 @@ async fn settle_plan(
     eprint!("{}", render_plan(cloud, &job, &plan));
     let run = match on_plan {
         _ if plan.items == 0 => {
-            eprintln!("Nothing to run: the plan has no {}.", noun(cloud));
+            eprintln!("Nothing to run: the plan has {}.", items(cloud, 0));
             false
         }
         OnPlan::Confirm => true,
         OnPlan::Leave => false,
-        OnPlan::Ask => ask(&format!("Run this job on {} {}? [y/N] ", plan.items, noun(cloud)))?,
+        OnPlan::Ask => ask(&format!("Run this job on {}? [y/N] ", items(cloud, plan.items)))?,
     };
     if !run {
         if plan.items > 0 {
@@ -358,7 +359,7 @@ fn render_plan(cloud: Cloud, job: &BulkJobView, plan: &Plan) -> String {
         Cloud::Aws => ("KMS container", "region"),
         Cloud::Azure => ("vault", "location"),
     };
-    let mut text = format!("Plan {}: {} on {} {}\n", job.id, job.operation, plan.items, noun(cloud));
+    let mut text = format!("Plan {}: {} on {}\n", job.id, job.operation, items(cloud, plan.items));
     text.push_str(&format!("  by {container}: {}\n", counts(&plan.by_container)));
     text.push_str(&format!("  by {region}: {}\n", counts(&plan.by_region)));
     text.push_str(&format!("  by current state: {}\n", counts(&plan.by_state)));
@@ -474,6 +475,13 @@ mod tests {
              \x20   k2    Disabled       none (already Disabled)\n"
         );
         assert!(render_plan(Cloud::Azure, &job, &plan).contains("on 3 backups\n  by vault: prod 3\n  by location:"));
+    }
+
+    #[test]
+    fn items_are_counted_in_words() {
+        assert_eq!(items(Cloud::Aws, 1), "1 key");
+        assert_eq!(items(Cloud::Aws, 0), "0 keys");
+        assert_eq!(items(Cloud::Azure, 3), "3 backups");
     }
 
     #[test]

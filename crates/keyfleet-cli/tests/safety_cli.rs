@@ -205,6 +205,21 @@ async fn dry_run_only_plans_and_yes_runs_at_once() {
     assert!(states(&fake, &ids[1..]).iter().all(|s| s == "Enabled"), "the plan never ran");
     assert_eq!(state_changes(&fake), before + 1, "one DisableKey, for the --yes job only");
 
+    // An idempotent create without --yes: a plan; once confirmed, the repeat answers the running job, no warning.
+    let args = ["bulkjob", "create", "--operation", "disablekey", "--key", &ids[1], "--idempotency-key", "cli-k2"];
+    let (plan, _) = cli.json(&args).await;
+    let id = plan["id"].as_str().unwrap();
+    assert_eq!(plan["overall_status"], "planned", "{plan}");
+    cli.json(&["bulkjob", "confirm", id]).await;
+    let (again, stderr) = cli.json(&args).await;
+    assert_eq!(again["id"], plan["id"]);
+    assert_ne!(again["overall_status"], "planned", "{again}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let out = cli.run(&["bulkjob", "watch", id, "--interval-ms", "100"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(states(&fake, &ids[..2]), vec!["Disabled", "Disabled"]);
+    assert_eq!(state_changes(&fake), before + 2);
+
     // `aws bulkjob` is the same command.
     let (listed, _) = cli.json(&["aws", "bulkjob", "list", "--status", "planned", "--json"]).await;
     assert_eq!(listed["total"], 1, "{listed}");

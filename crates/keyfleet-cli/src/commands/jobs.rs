@@ -304,7 +304,11 @@ async fn settle_plan(
     f: &FollowFlags,
 ) -> anyhow::Result<ExitCode> {
     if job.overall_status != PLANNED {
-        // Not a plan (an idempotent repeat of an earlier create that ran, a job with nothing to do).
+        // Not a plan: an idempotent repeat of a create that was confirmed since, or a server that ignored
+        // `dry_run` and started the job at once.
+        if let Some(warning) = unplanned_warning(cloud, &job) {
+            eprintln!("{warning}");
+        }
         print_json(&job)?;
         return follow(client, cloud, &job, f).await;
     }
@@ -330,6 +334,21 @@ async fn settle_plan(
     let job = client.confirm_bulkjob(cloud, &job.id).await?;
     print_json(&job)?;
     follow(client, cloud, &job, f).await
+}
+
+/// A job asked for as a plan that came back without one: the server does not plan (CipherTrust CCKM has no
+/// `dry_run`) and the job runs already. Said loudly, since the user meant to be asked first.
+fn unplanned_warning(cloud: Cloud, job: &BulkJobView) -> Option<String> {
+    job.plan.is_none().then(|| {
+        format!(
+            "warning: the server did not plan job {} but started it ({}): it does not support dry_run; if that \
+             was not meant, `{} cancel {}`; use --yes with this server",
+            job.id,
+            job.overall_status,
+            command_prefix(cloud),
+            job.id
+        )
+    })
 }
 
 fn plan_of(job: &BulkJobView) -> anyhow::Result<Plan> {
@@ -475,6 +494,17 @@ mod tests {
              \x20   k2    Disabled       none (already Disabled)\n"
         );
         assert!(render_plan(Cloud::Azure, &job, &plan).contains("on 3 backups\n  by vault: prod 3\n  by location:"));
+    }
+
+    #[test]
+    fn a_job_that_should_have_been_a_plan_is_warned_about() {
+        let mut job = planned_job();
+        job.overall_status = "in_progress".into();
+        assert_eq!(unplanned_warning(Cloud::Aws, &job), None, "a confirmed plan keeps its plan: an idempotent repeat");
+        job.plan = None;
+        let warning = unplanned_warning(Cloud::Aws, &job).expect("warning");
+        assert!(warning.contains("did not plan job e612b64f but started it (in_progress)"), "{warning}");
+        assert!(warning.contains("`keyfleet bulkjob cancel e612b64f`"), "{warning}");
     }
 
     #[test]

@@ -56,7 +56,10 @@ impl<'a> JobState<'a> {
 
 impl<'a> From<&'a BulkJobView> for JobState<'a> {
     fn from(job: &'a BulkJobView) -> Self {
-        JobState::of(job, job.keys.len(), "keys")
+        // `keys` is empty for jobs over 1,000 items; `progress` (an extension) counts them all.
+        let total = job.progress.as_ref().map_or(job.keys.len(), |p| usize::try_from(p.total).unwrap_or_default());
+        // Azure's bulk jobs (delete-key-backups) act on backups.
+        JobState::of(job, total, if job.delete_key_backups_param.is_some() { "backups" } else { "keys" })
     }
 }
 

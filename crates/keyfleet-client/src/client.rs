@@ -10,6 +10,7 @@ use keyfleet_api_types::auth::{TokenRequest, TokenResponse};
 use keyfleet_api_types::aws::{
     AwsConnectionRequest, AwsConnectionView, AwsKeyView, CreateAwsSyncJob, KmsRequest, KmsView, SyncJobView,
 };
+use keyfleet_api_types::azure::{AzureKeyQuery, AzureKeyView};
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, CreateAwsBulkJob};
 use keyfleet_api_types::common::ListParams;
 use reqwest::Method;
@@ -47,6 +48,30 @@ impl Default for ClientOptions {
             ca_cert: None,
             timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// The cloud of a bulk job: its routes differ only in their base path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// `/api/v1/cckm/aws/bulkjob`
+    Aws,
+    /// `/api/v1/cckm/azure/bulkjobs`
+    Azure,
+}
+
+impl Cloud {
+    /// The collection route of the cloud's bulk jobs.
+    pub fn bulkjobs_path(self) -> &'static str {
+        match self {
+            Cloud::Aws => "/api/v1/cckm/aws/bulkjob",
+            Cloud::Azure => "/api/v1/cckm/azure/bulkjobs",
+        }
+    }
+
+    /// The route of one job, followed by `suffix` (`""`, `"/confirm"`, ...).
+    fn bulkjob_path(self, id: &str, suffix: &str) -> String {
+        format!("{}/{}{suffix}", self.bulkjobs_path(), segment(id))
     }
 }
 
@@ -214,7 +239,7 @@ impl Client {
     /// string. The answer's JSON, or `Null` for an empty body (DELETE's 204).
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
         let path = api_path(path);
-        let bytes = self.call(method, &path, &[], body.as_ref()).await?;
+        let bytes = self.call(method, &path, &[], &[], body.as_ref()).await?.bytes().await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -223,25 +248,106 @@ impl Client {
 
     /// `POST /api/v1/cckm/aws/bulkjob`.
     pub async fn create_aws_bulkjob(&self, req: &CreateAwsBulkJob) -> Result<BulkJobView, ClientError> {
-        self.typed(Method::POST, "/api/v1/cckm/aws/bulkjob", &[], Some(req)).await
+        self.create_bulkjob(Cloud::Aws, req, None).await
     }
 
     /// `GET /api/v1/cckm/aws/bulkjob/{id}`.
     pub async fn get_aws_bulkjob(&self, id: &str) -> Result<BulkJobView, ClientError> {
-        let path = format!("/api/v1/cckm/aws/bulkjob/{}", segment(id));
-        self.typed(Method::GET, &path, &[], None::<&()>).await
+        self.get_bulkjob(Cloud::Aws, id).await
     }
 
     /// `GET /api/v1/cckm/aws/bulkjob`.
     pub async fn list_aws_bulkjobs(&self, query: &BulkJobListQuery) -> Result<ListEnvelope<BulkJobView>, ClientError> {
-        let query = query_pairs(query)?;
-        self.typed(Method::GET, "/api/v1/cckm/aws/bulkjob", &query, None::<&()>).await
+        self.list_bulkjobs(Cloud::Aws, query).await
     }
 
     /// `POST /api/v1/cckm/aws/bulkjob/{id}/cancel`: answers the job with `abort: true`.
     pub async fn cancel_aws_bulkjob(&self, id: &str) -> Result<BulkJobView, ClientError> {
-        let path = format!("/api/v1/cckm/aws/bulkjob/{}/cancel", segment(id));
-        self.typed(Method::POST, &path, &[], None::<&()>).await
+        self.cancel_bulkjob(Cloud::Aws, id).await
+    }
+
+    /// Creates a bulk job of `cloud` from its create body ([`CreateAwsBulkJob`] or
+    /// [`CreateAzureBulkJob`](keyfleet_api_types::azure::CreateAzureBulkJob)); with `idempotency_key`, a repeat
+    /// of the same request answers the first job instead of creating another.
+    pub async fn create_bulkjob(
+        &self,
+        cloud: Cloud,
+        req: &(impl Serialize + ?Sized),
+        idempotency_key: Option<&str>,
+    ) -> Result<BulkJobView, ClientError> {
+        let headers: Vec<(&str, &str)> = idempotency_key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+        let body = encode(req)?;
+        let bytes = self.call(Method::POST, cloud.bulkjobs_path(), &[], &headers, Some(&body)).await?.bytes().await?;
+        decode(cloud.bulkjobs_path(), &bytes)
+    }
+
+    /// `GET .../{id}` of a bulk job of `cloud`.
+    pub async fn get_bulkjob(&self, cloud: Cloud, id: &str) -> Result<BulkJobView, ClientError> {
+        self.typed(Method::GET, &cloud.bulkjob_path(id, ""), &[], None::<&()>).await
+    }
+
+    /// The bulk-job list of `cloud`.
+    pub async fn list_bulkjobs(
+        &self,
+        cloud: Cloud,
+        query: &BulkJobListQuery,
+    ) -> Result<ListEnvelope<BulkJobView>, ClientError> {
+        let query = query_pairs(query)?;
+        self.typed(Method::GET, cloud.bulkjobs_path(), &query, None::<&()>).await
+    }
+
+    /// `POST .../{id}/cancel`.
+    pub async fn cancel_bulkjob(&self, cloud: Cloud, id: &str) -> Result<BulkJobView, ClientError> {
+        self.typed(Method::POST, &cloud.bulkjob_path(id, "/cancel"), &[], None::<&()>).await
+    }
+
+    /// `POST .../{id}/confirm`: starts a planned job; answers it, now running.
+    pub async fn confirm_bulkjob(&self, cloud: Cloud, id: &str) -> Result<BulkJobView, ClientError> {
+        self.typed(Method::POST, &cloud.bulkjob_path(id, "/confirm"), &[], None::<&()>).await
+    }
+
+    /// `POST .../{id}/retry-failed`: a new job over the failed and not-attempted items of a finished job.
+    pub async fn retry_failed_bulkjob(&self, cloud: Cloud, id: &str) -> Result<BulkJobView, ClientError> {
+        let empty = serde_json::Map::new();
+        self.typed(Method::POST, &cloud.bulkjob_path(id, "/retry-failed"), &[], Some(&empty)).await
+    }
+
+    /// `POST .../{id}/revert`: a new planned job that puts back what a finished job changed.
+    pub async fn revert_bulkjob(&self, cloud: Cloud, id: &str) -> Result<BulkJobView, ClientError> {
+        let empty = serde_json::Map::new();
+        self.typed(Method::POST, &cloud.bulkjob_path(id, "/revert"), &[], Some(&empty)).await
+    }
+
+    /// `GET .../{id}/errors`: the failed items grouped by error code.
+    pub async fn bulkjob_errors(&self, cloud: Cloud, id: &str) -> Result<Value, ClientError> {
+        self.typed(Method::GET, &cloud.bulkjob_path(id, "/errors"), &[], None::<&()>).await
+    }
+
+    /// `GET .../{id}/report?format=`: copies the report to `out` chunk by chunk as it arrives (never the
+    /// whole body in memory) and returns the number of bytes written. `format` is `csv` or `ndjson`.
+    pub async fn download_bulkjob_report(
+        &self,
+        cloud: Cloud,
+        id: &str,
+        format: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, ClientError> {
+        let path = cloud.bulkjob_path(id, "/report");
+        let query = [("format".to_owned(), format.to_owned())];
+        let mut resp = self.call(Method::GET, &path, &query, &[], None).await?;
+        let mut written = 0u64;
+        while let Some(chunk) = resp.chunk().await? {
+            out.write_all(&chunk).map_err(|e| ClientError::Local(format!("writing the report: {e}")))?;
+            written += chunk.len() as u64;
+        }
+        out.flush().map_err(|e| ClientError::Local(format!("writing the report: {e}")))?;
+        Ok(written)
+    }
+
+    /// `GET /api/v1/cckm/azure/keys`.
+    pub async fn list_azure_keys(&self, query: &AzureKeyQuery) -> Result<ListEnvelope<AzureKeyView>, ClientError> {
+        let query = query_pairs(query)?;
+        self.typed(Method::GET, "/api/v1/cckm/azure/keys", &query, None::<&()>).await
     }
 
     /// `POST /api/v1/connectionmgmt/services/aws/connections`.
@@ -296,50 +402,55 @@ impl Client {
         query: &[(String, String)],
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T, ClientError> {
-        let body = body
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| ClientError::Local(format!("cannot encode the request: {e}")))?;
-        let bytes = self.call(method, path, query, body.as_ref()).await?;
+        let body = body.map(encode).transpose()?;
+        let bytes = self.call(method, path, query, &[], body.as_ref()).await?.bytes().await?;
         decode(path, &bytes)
     }
 
-    /// One authenticated call with the refresh rules; the body of a 2xx answer.
+    /// One authenticated call with the refresh rules: a 2xx answer with its body still unread (a download
+    /// reads it in chunks), any other answer as an error.
     async fn call(
         &self,
         method: Method,
         path: &str,
         query: &[(String, String)],
+        headers: &[(&str, &str)],
         body: Option<&Value>,
-    ) -> Result<Vec<u8>, ClientError> {
+    ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{}", self.base_url, path);
         let jwt = self.fresh_jwt().await?;
-        let (mut status, mut bytes) = self.send(method.clone(), &url, query, body, jwt.as_deref()).await?;
-        if status == 401
+        let mut resp = self.send_raw(method.clone(), &url, query, headers, body, jwt.as_deref()).await?;
+        if resp.status() == 401
             && let Some(stale) = jwt.as_deref()
             && self.has_refresh_token()
         {
             self.refresh_replacing(stale).await?;
             let jwt = self.jwt();
-            (status, bytes) = self.send(method, &url, query, body, jwt.as_deref()).await?;
+            resp = self.send_raw(method, &url, query, headers, body, jwt.as_deref()).await?;
         }
+        let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
+            let bytes = resp.bytes().await?;
             return Err(ClientError::from_answer(status, &bytes));
         }
-        Ok(bytes)
+        Ok(resp)
     }
 
-    async fn send(
+    async fn send_raw(
         &self,
         method: Method,
         url: &str,
         query: &[(String, String)],
+        headers: &[(&str, &str)],
         body: Option<&Value>,
         jwt: Option<&str>,
-    ) -> Result<(u16, Vec<u8>), ClientError> {
+    ) -> Result<reqwest::Response, ClientError> {
         let mut req = self.http.request(method, url).header(reqwest::header::ACCEPT, "application/json");
         if !query.is_empty() {
             req = req.query(query);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         if let Some(body) = body {
             req = req.json(body);
@@ -347,17 +458,16 @@ impl Client {
         if let Some(jwt) = jwt {
             req = req.bearer_auth(jwt);
         }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await?;
-        Ok((status, bytes.to_vec()))
+        Ok(req.send().await?)
     }
 
     async fn post_token(&self, req: &TokenRequest) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{}", self.base_url, TOKENS_PATH);
         let body = serde_json::to_value(req)
             .map_err(|e| ClientError::Local(format!("cannot encode the token request: {e}")))?;
-        let (status, bytes) = self.send(Method::POST, &url, &[], Some(&body), None).await?;
+        let resp = self.send_raw(Method::POST, &url, &[], &[], Some(&body), None).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?.to_vec();
         if !(200..300).contains(&status) {
             return Err(ClientError::from_answer(status, &bytes));
         }
@@ -404,6 +514,10 @@ impl Client {
         // half-written, so a poisoned lock is safe to use.
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn encode(body: &(impl Serialize + ?Sized)) -> Result<Value, ClientError> {
+    serde_json::to_value(body).map_err(|e| ClientError::Local(format!("cannot encode the request: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, ClientError> {

@@ -5,7 +5,7 @@ pub mod config;
 pub mod error;
 pub mod token;
 
-pub use client::{AwsKeyListQuery, Client, ClientOptions, DEFAULT_URL};
+pub use client::{AwsKeyListQuery, Client, ClientOptions, Cloud, DEFAULT_URL};
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use reqwest::Method;

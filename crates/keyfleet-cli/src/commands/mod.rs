@@ -1,8 +1,10 @@
-//! The `keyfleet` client commands: `login`, `aws ...`, `api`.
+//! The `keyfleet` client commands: `login`, `bulkjob ...`, `aws ...`, `azure ...`, `api`.
 
 mod api;
+mod azure;
 mod bulkjob;
 mod inventory;
+mod jobs;
 mod login;
 mod watch;
 
@@ -17,8 +19,10 @@ use keyfleet_client::config::{CONFIG_ENV, ClientConfig, resolve_config_path};
 use keyfleet_client::{Client, ClientOptions};
 
 pub use api::ApiArgs;
-pub use bulkjob::{BulkjobCommand, BulkjobCreateArgs, BulkjobListArgs, BulkjobWatchArgs, parse_keys_file};
+pub use azure::{AzureBulkjobCommand, AzureBulkjobCreateArgs, AzureCommand};
+pub use bulkjob::{BulkjobCommand, BulkjobCreateArgs, parse_keys_file};
 pub use inventory::{ConnectionCommand, KeysCommand, KmsCommand, SyncCommand};
+pub use jobs::{BulkjobListArgs, BulkjobWatchArgs, CreateFlags, FollowFlags, JobCommand, ReportArgs};
 pub use login::LoginArgs;
 
 /// Options every client command shares. Not `global`, so that it cannot collide with a `--config` of
@@ -36,10 +40,18 @@ pub struct ClientGlobalArgs {
 pub enum ClientCommand {
     /// Log in to a keyfleet (or CipherTrust CCKM) server and save the session
     Login(LoginArgs),
+    /// Bulk jobs on AWS KMS keys (the same as `aws bulkjob`): create (plan, ask, run), confirm, report, ...
+    #[command(subcommand)]
+    Bulkjob(BulkjobCommand),
     /// AWS: bulk jobs, connections, KMS containers, key synchronization, keys
     Aws {
         #[command(subcommand)]
         command: AwsCommand,
+    },
+    /// Azure: bulk jobs on cloud key backups
+    Azure {
+        #[command(subcommand)]
+        command: AzureCommand,
     },
     /// Call any API route and print the JSON answer
     Api(ApiArgs),
@@ -47,7 +59,7 @@ pub enum ClientCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AwsCommand {
-    /// Bulk jobs on AWS KMS keys: create, get, list, cancel, watch
+    /// Bulk jobs on AWS KMS keys: create (plan, ask, run), confirm, report, errors, retry-failed, revert, ...
     #[command(subcommand)]
     Bulkjob(BulkjobCommand),
     /// AWS connections (credentials keyfleet uses to reach KMS)
@@ -70,6 +82,7 @@ pub enum AwsCommand {
 pub async fn run(cmd: ClientCommand, global: &ClientGlobalArgs) -> anyhow::Result<ExitCode> {
     match cmd {
         ClientCommand::Login(args) => login::run(args, global).await,
+        ClientCommand::Bulkjob(cmd) => bulkjob::run(&open_session(global)?, cmd).await,
         ClientCommand::Aws { command } => {
             let client = open_session(global)?;
             match command {
@@ -80,6 +93,7 @@ pub async fn run(cmd: ClientCommand, global: &ClientGlobalArgs) -> anyhow::Resul
                 AwsCommand::Keys(cmd) => inventory::keys(&client, cmd).await,
             }
         }
+        ClientCommand::Azure { command } => azure::run(&open_session(global)?, command).await,
         ClientCommand::Api(args) => {
             let client = open_session(global)?;
             api::run(&client, args).await

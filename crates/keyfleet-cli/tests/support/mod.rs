@@ -56,6 +56,11 @@ impl Server {
         s
     }
 
+    /// `https://127.0.0.1:PORT`, the server's self-signed certificate.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     async fn login(&self) {
         let (status, t) =
             self.send("POST", "/api/v1/auth/tokens", &json!({"username": "admin", "password": PASSWORD})).await;

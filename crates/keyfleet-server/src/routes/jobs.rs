@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{Json, Query};
 use crate::views::report::ReportFormat;
 use crate::{AppState, views};
 
@@ -102,23 +102,25 @@ fn confirm_bulkjob(cloud: Cloud) -> Routes {
     })
 }
 
-/// `POST` of a bulk-job create, either cloud: `create` runs at most once per `Idempotency-Key` (extension);
-/// 201 with the job.
-pub(crate) async fn create_bulkjob<R, Fut>(
-    s: &AppState,
-    c: &Caller,
-    cloud: Cloud,
-    headers: &HeaderMap,
-    req: R,
-    create: impl FnOnce(R) -> Fut,
-) -> Result<(StatusCode, axum::Json<BulkJobView>), ApiError>
-where
-    R: Serialize + Clone,
-    Fut: Future<Output = Result<JobWithItems, ServiceError>>,
-{
-    let key = idempotency_key(headers)?;
+/// A cloud's create-bulk-job body, and the service call that creates its job.
+pub(crate) trait NewBulkJob: serde::de::DeserializeOwned + Serialize + Clone + Send + 'static {
+    const CLOUD: Cloud;
+    fn create(self, services: &Services, caller: &Caller) -> impl Future<Output = JobResult> + Send;
+}
+
+pub(crate) type JobResult = Result<JobWithItems, ServiceError>;
+
+/// `POST` of a bulk-job create, either cloud: the job is created at most once per `Idempotency-Key`
+/// (extension); 201 with the job.
+pub(crate) async fn create_bulkjob<R: NewBulkJob>(
+    State(s): S,
+    Auth(c): Auth,
+    headers: HeaderMap,
+    Json(req): Json<R>,
+) -> Result<(StatusCode, axum::Json<BulkJobView>), ApiError> {
+    let key = idempotency_key(&headers)?;
     let body = req.clone();
-    let job = s.services.create_once(c, cloud, key, &body, create(req)).await?;
+    let job = s.services.create_once(&c, R::CLOUD, key, &body, req.create(&s.services, &c)).await?;
     Ok((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
 }
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use keyfleet_api_types::azure::{AzureSyncJobView, CreateAzureBulkJob, CreateAzureSyncJob};
-use keyfleet_api_types::bulkjob::BulkJobView;
 use keyfleet_core::Cloud;
+use keyfleet_service::{Caller, Services};
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -25,22 +25,20 @@ const SYNC: &str = "/v1/cckm/azure/synchronization-jobs";
 
 pub fn routes() -> Router<Arc<AppState>> {
     jobs::shared(AZURE, BULK, SYNC, views::azure::sync_job)
-        .route(BULK, post(create))
+        .route(BULK, post(jobs::create_bulkjob::<CreateAzureBulkJob>))
         .route("/v1/cckm/azure/bulkjobs/{id}", delete(delete_finished))
         .route(SYNC, post(create_sync))
 }
 
+impl jobs::NewBulkJob for CreateAzureBulkJob {
+    const CLOUD: Cloud = AZURE;
+    fn create(self, services: &Services, caller: &Caller) -> impl Future<Output = jobs::JobResult> + Send {
+        services.create_azure_bulkjob(caller, self)
+    }
+}
+
 type S = State<Arc<AppState>>;
 type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
-
-async fn create(
-    State(s): S,
-    Auth(c): Auth,
-    headers: HeaderMap,
-    Json(req): Json<CreateAzureBulkJob>,
-) -> Created<BulkJobView> {
-    jobs::create_bulkjob(&s, &c, AZURE, &headers, req, |req| s.services.create_azure_bulkjob(&c, req)).await
-}
 
 /// Only a finished job; a running one answers 409.
 async fn delete_finished(State(s): S, Auth(c): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {

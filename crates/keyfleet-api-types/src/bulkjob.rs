@@ -166,8 +166,28 @@ job_resource! {
         /// Extension: why the job stopped before running every item (a failure threshold was crossed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub stop_reason: Option<String>,
+        /// Extension: the finished job whose failed and skipped items this job retries (`retry-failed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retry_of: Option<String>,
+        /// Extension: the finished job whose changes this job puts back (`revert`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub revert_of: Option<String>,
     }
 }
+
+/// Extension: the body of `POST .../bulkjob(s)/{id}/retry-failed` (may be empty or `{}`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFailedRequest {
+    /// Plan the retry (`overall_status: "planned"`) instead of starting it; confirm it as any plan.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Extension: the body of `POST .../bulkjob(s)/{id}/revert`: no fields (a revert is always a plan).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RevertRequest {}
 
 list_query! {
     /// Query of `GET /v1/cckm/aws/bulkjob` and `GET /v1/cckm/azure/bulkjobs`.

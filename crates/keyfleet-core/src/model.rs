@@ -178,6 +178,12 @@ pub struct JobParams {
     /// items on). The server's default when the request gave none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failure_percent: Option<i64>,
+    /// Extension: the job retries the failed and not-attempted items of this finished job (`retry-failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<JobId>,
+    /// Extension: the job puts back what this finished job changed (`revert`); its items carry a [`Restore`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_of: Option<JobId>,
 }
 
 /// Which keys a selector job acts on, resolved to stored ids (all conditions must hold).
@@ -258,7 +264,11 @@ pub struct PlanGroup {
     pub container: String,
     pub region: String,
     pub state: String,
+    /// Revert items: the state they return their keys to (`None` for the items of any other job).
+    pub restore_state: Option<String>,
     pub items: i64,
+    /// How many of the items put back a key policy.
+    pub restore_policies: i64,
 }
 
 /// One row of a job's report: an item with what the inventory knows of its target (`None` where the target
@@ -324,7 +334,32 @@ pub struct ItemRecord {
     pub last_error_message: Option<String>,
     pub state_before: Option<String>,
     pub state_after: Option<String>,
+    /// A revert item: the key state it returns the key to (see [`Restore`]).
+    pub restore_state: Option<String>,
+    /// A revert item: whether it puts back a key policy (the policy itself is read only by the worker).
+    pub restores_policy: bool,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What one item of a revert job puts back on its key, taken from what the reverted job's item recorded. The
+/// item does whatever takes the key there from its live state (e.g. `PendingDeletion` to `Enabled`: cancel the
+/// deletion, then enable), and nothing when the key is already there.
+#[derive(Clone, Default, PartialEq)]
+pub struct Restore {
+    /// The key state to return to (the reverted item's `state_before`): `Enabled` or `Disabled`.
+    pub state: Option<String>,
+    /// The exact key policy to put back (the reverted item's policy before a template replaced it).
+    pub policy: Option<String>,
+}
+
+impl fmt::Debug for Restore {
+    // A key policy names the account's principals: it stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Restore")
+            .field("state", &self.state)
+            .field("policy", &self.policy.as_ref().map(|_| "<policy>"))
+            .finish()
+    }
 }
 
 /// An item a worker holds a lease on, with what it needs to act without further lookups of the job.
@@ -340,6 +375,8 @@ pub struct ClaimedItem {
     pub attempts: i64,
     /// When the first attempt started; the per-item deadline counts from here.
     pub first_attempt_at: DateTime<Utc>,
+    /// A revert item: what it puts back, in place of the job's operation.
+    pub restore: Option<Restore>,
 }
 
 /// How a worker's attempt on an item ended.

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ItemOutcome, ItemStatus, JobParams, JobStatus, Operation};
+use crate::model::{ItemOutcome, ItemRecord, ItemStatus, JobParams, JobStatus, Operation};
 
 /// The reason of items skipped because their job was cancelled (`Skipped: cancelled`).
 pub const CANCELLED: &str = "cancelled";
@@ -154,6 +154,68 @@ pub fn intended_action(op: Operation, state: Option<&str>) -> String {
         None => "none (gone)".to_string(),
         Some(s) if done_in_state(op, s) => format!("none (already {s})"),
         Some(_) => op.as_str().to_string(),
+    }
+}
+
+/// What a planned item will do to a target in `state`: a revert item's own restore ([`restore_steps`]), or
+/// the job's operation ([`intended_action`]).
+pub fn planned_action(op: Operation, item: &ItemRecord, state: Option<&str>) -> String {
+    let (Some(now), Some(target)) = (state, item.restore_state.as_deref()) else {
+        return match state {
+            Some(_) if item.restores_policy => "restore key policy".to_string(),
+            _ => intended_action(op, state),
+        };
+    };
+    let policy = if item.restores_policy { "restore key policy, " } else { "" };
+    match restore_steps(now, target) {
+        Ok(steps) if steps.is_empty() && policy.is_empty() => format!("none (already {now})"),
+        Ok(steps) => {
+            let calls: Vec<&str> = steps.iter().map(|o| o.as_str()).collect();
+            format!("{policy}{}", calls.join(", ")).trim_end_matches(", ").to_string()
+        }
+        Err(why) => format!("fails ({why})"),
+    }
+}
+
+/// Whether a planned item whose target is in `state` will need no state-changing call: a revert item when its
+/// key is already in the state it restores, any other item as [`done_in_state`] says. (An item that restores a
+/// policy always acts.)
+pub fn planned_no_op(op: Operation, state: &str, restore_state: Option<&str>) -> bool {
+    match restore_state {
+        Some(target) => restore_steps(state, target).is_ok_and(|steps| steps.is_empty()),
+        None => done_in_state(op, state),
+    }
+}
+
+/// The operation of a job that reverts a job of `op`: the one that undoes its items (each revert item still
+/// returns its key to that key's own recorded state). An error says why `op` cannot be reverted.
+pub fn revert_operation(op: Operation) -> Result<Operation, &'static str> {
+    match op {
+        Operation::EnableKey => Ok(Operation::DisableKey),
+        Operation::DisableKey => Ok(Operation::EnableKey),
+        Operation::ScheduleKeyDeletion => Ok(Operation::CancelKeyDeletion),
+        Operation::ApplyPolicyTemplate => Ok(Operation::ApplyPolicyTemplate),
+        Operation::CancelKeyDeletion => {
+            Err("reverting a cancelkeydeletion job would schedule the keys' deletion again, with a window keyfleet \
+             did not record; create a schedulekeydeletion job if that is meant")
+        }
+        Operation::DeleteKeyBackups => {
+            Err("Azure backup deletion cannot be reverted: the deleted backups no longer exist anywhere")
+        }
+    }
+}
+
+/// The calls that take an AWS key from `state` back to `target` (`Enabled` or `Disabled`), in order; none when
+/// it is already there. AWS leaves a key whose deletion is cancelled `Disabled`, hence two calls back to
+/// `Enabled`.
+pub fn restore_steps(state: &str, target: &str) -> Result<Vec<Operation>, String> {
+    match (state, target) {
+        (s, t) if s == t => Ok(Vec::new()),
+        ("PendingDeletion", "Disabled") => Ok(vec![Operation::CancelKeyDeletion]),
+        ("PendingDeletion", "Enabled") => Ok(vec![Operation::CancelKeyDeletion, Operation::EnableKey]),
+        ("Disabled", "Enabled") => Ok(vec![Operation::EnableKey]),
+        ("Enabled", "Disabled") => Ok(vec![Operation::DisableKey]),
+        _ => Err(format!("a key in state {state} cannot be returned to {target}")),
     }
 }
 
@@ -321,6 +383,50 @@ mod tests {
         assert_eq!(end_status(&progress(3, 2, 1, 0), false, false), Some(JobStatus::Completed));
         assert_eq!(end_status(&progress(3, 2, 1, 0), true, true), Some(JobStatus::Cancelled));
         assert_eq!(end_status(&progress(3, 2, 0, 0), false, true), None);
+    }
+
+    #[test]
+    fn a_revert_item_takes_the_calls_back_to_its_recorded_state() {
+        use Operation::*;
+        assert_eq!(restore_steps("Disabled", "Disabled"), Ok(vec![]));
+        assert_eq!(restore_steps("Disabled", "Enabled"), Ok(vec![EnableKey]));
+        assert_eq!(restore_steps("Enabled", "Disabled"), Ok(vec![DisableKey]));
+        assert_eq!(restore_steps("PendingDeletion", "Disabled"), Ok(vec![CancelKeyDeletion]));
+        assert_eq!(restore_steps("PendingDeletion", "Enabled"), Ok(vec![CancelKeyDeletion, EnableKey]));
+        assert!(restore_steps("Enabled", "PendingDeletion").is_err());
+        assert_eq!(revert_operation(DisableKey), Ok(EnableKey));
+        assert_eq!(revert_operation(ScheduleKeyDeletion), Ok(CancelKeyDeletion));
+        assert!(revert_operation(DeleteKeyBackups).is_err_and(|why| why.contains("cannot be reverted")));
+        assert!(revert_operation(CancelKeyDeletion).is_err());
+        assert!(planned_no_op(CancelKeyDeletion, "Disabled", Some("Disabled")));
+        assert!(!planned_no_op(CancelKeyDeletion, "Disabled", Some("Enabled")), "needs an EnableKey");
+        assert!(planned_no_op(CancelKeyDeletion, "Disabled", None));
+
+        let at = crate::time::from_micros(0);
+        let item = |restore_state: Option<&str>, restores_policy| ItemRecord {
+            job_id: crate::JobId::new(),
+            seq: 0,
+            key_id: crate::KeyId::new(),
+            status: ItemStatus::Planned,
+            attempts: 0,
+            detail: None,
+            last_error_code: None,
+            last_error_message: None,
+            state_before: None,
+            state_after: None,
+            restore_state: restore_state.map(String::from),
+            restores_policy,
+            updated_at: at,
+        };
+        let to_enabled = item(Some("Enabled"), false);
+        assert_eq!(
+            planned_action(CancelKeyDeletion, &to_enabled, Some("PendingDeletion")),
+            "cancelkeydeletion, enablekey"
+        );
+        assert_eq!(planned_action(CancelKeyDeletion, &to_enabled, Some("Enabled")), "none (already Enabled)");
+        assert_eq!(planned_action(ApplyPolicyTemplate, &item(None, true), Some("Enabled")), "restore key policy");
+        assert_eq!(planned_action(DisableKey, &item(None, false), Some("Enabled")), "disablekey");
+        assert_eq!(planned_action(EnableKey, &to_enabled, None), "none (gone)");
     }
 
     #[test]

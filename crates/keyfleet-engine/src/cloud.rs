@@ -20,13 +20,22 @@ pub(crate) struct ItemResult {
     pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
     /// `delete-key-backups`: the backup to delete in the same transaction as a successful outcome.
     pub deleted_backup: Option<BackupId>,
-    /// The state-changing call this attempt sent (audited with the outcome).
-    pub cloud_call: Option<CloudCall>,
+    /// The state-changing calls this attempt sent, in order (each audited with the outcome).
+    pub cloud_calls: Vec<CloudCall>,
+    /// `applypolicytemplate`: the key policy the template replaced, kept for a revert.
+    pub policy_before: Option<String>,
 }
 
 impl From<ItemOutcome> for ItemResult {
     fn from(outcome: ItemOutcome) -> Self {
-        ItemResult { outcome, refused_connection: None, refreshed_key: None, deleted_backup: None, cloud_call: None }
+        ItemResult {
+            outcome,
+            refused_connection: None,
+            refreshed_key: None,
+            deleted_backup: None,
+            cloud_calls: Vec::new(),
+            policy_before: None,
+        }
     }
 }
 

@@ -27,7 +27,8 @@ pub(crate) struct Finished {
     pub outcome: ItemOutcome,
     pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
     pub deleted_backup: Option<BackupId>,
-    pub cloud_call: Option<CloudCall>,
+    pub cloud_calls: Vec<CloudCall>,
+    pub policy_before: Option<String>,
 }
 
 impl Finished {
@@ -98,7 +99,8 @@ async fn write(store: &dyn EngineStore, owner: &str, at: DateTime<Utc>, mut batc
                 seq: q.finished.seq,
                 outcome: &q.finished.outcome,
                 effect: q.finished.effect(),
-                cloud_call: q.finished.cloud_call.as_ref(),
+                cloud_calls: &q.finished.cloud_calls,
+                policy_before: q.finished.policy_before.as_deref(),
             })
             .collect();
         let recorded = store.finish_items(&FinishedBatch { job, owner, at, items: &items }).await;

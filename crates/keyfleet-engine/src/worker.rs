@@ -156,7 +156,8 @@ impl Engine {
             outcome: result.outcome,
             refreshed_key: result.refreshed_key,
             deleted_backup: result.deleted_backup,
-            cloud_call: result.cloud_call,
+            cloud_calls: result.cloud_calls,
+            policy_before: result.policy_before,
         };
         match self.recorder.record(self.store.as_ref(), &self.config.node_id, || self.now(), finished).await {
             Ok(true) => tracing::debug!(

@@ -3,7 +3,7 @@
 
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
-use keyfleet_core::rules::intended_action;
+use keyfleet_core::rules::planned_action;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
@@ -166,7 +166,7 @@ impl Services {
             .into_iter()
             .map(|row| {
                 let action = if row.item.status == ItemStatus::Planned {
-                    intended_action(job.operation, row.current_state.as_deref())
+                    planned_action(job.operation, &row.item, row.current_state.as_deref())
                 } else {
                     job.operation.as_str().to_string()
                 };

@@ -9,6 +9,7 @@ mod error;
 pub mod jobs;
 pub mod login_guard;
 pub mod paging;
+pub mod rerun;
 pub mod safety;
 pub mod sync_jobs;
 pub mod users;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use keyfleet_api_types::bulkjob::{JobSafety, Plan, PlanSample};
-use keyfleet_core::rules::{done_in_state, intended_action};
+use keyfleet_core::rules::{planned_action, planned_no_op};
 use keyfleet_core::time::now;
 use keyfleet_core::*;
 
@@ -113,8 +113,8 @@ impl Services {
             plan.items += g.items;
             *plan.by_container.entry(g.container).or_default() += g.items;
             *plan.by_region.entry(g.region).or_default() += g.items;
-            if done_in_state(op, &g.state) {
-                plan.no_ops += g.items;
+            if planned_no_op(op, &g.state, g.restore_state.as_deref()) {
+                plan.no_ops += g.items - g.restore_policies;
             }
             *plan.by_state.entry(g.state).or_default() += g.items;
         }
@@ -163,7 +163,7 @@ impl Services {
                     return ItemEntry { item, current_state: None, action: None };
                 }
                 let state = states.get(&item.key_id).cloned();
-                let action = Some(intended_action(op, state.as_deref()));
+                let action = Some(planned_action(op, &item, state.as_deref()));
                 ItemEntry { item, current_state: state, action }
             })
             .collect())

@@ -117,8 +117,22 @@ pub struct FinishedItem<'a> {
     pub seq: i64,
     pub outcome: &'a ItemOutcome,
     pub effect: ItemEffect<'a>,
-    /// The state-changing call the attempt sent, if any: audited with the outcome, in the same transaction.
-    pub cloud_call: Option<&'a CloudCall>,
+    /// The state-changing calls the attempt sent, in order: each audited with the outcome, in the same
+    /// transaction.
+    pub cloud_calls: &'a [CloudCall],
+    /// `applypolicytemplate`: the key policy the template replaced (kept for a revert; `None` leaves what an
+    /// earlier attempt recorded).
+    pub policy_before: Option<&'a str>,
+}
+
+/// How a new job takes its items from a finished one ([`JobStore::create_derived_job`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derived {
+    /// `retry-failed`: the failed and skipped (not attempted) items, as they were.
+    Retry,
+    /// `revert`: the items that succeeded and changed their key (state or policy), each restoring the key's
+    /// state and policy from before.
+    Revert,
 }
 
 /// Attempts of one job's items that `owner` finished, recorded together at `at`.
@@ -346,6 +360,10 @@ pub trait JobStore: Send + Sync {
     /// Starts a planned job on its frozen items (`planned → pending`), in one transaction. `None` when the job
     /// is not (or no longer) planned; otherwise the job as it is afterwards.
     async fn start_planned_job(&self, id: JobId, at: DateTime<Utc>) -> Result<Option<JobRecord>>;
+    /// Creates `job` over items of the finished job `from`, chosen and filled as [`Derived`] says, with its
+    /// audit record (`bulkjob.retry`, `bulkjob.revert`), in one transaction. Returns the item count; 0 means
+    /// no item qualified and nothing was created.
+    async fn create_derived_job(&self, job: &JobRecord, from: JobId, how: Derived) -> Result<i64>;
 }
 
 /// `Idempotency-Key`s of create requests, per user (see `migrations/*/0006_job_safety.sql`).
@@ -417,7 +435,7 @@ pub trait WorkQueue: Send + Sync {
         at: DateTime<Utc>,
         effect: ItemEffect<'_>,
     ) -> Result<bool> {
-        let items = [FinishedItem { seq, outcome, effect, cloud_call: None }];
+        let items = [FinishedItem { seq, outcome, effect, cloud_calls: &[], policy_before: None }];
         let recorded = self.finish_items(&FinishedBatch { job, owner, at, items: &items }).await?;
         Ok(recorded.first().copied().unwrap_or(false))
     }

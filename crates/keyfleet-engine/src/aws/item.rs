@@ -2,7 +2,7 @@
 
 use keyfleet_clouds::aws::KeyMetadata;
 use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
-use keyfleet_core::rules::done_in_state;
+use keyfleet_core::rules::{done_in_state, restore_steps};
 use keyfleet_core::*;
 use keyfleet_store::CloudCall;
 
@@ -30,6 +30,9 @@ impl Engine {
         // Cancellation is checked before anything is sent.
         if self.store.job_aborted(item.job_id).await? {
             return Ok(ItemOutcome::Skipped { reason: "cancelled".into() }.into());
+        }
+        if let Some(restore) = &item.restore {
+            return Ok(self.restore(item, &target, restore).await);
         }
         // The key id, not the ARN: the client is already bound to the key's account and region, and some
         // KMS implementations (moto) mishandle ARNs in Enable/DisableKey.
@@ -62,9 +65,17 @@ impl Engine {
             Operation::ApplyPolicyTemplate => Some(self.template_policy(item).await?),
             _ => None,
         };
+        // The policy the template replaces, kept for a revert (only when the template changes it).
+        let policy_before = match &policy {
+            Some(p) => match self.key_policy(&target, &key).await {
+                Ok(current) => (!same_policy(&current, p)).then_some(current),
+                Err(e) => return Ok(self.failure(item, &target, e, Some(before))),
+            },
+            None => None,
+        };
         // From here on the action is sent (unless the lease is lost first, and then nothing is recorded).
-        let call = Some(CloudCall { cloud: CLOUD_AWS, action: item.operation.cloud_action(), key: key.clone() });
-        if let Err(e) = self.effect(item, &target, &key, policy.as_deref()).await {
+        let call = vec![CloudCall { cloud: CLOUD_AWS, action: item.operation.cloud_action(), key: key.clone() }];
+        if let Err(e) = self.effect(item, item.operation, &target, &key, policy.as_deref()).await {
             // The cache was stale and the key is in a state the action does not apply to: maybe it is already
             // where we want it (e.g. deletion already scheduled).
             if e.kind == ErrorKind::InvalidState
@@ -74,14 +85,73 @@ impl Engine {
             {
                 let refreshed = refreshed(&target, &live, None);
                 let done = success(Some(live.key_state.clone()), Some(live.key_state), refreshed);
-                return Ok(ItemResult { cloud_call: call, ..done });
+                return Ok(ItemResult { cloud_calls: call, ..done });
             }
-            return Ok(ItemResult { cloud_call: call, ..self.failure(item, &target, e, Some(before)) });
+            // The policy may have been replaced before the tag failed: what it was stays recorded.
+            let failed = self.failure(item, &target, e, Some(before));
+            return Ok(ItemResult { cloud_calls: call, policy_before, ..failed });
         }
         // The action succeeded, so its result is known without another read.
-        let after = effect_result(item, &target.key.material, self.now());
-        let refreshed = refreshed(&target, &after, policy.as_deref().map(|p| (p, item)));
-        Ok(ItemResult { cloud_call: call, ..success(Some(before), Some(after.key_state), refreshed) })
+        let after = effect_result(item.operation, item.params.days, &target.key.material, self.now());
+        let applied = policy.as_deref().map(|p| (p, Some(template_tag(item))));
+        let refreshed = refreshed(&target, &after, applied);
+        let done = success(Some(before), Some(after.key_state), refreshed);
+        Ok(ItemResult { cloud_calls: call, policy_before, ..done })
+    }
+
+    /// A revert item: puts back the key's recorded policy and state from what the key is now (read first, on
+    /// every attempt), with the fewest calls; a key already back needs none, so a retried attempt after an
+    /// interruption does not repeat what the first one did.
+    async fn restore(&self, item: &ClaimedItem, target: &AwsTarget, restore: &Restore) -> ItemResult {
+        let key = target.key.material.key_id.clone();
+        let live = match self.describe(target, &key).await {
+            Ok(m) => m,
+            Err(e) => return self.failure(item, target, e, None),
+        };
+        let before = live.key_state.clone();
+        let mut calls = Vec::new();
+        let mut policy_before = None;
+        if let Some(policy) = &restore.policy {
+            let current = match self.key_policy(target, &key).await {
+                Ok(p) => p,
+                Err(e) => return self.failure(item, target, e, Some(before)),
+            };
+            if !same_policy(&current, policy) {
+                calls.push(CloudCall { cloud: CLOUD_AWS, action: "PutKeyPolicy", key: key.clone() });
+                let put = target.client.put_key_policy(&key, policy);
+                if let Err(e) = self.change(item, target, &key, "PutKeyPolicy", put).await {
+                    return ItemResult { cloud_calls: calls, ..self.failure(item, target, e, Some(before)) };
+                }
+                // A revert of this revert puts it back in turn.
+                policy_before = Some(current);
+            }
+        }
+        let mut after = live;
+        if let Some(state) = &restore.state {
+            let steps = match restore_steps(&after.key_state, state) {
+                Ok(steps) => steps,
+                Err(why) => {
+                    let code = "KMSInvalidStateException".to_string();
+                    let failed = ItemOutcome::Failed { code, message: why, state_before: Some(before) };
+                    return ItemResult { cloud_calls: calls, policy_before, ..failed.into() };
+                }
+            };
+            for op in steps {
+                calls.push(CloudCall { cloud: CLOUD_AWS, action: op.cloud_action(), key: key.clone() });
+                if let Err(e) = self.effect(item, op, target, &key, None).await {
+                    let failed = self.failure(item, target, e, Some(before));
+                    return ItemResult { cloud_calls: calls, policy_before, ..failed };
+                }
+                after = effect_result(op, None, &after, self.now());
+            }
+        }
+        let refreshed = refreshed(target, &after, restore.policy.as_deref().map(|p| (p, None)));
+        let done = success(Some(before), Some(after.key_state), refreshed);
+        ItemResult { cloud_calls: calls, policy_before, ..done }
+    }
+
+    async fn key_policy(&self, target: &AwsTarget, key: &str) -> Result<String, CloudError> {
+        self.paced(target, "GetKeyPolicy", target.client.get_key_policy(key)).await
     }
 
     /// Paces `call` on its (account, region, action) bucket and feeds the outcome back into the pacer.
@@ -146,16 +216,18 @@ impl Engine {
         self.paced_checked(target, action, Some(item), call).await
     }
 
+    /// Sends `op` (the item's operation, or a step of a revert item) to the key.
     async fn effect(
         &self,
         item: &ClaimedItem,
+        op: Operation,
         target: &AwsTarget,
         key: &str,
         policy: Option<&str>,
     ) -> Result<(), CloudError> {
         let kms: &dyn AwsKms = target.client.as_ref();
-        let action = item.operation.cloud_action();
-        match item.operation {
+        let action = op.cloud_action();
+        match op {
             Operation::EnableKey => self.change(item, target, key, action, kms.enable_key(key)).await,
             Operation::DisableKey => self.change(item, target, key, action, kms.disable_key(key)).await,
             Operation::ScheduleKeyDeletion => {
@@ -239,26 +311,28 @@ impl Engine {
             }
             Verdict::Fail => ItemOutcome::Failed { code: err.code, message: err.message, state_before: before },
         };
-        ItemResult { outcome, refused_connection: refused, refreshed_key: None, deleted_backup: None, cloud_call: None }
+        ItemResult { refused_connection: refused, ..outcome.into() }
     }
 }
 
-/// The cached key updated with what the cloud just told us; None when nothing changed.
+/// The cached key updated with what the cloud just told us, and the policy (and template tag) just put on it;
+/// None when nothing changed.
 fn refreshed(
     target: &AwsTarget,
     meta: &KeyMetadata,
-    applied_policy: Option<(&str, &ClaimedItem)>,
+    applied_policy: Option<(&str, Option<(String, String)>)>,
 ) -> Option<(KeyId, AwsKeyMaterial)> {
     let mut m = target.key.material.clone();
     m.key_state = meta.key_state.clone();
     m.enabled = meta.enabled;
     m.deletion_date = meta.deletion_date;
     m.description = meta.description.clone();
-    if let Some((policy, item)) = applied_policy {
+    if let Some((policy, tag)) = applied_policy {
         m.policy = policy.to_string();
-        let (k, v) = template_tag(item);
-        m.tags.retain(|(tk, _)| *tk != k);
-        m.tags.push((k, v));
+        if let Some((k, v)) = tag {
+            m.tags.retain(|(tk, _)| *tk != k);
+            m.tags.push((k, v));
+        }
     }
     (m != target.key.material).then_some((target.key.id, m))
 }
@@ -268,19 +342,19 @@ fn success(
     after: Option<String>,
     refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
 ) -> ItemResult {
-    ItemResult {
-        outcome: ItemOutcome::Succeeded { detail: "Success".into(), state_before: before, state_after: after },
-        refused_connection: None,
-        refreshed_key,
-        deleted_backup: None,
-        cloud_call: None,
-    }
+    let outcome = ItemOutcome::Succeeded { detail: "Success".into(), state_before: before, state_after: after };
+    ItemResult { refreshed_key, ..outcome.into() }
 }
 
-/// What a successful action did to the key, as DescribeKey would now show it.
-fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial, now: chrono::DateTime<chrono::Utc>) -> KeyMetadata {
+/// What a successful `op` (with the job's `days`) did to the key, as DescribeKey would now show it.
+fn effect_result(
+    op: Operation,
+    days: Option<i64>,
+    m: &AwsKeyMaterial,
+    now: chrono::DateTime<chrono::Utc>,
+) -> KeyMetadata {
     let mut meta = m.clone();
-    match item.operation {
+    match op {
         Operation::EnableKey => {
             meta.key_state = "Enabled".into();
             meta.enabled = true;
@@ -292,7 +366,7 @@ fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial, now: chrono::DateTime<c
         Operation::ScheduleKeyDeletion => {
             meta.key_state = "PendingDeletion".into();
             meta.enabled = false;
-            meta.deletion_date = Some(now + chrono::Duration::days(item.params.days.unwrap_or(30)));
+            meta.deletion_date = Some(now + chrono::Duration::days(days.unwrap_or(30)));
         }
         Operation::CancelKeyDeletion => {
             // AWS leaves a key whose deletion was cancelled Disabled.
@@ -305,7 +379,16 @@ fn effect_result(item: &ClaimedItem, m: &AwsKeyMaterial, now: chrono::DateTime<c
     meta
 }
 
-/// Would a key in `state` need nothing from this operation?
+/// Are two key policies the same document? Compared as JSON (KMS may reformat what it was given), as text
+/// when either is not JSON.
+fn same_policy(a: &str, b: &str) -> bool {
+    match (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The tag `applypolicytemplate` leaves on a key: the template's id.
 fn template_tag(item: &ClaimedItem) -> (String, String) {
     let id = item.params.policy_template_id.map(|t| t.to_string()).unwrap_or_default();
     (POLICY_TEMPLATE_TAG.to_string(), id)

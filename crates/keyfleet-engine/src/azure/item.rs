@@ -22,16 +22,12 @@ impl Engine {
         let id = item.backup_id();
         // Deleted since the job was created (one by one, or by another job): the goal holds, nothing to do.
         let before = if self.store.get_key_backup(id).await?.is_some() { "stored" } else { "absent" };
-        Ok(ItemResult {
-            outcome: ItemOutcome::Succeeded {
-                detail: "Success".into(),
-                state_before: Some(before.into()),
-                state_after: Some("deleted".into()),
-            },
-            refused_connection: None,
-            refreshed_key: None,
-            deleted_backup: Some(id),
-            cloud_call: None, // the backup is keyfleet's own copy: no call to Key Vault
-        })
+        // The backup is keyfleet's own copy: no call to Key Vault.
+        let outcome = ItemOutcome::Succeeded {
+            detail: "Success".into(),
+            state_before: Some(before.into()),
+            state_after: Some("deleted".into()),
+        };
+        Ok(ItemResult { deleted_backup: Some(id), ..outcome.into() })
     }
 }

@@ -228,6 +228,7 @@ impl WorkQueue for NodeStore {
                 partition,
                 attempts,
                 first_attempt_at: first,
+                restore: None,
             });
         }
         out.sort_by_key(|c| (c.job_id, c.seq));

@@ -1,4 +1,5 @@
-//! The job routes both clouds share: get, list, cancel, confirm, items, report and errors of bulk jobs; get, list and cancel of key
+//! The job routes both clouds share: get, list, cancel, confirm, items, report, errors, retry-failed and revert of
+//! bulk jobs; get, list and cancel of key
 //! synchronization jobs. Each cloud's `jobs` module mounts them ([`shared`]) at its own two base paths and adds
 //! its creation routes (and whatever only it has), so a cloud's route table stays in one place.
 
@@ -10,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{MethodRouter, get, post};
 use futures::StreamExt;
-use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, ItemListQuery};
+use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, ItemListQuery, RetryFailedRequest, RevertRequest};
 use keyfleet_api_types::common::ListParams;
 use keyfleet_core::{Cloud, JobRecord};
 use keyfleet_service::jobs::{JobWithItems, REPORT_PAGE};
@@ -49,8 +50,8 @@ pub(crate) struct SyncListQuery {
 /// The fields a synchronization-job list sorts by.
 const SYNC_SORT_FIELDS: &[&str] = &["createdAt", "updatedAt", "id"];
 
-/// The shared routes of one cloud: `{bulk}`, `{bulk}/{id}` and its `cancel`, `confirm`, `items`, `report` and
-/// `errors`;
+/// The shared routes of one cloud: `{bulk}`, `{bulk}/{id}` and its `cancel`, `confirm`, `items`, `report`,
+/// `errors`, `retry-failed` and `revert`;
 /// `{sync}`, `{sync}/{id}` and `{sync}/{id}/cancel`, each synchronization job shown by `sync_view`.
 pub(crate) fn shared<V: Serialize + Send + 'static>(
     cloud: Cloud,
@@ -66,6 +67,8 @@ pub(crate) fn shared<V: Serialize + Send + 'static>(
         .route(&format!("{bulk}/{{id}}/items"), bulkjob_items(cloud))
         .route(&format!("{bulk}/{{id}}/report"), bulkjob_report(cloud))
         .route(&format!("{bulk}/{{id}}/errors"), bulkjob_errors(cloud))
+        .route(&format!("{bulk}/{{id}}/retry-failed"), retry_failed_bulkjob(cloud))
+        .route(&format!("{bulk}/{{id}}/revert"), revert_bulkjob(cloud))
         .route(sync, list_sync_jobs(cloud, sync_view))
         .route(&format!("{sync}/{{id}}"), get_sync_job(cloud, sync_view))
         .route(&format!("{sync}/{{id}}/cancel"), cancel_sync_job(cloud, sync_view))
@@ -100,6 +103,24 @@ fn confirm_bulkjob(cloud: Cloud) -> Routes {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.confirm_bulkjob(&c, cloud, &id).await?)))
     })
+}
+
+/// Extension `POST .../bulkjob(s)/{id}/retry-failed`: 201 with a new job over the failed and skipped items.
+fn retry_failed_bulkjob(cloud: Cloud) -> Routes {
+    post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Json(r): Json<RetryFailedRequest>| async move {
+        let job = s.services.retry_failed_bulkjob(&c, cloud, &id, r.dry_run).await?;
+        Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
+    })
+}
+
+/// Extension `POST .../bulkjob(s)/{id}/revert`: 201 with a planned job that puts back what the job changed.
+fn revert_bulkjob(cloud: Cloud) -> Routes {
+    post(
+        move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Json(RevertRequest {}): Json<RevertRequest>| async move {
+            let job = s.services.revert_bulkjob(&c, cloud, &id).await?;
+            Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
+        },
+    )
 }
 
 /// A cloud's create-bulk-job body, and the service call that creates its job.

@@ -88,6 +88,8 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
         plan: job.plan,
         plan_expires_at: job.plan_expires_at.map(Into::into),
         stop_reason: job.stop_reason,
+        retry_of: job.params.retry_of.map(|j| j.to_string()),
+        revert_of: job.params.revert_of.map(|j| j.to_string()),
     })
 }
 

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-async fn setup(app: &TestApp, n: usize) -> (Vec<String>, Vec<String>) {
+/// `n` keys in us-east-1 of container `acct`, synchronized: (AWS KeyIds, CCKM ids).
+pub(crate) async fn setup(app: &TestApp, n: usize) -> (Vec<String>, Vec<String>) {
     let aws = app.fake.fake.create_keys(FAKE_ACCOUNT, "us-east-1", n);
     app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &["us-east-1"]).await;
     app.sync("acct").await;

@@ -11,6 +11,7 @@ mod large_jobs;
 mod login;
 mod operations;
 mod report;
+mod revert;
 mod safety;
 mod secrets;
 mod snapshots;

@@ -14,7 +14,7 @@ const AWS_JOBS: &str = "/api/v1/cckm/aws/bulkjob";
 const AZURE_JOBS: &str = "/api/v1/cckm/azure/bulkjobs";
 
 /// `(CCKM id, AWS KeyId)` of every key of container `acct`.
-async fn key_pairs(app: &TestApp) -> Vec<(String, String)> {
+pub(crate) async fn key_pairs(app: &TestApp) -> Vec<(String, String)> {
     let list = app.get("/api/v1/cckm/aws/keys?kms=acct&limit=1000").await.ok();
     list["resources"]
         .as_array()
@@ -34,7 +34,7 @@ async fn app_with(tweak: impl FnOnce(&mut keyfleet_server::ServeArgs), n: usize,
     app
 }
 
-fn id_of(job: &Value) -> String {
+pub(crate) fn id_of(job: &Value) -> String {
     job["id"].as_str().unwrap().to_string()
 }
 

@@ -13,7 +13,7 @@ use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
 use crate::audit::{AuditEvent, event};
-use crate::{FinishedBatch, ItemEffect, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
+use crate::{Derived, FinishedBatch, ItemEffect, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
     let op = r.text("operation")?;
@@ -65,6 +65,8 @@ fn item<D: Db>(r: Fields<'_, D>) -> Result<ItemRecord> {
         last_error_message: r.opt_text("last_error_message")?,
         state_before: r.opt_text("state_before")?,
         state_after: r.opt_text("state_after")?,
+        restore_state: r.opt_text("restore_state")?,
+        restores_policy: r.opt_text("restore_policy")?.is_some(),
         updated_at: r.ts("updated_at")?,
     })
 }
@@ -110,6 +112,10 @@ fn claimed<D: Db>(r: Fields<'_, D>) -> Result<ClaimedItem> {
         partition: r.text("partition")?,
         attempts: r.int("attempts")?,
         first_attempt_at: r.ts("first_attempt_at")?,
+        restore: match (r.opt_text("restore_state")?, r.opt_text("restore_policy")?) {
+            (None, None) => None,
+            (state, policy) => Some(Restore { state, policy }),
+        },
     })
 }
 
@@ -435,14 +441,17 @@ impl<B: Backend> JobStore for B {
     async fn plan_groups(&self, id: JobId, cloud: Cloud) -> Result<Vec<PlanGroup>> {
         let sql = match cloud {
             Cloud::Aws => {
-                "SELECT m.name AS container, k.region AS region, k.key_state AS state, count(*) AS n \
+                "SELECT m.name AS container, k.region AS region, k.key_state AS state, i.restore_state AS restore_state, \
+                 count(*) AS n, count(i.restore_policy) AS policies \
                  FROM job_items i JOIN aws_keys k ON k.id = i.key_id JOIN aws_kms m ON m.id = k.kms_id \
-                 WHERE i.job_id = $1 GROUP BY m.name, k.region, k.key_state ORDER BY m.name, k.region, k.key_state"
+                 WHERE i.job_id = $1 GROUP BY m.name, k.region, k.key_state, i.restore_state \
+                 ORDER BY m.name, k.region, k.key_state, i.restore_state"
             }
             Cloud::Azure => {
-                "SELECT v.name AS container, v.location AS region, 'stored' AS state, count(*) AS n \
+                "SELECT v.name AS container, v.location AS region, 'stored' AS state, i.restore_state AS restore_state, \
+                 count(*) AS n, count(i.restore_policy) AS policies \
                  FROM job_items i JOIN azure_key_backups b ON b.id = i.key_id JOIN azure_vaults v ON v.id = b.vault_id \
-                 WHERE i.job_id = $1 GROUP BY v.name, v.location ORDER BY v.name, v.location"
+                 WHERE i.job_id = $1 GROUP BY v.name, v.location, i.restore_state ORDER BY v.name, v.location"
             }
         };
         Query::new(sql)
@@ -452,7 +461,9 @@ impl<B: Backend> JobStore for B {
                     container: r.text("container")?,
                     region: r.text("region")?,
                     state: r.text("state")?,
+                    restore_state: r.opt_text("restore_state")?,
                     items: r.int("n")?,
+                    restore_policies: r.int("policies")?,
                 })
             })
             .await
@@ -552,6 +563,49 @@ impl<B: Backend> JobStore for B {
         announce_job(&mut tx).await?;
         tx.commit().await?;
         Ok(after)
+    }
+
+    async fn create_derived_job(&self, j: &JobRecord, from: JobId, how: Derived) -> Result<i64> {
+        // Which items of `from` the new job takes, and what each of its items restores.
+        let (items, restore_state, restore_policy, action) = match how {
+            Derived::Retry => ("status IN ('failed', 'skipped')", "restore_state", "restore_policy", "bulkjob.retry"),
+            // What the job changed: a state it moved, or a policy a template replaced.
+            Derived::Revert => (
+                "status = 'succeeded' AND (state_before <> state_after OR policy_before IS NOT NULL)",
+                "CASE WHEN state_before <> state_after THEN state_before END",
+                "policy_before",
+                "bulkjob.revert",
+            ),
+        };
+        let mut tx = self.writer().begin().await?;
+        insert_job(&mut tx, j).await?;
+        let n = Query::<B::Db>::new(format!(
+            "INSERT INTO job_items (job_id, seq, key_id, partition, status, updated_at, restore_state, restore_policy) \
+             SELECT $1, row_number() OVER (ORDER BY seq) - 1, key_id, partition, $3, $2, {restore_state}, \
+             {restore_policy} FROM job_items WHERE job_id = $4 AND {items} ORDER BY seq"
+        ))
+        .bind(j.id.to_string())
+        .bind(j.created_at)
+        .bind(new_item_status(j).as_str())
+        .bind(from.to_string())
+        .execute(&mut tx)
+        .await? as i64;
+        if n == 0 {
+            // Nothing to take over: the transaction is dropped, so no job was created.
+            return Ok(0);
+        }
+        Query::<B::Db>::new("UPDATE jobs SET total = $1 WHERE id = $2")
+            .bind(n)
+            .bind(j.id.to_string())
+            .execute(&mut tx)
+            .await?;
+        let created = JobRecord { total: n, ..j.clone() };
+        let mut record = job_event(action, &created);
+        record.details["from"] = from.to_string().into();
+        append(&mut tx, &record).await?;
+        announce_job(&mut tx).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn delete_job(&self, id: JobId) -> Result<Option<bool>> {
@@ -658,7 +712,7 @@ impl<B: Backend> WorkQueue for B {
                  SELECT job_id, seq FROM job_items \
                  WHERE status = 'pending' AND partition = $4 AND not_before <= $3 \
                  ORDER BY not_before, {} LIMIT $5{}) \
-             RETURNING job_id, seq, key_id, partition, attempts, first_attempt_at, \
+             RETURNING job_id, seq, key_id, partition, attempts, first_attempt_at, restore_state, restore_policy, \
                  (SELECT j.operation FROM jobs j WHERE j.id = job_items.job_id) AS operation, \
                  (SELECT j.params FROM jobs j WHERE j.id = job_items.job_id) AS params",
             B::Db::ROW_NO,
@@ -730,7 +784,8 @@ impl<B: Backend> WorkQueue for B {
                  last_error_code = COALESCE($3, last_error_code), \
                  last_error_message = COALESCE($4, last_error_message), \
                  state_before = COALESCE($5, state_before), state_after = COALESCE($6, state_after), \
-                 not_before = $7, lease_owner = NULL, lease_expires_at = NULL, updated_at = $8 \
+                 not_before = $7, lease_owner = NULL, lease_expires_at = NULL, updated_at = $8, \
+                 policy_before = COALESCE($12, policy_before) \
                  WHERE job_id = $9 AND seq = $10 AND lease_owner = $11 AND status = 'running'",
             )
             .bind(change.status.as_str())
@@ -744,6 +799,7 @@ impl<B: Backend> WorkQueue for B {
             .bind(job_id.to_string())
             .bind(item.seq)
             .bind(owner)
+            .bind(item.policy_before.map(str::to_string))
             .execute(&mut tx)
             .await?
                 > 0;
@@ -752,7 +808,7 @@ impl<B: Backend> WorkQueue for B {
             if !written {
                 continue;
             }
-            if let Some(call) = item.cloud_call {
+            for call in item.cloud_calls {
                 let outcome = change.detail.as_deref().unwrap_or("Retry");
                 let job = job_id.to_string();
                 let event = keyfleet_core::audit::cloud_call(call.cloud, call.action, &call.key, None, &job, outcome);

@@ -163,6 +163,10 @@ job_resource! {
         /// Extension: a planned job can be confirmed until then.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub plan_expires_at: Option<Timestamp>,
+        /// Extension: the job stops once more items than this failed, when the create named it. (The percentage
+        /// threshold is not echoed: it is on every job, and CCKM clients see exactly CCKM's fields.)
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub max_failures: Option<i64>,
         /// Extension: why the job stopped before running every item (a failure threshold was crossed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub stop_reason: Option<String>,

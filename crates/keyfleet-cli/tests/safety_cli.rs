@@ -1,7 +1,7 @@
 //! The real `keyfleet` binary's bulk-job commands against the real server and the fakes (issue 10 section 6):
 //! a create without `--yes` off a terminal only plans and prints the confirm command, nothing reaches the
 //! cloud until `confirm`; `--dry-run`, `--yes`, `--keys-file` with many references, `report`, `errors`, and
-//! the same for Azure backup deletion.
+//! `retry-failed` and `revert`, and the same for Azure backup deletion.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -223,6 +223,60 @@ async fn dry_run_only_plans_and_yes_runs_at_once() {
     // `aws bulkjob` is the same command.
     let (listed, _) = cli.json(&["aws", "bulkjob", "list", "--status", "planned", "--json"]).await;
     assert_eq!(listed["total"], 1, "{listed}");
+    server.kill().await;
+}
+
+/// Runs `create ... --key K1 --key K2 ... --yes` and follows the job; its id and exit code.
+async fn run_job(cli: &Cli, operation: &str, keys: &[String]) -> (String, Option<i32>) {
+    let mut args = vec!["bulkjob", "create", "--operation", operation, "--yes"];
+    for key in keys {
+        args.extend(["--key", key.as_str()]);
+    }
+    let (job, _) = cli.json(&args).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let out = cli.run(&["bulkjob", "watch", &id, "--interval-ms", "100"]).await;
+    (id, out.status.code())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_failed_and_revert_from_the_cli() {
+    let AwsEnv { dir: _dir, server, fake, ids, cli, before: _ } = aws_env().await;
+    let (ten, pending) = (&ids[..10], &ids[..2]);
+
+    // Two of the ten keys are pending deletion: disabling them fails (KMSInvalidStateException).
+    assert_eq!(run_job(&cli, "schedulekeydeletion", pending).await.1, Some(0));
+    let (job, code) = run_job(&cli, "disablekey", ten).await;
+    assert_eq!(code, Some(1), "failed items exit 1");
+    assert_eq!(states(&fake, &ten[2..]), vec!["Disabled"; 8]);
+
+    // retry-failed: a new job over exactly the two failed keys, carrying retry_of; after the deletion is
+    // cancelled (which leaves a key Disabled, as in AWS) it succeeds.
+    assert_eq!(run_job(&cli, "cancelkeydeletion", pending).await.1, Some(0));
+    let (retry, _) = cli.json(&["bulkjob", "retry-failed", &job]).await;
+    assert_eq!(retry["retry_of"], job.as_str(), "{retry}");
+    let retry_id = retry["id"].as_str().unwrap();
+    let out = cli.run(&["bulkjob", "watch", retry_id, "--interval-ms", "100"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let (retried, _) = cli.json(&["bulkjob", "get", retry_id]).await;
+    assert_eq!((&retried["overall_status"], &retried["progress"]["total"]), (&json!("completed"), &json!(2)));
+
+    // revert: a plan over the eight keys the job changed (not the two that failed in it), only run on confirm.
+    let (plan, stderr) = cli.json(&["bulkjob", "revert", &job]).await;
+    let undo = plan["id"].as_str().unwrap();
+    assert_eq!((&plan["overall_status"], &plan["revert_of"]), (&json!("planned"), &json!(job)), "{plan}");
+    assert_eq!(plan["plan"]["items"], 8, "{plan}");
+    assert!(stderr.contains(&format!("keyfleet bulkjob confirm {undo}")), "{stderr}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(states(&fake, &ten[2..]), vec!["Disabled"; 8], "a revert plan changes nothing before confirm");
+    let out = cli.run(&["bulkjob", "confirm", undo, "--watch", "--interval-ms", "100"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(states(&fake, &ten[2..]), vec!["Enabled"; 8], "the eight keys are back as they were");
+    assert_eq!(states(&fake, pending), vec!["Disabled"; 2], "keys the job did not change are left alone");
+
+    // Nothing failed in the revert: retrying it is refused (409), and so is reverting a plan.
+    let out = cli.run(&["bulkjob", "retry-failed", undo]).await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("409"), "{}", String::from_utf8_lossy(&out.stderr));
     server.kill().await;
 }
 

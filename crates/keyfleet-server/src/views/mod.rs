@@ -87,6 +87,7 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
         progress: Some(progress),
         plan: job.plan,
         plan_expires_at: job.plan_expires_at.map(Into::into),
+        max_failures: job.params.max_failures,
         stop_reason: job.stop_reason,
         retry_of: job.params.retry_of.map(|j| j.to_string()),
         revert_of: job.params.revert_of.map(|j| j.to_string()),

@@ -305,6 +305,7 @@ async fn max_failures_stops_the_job_without_further_calls() {
     assert_eq!(job["overall_status"], "failed", "{job}");
     let reason = "2 items failed, more than max_failures 1";
     assert_eq!(job["stop_reason"], reason);
+    assert_eq!(job["max_failures"], 1, "the job shows the threshold it was created with");
     assert_eq!((job["progress"]["failed"].as_i64(), job["progress"]["skipped"].as_i64()), (Some(2), Some(8)));
     let skipped = format!("Failed: not attempted: failure threshold reached ({reason})");
     for id in &ids[2..] {

@@ -105,19 +105,37 @@ fn confirm_bulkjob(cloud: Cloud) -> Routes {
     })
 }
 
-/// Extension `POST .../bulkjob(s)/{id}/retry-failed`: 201 with a new job over the failed and skipped items.
+/// Extension `POST .../bulkjob(s)/{id}/retry-failed`: 201 with a new job over the failed and skipped items,
+/// created at most once per `Idempotency-Key`.
 fn retry_failed_bulkjob(cloud: Cloud) -> Routes {
-    post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Json(r): Json<RetryFailedRequest>| async move {
-        let job = s.services.retry_failed_bulkjob(&c, cloud, &id, r.dry_run).await?;
-        Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
-    })
+    post(
+        move |State(s): S,
+              Auth(c): Auth,
+              Path(id): Path<String>,
+              headers: HeaderMap,
+              Json(r): Json<RetryFailedRequest>| async move {
+            let key = idempotency_key(&headers)?;
+            let request = serde_json::json!({"retry_failed": id, "dry_run": r.dry_run});
+            let retry = s.services.retry_failed_bulkjob(&c, cloud, &id, r.dry_run);
+            let job = s.services.create_once(&c, cloud, key, &request, retry).await?;
+            Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
+        },
+    )
 }
 
-/// Extension `POST .../bulkjob(s)/{id}/revert`: 201 with a planned job that puts back what the job changed.
+/// Extension `POST .../bulkjob(s)/{id}/revert`: 201 with a planned job that puts back what the job changed,
+/// created at most once per `Idempotency-Key`.
 fn revert_bulkjob(cloud: Cloud) -> Routes {
     post(
-        move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Json(RevertRequest {}): Json<RevertRequest>| async move {
-            let job = s.services.revert_bulkjob(&c, cloud, &id).await?;
+        move |State(s): S,
+              Auth(c): Auth,
+              Path(id): Path<String>,
+              headers: HeaderMap,
+              Json(RevertRequest {}): Json<RevertRequest>| async move {
+            let key = idempotency_key(&headers)?;
+            let request = serde_json::json!({"revert": id});
+            let job =
+                s.services.create_once(&c, cloud, key, &request, s.services.revert_bulkjob(&c, cloud, &id)).await?;
             Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
         },
     )

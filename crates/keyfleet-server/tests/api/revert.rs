@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::azure::AzureApp;
 use crate::faults::setup;
-use crate::safety::{id_of, key_pairs};
+use crate::safety::{id_of, key_pairs, post_with_key};
 use crate::support::*;
 
 const AWS_JOBS: &str = "/api/v1/cckm/aws/bulkjob";
@@ -72,7 +72,16 @@ async fn retry_failed_runs_exactly_the_failed_and_skipped_items_again() {
         sdk.cancel_key_deletion().key_id(k).send().await.unwrap();
         sdk.enable_key().key_id(k).send().await.unwrap();
     }
-    let retry = after(&app, AWS_JOBS, &first_id, "retry-failed", json!({}), StatusCode::CREATED).await;
+    // With an Idempotency-Key, as every create: a repeat answers the same retry; the key on another request
+    // (a revert of the same job) is a 422.
+    let path = format!("{AWS_JOBS}/{first_id}/retry-failed");
+    let retry = post_with_key(&app, &app.admin, &path, "retry-1", &json!({})).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
+    let again = post_with_key(&app, &app.admin, &path, "retry-1", &json!({})).await;
+    assert_eq!((again.status, id_of(&again.body)), (StatusCode::CREATED, id_of(&retry.body)), "the same job");
+    let revert = post_with_key(&app, &app.admin, &format!("{AWS_JOBS}/{first_id}/revert"), "retry-1", &json!({})).await;
+    assert_eq!(revert.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", revert.body);
+    let retry = retry.body;
     let retry_id = id_of(&retry);
     assert_eq!(retry["retry_of"], first_id.as_str(), "{retry}");
     assert_eq!(retry["operation"], "disablekey");

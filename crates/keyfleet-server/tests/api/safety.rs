@@ -343,7 +343,8 @@ async fn the_default_failure_percentage_stops_a_job_after_100_items() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
 
-async fn post_with_key(app: &TestApp, token: &str, path: &str, key: &str, body: &Value) -> Reply {
+/// POSTs `body` with an `Idempotency-Key`.
+pub(crate) async fn post_with_key(app: &TestApp, token: &str, path: &str, key: &str, body: &Value) -> Reply {
     let resp = app
         .http
         .post(format!("{}{path}", app.url))

@@ -33,12 +33,21 @@ pub struct CloudError {
     pub message: String,
     /// The provider's `Retry-After`, when it sent one.
     pub retry_after: Option<Duration>,
+    /// The provider's id of the request, when it answered (AWS `x-amzn-RequestId`): what its support and its
+    /// own logs (CloudTrail) know the call by.
+    pub request_id: Option<String>,
 }
 
 impl CloudError {
     pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind, code: code.into(), message: message.into(), retry_after: None }
+        Self { kind, code: code.into(), message: message.into(), retry_after: None, request_id: None }
     }
+}
+
+/// What a state-changing call that succeeded leaves to record: the provider's request id, when it sent one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    pub request_id: Option<String>,
 }
 
 impl fmt::Display for CloudError {

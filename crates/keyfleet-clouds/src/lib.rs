@@ -6,4 +6,4 @@ mod error;
 
 pub use aws::{AwsCredentials, AwsKms, AwsKmsConnector, KeyMetadata, SdkConnector};
 pub use azure::{AzureCredentials, KeyVault, KeyVaultConnector, RestConnector};
-pub use error::{CloudError, ErrorKind};
+pub use error::{CloudError, ErrorKind, Receipt};

@@ -153,6 +153,8 @@ pub struct CloudCall {
     pub action: &'static str,
     /// The key as the cloud names it (AWS KeyId, Key Vault kid).
     pub key: String,
+    /// The cloud's id of the request (AWS `x-amzn-RequestId`), when it answered.
+    pub request_id: Option<String>,
 }
 
 /// Server metadata, users, groups and refresh tokens.

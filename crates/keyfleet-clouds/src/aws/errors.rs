@@ -10,6 +10,14 @@ pub(super) fn classify<E>(err: SdkError<E, aws_smithy_runtime_api::http::Respons
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let request_id = err.raw_response().and_then(|r| r.headers().get("x-amzn-requestid")).map(str::to_string);
+    CloudError { request_id, ..classify_kind(err) }
+}
+
+fn classify_kind<E>(err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().map(str::to_string);
     let message = err.message().map(str::to_string);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use crate::error::CloudError;
+use crate::error::{CloudError, Receipt};
 
 mod errors;
 mod sdk;
@@ -40,17 +40,18 @@ pub struct Page<T> {
     pub next_marker: Option<String>,
 }
 
-/// The AWS KMS actions keyfleet performs, in one account and region. `key` is a key id or ARN.
+/// The AWS KMS actions keyfleet performs, in one account and region. `key` is a key id or ARN. A change that
+/// succeeded answers its [`Receipt`] (AWS's request id, for the audit record).
 #[async_trait]
 pub trait AwsKms: Send + Sync {
     async fn describe_key(&self, key: &str) -> Result<KeyMetadata, CloudError>;
-    async fn enable_key(&self, key: &str) -> Result<(), CloudError>;
-    async fn disable_key(&self, key: &str) -> Result<(), CloudError>;
-    async fn schedule_key_deletion(&self, key: &str, days: i32) -> Result<(), CloudError>;
-    async fn cancel_key_deletion(&self, key: &str) -> Result<(), CloudError>;
+    async fn enable_key(&self, key: &str) -> Result<Receipt, CloudError>;
+    async fn disable_key(&self, key: &str) -> Result<Receipt, CloudError>;
+    async fn schedule_key_deletion(&self, key: &str, days: i32) -> Result<Receipt, CloudError>;
+    async fn cancel_key_deletion(&self, key: &str) -> Result<Receipt, CloudError>;
     async fn get_key_policy(&self, key: &str) -> Result<String, CloudError>;
-    async fn put_key_policy(&self, key: &str, policy: &str) -> Result<(), CloudError>;
-    async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<(), CloudError>;
+    async fn put_key_policy(&self, key: &str, policy: &str) -> Result<Receipt, CloudError>;
+    async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<Receipt, CloudError>;
     async fn list_resource_tags(&self, key: &str) -> Result<Vec<(String, String)>, CloudError>;
     /// Key ids, `limit` per page.
     async fn list_keys(&self, marker: Option<String>, limit: i32) -> Result<Page<String>, CloudError>;

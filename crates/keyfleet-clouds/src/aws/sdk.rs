@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
+use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::types::Tag;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -15,7 +16,7 @@ use secrecy::ExposeSecret;
 
 use super::errors::classify;
 use super::{AliasEntry, AwsCredentials, AwsKms, AwsKmsConnector, KeyMetadata, Page};
-use crate::error::{CloudError, ErrorKind};
+use crate::error::{CloudError, ErrorKind, Receipt};
 
 /// The real thing: `aws-sdk-kms` with its retries off and bounded timeouts.
 #[derive(Debug, Clone)]
@@ -62,6 +63,11 @@ struct SdkKms {
     client: aws_sdk_kms::Client,
 }
 
+/// The request id AWS answered a change with.
+fn receipt(output: impl RequestId) -> Receipt {
+    Receipt { request_id: output.request_id().map(str::to_string) }
+}
+
 fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
@@ -90,24 +96,21 @@ impl AwsKms for SdkKms {
         })
     }
 
-    async fn enable_key(&self, key: &str) -> Result<(), CloudError> {
-        self.client.enable_key().key_id(key).send().await.map_err(classify)?;
-        Ok(())
+    async fn enable_key(&self, key: &str) -> Result<Receipt, CloudError> {
+        self.client.enable_key().key_id(key).send().await.map(receipt).map_err(classify)
     }
 
-    async fn disable_key(&self, key: &str) -> Result<(), CloudError> {
-        self.client.disable_key().key_id(key).send().await.map_err(classify)?;
-        Ok(())
+    async fn disable_key(&self, key: &str) -> Result<Receipt, CloudError> {
+        self.client.disable_key().key_id(key).send().await.map(receipt).map_err(classify)
     }
 
-    async fn schedule_key_deletion(&self, key: &str, days: i32) -> Result<(), CloudError> {
-        self.client.schedule_key_deletion().key_id(key).pending_window_in_days(days).send().await.map_err(classify)?;
-        Ok(())
+    async fn schedule_key_deletion(&self, key: &str, days: i32) -> Result<Receipt, CloudError> {
+        let call = self.client.schedule_key_deletion().key_id(key).pending_window_in_days(days);
+        call.send().await.map(receipt).map_err(classify)
     }
 
-    async fn cancel_key_deletion(&self, key: &str) -> Result<(), CloudError> {
-        self.client.cancel_key_deletion().key_id(key).send().await.map_err(classify)?;
-        Ok(())
+    async fn cancel_key_deletion(&self, key: &str) -> Result<Receipt, CloudError> {
+        self.client.cancel_key_deletion().key_id(key).send().await.map(receipt).map_err(classify)
     }
 
     async fn get_key_policy(&self, key: &str) -> Result<String, CloudError> {
@@ -115,19 +118,12 @@ impl AwsKms for SdkKms {
         Ok(out.policy().unwrap_or_default().to_string())
     }
 
-    async fn put_key_policy(&self, key: &str, policy: &str) -> Result<(), CloudError> {
-        self.client
-            .put_key_policy()
-            .key_id(key)
-            .policy_name("default")
-            .policy(policy)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+    async fn put_key_policy(&self, key: &str, policy: &str) -> Result<Receipt, CloudError> {
+        let call = self.client.put_key_policy().key_id(key).policy_name("default").policy(policy);
+        call.send().await.map(receipt).map_err(classify)
     }
 
-    async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
+    async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<Receipt, CloudError> {
         let mut req = self.client.tag_resource().key_id(key);
         for (k, v) in tags {
             let tag = Tag::builder()
@@ -137,8 +133,7 @@ impl AwsKms for SdkKms {
                 .map_err(|e| CloudError::new(ErrorKind::Rejected, "InvalidTag", e.to_string()))?;
             req = req.tags(tag);
         }
-        req.send().await.map_err(classify)?;
-        Ok(())
+        req.send().await.map(receipt).map_err(classify)
     }
 
     async fn list_resource_tags(&self, key: &str) -> Result<Vec<(String, String)>, CloudError> {

@@ -1,7 +1,7 @@
 //! One attempt at one AWS item: read the key, act unless it is already in the target state, record.
 
 use keyfleet_clouds::aws::KeyMetadata;
-use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
+use keyfleet_clouds::{AwsKms, CloudError, ErrorKind, Receipt};
 use keyfleet_core::rules::{done_in_state, restore_steps};
 use keyfleet_core::*;
 use keyfleet_store::CloudCall;
@@ -74,8 +74,8 @@ impl Engine {
             None => None,
         };
         // From here on the action is sent (unless the lease is lost first, and then nothing is recorded).
-        let call = vec![CloudCall { cloud: CLOUD_AWS, action: item.operation.cloud_action(), key: key.clone() }];
-        if let Err(e) = self.effect(item, item.operation, &target, &key, policy.as_deref()).await {
+        let mut calls = Vec::new();
+        if let Err(e) = self.effect(item, item.operation, &target, &key, policy.as_deref(), &mut calls).await {
             // The cache was stale and the key is in a state the action does not apply to: maybe it is already
             // where we want it (e.g. deletion already scheduled).
             if e.kind == ErrorKind::InvalidState
@@ -85,18 +85,18 @@ impl Engine {
             {
                 let refreshed = refreshed(&target, &live, None);
                 let done = success(Some(live.key_state.clone()), Some(live.key_state), refreshed);
-                return Ok(ItemResult { cloud_calls: call, ..done });
+                return Ok(ItemResult { cloud_calls: calls, ..done });
             }
             // The policy may have been replaced before the tag failed: what it was stays recorded.
             let failed = self.failure(item, &target, e, Some(before));
-            return Ok(ItemResult { cloud_calls: call, policy_before, ..failed });
+            return Ok(ItemResult { cloud_calls: calls, policy_before, ..failed });
         }
         // The action succeeded, so its result is known without another read.
         let after = effect_result(item.operation, item.params.days, &target.key.material, self.now());
         let applied = policy.as_deref().map(|p| (p, Some(template_tag(item))));
         let refreshed = refreshed(&target, &after, applied);
         let done = success(Some(before), Some(after.key_state), refreshed);
-        Ok(ItemResult { cloud_calls: call, policy_before, ..done })
+        Ok(ItemResult { cloud_calls: calls, policy_before, ..done })
     }
 
     /// A revert item: puts back the key's recorded policy and state from what the key is now (read first, on
@@ -117,9 +117,8 @@ impl Engine {
                 Err(e) => return self.failure(item, target, e, Some(before)),
             };
             if !same_policy(&current, policy) {
-                calls.push(CloudCall { cloud: CLOUD_AWS, action: "PutKeyPolicy", key: key.clone() });
                 let put = target.client.put_key_policy(&key, policy);
-                if let Err(e) = self.change(item, target, &key, "PutKeyPolicy", put).await {
+                if let Err(e) = self.change(item, target, &key, "PutKeyPolicy", put, &mut calls).await {
                     return ItemResult { cloud_calls: calls, ..self.failure(item, target, e, Some(before)) };
                 }
                 // A revert of this revert puts it back in turn.
@@ -137,8 +136,7 @@ impl Engine {
                 }
             };
             for op in steps {
-                calls.push(CloudCall { cloud: CLOUD_AWS, action: op.cloud_action(), key: key.clone() });
-                if let Err(e) = self.effect(item, op, target, &key, None).await {
+                if let Err(e) = self.effect(item, op, target, &key, None, &mut calls).await {
                     let failed = self.failure(item, target, e, Some(before));
                     return ItemResult { cloud_calls: calls, policy_before, ..failed };
                 }
@@ -179,11 +177,7 @@ impl Engine {
         if let Some(item) = item {
             let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, self.now()).await;
             if !held.unwrap_or(false) {
-                return Err(CloudError::new(
-                    ErrorKind::Transient,
-                    "LeaseLost",
-                    "this node no longer holds the item (it was paused or cut off); nothing was sent",
-                ));
+                return Err(lease_lost());
             }
         }
         let result = call.await;
@@ -201,6 +195,7 @@ impl Engine {
 
     /// A state-changing call: spaced from other changes to the same key, paced on its bucket, and sent only
     /// while this node still holds the item.
+    /// Each call sent is added to `calls` with AWS's request id (for the audit record of the item's outcome).
     async fn change<F>(
         &self,
         item: &ClaimedItem,
@@ -208,15 +203,27 @@ impl Engine {
         key: &str,
         action: &'static str,
         call: F,
+        calls: &mut Vec<CloudCall>,
     ) -> Result<(), CloudError>
     where
-        F: std::future::Future<Output = Result<(), CloudError>>,
+        F: std::future::Future<Output = Result<Receipt, CloudError>>,
     {
         self.spacer.space(key).await;
-        self.paced_checked(target, action, Some(item), call).await
+        let sent = |request_id| CloudCall { cloud: CLOUD_AWS, action, key: key.to_owned(), request_id };
+        match self.paced_checked(target, action, Some(item), call).await {
+            Ok(receipt) => {
+                calls.push(sent(receipt.request_id));
+                Ok(())
+            }
+            Err(e) if e.code == LEASE_LOST => Err(e),
+            Err(e) => {
+                calls.push(sent(e.request_id.clone()));
+                Err(e)
+            }
+        }
     }
 
-    /// Sends `op` (the item's operation, or a step of a revert item) to the key.
+    /// Sends `op` (the item's operation, or a step of a revert item) to the key; the calls sent go to `calls`.
     async fn effect(
         &self,
         item: &ClaimedItem,
@@ -224,22 +231,25 @@ impl Engine {
         target: &AwsTarget,
         key: &str,
         policy: Option<&str>,
+        calls: &mut Vec<CloudCall>,
     ) -> Result<(), CloudError> {
         let kms: &dyn AwsKms = target.client.as_ref();
         let action = op.cloud_action();
         match op {
-            Operation::EnableKey => self.change(item, target, key, action, kms.enable_key(key)).await,
-            Operation::DisableKey => self.change(item, target, key, action, kms.disable_key(key)).await,
+            Operation::EnableKey => self.change(item, target, key, action, kms.enable_key(key), calls).await,
+            Operation::DisableKey => self.change(item, target, key, action, kms.disable_key(key), calls).await,
             Operation::ScheduleKeyDeletion => {
                 let days = item.params.days.unwrap_or(30) as i32;
-                self.change(item, target, key, action, kms.schedule_key_deletion(key, days)).await
+                self.change(item, target, key, action, kms.schedule_key_deletion(key, days), calls).await
             }
-            Operation::CancelKeyDeletion => self.change(item, target, key, action, kms.cancel_key_deletion(key)).await,
+            Operation::CancelKeyDeletion => {
+                self.change(item, target, key, action, kms.cancel_key_deletion(key), calls).await
+            }
             Operation::ApplyPolicyTemplate => {
                 let policy = policy.unwrap_or_default();
-                self.change(item, target, key, action, kms.put_key_policy(key, policy)).await?;
+                self.change(item, target, key, action, kms.put_key_policy(key, policy), calls).await?;
                 let tag = template_tag(item);
-                self.change(item, target, key, "TagResource", kms.tag_resource(key, &[tag])).await
+                self.change(item, target, key, "TagResource", kms.tag_resource(key, &[tag]), calls).await
             }
             // Not an AWS operation: `process` never routes it here.
             Operation::DeleteKeyBackups => Err(CloudError::new(
@@ -313,6 +323,17 @@ impl Engine {
         };
         ItemResult { refused_connection: refused, ..outcome.into() }
     }
+}
+
+/// The code of the error a change answers when this node lost the item's lease before sending it.
+const LEASE_LOST: &str = "LeaseLost";
+
+fn lease_lost() -> CloudError {
+    CloudError::new(
+        ErrorKind::Transient,
+        LEASE_LOST,
+        "this node no longer holds the item (it was paused or cut off); nothing was sent",
+    )
 }
 
 /// The cached key updated with what the cloud just told us, and the policy (and template tag) just put on it;

@@ -11,7 +11,7 @@ use keyfleet_clouds::aws::{AliasEntry, Page};
 use keyfleet_clouds::azure::{KeyBundle, KeyItem, Listing};
 use keyfleet_clouds::{
     AwsCredentials, AwsKms, AwsKmsConnector, AzureCredentials, CloudError, ErrorKind, KeyMetadata, KeyVault,
-    KeyVaultConnector,
+    KeyVaultConnector, Receipt,
 };
 use keyfleet_core::Operation;
 use rand::rngs::StdRng;
@@ -210,13 +210,13 @@ impl Kms {
         .await
     }
 
-    async fn set_state(&self, action: &'static str, key: &str, from: &[&str], to: &str) -> Result<(), CloudError> {
+    async fn set_state(&self, action: &'static str, key: &str, from: &[&str], to: &str) -> Result<Receipt, CloudError> {
         self.on_key(action, key, true, |k| {
             if !from.contains(&k.state.as_str()) {
                 return Err(invalid(key, &k.state));
             }
             k.state = to.to_string();
-            Ok(())
+            Ok(Receipt::default())
         })
         .await
     }
@@ -239,19 +239,19 @@ impl AwsKms for Kms {
         .await
     }
 
-    async fn enable_key(&self, key: &str) -> Result<(), CloudError> {
+    async fn enable_key(&self, key: &str) -> Result<Receipt, CloudError> {
         self.set_state("EnableKey", key, &["Enabled", "Disabled"], "Enabled").await
     }
 
-    async fn disable_key(&self, key: &str) -> Result<(), CloudError> {
+    async fn disable_key(&self, key: &str) -> Result<Receipt, CloudError> {
         self.set_state("DisableKey", key, &["Enabled", "Disabled"], "Disabled").await
     }
 
-    async fn schedule_key_deletion(&self, key: &str, _days: i32) -> Result<(), CloudError> {
+    async fn schedule_key_deletion(&self, key: &str, _days: i32) -> Result<Receipt, CloudError> {
         self.set_state("ScheduleKeyDeletion", key, &["Enabled", "Disabled"], "PendingDeletion").await
     }
 
-    async fn cancel_key_deletion(&self, key: &str) -> Result<(), CloudError> {
+    async fn cancel_key_deletion(&self, key: &str) -> Result<Receipt, CloudError> {
         self.set_state("CancelKeyDeletion", key, &["PendingDeletion"], "Disabled").await
     }
 
@@ -259,21 +259,21 @@ impl AwsKms for Kms {
         self.on_key("GetKeyPolicy", key, false, |k| Ok(k.policy.clone())).await
     }
 
-    async fn put_key_policy(&self, key: &str, policy: &str) -> Result<(), CloudError> {
+    async fn put_key_policy(&self, key: &str, policy: &str) -> Result<Receipt, CloudError> {
         self.on_key("PutKeyPolicy", key, true, |k| {
             k.policy = policy.to_string();
-            Ok(())
+            Ok(Receipt::default())
         })
         .await
     }
 
-    async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
+    async fn tag_resource(&self, key: &str, tags: &[(String, String)]) -> Result<Receipt, CloudError> {
         self.on_key("TagResource", key, true, |k| {
             for (t, v) in tags {
                 k.tags.retain(|(kt, _)| kt != t);
                 k.tags.push((t.clone(), v.clone()));
             }
-            Ok(())
+            Ok(Receipt::default())
         })
         .await
     }

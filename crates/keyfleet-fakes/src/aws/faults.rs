@@ -224,6 +224,11 @@ impl Outcome {
     }
 
     /// Whether the call reached the key store and succeeded: its effect happened.
+    /// Whether the client got an answer (and so a request id).
+    pub(crate) fn answered(&self) -> bool {
+        matches!(self, Self::Answered { .. })
+    }
+
     pub(crate) fn applied(&self) -> bool {
         matches!(self, Self::Answered { result: Ok(_), .. } | Self::DroppedAfterApply)
     }

@@ -105,6 +105,9 @@ pub struct CallRecord {
     /// calls, which changed nothing.
     #[serde(default)]
     pub applied: bool,
+    /// The `x-amzn-RequestId` the call was answered with (empty for a dropped connection).
+    #[serde(default)]
+    pub request_id: String,
 }
 
 /// A strict in-memory AWS KMS. Cheap to clone: clones share the same state.
@@ -247,7 +250,7 @@ impl FakeKms {
     }
 
     /// Runs one KMS call, with the faults `plan` drew for it, and records it in the call log.
-    fn handle(&self, headers: &HeaderMap, body: &[u8], plan: &Plan) -> Outcome {
+    fn handle(&self, headers: &HeaderMap, body: &[u8], plan: &Plan, request_id: &str) -> Outcome {
         let now = Utc::now();
         let tick = tokio::time::Instant::now();
         let target = protocol::target(headers).unwrap_or_default();
@@ -300,6 +303,7 @@ impl FakeKms {
             operation,
             key_id,
             applied: outcome.applied(),
+            request_id: if outcome.answered() { request_id.to_owned() } else { String::new() },
             error,
         });
         outcome
@@ -386,7 +390,7 @@ async fn kms_endpoint(AxumState(fake): AxumState<FakeKms>, headers: HeaderMap, b
     if !plan.delay.is_zero() {
         tokio::time::sleep(plan.delay).await;
     }
-    match fake.handle(&headers, &body, &plan) {
+    match fake.handle(&headers, &body, &plan, &request_id) {
         Outcome::Answered { result, .. } => protocol::respond(&request_id, result),
         Outcome::Dropped | Outcome::DroppedAfterApply => faults::dropped_connection(),
     }

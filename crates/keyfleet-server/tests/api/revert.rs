@@ -242,6 +242,18 @@ async fn every_operation_reverts(app: &TestApp, b: Backend) {
     assert!(r["message"].as_str().unwrap().contains("cannot be reverted"), "{r}");
     // The body takes no fields.
     after(app, AWS_JOBS, &id_of(&apply), "revert", json!({"dry_run": false}), StatusCode::BAD_REQUEST).await;
+
+    // Every change sent, the job's and the reverts', is in the audit trail with the request id AWS answered.
+    let changes =
+        ["EnableKey", "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion", "PutKeyPolicy", "TagResource"];
+    for action in changes {
+        let records = app.get(&format!("/api/v1/audit/records?action=aws.{action}&limit=100")).await.ok();
+        assert!(records["total"].as_u64().unwrap() > 0, "no aws.{action} record");
+        for r in records["resources"].as_array().unwrap() {
+            let details: Value = serde_json::from_str(r["details"].as_str().unwrap()).unwrap();
+            assert!(details["cloud_request_id"].as_str().is_some_and(|id| !id.is_empty()), "{r}");
+        }
+    }
 }
 
 #[tokio::test]

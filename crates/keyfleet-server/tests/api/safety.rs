@@ -127,10 +127,18 @@ async fn an_aws_plan_runs_nothing_until_confirmed_and_then_exactly_its_items() {
     let calls = app.get("/api/v1/audit/records?action=aws.DisableKey&limit=100").await.ok();
     let sent = changes(&app).iter().filter(|(op, _)| op == "DisableKey").count();
     assert_eq!(calls["total"].as_u64().unwrap() as usize, sent, "{calls}");
+    let mut recorded = BTreeSet::new();
     for r in calls["resources"].as_array().unwrap() {
         assert_eq!((r["user"].as_str(), r["outcome"].as_str()), (Some("system"), Some("Success")), "{r}");
         assert!(r["resource"].as_str().unwrap().starts_with("aws-key:"), "{r}");
+        let details: Value = serde_json::from_str(r["details"].as_str().unwrap()).unwrap();
+        recorded
+            .insert(details["cloud_request_id"].as_str().unwrap_or_else(|| panic!("no request id: {r}")).to_owned());
     }
+    // ... with the request id AWS answered it with, as the fake logged it.
+    let answered: BTreeSet<String> =
+        app.fake.fake.calls().into_iter().filter(|c| c.operation == "DisableKey").map(|c| c.request_id).collect();
+    assert_eq!(recorded, answered);
 
     // Only a plan can be confirmed.
     let again = app.post(&format!("{AWS_JOBS}/{id}/confirm"), json!({})).await;

@@ -811,7 +811,14 @@ impl<B: Backend> WorkQueue for B {
             for call in item.cloud_calls {
                 let outcome = change.detail.as_deref().unwrap_or("Retry");
                 let job = job_id.to_string();
-                let event = keyfleet_core::audit::cloud_call(call.cloud, call.action, &call.key, None, &job, outcome);
+                let event = keyfleet_core::audit::cloud_call(
+                    call.cloud,
+                    call.action,
+                    &call.key,
+                    call.request_id.as_deref(),
+                    &job,
+                    outcome,
+                );
                 append(&mut tx, &event).await?;
             }
             if let Some(counter) = change.counter {

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod commands;
+pub mod exit;
 mod output;
 mod summary;
 

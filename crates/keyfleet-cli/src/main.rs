@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         };
         result.unwrap_or_else(|e| {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            keyfleet_cli::exit::of_error(&e)
         })
     })
 }

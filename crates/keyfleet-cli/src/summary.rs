@@ -137,9 +137,9 @@ pub fn problem_lines(job: &JobState<'_>) -> Vec<String> {
         .collect()
 }
 
-/// 0 when the job completed and no item failed; 1 when an item failed or the job failed or was cancelled.
+/// 0 when the job completed and no item failed; 4 (`exit::JOB_NOT_CLEAN`) when an item failed or the job failed or was cancelled.
 pub fn exit_code(job: &JobState<'_>) -> u8 {
-    if job.overall_status == "completed" && Tally::of(job).failed == 0 { 0 } else { 1 }
+    if job.overall_status == "completed" && Tally::of(job).failed == 0 { 0 } else { crate::exit::JOB_NOT_CLEAN }
 }
 
 #[cfg(test)]
@@ -185,14 +185,14 @@ mod tests {
             problem_lines(&job),
             vec!["k2: Failed: NotFoundException: no such key".to_owned(), "k3: Skipped: cancelled".to_owned()]
         );
-        assert_eq!(exit_code(&job), 1);
+        assert_eq!(exit_code(&job), 4);
     }
 
     #[test]
     fn failed_or_cancelled_jobs_exit_one_even_without_failed_items() {
         let d = statuses(&[("k1", "Success"), ("k2", "Skipped: cancelled")]);
-        assert_eq!(exit_code(&state("cancelled", 3, &d)), 1);
-        assert_eq!(exit_code(&state("failed", 2, &d)), 1);
+        assert_eq!(exit_code(&state("cancelled", 3, &d)), 4);
+        assert_eq!(exit_code(&state("failed", 2, &d)), 4);
         assert_eq!(
             summary_line(&state("cancelled", 3, &d)),
             "job job-1 cancelled: 3 keys, 1 succeeded, 0 failed, 1 skipped, 1 without result"

@@ -74,9 +74,9 @@ async fn cli_login_saves_a_private_session_and_commands_use_it() {
     let status = cli(&config, &["aws", "bulkjob", "list", "--status", "completed"]).await.expect("list");
     assert_eq!(code(status), code(std::process::ExitCode::SUCCESS));
 
-    // The job ends with a failed key: watch exits 1.
+    // The job ends with a failed key: watch exits 4.
     let status = cli(&config, &["aws", "bulkjob", "watch", JOB_ID, "--interval-ms", "50"]).await.expect("watch");
-    assert_eq!(code(status), code(std::process::ExitCode::from(1)));
+    assert_eq!(code(status), code(std::process::ExitCode::from(4)));
     assert!(s.lock().expect("lock").polls >= 3);
 
     let err =

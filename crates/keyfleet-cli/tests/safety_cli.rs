@@ -136,7 +136,7 @@ async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
     }
     let out = cli.run(&["bulkjob", "confirm", &id, "--watch", "--interval-ms", "100"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "a failed item exits 1: {stdout}");
+    assert_eq!(out.status.code(), Some(4), "a failed item exits 4: {stdout}");
     assert!(stdout.contains(&format!("job {id} completed: 150 keys, 147 succeeded, 3 failed")), "{stdout}");
     assert!(states(&fake, &ids[3..]).iter().all(|s| s == "Disabled"));
 
@@ -169,7 +169,7 @@ async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
     let missing = dir.path().join("missing.csv");
     let out =
         cli.run(&["bulkjob", "report", "00000000-0000-4000-8000-000000000000", "-o", missing.to_str().unwrap()]).await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1), "the server refused: exit 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!missing.exists());
     server.kill().await;
@@ -188,7 +188,7 @@ async fn dry_run_only_plans_and_yes_runs_at_once() {
     assert!(stderr.contains(&format!("keyfleet bulkjob confirm {}", plan["id"].as_str().unwrap())), "{stderr}");
     // Planning again with the server's cap in view: --max-items below the match is refused, nothing created.
     let out = cli.run(&["bulkjob", "create", "--operation", "disablekey", "--all", "--max-items", "10"]).await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1), "the server refused: exit 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("409"), "{}", String::from_utf8_lossy(&out.stderr));
 
     // --yes: created and run directly, no plan; the same idempotency key answers the same job.
@@ -240,13 +240,13 @@ async fn run_job(cli: &Cli, operation: &str, keys: &[String]) -> (String, Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_failed_and_revert_from_the_cli() {
-    let AwsEnv { dir: _dir, server, fake, ids, cli, before: _ } = aws_env().await;
+    let AwsEnv { dir, server, fake, ids, cli, before: _ } = aws_env().await;
     let (ten, pending) = (&ids[..10], &ids[..2]);
 
     // Two of the ten keys are pending deletion: disabling them fails (KMSInvalidStateException).
     assert_eq!(run_job(&cli, "schedulekeydeletion", pending).await.1, Some(0));
     let (job, code) = run_job(&cli, "disablekey", ten).await;
-    assert_eq!(code, Some(1), "failed items exit 1");
+    assert_eq!(code, Some(4), "failed items exit 4");
     assert_eq!(states(&fake, &ten[2..]), vec!["Disabled"; 8]);
 
     // retry-failed: a new job over exactly the two failed keys, carrying retry_of; after the deletion is
@@ -275,9 +275,20 @@ async fn retry_failed_and_revert_from_the_cli() {
 
     // Nothing failed in the revert: retrying it is refused (409), and so is reverting a plan.
     let out = cli.run(&["bulkjob", "retry-failed", undo]).await;
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1), "the server refused: exit 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("409"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The other exit codes a script branches on: 2 for a usage error, 3 when the server cannot be reached.
+    let out = cli.run(&["bulkjob", "create", "--operation", "disablekey", "--key", &ids[20], "--all"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let stranger = Cli { session: dir.path().join("no-session.json") };
+    let out = stranger.run(&["bulkjob", "list"]).await;
+    assert_eq!(out.status.code(), Some(2), "not logged in: {}", String::from_utf8_lossy(&out.stderr));
     server.kill().await;
+    let out = cli.run(&["bulkjob", "list"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }
 
 /// Runs the binary with stdin and stdout on a pseudo-terminal (util-linux `script`), typing `answer`; all it

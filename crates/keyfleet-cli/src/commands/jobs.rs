@@ -103,7 +103,7 @@ pub enum JobCommand {
         /// Job id
         id: String,
     },
-    /// Follow a job until it ends; exit 1 if it failed, was cancelled or any item failed
+    /// Follow a job until it ends; exit 4 if it failed, was cancelled or any item failed
     Watch(BulkjobWatchArgs),
     /// Run a planned job (from `create` without --yes, or `revert`) on exactly its planned items
     Confirm {

@@ -77,8 +77,9 @@ pub enum AwsCommand {
 }
 
 /// Runs one client command. Errors are returned, not printed; print them as `error: {err:#}` (an API
-/// error then reads `error: 400 NCERRInvalidParamValue: days: must be between 7 and 30`). The exit code
-/// is 0, or 1 when a watched job failed, was cancelled or had failed items.
+/// error then reads `error: 400 NCERRInvalidParamValue: days: must be between 7 and 30`) and exit with
+/// [`crate::exit::of_error`]. The exit code is 0, or 4 when a watched job failed, was cancelled or had failed
+/// items.
 pub async fn run(cmd: ClientCommand, global: &ClientGlobalArgs) -> anyhow::Result<ExitCode> {
     match cmd {
         ClientCommand::Login(args) => login::run(args, global).await,

@@ -113,6 +113,14 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     api.post(&format!("{path}/cancel"), json!({})).await?;
     let cancel_secs = t.elapsed().as_secs_f64();
     let end = server.sample()?;
+    let report = download_report(&api, &server, &path).await?;
+    eprintln!(
+        "  report: {} lines in {} s, RSS {} before, at most {} during",
+        int(report.lines),
+        num(report.secs),
+        mib(end.rss_kib),
+        mib(report.max_rss_kib)
+    );
     server.stop(Duration::from_secs(60)).await?;
     fake_proc.stop(Duration::from_secs(5)).await?;
 
@@ -171,6 +179,22 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
         "–".into(),
         "–".into(),
         "–".into(),
+    ]);
+    t.row(vec![
+        format!(
+            "downloading the job's CSV report: {} lines, {} MiB, in {} s, sampled every 0.25 s",
+            int(report.lines),
+            num(report.bytes as f64 / (1024.0 * 1024.0)),
+            num(report.secs)
+        ),
+        mib(report.after.hwm_kib),
+        format!("{} (max sampled {})", mib(report.after.rss_kib), mib(report.max_rss_kib)),
+        "before the download".into(),
+        format!("{}×", ratio(report.max_rss_kib as f64 / end.rss_kib as f64)),
+        format!(
+            "flat (< +25 MiB): {}",
+            verdict(report.max_rss_kib < end.rss_kib + 25 * 1024 && report.lines == total_keys as u64 + 1)
+        ),
     ]);
     Ok(Section {
         title: format!("4. Memory: `keyfleet serve` idle and during a {}-key job", int(total_keys as u64)),
@@ -242,4 +266,40 @@ async fn write_inventory(db: &Path, keys: &[(&str, Vec<String>)]) -> anyhow::Res
     }
     store.close().await;
     Ok(())
+}
+
+/// What downloading a job's report cost the server.
+struct ReportDownload {
+    lines: u64,
+    bytes: u64,
+    secs: f64,
+    /// The highest RSS sampled while the body streamed.
+    max_rss_kib: u64,
+    after: ProcSample,
+}
+
+/// Reads `GET {job}/report?format=csv` chunk by chunk (never holding it whole), sampling the server's RSS.
+async fn download_report(api: &Api, server: &Proc, job: &str) -> anyhow::Result<ReportDownload> {
+    let t = Instant::now();
+    let mut resp = api
+        .http
+        .get(format!("{}{job}/report?format=csv", api.base))
+        .bearer_auth(api.token().await?)
+        .send()
+        .await
+        .context("GET report")?;
+    anyhow::ensure!(resp.status().is_success(), "GET report: {}", resp.status());
+    let (mut lines, mut bytes, mut max_rss_kib) = (0u64, 0u64, server.sample()?.rss_kib);
+    let mut sampled = Instant::now();
+    while let Some(chunk) = resp.chunk().await? {
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        if sampled.elapsed() >= Duration::from_millis(250) {
+            max_rss_kib = max_rss_kib.max(server.sample()?.rss_kib);
+            sampled = Instant::now();
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let after = server.sample()?;
+    Ok(ReportDownload { lines, bytes, secs, max_rss_kib: max_rss_kib.max(after.rss_kib), after })
 }

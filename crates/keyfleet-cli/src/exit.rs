@@ -37,6 +37,7 @@ fn of_client_error(err: &ClientError) -> u8 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

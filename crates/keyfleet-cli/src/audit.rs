@@ -50,11 +50,11 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             let store = keyfleet_server::open_database(args).await?;
             Ok(match verify_store(store.as_ref()).await? {
                 Verdict::Intact { records, head } => {
-                    println!("audit trail intact: {records} records, head {head}");
+                    crate::output::print_line(&format!("audit trail intact: {records} records, head {head}"))?;
                     ExitCode::SUCCESS
                 }
                 Verdict::Broken(b) => {
-                    println!("audit trail BROKEN at record {}: {}", b.seq, b.why);
+                    crate::output::print_line(&format!("audit trail BROKEN at record {}: {}", b.seq, b.why))?;
                     ExitCode::from(1)
                 }
             })

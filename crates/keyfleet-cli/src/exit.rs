@@ -27,6 +27,18 @@ pub fn of_error(err: &anyhow::Error) -> ExitCode {
     })
 }
 
+/// Whether `err` is a write to a closed stdout: the reader stopped reading (`keyfleet bulkjob list | head`),
+/// which ends the command quietly, not as an error (nor, as `println!` would, as a panic).
+pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let kind = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => Some(io.kind()),
+            None => cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind),
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn of_client_error(err: &ClientError) -> u8 {
     match err {
         ClientError::Api { .. } | ClientError::Status { .. } => REFUSED,
@@ -52,5 +64,13 @@ mod tests {
         assert_eq!(of_error(&anyhow::anyhow!("not logged in")), ExitCode::from(USAGE));
         let local = ClientError::Local("bad URL".into());
         assert_eq!(of_error(&anyhow::Error::new(local)), ExitCode::from(USAGE));
+    }
+
+    #[test]
+    fn a_closed_stdout_is_recognised_however_it_was_written() {
+        let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_closed_pipe(&anyhow::Error::new(pipe()).context("printing")));
+        assert!(is_closed_pipe(&anyhow::Error::new(serde_json::Error::io(pipe()))));
+        assert!(!is_closed_pipe(&anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))));
     }
 }

@@ -52,6 +52,9 @@ fn main() -> ExitCode {
             Command::Client(cmd) => keyfleet_cli::run(cmd, &cli.client).await,
         };
         result.unwrap_or_else(|e| {
+            if keyfleet_cli::exit::is_closed_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
             eprintln!("error: {e:#}");
             keyfleet_cli::exit::of_error(&e)
         })

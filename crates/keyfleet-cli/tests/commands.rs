@@ -35,7 +35,7 @@ enum Top {
 }
 
 async fn cli(config: &Path, args: &[&str]) -> anyhow::Result<std::process::ExitCode> {
-    let mut argv = vec!["keyfleet", "--config", config.to_str().expect("utf-8 path")];
+    let mut argv = vec!["keyfleet", "--session", config.to_str().expect("utf-8 path")];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv)?;
     match cli.command {

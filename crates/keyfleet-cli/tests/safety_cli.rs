@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use keyfleet_fakes::{BUILTIN_TENANT_ID, FakeKms, FakeKmsConfig, FakeVault, FakeVaultConfig};
+use keyfleet_fakes::{BUILTIN_TENANT_ID, FakeKms, FakeKmsConfig, FakeVault, FakeVaultConfig, Faults};
 use serde_json::{Value, json};
 use support::{PASSWORD, Server, test_database};
 
@@ -20,7 +20,7 @@ const REGION: &str = "us-east-1";
 const SUBSCRIPTION: &str = "00000000-0000-0000-0000-0000000000b1";
 const AZURE_SECRET: &str = "safety-cli-azure-secret";
 
-/// The client side: `keyfleet --config <session> ...`, stdin not a terminal (as in a script or CI).
+/// The client side: `keyfleet --session <file> ...`, stdin not a terminal (as in a script or CI).
 struct Cli {
     session: PathBuf,
 }
@@ -35,7 +35,7 @@ impl Cli {
 
     async fn run(&self, args: &[&str]) -> Output {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"))
-            .arg("--config")
+            .arg("--session")
             .arg(&self.session)
             .args(args)
             .stdin(Stdio::null())
@@ -66,13 +66,16 @@ struct AwsEnv {
     cli: Cli,
     /// The fake's state-changing calls before the test.
     before: usize,
+    /// The PostgreSQL database of the server, when the tests run on PostgreSQL.
+    database: Option<String>,
 }
 
 async fn aws_env() -> AwsEnv {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeKms::new(FakeKmsConfig::default()).spawn().await.unwrap();
     let ids = fake.fake.create_keys(ACCOUNT, REGION, 150);
-    let server = Server::start(&dir.path().join("data"), test_database().await.as_deref(), &[]).await;
+    let database = test_database().await;
+    let server = Server::start(&dir.path().join("data"), database.as_deref(), &[]).await;
     server
         .call(
             "POST",
@@ -92,7 +95,7 @@ async fn aws_env() -> AwsEnv {
     assert_eq!(server.wait_done(&path, Duration::from_secs(60)).await["overall_status"], "completed");
     let cli = Cli::login(dir.path(), &server).await;
     let before = state_changes(&fake);
-    AwsEnv { dir, server, fake, ids, cli, before }
+    AwsEnv { dir, server, fake, ids, cli, before, database }
 }
 
 /// Calls that change a key (the five operations' calls).
@@ -107,7 +110,7 @@ fn states(fake: &keyfleet_fakes::RunningFake, ids: &[String]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
-    let AwsEnv { dir, server, fake, ids, cli, before } = aws_env().await;
+    let AwsEnv { dir, server, fake, ids, cli, before, .. } = aws_env().await;
 
     // 150 references (more than CCKM's 100 `keys`), as KeyIds and ARNs, with a comment and a blank line.
     let mut file = String::from("# keys to disable\n\n");
@@ -177,7 +180,7 @@ async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_only_plans_and_yes_runs_at_once() {
-    let AwsEnv { dir: _dir, server, fake, ids, cli, before } = aws_env().await;
+    let AwsEnv { dir: _dir, server, fake, ids, cli, before, .. } = aws_env().await;
 
     // --dry-run with selector flags: a plan of every key of the container, nothing sent.
     let (plan, stderr) = cli
@@ -240,7 +243,7 @@ async fn run_job(cli: &Cli, operation: &str, keys: &[String]) -> (String, Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_failed_and_revert_from_the_cli() {
-    let AwsEnv { dir, server, fake, ids, cli, before: _ } = aws_env().await;
+    let AwsEnv { dir, server, fake, ids, cli, before: _, .. } = aws_env().await;
     let (ten, pending) = (&ids[..10], &ids[..2]);
 
     // Two of the ten keys are pending deletion: disabling them fails (KMSInvalidStateException).
@@ -291,11 +294,62 @@ async fn retry_failed_and_revert_from_the_cli() {
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_rides_out_a_server_restart_and_a_closed_pipe_ends_quietly() {
+    let AwsEnv { dir, server, fake, ids, cli, database, .. } = aws_env().await;
+
+    // `keyfleet ... | head`: the reader is gone before the command writes; no panic, no error, exit 0.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"))
+        .arg("--session")
+        .arg(&cli.session)
+        .args(["aws", "keys", "list", "--kms", "acct", "--limit", "150"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Every call takes 300 ms: the job of 40 keys runs for seconds, across a restart of the server.
+    fake.fake.set_faults(Faults { latency: 1.0, latency_ms: 300, ..Faults::default() });
+    let mut args = vec!["bulkjob", "create", "--operation", "disablekey", "--yes"];
+    for id in &ids[..40] {
+        args.extend(["--key", id.as_str()]);
+    }
+    let (job, _) = cli.json(&args).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"))
+        .arg("--session")
+        .arg(&cli.session)
+        .args(["bulkjob", "watch", &id, "--interval-ms", "200"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let listen = server.url().trim_start_matches("https://").to_string();
+    server.kill().await;
+    // Down for longer than the old watch's five retries lasted.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let server = Server::start(&dir.path().join("data"), database.as_deref(), &["--listen", &listen]).await;
+    let out = tokio::time::timeout(Duration::from_secs(180), watch.wait_with_output()).await.unwrap().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("cannot reach the server") && stderr.contains("reconnected"), "{stderr}");
+    assert!(stdout.contains(&format!("job {id} completed: 40 keys, 40 succeeded")), "{stdout}");
+    assert_eq!(states(&fake, &ids[..40]), vec!["Disabled"; 40]);
+    server.kill().await;
+}
+
 /// Runs the binary with stdin and stdout on a pseudo-terminal (util-linux `script`), typing `answer`; all it
 /// printed (stdout and stderr share the terminal).
 async fn on_a_terminal(cli: &Cli, args: &[&str], answer: &str) -> String {
     use tokio::io::AsyncWriteExt;
-    let mut command = format!("{} --config {}", env!("CARGO_BIN_EXE_keyfleet"), cli.session.display());
+    let mut command = format!("{} --session {}", env!("CARGO_BIN_EXE_keyfleet"), cli.session.display());
     for a in args {
         command.push(' ');
         command.push_str(a);
@@ -321,7 +375,7 @@ async fn on_a_terminal(cli: &Cli, args: &[&str], answer: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_terminal_create_asks_and_runs_only_on_yes() {
-    let AwsEnv { dir: _dir, server, fake, ids, cli, before } = aws_env().await;
+    let AwsEnv { dir: _dir, server, fake, ids, cli, before, .. } = aws_env().await;
 
     // No: the plan stays, with the command that runs it later; nothing reaches AWS.
     let out = on_a_terminal(&cli, &["bulkjob", "create", "--operation", "disablekey", "--key", &ids[0]], "n\n").await;

@@ -32,7 +32,7 @@ pub struct LoginArgs {
 }
 
 pub(crate) async fn run(args: LoginArgs, global: &ClientGlobalArgs) -> anyhow::Result<ExitCode> {
-    let path = resolve_config_path(global.config.as_deref())?;
+    let path = resolve_config_path(global.session.as_deref())?;
     // Later commands may run from another directory.
     let ca_cert = args
         .ca_cert

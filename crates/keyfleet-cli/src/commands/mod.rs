@@ -25,14 +25,15 @@ pub use inventory::{ConnectionCommand, KeysCommand, KmsCommand, SyncCommand};
 pub use jobs::{BulkjobListArgs, BulkjobWatchArgs, CreateFlags, FollowFlags, JobCommand, ReportArgs};
 pub use login::LoginArgs;
 
-/// Options every client command shares. Not `global`, so that it cannot collide with a `--config` of
-/// another subcommand (`serve`); `KEYFLEET_CLIENT_CONFIG` works wherever the flag is not at hand.
+/// Options every client command shares, given before the subcommand (`keyfleet --session FILE bulkjob list`).
+/// The session file has a flag of its own: `--config` is only ever the server's TOML file (`serve --config`).
+/// `KEYFLEET_CLIENT_CONFIG` works wherever the flag is not at hand.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ClientGlobalArgs {
     /// Client session file written by `login` [default: $XDG_CONFIG_HOME/keyfleet/client.json, else
     /// ~/.config/keyfleet/client.json]
     #[arg(long, env = CONFIG_ENV, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub session: Option<PathBuf>,
 }
 
 /// The client half of the `keyfleet` command line; the binary flattens it into its own subcommands.
@@ -105,7 +106,7 @@ pub async fn run(cmd: ClientCommand, global: &ClientGlobalArgs) -> anyhow::Resul
 /// A client for the saved session. Every refresh it makes (before a request when the JWT expires within
 /// 30 s, or after a 401) is written back to the session file at once.
 fn open_session(global: &ClientGlobalArgs) -> anyhow::Result<Client> {
-    let path = resolve_config_path(global.config.as_deref())?;
+    let path = resolve_config_path(global.session.as_deref())?;
     let config = ClientConfig::load(&path)?
         .with_context(|| format!("not logged in ({} does not exist): run `keyfleet login` first", path.display()))?;
     let opts = ClientOptions {

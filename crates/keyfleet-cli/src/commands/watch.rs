@@ -1,15 +1,17 @@
 //! Polling a job until it is terminal, with a progress bar or plain progress lines.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::summary::{JobState, Tally, is_terminal, progress_line, progress_message};
 use keyfleet_client::ClientError;
 
-/// Consecutive transport failures (connection reset, timeout) tolerated while watching: a long watch
-/// should survive a server restart, an API error ends it at once.
-const MAX_TRANSPORT_RETRIES: u32 = 5;
+/// How long a watch keeps polling through transport failures (connection refused or reset, timeout): a long
+/// watch survives a server restart or a failover; an API error ends it at once.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+/// The longest pause between two polls while the server cannot be reached.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// How progress is shown while the job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,39 +25,45 @@ pub(crate) enum Progress {
 }
 
 /// Calls `fetch` every `interval` until the job's `overall_status` is no longer `in_progress`, and returns
-/// the terminal job.
+/// the terminal job. While the server cannot be reached it keeps trying, backing off, for [`RECONNECT_FOR`].
 pub(crate) async fn until_terminal<V>(
     mut fetch: impl AsyncFnMut() -> Result<V, ClientError>,
     interval: Duration,
     progress: Progress,
-) -> Result<V, ClientError>
+) -> anyhow::Result<V>
 where
     for<'a> JobState<'a>: From<&'a V>,
 {
     let mut bar: Option<ProgressBar> = None;
     let mut last_line = String::new();
-    let mut transport_failures = 0;
+    // Since when the server has not answered, and how long the next pause is.
+    let mut unreachable: Option<(Instant, Duration)> = None;
     loop {
         let job = match fetch().await {
             Ok(job) => {
-                transport_failures = 0;
+                if unreachable.take().is_some() {
+                    say(&bar, "reconnected".into());
+                }
                 job
             }
-            Err(ClientError::Http(e)) if transport_failures < MAX_TRANSPORT_RETRIES => {
-                transport_failures += 1;
-                let msg = format!("warning: polling failed, retrying: {}", ClientError::Http(e));
-                match &bar {
-                    Some(b) => b.println(msg),
-                    None => eprintln!("{msg}"),
+            Err(ClientError::Http(e)) if unreachable.is_none_or(|(since, _)| since.elapsed() < RECONNECT_FOR) => {
+                if unreachable.is_none() {
+                    let secs = RECONNECT_FOR.as_secs();
+                    say(
+                        &bar,
+                        format!("warning: cannot reach the server, retrying for {secs} s: {}", ClientError::Http(e)),
+                    );
                 }
-                tokio::time::sleep(interval.max(Duration::from_secs(1))).await;
+                let (since, pause) = unreachable.unwrap_or((Instant::now(), interval.max(Duration::from_millis(500))));
+                tokio::time::sleep(pause).await;
+                unreachable = Some((since, (pause * 2).min(RECONNECT_BACKOFF_MAX)));
                 continue;
             }
             Err(e) => {
                 if let Some(b) = &bar {
                     b.abandon();
                 }
-                return Err(e);
+                return Err(e.into());
             }
         };
         let state = JobState::from(&job);
@@ -72,7 +80,8 @@ where
                 let line = progress_line(&state);
                 if line != last_line {
                     if progress == Progress::Stdout {
-                        println!("{line}");
+                        // An error, not a panic, when stdout is a closed pipe (`| head`).
+                        crate::output::print_line(&line)?;
                     } else {
                         eprintln!("{line}");
                     }
@@ -97,4 +106,12 @@ fn new_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// A line on stderr, above the progress bar when there is one.
+fn say(bar: &Option<ProgressBar>, msg: String) {
+    match bar {
+        Some(b) => b.println(msg),
+        None => eprintln!("{msg}"),
+    }
 }

@@ -19,10 +19,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `keyfleet serve` on a random port; `extra` are more flags.
+    /// Starts `keyfleet serve` on a random port (unless `extra` has a `--listen`); `extra` are more flags.
     pub async fn start(data: &std::path::Path, database_url: Option<&str>, extra: &[&str]) -> Server {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log", "warn"]);
+        cmd.args(["serve", "--log", "warn"]);
+        if !extra.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
         if let Some(url) = database_url {
             cmd.arg("--database-url").arg(url);
         }

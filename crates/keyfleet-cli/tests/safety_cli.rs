@@ -149,12 +149,32 @@ async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(table.starts_with("3 failed items\nERROR CODE"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("NotFoundException") && l.contains("  3  ")), "{table}");
-    let (errors, _) = cli.json(&["bulkjob", "errors", &id, "--json"]).await;
+    let (errors, _) = cli.json(&["bulkjob", "errors", &id, "-o", "json"]).await;
     assert_eq!(errors["failed"], 3, "{errors}");
+    let out = cli.run(&["bulkjob", "errors", &id, "-o", "csv"]).await;
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("ERROR CODE,COUNT,SAMPLE ITEMS,FIRST MESSAGE\r\nNotFoundException,3,"), "{csv}");
+
+    // -o on the read commands: json is the API's JSON, csv the table's columns.
+    let (job, _) = cli.json(&["bulkjob", "get", &id]).await;
+    assert_eq!(job["id"], id.as_str(), "get prints the job's JSON by default");
+    let (list, _) = cli.json(&["bulkjob", "list", "-o", "json"]).await;
+    assert_eq!(list["resources"][0]["id"], id.as_str(), "{list}");
+    let out = cli.run(&["bulkjob", "list", "-o", "csv"]).await;
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(lines[0], "ID,OPERATION,STATUS,KEYS,DONE,CREATED");
+    assert!(lines[1].starts_with(&format!("{id},disablekey,completed,150,150,")), "{csv}");
+    let out = cli.run(&["bulkjob", "get", &id, "-o", "table"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ID "), "{}", String::from_utf8_lossy(&out.stdout));
+    let (keys, _) = cli.json(&["aws", "keys", "list", "--kms", "acct", "--limit", "2", "-o", "json"]).await;
+    assert_eq!(keys["resources"].as_array().unwrap().len(), 2, "{keys}");
+    let out = cli.run(&["aws", "kms", "list", "-o", "yaml"]).await;
+    assert_eq!(out.status.code(), Some(2), "an unknown format is a usage error");
 
     // report: CSV to a file, a header and one line per item.
     let report = dir.path().join("report.csv");
-    let out = cli.run(&["bulkjob", "report", &id, "--output", report.to_str().unwrap()]).await;
+    let out = cli.run(&["bulkjob", "report", &id, "--file", report.to_str().unwrap()]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let csv = std::fs::read_to_string(&report).unwrap();
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
@@ -170,8 +190,9 @@ async fn a_create_off_a_terminal_plans_and_only_confirm_runs_it() {
     assert_eq!(rows.iter().filter(|r| r["state_after"] == "Disabled").count(), 147);
     // A report of an unknown job is an error, and leaves no file behind.
     let missing = dir.path().join("missing.csv");
-    let out =
-        cli.run(&["bulkjob", "report", "00000000-0000-4000-8000-000000000000", "-o", missing.to_str().unwrap()]).await;
+    let out = cli
+        .run(&["bulkjob", "report", "00000000-0000-4000-8000-000000000000", "--file", missing.to_str().unwrap()])
+        .await;
     assert_eq!(out.status.code(), Some(1), "the server refused: exit 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!missing.exists());

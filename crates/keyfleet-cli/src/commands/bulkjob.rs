@@ -270,8 +270,10 @@ mod tests {
         use clap::Parser;
         for argv in [
             vec!["bulkjob", "confirm", "j1", "--watch"],
-            vec!["bulkjob", "report", "j1", "--format", "ndjson", "--output", "r.ndjson"],
+            vec!["bulkjob", "report", "j1", "--format", "ndjson", "--file", "r.ndjson"],
             vec!["bulkjob", "errors", "j1", "--json"],
+            vec!["bulkjob", "errors", "j1", "-o", "csv"],
+            vec!["bulkjob", "get", "j1", "-o", "table"],
             vec!["bulkjob", "retry-failed", "j1"],
             vec!["bulkjob", "revert", "j1", "--yes"],
         ] {

@@ -9,8 +9,8 @@ use keyfleet_api_types::common::ListParams;
 
 use crate::commands::watch::{Progress, until_terminal};
 use crate::output::{
-    CONNECTION_HEADERS, KEY_HEADERS, KMS_HEADERS, connection_row, key_row, kms_row, note_paging, print_json,
-    print_line, print_table,
+    CONNECTION_HEADERS, Format, KEY_HEADERS, KMS_HEADERS, OutputFlags, connection_row, key_row, kms_row, print_json,
+    print_line, print_list,
 };
 use crate::summary::{JobState, exit_code, summary_line};
 use keyfleet_client::{AwsKeyListQuery, Client};
@@ -27,9 +27,8 @@ pub struct ListFlags {
     /// At most this many entries (server default 10, maximum 1000)
     #[arg(long)]
     pub limit: Option<u64>,
-    /// Print the server's JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputFlags,
 }
 
 impl ListFlags {
@@ -165,11 +164,10 @@ pub struct KeysListArgs {
     /// Fetch every page, not just one
     #[arg(long, conflicts_with = "limit")]
     pub all: bool,
-    /// Print the server's JSON instead of a table
-    #[arg(long, conflicts_with = "ids_only")]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputFlags,
     /// Print only the keyfleet key ids, one per line
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["format", "json"])]
     pub ids_only: bool,
 }
 
@@ -191,13 +189,8 @@ pub(crate) async fn connection(client: &Client, cmd: ConnectionCommand) -> anyho
         }
         ConnectionCommand::List(flags) => {
             let list = client.list_aws_connections(&flags.params()).await?;
-            if flags.json {
-                print_json(&list)?;
-            } else {
-                let rows: Vec<_> = list.resources.iter().map(connection_row).collect();
-                print_table(CONNECTION_HEADERS, &rows)?;
-                note_paging(list.skip, rows.len(), list.total);
-            }
+            let rows: Vec<_> = list.resources.iter().map(connection_row).collect();
+            print_list(flags.output.or(Format::Table), &list, CONNECTION_HEADERS, &rows, (list.skip, list.total))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -217,13 +210,8 @@ pub(crate) async fn kms(client: &Client, cmd: KmsCommand) -> anyhow::Result<Exit
         }
         KmsCommand::List(flags) => {
             let list = client.list_aws_kms(&flags.params()).await?;
-            if flags.json {
-                print_json(&list)?;
-            } else {
-                let rows: Vec<_> = list.resources.iter().map(kms_row).collect();
-                print_table(KMS_HEADERS, &rows)?;
-                note_paging(list.skip, rows.len(), list.total);
-            }
+            let rows: Vec<_> = list.resources.iter().map(kms_row).collect();
+            print_list(flags.output.or(Format::Table), &list, KMS_HEADERS, &rows, (list.skip, list.total))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -285,12 +273,9 @@ pub(crate) async fn keys(client: &Client, cmd: KeysCommand) -> anyhow::Result<Ex
         if !ids.is_empty() {
             print_line(&ids.join("\n"))?;
         }
-    } else if a.json {
-        print_json(&list)?;
     } else {
         let rows: Vec<_> = list.resources.iter().map(key_row).collect();
-        print_table(KEY_HEADERS, &rows)?;
-        note_paging(list.skip, rows.len(), list.total);
+        print_list(a.output.or(Format::Table), &list, KEY_HEADERS, &rows, (list.skip, list.total))?;
     }
     Ok(ExitCode::SUCCESS)
 }

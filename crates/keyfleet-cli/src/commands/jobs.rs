@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 use crate::commands::inventory::ListFlags;
 use crate::commands::watch::{Progress, until_terminal};
 use crate::output::{
-    BULKJOB_HEADERS, bulkjob_row, note_paging, print_json, print_line, print_table, render_table, short_time,
+    BULKJOB_HEADERS, Format, OutputFlags, bulkjob_row, print_json, print_line, print_list, render_csv, render_table,
+    short_time,
 };
 use crate::summary::{JobState, exit_code, problem_lines, summary_line};
 use keyfleet_client::{Client, Cloud};
@@ -92,9 +93,12 @@ impl Default for FollowFlags {
 #[derive(Debug, clap::Subcommand)]
 pub enum JobCommand {
     /// Print one job
+    /// A job: its JSON (the default), or its table row with -o table|csv
     Get {
         /// Job id
         id: String,
+        #[command(flatten)]
+        output: OutputFlags,
     },
     /// List jobs as a table (or JSON)
     List(BulkjobListArgs),
@@ -118,9 +122,8 @@ pub enum JobCommand {
     Errors {
         /// Job id
         id: String,
-        /// Print the server's JSON instead of a table
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputFlags,
     },
     /// A new job (same operation and options) over the failed and not-attempted items of a finished job
     RetryFailed {
@@ -170,8 +173,8 @@ pub struct ReportArgs {
     #[arg(long, default_value = "csv", value_parser = ["csv", "ndjson"])]
     pub format: String,
     /// Write the report to FILE instead of stdout (removed again if the download fails)
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 /// How the CLI names a cloud's jobs to people.
@@ -241,8 +244,9 @@ pub(crate) async fn create(
 /// Runs one command on existing jobs.
 pub(crate) async fn run(client: &Client, cloud: Cloud, cmd: JobCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        JobCommand::Get { id } => {
-            print_json(&client.get_bulkjob(cloud, &id).await?)?;
+        JobCommand::Get { id, output } => {
+            let job = client.get_bulkjob(cloud, &id).await?;
+            print_list(output.or(Format::Json), &job, BULKJOB_HEADERS, &[bulkjob_row(&job)], (0, 1))?;
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::List(args) => {
@@ -254,13 +258,8 @@ pub(crate) async fn run(client: &Client, cloud: Cloud, cmd: JobCommand) -> anyho
                 ..BulkJobListQuery::default()
             };
             let list = client.list_bulkjobs(cloud, &query).await?;
-            if args.list.json {
-                print_json(&list)?;
-            } else {
-                let rows: Vec<_> = list.resources.iter().map(bulkjob_row).collect();
-                print_table(BULKJOB_HEADERS, &rows)?;
-                note_paging(list.skip, rows.len(), list.total);
-            }
+            let rows: Vec<_> = list.resources.iter().map(bulkjob_row).collect();
+            print_list(args.list.output.or(Format::Table), &list, BULKJOB_HEADERS, &rows, (list.skip, list.total))?;
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Cancel { id } => {
@@ -274,12 +273,14 @@ pub(crate) async fn run(client: &Client, cloud: Cloud, cmd: JobCommand) -> anyho
             follow(client, cloud, &job, &f).await
         }
         JobCommand::Report(args) => report(client, cloud, &args).await,
-        JobCommand::Errors { id, json } => {
+        JobCommand::Errors { id, output } => {
             let errors = client.bulkjob_errors(cloud, &id).await?;
-            if json {
-                print_json(&errors)?;
-            } else {
-                std::io::stdout().lock().write_all(render_errors(&errors).as_bytes())?;
+            match output.or(Format::Table) {
+                Format::Json => print_json(&errors)?,
+                Format::Table => std::io::stdout().lock().write_all(render_errors(&errors).as_bytes())?,
+                Format::Csv => {
+                    std::io::stdout().lock().write_all(render_csv(ERROR_HEADERS, &error_rows(&errors)).as_bytes())?
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -398,27 +399,34 @@ fn render_plan(cloud: Cloud, job: &BulkJobView, plan: &Plan) -> String {
 }
 
 /// `errors` as a table: one line per error code, largest group first.
-fn render_errors(errors: &Value) -> String {
+const ERROR_HEADERS: &[&str] = &["ERROR CODE", "COUNT", "SAMPLE ITEMS", "FIRST MESSAGE"];
+
+/// One row per error group of `.../errors`.
+fn error_rows(errors: &Value) -> Vec<Vec<String>> {
     let groups = errors["groups"].as_array().map(Vec::as_slice).unwrap_or_default();
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let rows: Vec<Vec<String>> = groups
+    groups
         .iter()
         .map(|g| {
             let samples: Vec<String> =
                 g["sample_keys"].as_array().map(Vec::as_slice).unwrap_or_default().iter().map(text).collect();
             vec![text(&g["error_code"]), g["count"].to_string(), samples.join(","), text(&g["error_message"])]
         })
-        .collect();
+        .collect()
+}
+
+fn render_errors(errors: &Value) -> String {
+    let rows = error_rows(errors);
     let mut out = format!("{} failed items\n", errors["failed"].as_u64().unwrap_or_default());
     if !rows.is_empty() {
-        out.push_str(&render_table(&["ERROR CODE", "COUNT", "SAMPLE ITEMS", "FIRST MESSAGE"], &rows));
+        out.push_str(&render_table(ERROR_HEADERS, &rows));
     }
     out
 }
 
-/// Streams the report to stdout or `--output`; a file is removed again when the download breaks off.
+/// Streams the report to stdout or `--file`; a file is removed again when the download breaks off.
 async fn report(client: &Client, cloud: Cloud, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    match &args.output {
+    match &args.file {
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
             client.download_bulkjob_report(cloud, &args.id, &args.format, &mut out).await?;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Bulk jobs on cloud keys, with a CipherTrust CCKM-compatible API.
 #[derive(Parser)]
@@ -29,6 +29,10 @@ enum Command {
     FakeAws(keyfleet_fakes::FakeAwsArgs),
     /// Run a fake Azure Key Vault with its token endpoint, over HTTPS (for demos and tests)
     FakeAzure(keyfleet_fakes::azure::FakeAzureArgs),
+    /// Print a shell completion script: `keyfleet completions bash > /etc/bash_completion.d/keyfleet`
+    Completions {
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(keyfleet_cli::ClientCommand),
 }
@@ -49,6 +53,10 @@ fn main() -> ExitCode {
             Command::Audit { command } => keyfleet_cli::audit::run(command).await,
             Command::FakeAws(args) => keyfleet_fakes::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::FakeAzure(args) => keyfleet_fakes::azure::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Completions { shell } => {
+                clap_complete::generate(shell, &mut Cli::command(), "keyfleet", &mut std::io::stdout());
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Client(cmd) => keyfleet_cli::run(cmd, &cli.client).await,
         };
         result.unwrap_or_else(|e| {

@@ -30,9 +30,7 @@ enum Command {
     /// Run a fake Azure Key Vault with its token endpoint, over HTTPS (for demos and tests)
     FakeAzure(keyfleet_fakes::azure::FakeAzureArgs),
     /// Print a shell completion script: `keyfleet completions bash > /etc/bash_completion.d/keyfleet`
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     #[command(flatten)]
     Client(keyfleet_cli::ClientCommand),
 }

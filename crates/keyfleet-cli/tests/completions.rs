@@ -15,11 +15,8 @@ fn bash_completion_is_valid_bash_and_knows_the_commands() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keyfleet.bash");
     std::fs::write(&file, &script).unwrap();
-    let check = Command::new("bash")
-        .arg("-n")
-        .arg(&file)
-        .output()
-        .expect("bash is needed to check the bash completion script");
+    let check =
+        Command::new("bash").arg("-n").arg(&file).output().expect("bash is needed to check the bash completion script");
     assert!(check.status.success(), "bash -n: {}", String::from_utf8_lossy(&check.stderr));
     for word in ["bulkjob", "retry-failed", "revert", "confirm", "--session", "--output"] {
         assert!(script.contains(word), "no {word} in the bash completion");

@@ -75,8 +75,8 @@ impl CreateFlags {
 /// `--watch` and its poll interval, on every command that starts a job.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FollowFlags {
-    /// Once the job runs, follow it like `watch`
-    #[arg(long)]
+    /// Once the job runs, follow it like `watch` (and exit as `watch` does)
+    #[arg(long, visible_alias = "wait")]
     pub watch: bool,
     /// Poll interval of --watch
     #[arg(long, default_value_t = 500, value_name = "MS")]

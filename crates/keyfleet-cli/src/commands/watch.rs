@@ -100,11 +100,11 @@ where
     }
 }
 
+/// Items done of all, their rate and the time left at that rate.
+const BAR_TEMPLATE: &str = "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta} {msg}";
+
 fn new_bar(len: u64) -> ProgressBar {
-    let style = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec:.0}, ETA {eta} {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(BAR_TEMPLATE).unwrap_or_else(|_| ProgressStyle::default_bar());
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
@@ -115,5 +115,14 @@ fn say(bar: &Option<ProgressBar>, msg: String) {
     match bar {
         Some(b) => b.println(msg),
         None => eprintln!("{msg}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bar_template_is_valid_and_shows_rate_and_eta() {
+        assert!(indicatif::ProgressStyle::with_template(super::BAR_TEMPLATE).is_ok());
+        assert!(super::BAR_TEMPLATE.contains("{per_sec}") && super::BAR_TEMPLATE.contains("{eta}"));
     }
 }

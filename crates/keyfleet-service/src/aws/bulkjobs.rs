@@ -433,7 +433,7 @@ mod selector_properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 3000, rng_seed: RngSeed::Fixed(11), ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 3000, rng_seed: RngSeed::Fixed(11), failure_persistence: None, ..ProptestConfig::default() })]
         #[test]
         fn a_selector_is_one_way_of_selecting_or_a_400_naming_its_field(sel in selector()) {
             const FIELDS: &[&str] = &[

@@ -106,6 +106,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     seed_inventory(&env).await;
     // Where schemathesis leaves its report (NDJSON events, JUnit): the app's temporary directory, or
     // KEYFLEET_FUZZ_REPORT_DIR to keep it.
+    // A fresh token: access tokens live 300 s, and the run should not outlive its own.
+    let token = app.login("admin", ADMIN_PASSWORD).await;
     let report = std::env::var_os("KEYFLEET_FUZZ_REPORT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| app.dir.path().join("schemathesis"));
@@ -122,7 +124,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         // would depend on the machine's speed. The examples bound the run instead.
         .args(["--suppress-health-check", "all"])
         .arg("--header")
-        .arg(format!("Authorization: Bearer {}", app.admin))
+        .arg(format!("Authorization: Bearer {token}"))
         .args(["--report", "ndjson,junit"])
         .arg("--report-dir")
         .arg(&report)

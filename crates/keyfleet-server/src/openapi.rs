@@ -41,6 +41,9 @@ struct S {
     register: fn(&mut Schemas),
 }
 
+/// Makes an [`S`] (`s::<T>` or `list::<T>`), picked per cloud.
+type Make = fn() -> S;
+
 fn register<T: ToSchema>(schemas: &mut Schemas) {
     schemas.push((T::name().into_owned(), T::schema()));
     T::schemas(schemas);
@@ -149,8 +152,18 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
                 .public(),
         ),
         // --- users and groups
-        (Get, "/api/v1/usermgmt/users".into(), "usermgmt", op("List users", 200, Some(list::<UserView>())).query(q::<ListParams>())),
-        (Post, "/api/v1/usermgmt/users".into(), "usermgmt", op("Create a user", 201, Some(s::<UserView>())).body(s::<CreateUserRequest>(), true)),
+        (
+            Get,
+            "/api/v1/usermgmt/users".into(),
+            "usermgmt",
+            op("List users", 200, Some(list::<UserView>())).query(q::<ListParams>()),
+        ),
+        (
+            Post,
+            "/api/v1/usermgmt/users".into(),
+            "usermgmt",
+            op("Create a user", 201, Some(s::<UserView>())).body(s::<CreateUserRequest>(), true),
+        ),
         (Get, "/api/v1/usermgmt/users/{id}".into(), "usermgmt", op("Get a user", 200, Some(s::<UserView>()))),
         (
             Patch,
@@ -159,8 +172,18 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
             op("Update a user (password, disable)", 200, Some(s::<UserView>())).body(s::<UpdateUserRequest>(), true),
         ),
         (Delete, "/api/v1/usermgmt/users/{id}".into(), "usermgmt", op("Delete a user", 204, None)),
-        (Get, "/api/v1/usermgmt/groups".into(), "usermgmt", op("List groups", 200, Some(list::<GroupView>())).query(q::<ListParams>())),
-        (Post, "/api/v1/usermgmt/groups".into(), "usermgmt", op("Create a group", 201, Some(s::<GroupView>())).body(s::<CreateGroupRequest>(), true)),
+        (
+            Get,
+            "/api/v1/usermgmt/groups".into(),
+            "usermgmt",
+            op("List groups", 200, Some(list::<GroupView>())).query(q::<ListParams>()),
+        ),
+        (
+            Post,
+            "/api/v1/usermgmt/groups".into(),
+            "usermgmt",
+            op("Create a group", 201, Some(s::<GroupView>())).body(s::<CreateGroupRequest>(), true),
+        ),
         (Get, "/api/v1/usermgmt/groups/{name}".into(), "usermgmt", op("Get a group", 200, Some(s::<GroupView>()))),
         (
             Patch,
@@ -169,8 +192,18 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
             op("Update a group", 200, Some(s::<GroupView>())).body(s::<UpdateGroupRequest>(), true),
         ),
         (Delete, "/api/v1/usermgmt/groups/{name}".into(), "usermgmt", op("Delete a group", 204, None)),
-        (Post, "/api/v1/usermgmt/groups/{name}/users/{user_id}".into(), "usermgmt", op("Add a user to a group", 200, Some(s::<GroupView>()))),
-        (Delete, "/api/v1/usermgmt/groups/{name}/users/{user_id}".into(), "usermgmt", op("Remove a user from a group", 204, None)),
+        (
+            Post,
+            "/api/v1/usermgmt/groups/{name}/users/{user_id}".into(),
+            "usermgmt",
+            op("Add a user to a group", 200, Some(s::<GroupView>())),
+        ),
+        (
+            Delete,
+            "/api/v1/usermgmt/groups/{name}/users/{user_id}".into(),
+            "usermgmt",
+            op("Remove a user from a group", 204, None),
+        ),
         // --- audit
         (
             Get,
@@ -179,10 +212,25 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
             op("Audit records (admins)", 200, Some(list::<AuditRecordView>())).query(q::<AuditListQuery>()),
         ),
         // --- AWS inventory
-        (Get, "/api/v1/cckm/aws/kms".into(), "aws", op("List KMS containers", 200, Some(list::<KmsView>())).query(q::<ListParams>())),
-        (Post, "/api/v1/cckm/aws/kms".into(), "aws", op("Add a KMS container", 201, Some(s::<KmsView>())).body(s::<KmsRequest>(), true)),
+        (
+            Get,
+            "/api/v1/cckm/aws/kms".into(),
+            "aws",
+            op("List KMS containers", 200, Some(list::<KmsView>())).query(q::<ListParams>()),
+        ),
+        (
+            Post,
+            "/api/v1/cckm/aws/kms".into(),
+            "aws",
+            op("Add a KMS container", 201, Some(s::<KmsView>())).body(s::<KmsRequest>(), true),
+        ),
         (Get, "/api/v1/cckm/aws/kms/{id}".into(), "aws", op("Get a KMS container", 200, Some(s::<KmsView>()))),
-        (Patch, "/api/v1/cckm/aws/kms/{id}".into(), "aws", op("Update a KMS container", 200, Some(s::<KmsView>())).body(s::<KmsRequest>(), true)),
+        (
+            Patch,
+            "/api/v1/cckm/aws/kms/{id}".into(),
+            "aws",
+            op("Update a KMS container", 200, Some(s::<KmsView>())).body(s::<KmsRequest>(), true),
+        ),
         (Delete, "/api/v1/cckm/aws/kms/{id}".into(), "aws", op("Delete a KMS container", 204, None)),
         (
             Post,
@@ -190,11 +238,31 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
             "aws",
             op("Grant or revoke ACL actions", 200, Some(s::<KmsView>())).body(s::<UpdateAclsRequest>(), true),
         ),
-        (Get, "/api/v1/cckm/aws/keys".into(), "aws", op("List AWS keys", 200, Some(list::<AwsKeyView>())).query(q::<AwsKeyQuery>())),
+        (
+            Get,
+            "/api/v1/cckm/aws/keys".into(),
+            "aws",
+            op("List AWS keys", 200, Some(list::<AwsKeyView>())).query(q::<AwsKeyQuery>()),
+        ),
         (Get, "/api/v1/cckm/aws/keys/{id}".into(), "aws", op("Get an AWS key", 200, Some(s::<AwsKeyView>()))),
-        (Get, "/api/v1/cckm/aws/templates".into(), "aws", op("List policy templates", 200, Some(list::<TemplateView>())).query(q::<ListParams>())),
-        (Post, "/api/v1/cckm/aws/templates".into(), "aws", op("Create a policy template", 201, Some(s::<TemplateView>())).body(s::<TemplateRequest>(), true)),
-        (Get, "/api/v1/cckm/aws/templates/{id}".into(), "aws", op("Get a policy template", 200, Some(s::<TemplateView>()))),
+        (
+            Get,
+            "/api/v1/cckm/aws/templates".into(),
+            "aws",
+            op("List policy templates", 200, Some(list::<TemplateView>())).query(q::<ListParams>()),
+        ),
+        (
+            Post,
+            "/api/v1/cckm/aws/templates".into(),
+            "aws",
+            op("Create a policy template", 201, Some(s::<TemplateView>())).body(s::<TemplateRequest>(), true),
+        ),
+        (
+            Get,
+            "/api/v1/cckm/aws/templates/{id}".into(),
+            "aws",
+            op("Get a policy template", 200, Some(s::<TemplateView>())),
+        ),
         (
             Patch,
             "/api/v1/cckm/aws/templates/{id}".into(),
@@ -209,7 +277,12 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
             "azure",
             op("Add vaults", 201, Some(list::<VaultView>())).body(s::<AddVaultsRequest>(), true),
         ),
-        (Get, "/api/v1/cckm/azure/vaults".into(), "azure", op("List vaults", 200, Some(list::<VaultView>())).query(q::<VaultQuery>())),
+        (
+            Get,
+            "/api/v1/cckm/azure/vaults".into(),
+            "azure",
+            op("List vaults", 200, Some(list::<VaultView>())).query(q::<VaultQuery>()),
+        ),
         (Get, "/api/v1/cckm/azure/vaults/{id}".into(), "azure", op("Get a vault", 200, Some(s::<VaultView>()))),
         (
             Post,
@@ -217,7 +290,12 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
             "azure",
             op("Grant or revoke ACL actions", 200, Some(s::<VaultView>())).body(s::<UpdateAclsRequest>(), true),
         ),
-        (Get, "/api/v1/cckm/azure/keys".into(), "azure", op("List Azure keys", 200, Some(list::<AzureKeyView>())).query(q::<AzureKeyQuery>())),
+        (
+            Get,
+            "/api/v1/cckm/azure/keys".into(),
+            "azure",
+            op("List Azure keys", 200, Some(list::<AzureKeyView>())).query(q::<AzureKeyQuery>()),
+        ),
         (Get, "/api/v1/cckm/azure/keys/{id}".into(), "azure", op("Get an Azure key", 200, Some(s::<AzureKeyView>()))),
         (
             Get,
@@ -231,7 +309,12 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
             "azure",
             op("Back up a key", 201, Some(s::<KeyBackupView>())).body(s::<KeyBackupRequest>(), true),
         ),
-        (Get, "/api/v1/cckm/azure/keys/{id}/backups/{backup_id}".into(), "azure", op("Get a backup", 200, Some(s::<KeyBackupView>()))),
+        (
+            Get,
+            "/api/v1/cckm/azure/keys/{id}/backups/{backup_id}".into(),
+            "azure",
+            op("Get a backup", 200, Some(s::<KeyBackupView>())),
+        ),
         (
             Patch,
             "/api/v1/cckm/azure/keys/{id}/backups/{backup_id}".into(),
@@ -245,12 +328,7 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
             "azure",
             op("Restore a backup into a vault", 200, Some(s::<AzureKeyView>())).body(s::<RestoreBackupRequest>(), true),
         ),
-        (
-            Delete,
-            "/api/v1/cckm/azure/bulkjobs/{id}".into(),
-            "azure",
-            op("Delete a finished bulk job", 204, None),
-        ),
+        (Delete, "/api/v1/cckm/azure/bulkjobs/{id}".into(), "azure", op("Delete a finished bulk job", 204, None)),
     ];
     for (cloud, tag) in [("aws", "aws"), ("azure", "azure")] {
         ops.extend(connections(cloud, tag));
@@ -264,7 +342,7 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
 fn connections(cloud: &str, tag: &'static str) -> Vec<(HttpMethod, String, &'static str, Op)> {
     let base = format!("/api/v1/connectionmgmt/services/{cloud}/connections");
     let one = format!("{base}/{{id}}");
-    let (request, view, views): (fn() -> S, fn() -> S, fn() -> S) = if cloud == "aws" {
+    let (request, view, views): (Make, Make, Make) = if cloud == "aws" {
         (s::<AwsConnectionRequest>, s::<AwsConnectionView>, list::<AwsConnectionView>)
     } else {
         (s::<AzureConnectionRequest>, s::<AzureConnectionView>, list::<AzureConnectionView>)
@@ -281,8 +359,7 @@ fn connections(cloud: &str, tag: &'static str) -> Vec<(HttpMethod, String, &'sta
 /// A cloud's job routes (`routes::jobs::shared` and its two creates).
 fn jobs(cloud: &'static str, bulk: &str, sync: &str) -> Vec<(HttpMethod, String, &'static str, Op)> {
     let one = format!("{bulk}/{{id}}");
-    let (create, sync_view, sync_views, sync_create): (fn() -> S, fn() -> S, fn() -> S, fn() -> S) = if cloud == "aws"
-    {
+    let (create, sync_view, sync_views, sync_create): (Make, Make, Make, Make) = if cloud == "aws" {
         (s::<CreateAwsBulkJob>, s::<SyncJobView>, list::<SyncJobView>, s::<CreateAwsSyncJob>)
     } else {
         (s::<CreateAzureBulkJob>, s::<AzureSyncJobView>, list::<AzureSyncJobView>, s::<CreateAzureSyncJob>)
@@ -291,12 +368,27 @@ fn jobs(cloud: &'static str, bulk: &str, sync: &str) -> Vec<(HttpMethod, String,
     let report = op("Per-item report (CSV or NDJSON)", 200, Some(text())).query(q::<ReportQuery>());
     let report = Op { media: &["text/csv", "application/x-ndjson"], ..report };
     vec![
-        (Get, bulk.to_string(), cloud, op("List bulk jobs", 200, Some(list::<BulkJobView>())).query(q::<BulkJobListQuery>())),
-        (Post, bulk.to_string(), cloud, op("Create a bulk job (Idempotency-Key header honoured)", 201, Some(job())).body(create(), true)),
+        (
+            Get,
+            bulk.to_string(),
+            cloud,
+            op("List bulk jobs", 200, Some(list::<BulkJobView>())).query(q::<BulkJobListQuery>()),
+        ),
+        (
+            Post,
+            bulk.to_string(),
+            cloud,
+            op("Create a bulk job (Idempotency-Key header honoured)", 201, Some(job())).body(create(), true),
+        ),
         (Get, one.clone(), cloud, op("Get a bulk job", 200, Some(job()))),
         (Post, format!("{one}/cancel"), cloud, op("Cancel a bulk job", 200, Some(job()))),
         (Post, format!("{one}/confirm"), cloud, op("Start a planned bulk job", 200, Some(job()))),
-        (Get, format!("{one}/items"), cloud, op("A bulk job's items", 200, Some(list::<ItemView>())).query(q::<ItemListQuery>())),
+        (
+            Get,
+            format!("{one}/items"),
+            cloud,
+            op("A bulk job's items", 200, Some(list::<ItemView>())).query(q::<ItemListQuery>()),
+        ),
         (Get, format!("{one}/report"), cloud, report),
         (Get, format!("{one}/errors"), cloud, op("A bulk job's failures by error code", 200, Some(s::<ErrorsView>()))),
         (
@@ -311,15 +403,26 @@ fn jobs(cloud: &'static str, bulk: &str, sync: &str) -> Vec<(HttpMethod, String,
             cloud,
             op("Plan putting back what the job changed", 201, Some(job())).body(s::<RevertRequest>(), false),
         ),
-        (Get, sync.to_string(), cloud, op("List key synchronization jobs", 200, Some(sync_views())).query(q::<SyncListQuery>())),
-        (Post, sync.to_string(), cloud, op("Start a key synchronization job", 201, Some(sync_view())).body(sync_create(), true)),
+        (
+            Get,
+            sync.to_string(),
+            cloud,
+            op("List key synchronization jobs", 200, Some(sync_views())).query(q::<SyncListQuery>()),
+        ),
+        (
+            Post,
+            sync.to_string(),
+            cloud,
+            op("Start a key synchronization job", 201, Some(sync_view())).body(sync_create(), true),
+        ),
         (Get, format!("{sync}/{{id}}"), cloud, op("Get a key synchronization job", 200, Some(sync_view()))),
         (Post, format!("{sync}/{{id}}/cancel"), cloud, op("Cancel a key synchronization job", 200, Some(sync_view()))),
     ]
 }
 
 fn health() -> S {
-    let schema = ObjectBuilder::new().property("status", ObjectBuilder::new().schema_type(Type::String)).required("status");
+    let schema =
+        ObjectBuilder::new().property("status", ObjectBuilder::new().schema_type(Type::String)).required("status");
     S { schema: schema.into(), register: |_| {} }
 }
 
@@ -384,11 +487,8 @@ fn operation_id(method: &HttpMethod, path: &str) -> String {
         Delete => "delete",
         _ => "other",
     };
-    let path: String = path
-        .trim_start_matches("/api")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    let path: String =
+        path.trim_start_matches("/api").chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     format!("{method}{}", path.trim_end_matches('_'))
 }
 
@@ -404,10 +504,8 @@ pub fn document() -> OpenApi {
             .build()
     };
     for (method, path, tag, op) in operations() {
-        let mut b = OperationBuilder::new()
-            .operation_id(Some(operation_id(&method, &path)))
-            .summary(Some(op.summary))
-            .tag(tag);
+        let mut b =
+            OperationBuilder::new().operation_id(Some(operation_id(&method, &path))).summary(Some(op.summary)).tag(tag);
         for p in path_parameters(&path) {
             b = b.parameter(p);
         }

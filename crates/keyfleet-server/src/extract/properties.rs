@@ -14,16 +14,14 @@ use keyfleet_api_types::audit::AuditListQuery;
 use keyfleet_api_types::auth::{ChangePasswordRequest, TokenRequest};
 use keyfleet_api_types::aws::{AwsConnectionRequest, AwsKeyQuery, CreateAwsSyncJob, KmsRequest, TemplateRequest};
 use keyfleet_api_types::azure::{
-    AddVaultsRequest, AzureConnectionRequest, AzureKeyQuery, CreateAzureBulkJob, CreateAzureSyncJob,
-    KeyBackupRequest, RestoreBackupRequest, VaultQuery,
+    AddVaultsRequest, AzureConnectionRequest, AzureKeyQuery, CreateAzureBulkJob, CreateAzureSyncJob, KeyBackupRequest,
+    RestoreBackupRequest, VaultQuery,
 };
 use keyfleet_api_types::bulkjob::{
     BulkJobListQuery, CreateAwsBulkJob, ItemListQuery, RetryFailedRequest, RevertRequest,
 };
 use keyfleet_api_types::common::{ListParams, UpdateAclsRequest};
-use keyfleet_api_types::usermgmt::{
-    CreateGroupRequest, CreateUserRequest, UpdateGroupRequest, UpdateUserRequest,
-};
+use keyfleet_api_types::usermgmt::{CreateGroupRequest, CreateUserRequest, UpdateGroupRequest, UpdateUserRequest};
 use keyfleet_service::paging::{MAX_LIMIT, MAX_SKIP, page};
 use keyfleet_store::sort_fields;
 use proptest::prelude::*;
@@ -162,12 +160,14 @@ fn number() -> impl Strategy<Value = Value> {
 
 /// JSON whose object keys are mostly the type's own fields, at any depth, and sometimes anything.
 fn json(keys: Vec<String>) -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), number(), word().prop_map(Value::from)];
+    let leaf =
+        prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), number(), word().prop_map(Value::from)];
     let key = prop_oneof![4 => proptest::sample::select(keys), 1 => word()];
     leaf.prop_recursive(3, 24, 5, move |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::btree_map(key.clone(), inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(key.clone(), inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -230,8 +230,28 @@ bodies![
 /// A query string: pairs of the list parameters (and anything), encoded, sometimes with raw bytes mixed in.
 fn query_string() -> impl Strategy<Value = String> {
     let names = proptest::sample::select(vec![
-        "skip", "limit", "sort", "id", "kms", "region", "keystate", "enabled", "gone", "tags", "key_vault", "name",
-        "status", "overall_status", "operation", "cloud", "since", "until", "user", "action", "resource", "format",
+        "skip",
+        "limit",
+        "sort",
+        "id",
+        "kms",
+        "region",
+        "keystate",
+        "enabled",
+        "gone",
+        "tags",
+        "key_vault",
+        "name",
+        "status",
+        "overall_status",
+        "operation",
+        "cloud",
+        "since",
+        "until",
+        "user",
+        "action",
+        "resource",
+        "format",
     ]);
     let value = prop_oneof![
         Just("9223372036854775808".to_string()),

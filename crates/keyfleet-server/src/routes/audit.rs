@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use crate::routes::table::Routes;
-use axum::extract::State;
 use crate::routes::table::get;
+use axum::extract::State;
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::audit::{AuditListQuery, AuditRecordView};
 

@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
 use crate::routes::table::Routes;
+use crate::routes::table::{delete, patch, post};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crate::routes::table::{delete, patch, post};
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::auth::{ChangePasswordRequest, RefreshTokenView, TokenRequest, TokenResponse};
 use keyfleet_api_types::common::ListParams;

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use crate::routes::table::{Methods, Routes, get, post};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use crate::routes::table::{Methods, Routes, get, post};
 use futures::StreamExt;
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, ItemListQuery, RetryFailedRequest, RevertRequest};
 use keyfleet_api_types::common::ListParams;
@@ -26,7 +26,6 @@ use crate::views::report::ReportFormat;
 use crate::{AppState, views};
 
 type S = State<Arc<AppState>>;
-
 
 /// Query of the synchronization-job lists (CCKM's filters `id`, `overall_status` and, for AWS, `kms`).
 #[derive(serde::Deserialize, utoipa::ToSchema)]

@@ -9,9 +9,9 @@ macro_rules! connection_routes {
         use axum::extract::{Path, State};
         use axum::http::StatusCode;
         use $crate::auth::Auth;
-        use $crate::routes::table::get;
         use $crate::error::ApiError;
         use $crate::extract::{Json, Query};
+        use $crate::routes::table::get;
 
         type S = State<std::sync::Arc<$crate::AppState>>;
         type Answer<T> = Result<axum::Json<T>, ApiError>;

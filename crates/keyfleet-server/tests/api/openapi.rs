@@ -43,7 +43,8 @@ async fn openapi_document_describes_every_mounted_route_and_nothing_else() {
     let paths: BTreeSet<&String> = mounted.iter().map(|(_, p)| p).collect();
     assert!(paths.len() > 50, "{} paths", paths.len());
     for path in paths {
-        let concrete = path.replace("{id}", "x1").replace("{backup_id}", "b1").replace("{name}", "g1").replace("{user_id}", "u1");
+        let concrete =
+            path.replace("{id}", "x1").replace("{backup_id}", "b1").replace("{name}", "g1").replace("{user_id}", "u1");
         for method in METHODS {
             let r = app.call(method, &concrete, None, None).await;
             if mounted.contains(&(method.to_string(), path.clone())) {
@@ -179,7 +180,8 @@ async fn an_admin_cannot_remove_themselves_from_the_admin_group() {
         .and_then(|u| u["user_id"].as_str())
         .expect("admin")
         .to_string();
-    let r = app.call("DELETE", &format!("/api/v1/usermgmt/groups/admin/users/{admin_id}"), Some(&app.admin), None).await;
+    let r =
+        app.call("DELETE", &format!("/api/v1/usermgmt/groups/admin/users/{admin_id}"), Some(&app.admin), None).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert!(r.body["message"].as_str().is_some_and(|m| m.contains("yourself")), "{}", r.body);
     assert_eq!(app.get("/api/v1/usermgmt/users").await.status, StatusCode::OK);

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use crate::routes::table::Routes;
+use crate::routes::table::post;
 use axum::extract::State;
 use axum::http::StatusCode;
-use crate::routes::table::post;
 use keyfleet_api_types::aws::{CreateAwsSyncJob, SyncJobView};
 use keyfleet_api_types::bulkjob::CreateAwsBulkJob;
 use keyfleet_core::Cloud;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::routes::table::Routes;
+use crate::routes::table::{get, post};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crate::routes::table::{get, post};
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::azure::{AzureKeyView, KeyBackupRequest, KeyBackupView, RestoreBackupRequest};
 use keyfleet_api_types::common::ListParams;

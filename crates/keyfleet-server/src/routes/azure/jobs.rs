@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use crate::routes::table::Routes;
+use crate::routes::table::{delete, post};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crate::routes::table::{delete, post};
 use keyfleet_api_types::azure::{AzureSyncJobView, CreateAzureBulkJob, CreateAzureSyncJob};
 use keyfleet_core::Cloud;
 use keyfleet_service::{Caller, Services};

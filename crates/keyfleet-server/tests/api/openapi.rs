@@ -129,6 +129,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .args(["--report", "ndjson,junit"])
         .arg("--report-dir")
         .arg(&report)
+        // schemathesis keeps a cache (`.schemathesis/`) in its working directory: the app's, not the source tree.
+        .current_dir(app.dir.path())
         .env("NO_COLOR", "1")
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(400), cmd.output())

@@ -89,10 +89,21 @@ struct Op {
     answer: Option<S>,
     media: &'static [&'static str],
     public: bool,
+    /// Takes the `Idempotency-Key` header (the bulk-job creates).
+    idempotent: bool,
 }
 
 fn op(summary: &'static str, status: u16, answer: Option<S>) -> Op {
-    Op { summary, query: None, body: None, status, answer, media: &["application/json"], public: false }
+    Op {
+        summary,
+        query: None,
+        body: None,
+        status,
+        answer,
+        media: &["application/json"],
+        public: false,
+        idempotent: false,
+    }
 }
 
 impl Op {
@@ -107,6 +118,10 @@ impl Op {
     }
     fn public(mut self) -> Self {
         self.public = true;
+        self
+    }
+    fn idempotent(mut self) -> Self {
+        self.idempotent = true;
         self
     }
 }
@@ -374,12 +389,7 @@ fn jobs(cloud: &'static str, bulk: &str, sync: &str) -> Vec<(HttpMethod, String,
             cloud,
             op("List bulk jobs", 200, Some(list::<BulkJobView>())).query(q::<BulkJobListQuery>()),
         ),
-        (
-            Post,
-            bulk.to_string(),
-            cloud,
-            op("Create a bulk job (Idempotency-Key header honoured)", 201, Some(job())).body(create(), true),
-        ),
+        (Post, bulk.to_string(), cloud, op("Create a bulk job", 201, Some(job())).body(create(), true).idempotent()),
         (Get, one.clone(), cloud, op("Get a bulk job", 200, Some(job()))),
         (Post, format!("{one}/cancel"), cloud, op("Cancel a bulk job", 200, Some(job()))),
         (Post, format!("{one}/confirm"), cloud, op("Start a planned bulk job", 200, Some(job()))),
@@ -508,6 +518,16 @@ pub fn document() -> OpenApi {
             OperationBuilder::new().operation_id(Some(operation_id(&method, &path))).summary(Some(op.summary)).tag(tag);
         for p in path_parameters(&path) {
             b = b.parameter(p);
+        }
+        if op.idempotent {
+            b = b.parameter(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some("The job is created at most once per key; a retry answers the same job."))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
         }
         if let Some(q) = &op.query {
             for p in query_parameters(q) {

@@ -23,7 +23,7 @@ list_query! {
 }
 
 /// One record, as stored: the chain's fields included, so a client can check the chain itself.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct AuditRecordView {
     pub seq: i64,
     pub at: Timestamp,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Body of `POST /v1/auth/tokens`. Every field is optional on the wire; the server decides which are needed
 /// for the grant and names the missing one.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,7 +34,7 @@ pub struct TokenRequest {
 }
 
 /// 200 answer of the token endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct TokenResponse {
     pub jwt: String,
     pub duration: i64,
@@ -47,7 +47,7 @@ pub struct TokenResponse {
 }
 
 /// The `cust` claim.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct CustClaims {
     pub domain_id: String,
     pub groups: Vec<String>,
@@ -56,7 +56,7 @@ pub struct CustClaims {
 }
 
 /// The JWT claims CipherTrust Manager issues (note `jwtid`, not `jti`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
     pub aud: String,
     pub sub: String,
@@ -78,7 +78,7 @@ fn is_zero(n: &i64) -> bool {
 }
 
 /// Body of `PATCH /v1/auth/changepw`: the user's own name and current password, and the new one.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 pub struct ChangePasswordRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -91,7 +91,7 @@ pub struct ChangePasswordRequest {
 }
 
 /// One of the caller's refresh tokens in `GET /v1/auth/tokens` (never the token itself).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct RefreshTokenView {
     pub id: String,
     pub user_id: String,

@@ -8,7 +8,7 @@ use crate::Timestamp;
 use crate::common::AclView;
 
 /// `POST /v1/connectionmgmt/services/aws/connections` and its PATCH (every field optional there).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConnectionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +52,7 @@ resource! {
 }
 
 /// `POST /v1/cckm/aws/kms` and its PATCH.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KmsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,7 +83,7 @@ resource! {
 }
 
 /// One tag in `aws_param.Tags`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct AwsTag {
     #[serde(rename = "TagKey")]
     pub tag_key: String,
@@ -92,7 +92,7 @@ pub struct AwsTag {
 }
 
 /// AWS's KeyMetadata with CipherTrust's spellings (`KeyID`, `AWSAccountId`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct AwsParam {
     #[serde(rename = "KeyID")]
     pub key_id: String,
@@ -144,7 +144,7 @@ resource! {
 }
 
 /// `POST /v1/cckm/aws/synchronization-jobs`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAwsSyncJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,7 +165,7 @@ job_resource! {
 }
 
 /// `POST /v1/cckm/aws/templates` and its PATCH.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@ use crate::Timestamp;
 use crate::common::AclView;
 
 /// `POST /v1/connectionmgmt/services/azure/connections` and its PATCH (every field optional there).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AzureConnectionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +56,7 @@ resource! {
 }
 
 /// `POST /v1/cckm/azure/add-vaults`: vaults of one subscription, reached through one connection.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AddVaultsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +68,7 @@ pub struct AddVaultsRequest {
 }
 
 /// One vault of `add-vaults`, as Azure's vault listing (`get-vaults`) describes it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AddVaultEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,7 +121,7 @@ list_query! {
 }
 
 /// Key Vault's key attributes, with Azure's spellings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct AzureKeyAttributes {
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,7 +139,7 @@ pub struct AzureKeyAttributes {
 }
 
 /// The key as Key Vault describes its current version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct AzureParam {
     pub kid: String,
     pub kty: String,
@@ -154,7 +154,7 @@ pub struct AzureParam {
 }
 
 /// One version of a key (extension: a key's versions are listed with it).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct AzureKeyVersionView {
     pub version: String,
     pub enabled: bool,
@@ -197,7 +197,7 @@ list_query! {
 }
 
 /// `POST /v1/cckm/azure/keys/{id}/backups` and its PATCH.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeyBackupRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,7 +221,7 @@ resource! {
 }
 
 /// `POST /v1/cckm/azure/keys/{id}/backups/{backup_id}/restore`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreBackupRequest {
     /// The vault (id or name) to restore into.
@@ -230,7 +230,7 @@ pub struct RestoreBackupRequest {
 }
 
 /// `POST /v1/cckm/azure/synchronization-jobs`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAzureSyncJob {
     /// Vault names or ids.
@@ -293,7 +293,7 @@ impl CreateAzureBulkJob {
 
 /// Which cloud key backups `delete-key-backups` deletes. `key_id`, `keys` and `vault_id` exclude each other;
 /// every condition given must hold. Unknown fields are refused: a misspelt condition must not widen a delete.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteKeyBackupsParam {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,7 +313,7 @@ pub struct DeleteKeyBackupsParam {
 }
 
 /// A list of strings, where a single string is accepted too.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),

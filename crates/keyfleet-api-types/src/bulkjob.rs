@@ -35,7 +35,7 @@ pub struct JobSafety {
 
 /// Extension: which keys a job acts on, resolved when the job is created into a frozen list of items. Either
 /// `ids` (any number of key references), filters (all must hold; gone keys are never selected) or `all: true`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeySelectorRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,7 +58,7 @@ pub struct KeySelectorRequest {
 }
 
 /// Extension: how far a job is.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct Progress {
     pub total: i64,
     pub succeeded: i64,
@@ -70,7 +70,7 @@ pub struct Progress {
 }
 
 /// Extension: one item of a job (`GET .../bulkjob/{id}/items`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct ItemView {
     pub key_id: String,
     pub seq: i64,
@@ -98,7 +98,7 @@ pub struct ItemView {
 }
 
 /// Query of `GET .../bulkjob/{id}/items`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ItemListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +110,7 @@ pub struct ItemListQuery {
 }
 
 /// Extension: the summary of a planned job (`dry_run`), as stored with it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
     /// Items in all.
     pub items: i64,
@@ -127,7 +127,7 @@ pub struct Plan {
 }
 
 /// One item of a plan's sample.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 pub struct PlanSample {
     pub key_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,7 +180,7 @@ job_resource! {
 }
 
 /// Extension: the body of `POST .../bulkjob(s)/{id}/retry-failed` (may be empty or `{}`).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RetryFailedRequest {
     /// Plan the retry (`overall_status: "planned"`) instead of starting it; confirm it as any plan.
@@ -189,7 +189,7 @@ pub struct RetryFailedRequest {
 }
 
 /// Extension: the body of `POST .../bulkjob(s)/{id}/revert`: no fields (a revert is always a plan).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RevertRequest {}
 

@@ -35,6 +35,19 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339, UTC, microsecond precision"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
 /// `{"skip": N, "limit": N, "total": N, "resources": [...]}`; `total` counts every match.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ListEnvelope<T> {
@@ -45,7 +58,7 @@ pub struct ListEnvelope<T> {
 }
 
 /// The body of every error answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct ErrorBody {
     pub code: i32,
     #[serde(rename = "codeDesc")]
@@ -56,7 +69,7 @@ pub struct ErrorBody {
 }
 
 /// One ACL entry as a container shows it: who, and which actions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct AclView {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub user_id: Option<String>,
@@ -66,14 +79,14 @@ pub struct AclView {
 }
 
 /// `POST .../update-acls` body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAclsRequest {
     pub acls: Vec<AclChange>,
 }
 
 /// One change in an `update-acls` request: grant (`permit: true`) or revoke actions for a user or group.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AclChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]

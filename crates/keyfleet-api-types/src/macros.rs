@@ -6,7 +6,7 @@
 macro_rules! resource {
     ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
         $(#[$attr])*
-        #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+        #[derive(Debug, Clone, utoipa::ToSchema, serde::Serialize, serde::Deserialize, PartialEq)]
         pub struct $name {
             pub id: String,
             pub uri: String,
@@ -56,7 +56,7 @@ macro_rules! job_resource {
 macro_rules! list_query {
     ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
         $(#[$attr])*
-        #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+        #[derive(Debug, Clone, utoipa::ToSchema, Default, serde::Serialize, serde::Deserialize, PartialEq)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($fields)*
@@ -76,7 +76,7 @@ macro_rules! list_query {
 macro_rules! bulkjob_create {
     ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
         $(#[$attr])*
-        #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+        #[derive(Debug, Clone, utoipa::ToSchema, Default, serde::Serialize, serde::Deserialize, PartialEq)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($fields)*

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::Timestamp;
 
 /// `POST /v1/usermgmt/users`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     #[serde(default)]
@@ -20,7 +20,7 @@ pub struct CreateUserRequest {
     pub nickname: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct UserView {
     pub user_id: String,
     pub username: String,
@@ -40,7 +40,7 @@ pub struct UserView {
 
 /// `PATCH /v1/usermgmt/users/{id}` (admins): every field optional; `password` follows the password policy and,
 /// like `disabled: true`, ends every session of the user.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,7 +57,7 @@ pub struct UpdateUserRequest {
 }
 
 /// `PATCH /v1/usermgmt/groups/{name}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGroupRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,7 +65,7 @@ pub struct UpdateGroupRequest {
 }
 
 /// `POST /v1/usermgmt/groups`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
     #[serde(default)]
@@ -74,7 +74,7 @@ pub struct CreateGroupRequest {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct GroupView {
     pub name: String,
     pub description: String,

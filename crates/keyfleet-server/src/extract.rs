@@ -37,7 +37,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             // A syntax error is the body's fault, wherever the parser happened to be.
             let syntax =
                 matches!(e.inner().classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
-            let field = if path == "." || syntax { "body".to_string() } else { path };
+            // The body itself when the fault is its syntax, or its top level (an array or a scalar instead of an
+            // object, `[0]`), or a key with no name.
+            let field = if path == "." || path.is_empty() || path.starts_with('[') || syntax {
+                "body".to_string()
+            } else {
+                path
+            };
             let message = e.into_inner().to_string();
             ApiError::invalid(&field, if syntax { message } else { explain(message) }).into_response()
         })
@@ -78,7 +84,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." { "query".to_string() } else { path };
+            // A parameter with no name (`?=1`) has an empty path: the query as a whole is at fault.
+            let field = if path == "." || path.is_empty() { "query".to_string() } else { path };
             ApiError::invalid(&field, explain(e.into_inner().to_string()))
         })
     }
@@ -96,3 +103,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         Ok(ClientAddr(info.map(|c| c.0.ip())))
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 mod extract;
 mod limits;
+mod openapi;
 mod routes;
 mod startup;
 pub mod tls;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use keyfleet_service::Services;
 
 pub use config::{Config, Environment, ServeArgs};
-pub use routes::router;
+pub use routes::{mounted_routes, router};
 pub use startup::{RunningServer, init_logging, migrate, open_database, serve, start};
 
 /// What every handler can reach.

@@ -344,6 +344,10 @@ impl Services {
     pub async fn remove_user_from_group(&self, caller: &Caller, group: &str, user_id: &str) -> Result<()> {
         caller.require_admin()?;
         let uid = UserId::parse_wire(user_id).ok_or_else(|| ServiceError::not_found("user", user_id))?;
+        // As with deleting or disabling oneself: an admin who leaves `admin` may leave the service with none.
+        if group == GROUP_ADMIN && uid == caller.user_id {
+            return Err(ServiceError::Conflict("you cannot remove yourself from the admin group".into()));
+        }
         if !self.store.remove_group_member(group, uid).await? {
             return Err(ServiceError::NotFound(format!("user {user_id} is not in group {group}")));
         }

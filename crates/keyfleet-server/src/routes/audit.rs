@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routes::table::Routes;
+use crate::routes::table::get;
 use axum::extract::State;
-use axum::routing::get;
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::audit::{AuditListQuery, AuditRecordView};
 
@@ -11,8 +11,8 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::{AppState, views};
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/audit/records", get(list_records))
+pub fn routes() -> Routes {
+    Routes::new().route("/v1/audit/records", get(list_records))
 }
 
 /// `GET /v1/audit/records` (admins).

@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routes::table::Routes;
+use crate::routes::table::{delete, patch, post};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, patch, post};
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::auth::{ChangePasswordRequest, RefreshTokenView, TokenRequest, TokenResponse};
 use keyfleet_api_types::common::ListParams;
@@ -15,8 +15,8 @@ use crate::error::ApiError;
 use crate::extract::{ClientAddr, Json, Query};
 use crate::{AppState, views};
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/v1/auth/tokens", post(issue).get(list_tokens))
         .route("/v1/auth/tokens/", post(issue))
         .route("/v1/auth/tokens/{id}", delete(revoke_token))

@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routes::table::{Methods, Routes, get, post};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{MethodRouter, get, post};
 use futures::StreamExt;
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, ItemListQuery, RetryFailedRequest, RevertRequest};
 use keyfleet_api_types::common::ListParams;
@@ -27,10 +26,9 @@ use crate::views::report::ReportFormat;
 use crate::{AppState, views};
 
 type S = State<Arc<AppState>>;
-type Routes = MethodRouter<Arc<AppState>>;
 
 /// Query of the synchronization-job lists (CCKM's filters `id`, `overall_status` and, for AWS, `kms`).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SyncListQuery {
     #[serde(default)]
@@ -58,8 +56,8 @@ pub(crate) fn shared<V: Serialize + Send + 'static>(
     bulk: &str,
     sync: &str,
     sync_view: fn(SyncJobEntry) -> V,
-) -> Router<Arc<AppState>> {
-    Router::new()
+) -> Routes {
+    Routes::new()
         .route(bulk, list_bulkjobs(cloud))
         .route(&format!("{bulk}/{{id}}"), get_bulkjob(cloud))
         .route(&format!("{bulk}/{{id}}/cancel"), cancel_bulkjob(cloud))
@@ -77,7 +75,7 @@ pub(crate) fn shared<V: Serialize + Send + 'static>(
 // --- bulk jobs ----------------------------------------------------------------------------------------
 
 /// `GET .../bulkjob(s)`.
-fn list_bulkjobs(cloud: Cloud) -> Routes {
+fn list_bulkjobs(cloud: Cloud) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Query(q): Query<BulkJobListQuery>| async move {
         let (jobs, total, page) = s.services.list_bulkjobs(&c, cloud, q).await?;
         Ok::<_, ApiError>(axum::Json(views::list(jobs, total, &page, views::bulkjob)))
@@ -85,21 +83,21 @@ fn list_bulkjobs(cloud: Cloud) -> Routes {
 }
 
 /// `GET .../bulkjob(s)/{id}`.
-fn get_bulkjob(cloud: Cloud) -> Routes {
+fn get_bulkjob(cloud: Cloud) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.get_bulkjob(&c, cloud, &id).await?)))
     })
 }
 
 /// `POST .../bulkjob(s)/{id}/cancel`.
-fn cancel_bulkjob(cloud: Cloud) -> Routes {
+fn cancel_bulkjob(cloud: Cloud) -> Methods {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.cancel_bulkjob(&c, cloud, &id).await?)))
     })
 }
 
 /// Extension `POST .../bulkjob(s)/{id}/confirm`: starts a planned job.
-fn confirm_bulkjob(cloud: Cloud) -> Routes {
+fn confirm_bulkjob(cloud: Cloud) -> Methods {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.confirm_bulkjob(&c, cloud, &id).await?)))
     })
@@ -107,7 +105,7 @@ fn confirm_bulkjob(cloud: Cloud) -> Routes {
 
 /// Extension `POST .../bulkjob(s)/{id}/retry-failed`: 201 with a new job over the failed and skipped items,
 /// created at most once per `Idempotency-Key`.
-fn retry_failed_bulkjob(cloud: Cloud) -> Routes {
+fn retry_failed_bulkjob(cloud: Cloud) -> Methods {
     post(
         move |State(s): S,
               Auth(c): Auth,
@@ -125,7 +123,7 @@ fn retry_failed_bulkjob(cloud: Cloud) -> Routes {
 
 /// Extension `POST .../bulkjob(s)/{id}/revert`: 201 with a planned job that puts back what the job changed,
 /// created at most once per `Idempotency-Key`.
-fn revert_bulkjob(cloud: Cloud) -> Routes {
+fn revert_bulkjob(cloud: Cloud) -> Methods {
     post(
         move |State(s): S,
               Auth(c): Auth,
@@ -172,7 +170,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 }
 
 /// Extension `GET .../bulkjob(s)/{id}/items`: every item of a job, paged, optionally of one status.
-fn bulkjob_items(cloud: Cloud) -> Routes {
+fn bulkjob_items(cloud: Cloud) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Query(q): Query<ItemListQuery>| async move {
         let (items, total, page) = s.services.list_bulkjob_items(&c, cloud, &id, q).await?;
         Ok::<_, ApiError>(axum::Json(views::list(items, total, &page, views::item)))
@@ -180,16 +178,17 @@ fn bulkjob_items(cloud: Cloud) -> Routes {
 }
 
 /// Query of `.../report`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReportQuery {
+pub(crate) struct ReportQuery {
+    /// `csv` (the default) or `ndjson`.
     #[serde(default)]
-    format: Option<String>,
+    pub format: Option<String>,
 }
 
 /// Extension `GET .../bulkjob(s)/{id}/report?format=csv|ndjson`: one line per item, streamed from the store a
 /// page at a time (memory does not grow with the job).
-fn bulkjob_report(cloud: Cloud) -> Routes {
+fn bulkjob_report(cloud: Cloud) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, Query(q): Query<ReportQuery>| async move {
         let format = ReportFormat::parse(q.format.as_deref())
             .ok_or_else(|| ApiError::invalid("format", "must be csv or ndjson"))?;
@@ -225,7 +224,7 @@ fn report_stream(
 }
 
 /// Extension `GET .../bulkjob(s)/{id}/errors`: the failed items grouped by error code.
-fn bulkjob_errors(cloud: Cloud) -> Routes {
+fn bulkjob_errors(cloud: Cloud) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         let (job, groups) = s.services.bulkjob_errors(&c, cloud, &id).await?;
         Ok::<_, ApiError>(axum::Json(views::report::errors(&job, groups)))
@@ -235,7 +234,7 @@ fn bulkjob_errors(cloud: Cloud) -> Routes {
 // --- key synchronization jobs -------------------------------------------------------------------------
 
 /// `GET .../synchronization-jobs`, each job shown by `view`.
-fn list_sync_jobs<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+fn list_sync_jobs<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Query(q): Query<SyncListQuery>| async move {
         let p = page(&ListParams { skip: q.skip, limit: q.limit, sort: q.sort }, SYNC_SORT_FIELDS)?;
         let filter = SyncJobFilter { id: q.id, kms: q.kms, overall_status: q.overall_status };
@@ -245,14 +244,14 @@ fn list_sync_jobs<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobE
 }
 
 /// `GET .../synchronization-jobs/{id}`.
-fn get_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+fn get_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(view(s.services.get_sync_job(&c, cloud, &id).await?)))
     })
 }
 
 /// `POST .../synchronization-jobs/{id}/cancel`.
-fn cancel_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Routes {
+fn cancel_sync_job<V: Serialize + Send + 'static>(cloud: Cloud, view: fn(SyncJobEntry) -> V) -> Methods {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
         Ok::<_, ApiError>(axum::Json(view(s.services.cancel_sync_job(&c, cloud, &id).await?)))
     })

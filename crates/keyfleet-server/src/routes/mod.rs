@@ -8,10 +8,10 @@ macro_rules! connection_routes {
     ($cloud:literal, $request:ty => $view:ty, $to_view:path, $create:ident, $get:ident, $update:ident, $list:ident, $delete:ident) => {{
         use axum::extract::{Path, State};
         use axum::http::StatusCode;
-        use axum::routing::get;
         use $crate::auth::Auth;
         use $crate::error::ApiError;
         use $crate::extract::{Json, Query};
+        use $crate::routes::table::get;
 
         type S = State<std::sync::Arc<$crate::AppState>>;
         type Answer<T> = Result<axum::Json<T>, ApiError>;
@@ -48,7 +48,7 @@ macro_rules! connection_routes {
             Ok(StatusCode::NO_CONTENT)
         }
 
-        axum::Router::new()
+        $crate::routes::table::Routes::new()
             .route(concat!("/v1/connectionmgmt/services/", $cloud, "/connections"), get(list).post(create))
             .route(
                 concat!("/v1/connectionmgmt/services/", $cloud, "/connections/{id}"),
@@ -60,7 +60,8 @@ macro_rules! connection_routes {
 mod auth;
 mod aws;
 mod azure;
-mod jobs;
+pub(crate) mod jobs;
+pub(crate) mod table;
 mod usermgmt;
 
 use std::net::SocketAddr;
@@ -72,7 +73,6 @@ use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use keyfleet_service::ServiceError;
 use keyfleet_store::audit::{RequestContext, scope as audit_scope};
 use tracing::Instrument;
@@ -80,23 +80,51 @@ use tracing::Instrument;
 use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID};
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
+/// Every route of the API, under `/api`, as one table.
+fn api_routes() -> table::Routes {
+    table::Routes::new()
         .merge(auth::routes())
         .merge(usermgmt::routes())
         .merge(audit::routes())
         .merge(aws::routes())
-        .merge(azure::routes());
+        .merge(azure::routes())
+}
+
+/// The routes outside `/api`: health and the API's OpenAPI document.
+fn root_routes() -> table::Routes {
+    table::Routes::new()
+        .route("/healthz", table::get(healthz))
+        .route("/api/healthz", table::get(healthz))
+        .route("/openapi.json", table::get(openapi_json))
+}
+
+/// Every (method, path) the router mounts, paths as axum writes them (`/api/v1/cckm/aws/keys/{id}`): what the
+/// OpenAPI document must describe.
+pub fn mounted_routes() -> Vec<(axum::http::Method, String)> {
+    let (_, api) = api_routes().into_parts();
+    let (_, root) = root_routes().into_parts();
+    api.into_iter().map(|(m, p)| (m, format!("/api{p}"))).chain(root).collect()
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let (api, _) = api_routes().into_parts();
+    let (root, _) = root_routes().into_parts();
     Router::new()
         .nest("/api", api)
-        .route("/healthz", get(healthz))
-        .route("/api/healthz", get(healthz))
+        .merge(root)
         .route_layer(middleware::from_fn(matched_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(crate::extract::BODY_LIMIT))
         .layer(middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document of the whole API (no authentication: it describes the API,
+/// not anything in it). Built once.
+async fn openapi_json() -> Response {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(crate::openapi::document_json);
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str()).into_response()
 }
 
 async fn healthz() -> axum::Json<serde_json::Value> {

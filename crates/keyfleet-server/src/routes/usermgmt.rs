@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routes::table::Routes;
+use crate::routes::table::{get, post};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::common::ListParams;
 use keyfleet_api_types::usermgmt::{
@@ -17,8 +17,8 @@ use crate::error::ApiError;
 use crate::extract::{Json, Query};
 use crate::{AppState, views};
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/v1/usermgmt/users", get(list_users).post(create_user))
         .route("/v1/usermgmt/users/{id}", get(get_user).patch(update_user).delete(delete_user))
         .route("/v1/usermgmt/groups", get(list_groups).post(create_group))

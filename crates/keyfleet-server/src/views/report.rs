@@ -133,7 +133,7 @@ fn csv_line(cells: impl Iterator<Item = String>) -> String {
 }
 
 /// `GET .../errors`: a job's failures by error code.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorsView {
     pub job_id: String,
     /// All failed items of the job.
@@ -141,7 +141,7 @@ pub struct ErrorsView {
     pub groups: Vec<ErrorGroupView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorGroupView {
     /// Empty when the failures carried no code.
     pub error_code: String,

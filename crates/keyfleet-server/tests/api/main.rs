@@ -9,6 +9,7 @@ mod inventory;
 mod jobs;
 mod large_jobs;
 mod login;
+mod openapi;
 mod operations;
 mod report;
 mod revert;

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routes::table::Routes;
+use crate::routes::table::post;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 use keyfleet_api_types::aws::{CreateAwsSyncJob, SyncJobView};
 use keyfleet_api_types::bulkjob::CreateAwsBulkJob;
 use keyfleet_core::Cloud;
@@ -24,7 +24,7 @@ const AWS: Cloud = Cloud::Aws;
 const BULK: &str = "/v1/cckm/aws/bulkjob";
 const SYNC: &str = "/v1/cckm/aws/synchronization-jobs";
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Routes {
     jobs::shared(AWS, BULK, SYNC, views::aws::sync_job)
         .route(BULK, post(jobs::create_bulkjob::<CreateAwsBulkJob>))
         .route(SYNC, post(create_sync))

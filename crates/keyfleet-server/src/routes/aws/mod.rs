@@ -4,12 +4,8 @@
 mod inventory;
 mod jobs;
 
-use std::sync::Arc;
+use crate::routes::table::Routes;
 
-use axum::Router;
-
-use crate::AppState;
-
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().merge(inventory::routes()).merge(jobs::routes())
+pub fn routes() -> Routes {
+    Routes::new().merge(inventory::routes()).merge(jobs::routes())
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routes::table::Routes;
+use crate::routes::table::{get, post};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::azure::{AzureKeyView, KeyBackupRequest, KeyBackupView, RestoreBackupRequest};
 use keyfleet_api_types::common::ListParams;
@@ -15,8 +15,8 @@ use crate::error::ApiError;
 use crate::extract::{Json, Query};
 use crate::{AppState, views};
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/v1/cckm/azure/keys/{id}/backups", get(list_backups).post(create_backup))
         .route(
             "/v1/cckm/azure/keys/{id}/backups/{backup_id}",

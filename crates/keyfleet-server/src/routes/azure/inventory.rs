@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routes::table::Routes;
+use crate::routes::table::{get, post};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::azure::*;
 use keyfleet_api_types::common::{ListParams, UpdateAclsRequest};
@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::extract::{Json, Query};
 use crate::{AppState, views};
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Routes {
     connection_routes!(
         "azure",
         AzureConnectionRequest => AzureConnectionView,

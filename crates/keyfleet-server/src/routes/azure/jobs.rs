@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routes::table::Routes;
+use crate::routes::table::{delete, post};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
 use keyfleet_api_types::azure::{AzureSyncJobView, CreateAzureBulkJob, CreateAzureSyncJob};
 use keyfleet_core::Cloud;
 use keyfleet_service::{Caller, Services};
@@ -23,7 +23,7 @@ const AZURE: Cloud = Cloud::Azure;
 const BULK: &str = "/v1/cckm/azure/bulkjobs";
 const SYNC: &str = "/v1/cckm/azure/synchronization-jobs";
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Routes {
     jobs::shared(AZURE, BULK, SYNC, views::azure::sync_job)
         .route(BULK, post(jobs::create_bulkjob::<CreateAzureBulkJob>))
         .route("/v1/cckm/azure/bulkjobs/{id}", delete(delete_finished))

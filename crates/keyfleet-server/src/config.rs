@@ -157,6 +157,15 @@ pub struct ServeArgs {
     /// request gives its own `max_failure_percent`.
     #[arg(long, value_name = "PERCENT")]
     pub safety_max_failure_percent: Option<u64>,
+    /// Bearer token `GET /metrics` requires (`Authorization: Bearer TOKEN`); without one, /metrics is open
+    /// to whoever reaches the listener.
+    #[arg(long, value_name = "TOKEN", value_parser = secret)]
+    #[serde(serialize_with = "expose")]
+    pub metrics_token: Option<SecretString>,
+    /// A second, plain-HTTP listener serving only /metrics, /healthz and /readyz (e.g. 127.0.0.1:9464, for a
+    /// Prometheus agent on the host); they stay on the main listener too.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -283,6 +292,8 @@ pub struct Config {
     pub safety_plan_ttl_secs: u64,
     pub safety_confirm_above: u64,
     pub safety_max_failure_percent: u64,
+    pub metrics_token: Option<SecretString>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -359,6 +370,12 @@ impl Config {
         }
         if self.safety_max_failure_percent > 100 {
             bail!("safety_max_failure_percent: must be between 0 and 100");
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.expose_secret().trim().is_empty()) {
+            bail!("metrics_token: must not be empty (leave it unset for an open /metrics)");
+        }
+        if self.metrics_listen.is_some_and(|m| m == self.listen) {
+            bail!("metrics_listen: must differ from listen");
         }
         Ok(())
     }
@@ -566,7 +583,7 @@ mod tests {
     #[test]
     fn every_flag_is_a_setting() {
         let names = ServeArgs::setting_names();
-        assert_eq!(names.len(), 30, "{names:?}");
+        assert_eq!(names.len(), 32, "{names:?}");
         // deny_unknown_fields would refuse a flag without a Config field: give every flag at once.
         let all = ServeArgs {
             data_dir: Some("d".into()),
@@ -599,6 +616,8 @@ mod tests {
             safety_plan_ttl_secs: Some(1),
             safety_confirm_above: Some(1),
             safety_max_failure_percent: Some(1),
+            metrics_token: Some("t".into()),
+            metrics_listen: Some("127.0.0.1:2".parse().expect("addr")),
             config_file: None,
         };
         let c = Config::resolve(all).expect("every flag");

@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 mod extract;
 mod limits;
+mod ops;
 mod routes;
 mod startup;
 pub mod tls;
@@ -21,4 +22,12 @@ pub use startup::{RunningServer, init_logging, migrate, open_database, serve, st
 /// What every handler can reach.
 pub struct AppState {
     pub services: Arc<Services>,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<secrecy::SecretString>,
+}
+
+impl AppState {
+    pub fn new(services: Arc<Services>) -> Self {
+        Self { services, metrics_token: None }
+    }
 }

@@ -92,10 +92,14 @@ async fn shutdown_signal() {
 /// A started server: its address and what is needed to stop it.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The `metrics_listen` address, when one is configured (the real port when it asked for port 0).
+    pub metrics_addr: Option<SocketAddr>,
     pub https: bool,
     pub state: Arc<AppState>,
     stop: Box<dyn Fn() + Send + Sync>,
     http: JoinHandle<std::io::Result<()>>,
+    /// The `metrics_listen` server: its stop signal and task.
+    ops: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
     engine: EngineHandle,
     store: Database,
 }
@@ -109,6 +113,10 @@ impl RunningServer {
     pub async fn shutdown(self) {
         (self.stop)();
         let _ = self.http.await;
+        if let Some((stop, task)) = self.ops {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         self.engine.shutdown().await;
         self.store.close().await;
     }
@@ -289,7 +297,7 @@ pub async fn start(
     bootstrap_admin(&services, &config).await?;
     let engine_handle = engine.start().await?;
 
-    let state = Arc::new(AppState { services });
+    let state = Arc::new(AppState { services, metrics_token: config.metrics_token.clone() });
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let https = !config.plain_http;
@@ -325,11 +333,30 @@ pub async fn start(
         server.http_builder().http1().header_read_timeout(header_timeout);
         tokio::spawn(server.serve(app))
     };
+    let mut metrics_addr = None;
+    let ops = match config.metrics_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at).await.with_context(|| format!("metrics_listen {at}"))?;
+            metrics_addr = Some(listener.local_addr()?);
+            tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "serving metrics");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let app = crate::ops::listener_router(state.clone());
+            let task = tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+            });
+            Some((tx, task))
+        }
+        None => None,
+    };
     let stop: Box<dyn Fn() + Send + Sync> = Box::new(stop);
     tracing::info!(
         url = %format!("{}://{addr}", if https { "https" } else { "http" }),
         data_dir = %config.data_dir.display(),
         "keyfleet is serving"
     );
-    Ok(RunningServer { addr, https, state, stop, http, engine: engine_handle, store })
+    Ok(RunningServer { addr, metrics_addr, https, state, stop, http, ops, engine: engine_handle, store })
 }

@@ -186,7 +186,9 @@ impl Engine {
                 ));
             }
         }
+        let started = std::time::Instant::now();
         let result = call.await;
+        self.count_call(CLOUD_AWS, action, &result, started.elapsed());
         match &result {
             Ok(_) => self.pacer.succeeded(&p),
             Err(e) if e.kind == ErrorKind::Throttled => self.pacer.throttled(&p),

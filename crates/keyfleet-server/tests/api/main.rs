@@ -10,6 +10,7 @@ mod jobs;
 mod large_jobs;
 mod login;
 mod operations;
+mod ops;
 mod report;
 mod revert;
 mod safety;

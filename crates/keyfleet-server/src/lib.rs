@@ -2,9 +2,11 @@
 
 mod auth;
 pub mod config;
+pub mod config_check;
 pub mod error;
 mod extract;
 mod limits;
+pub mod lock;
 mod ops;
 mod routes;
 mod startup;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use keyfleet_service::Services;
 
 pub use config::{Config, Environment, ServeArgs};
+pub use config_check::ConfigCommand;
 pub use routes::router;
 pub use startup::{RunningServer, init_logging, migrate, open_database, serve, start};
 

@@ -218,6 +218,19 @@ impl Engine {
         }
     }
 
+    /// Runs one cloud call and counts it ([`Engine::count_call`]).
+    pub(crate) async fn timed<T>(
+        &self,
+        cloud: &str,
+        action: &str,
+        call: impl std::future::Future<Output = Result<T, keyfleet_clouds::CloudError>>,
+    ) -> Result<T, keyfleet_clouds::CloudError> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        self.count_call(cloud, action, &result, started.elapsed());
+        result
+    }
+
     pub(crate) async fn heartbeat_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let every = self.config.lease_ttl / 3;
         while !*stop.borrow() {

@@ -20,6 +20,11 @@ enum Command {
     Serve(keyfleet_server::ServeArgs),
     /// Apply database migrations and exit
     Migrate(keyfleet_server::ServeArgs),
+    /// The server's configuration file: check it
+    Config {
+        #[command(subcommand)]
+        command: keyfleet_server::ConfigCommand,
+    },
     /// The audit trail: verify its hash chain
     Audit {
         #[command(subcommand)]
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         let result = match cli.command {
             Command::Serve(args) => keyfleet_server::serve(args).await.map(|()| ExitCode::SUCCESS),
             Command::Migrate(args) => keyfleet_server::migrate(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Config { command } => keyfleet_server::config_check::run(command).map(|()| ExitCode::SUCCESS),
             Command::Audit { command } => keyfleet_cli::audit::run(command).await,
             Command::FakeAws(args) => keyfleet_fakes::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::FakeAzure(args) => keyfleet_fakes::azure::run(args).await.map(|()| ExitCode::SUCCESS),

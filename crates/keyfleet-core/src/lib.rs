@@ -4,6 +4,7 @@ pub mod audit;
 pub mod cloud;
 pub mod crypto;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod rules;
 pub mod time;

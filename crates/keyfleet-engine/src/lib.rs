@@ -13,10 +13,12 @@ mod sync;
 mod worker;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use keyfleet_clouds::{AwsKmsConnector, KeyVaultConnector};
 use keyfleet_core::crypto::{CryptoError, MasterKey};
+use keyfleet_core::metrics::Metrics;
 use keyfleet_store::StoreError;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -106,6 +108,26 @@ pub struct Engine {
     recorder: record::Recorder,
     wake: Notify,
     sync_wake: Notify,
+    metrics: Arc<Metrics>,
+    heartbeat: HeartbeatState,
+}
+
+/// What the last lease renewals did, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// When this node last renewed its leases without an error (its start, before the first renewal).
+    pub last_renewed: chrono::DateTime<chrono::Utc>,
+    /// Item leases the last renewal extended.
+    pub item_leases: u64,
+    /// Partition leases the last renewal extended.
+    pub partition_leases: u64,
+}
+
+#[derive(Debug, Default)]
+struct HeartbeatState {
+    last_renewed_micros: AtomicI64,
+    item_leases: AtomicU64,
+    partition_leases: AtomicU64,
 }
 
 impl Engine {
@@ -126,7 +148,7 @@ impl Engine {
             clients: ClientCache::new(),
             vault_clients: ClientCache::new(),
         };
-        EngineBuilder { resolver, config, clock: Arc::new(SystemClock), jitter_seed: None }
+        EngineBuilder { resolver, config, clock: Arc::new(SystemClock), jitter_seed: None, metrics: None }
     }
 
     /// Now, by the engine's clock.
@@ -153,6 +175,32 @@ impl Engine {
         &self.config
     }
 
+    /// The registry this engine (and the services and HTTP edge around it) record into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The last lease renewal's time and counts.
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            last_renewed: keyfleet_core::time::from_micros(self.heartbeat.last_renewed_micros.load(Ordering::Relaxed)),
+            item_leases: self.heartbeat.item_leases.load(Ordering::Relaxed),
+            partition_leases: self.heartbeat.partition_leases.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records a renewal of every lease this node holds that succeeded `at`.
+    pub(crate) fn renewed(&self, at: chrono::DateTime<chrono::Utc>, items: u64, partitions: u64) {
+        self.heartbeat.last_renewed_micros.store(keyfleet_core::time::to_micros(at), Ordering::Relaxed);
+        self.heartbeat.item_leases.store(items, Ordering::Relaxed);
+        self.heartbeat.partition_leases.store(partitions, Ordering::Relaxed);
+    }
+
+    /// The pacing buckets this node has used: each partition's current rate and ceiling (requests/s).
+    pub fn pacing_rates(&self) -> Vec<(pacing::Partition, f64, f64)> {
+        self.pacer.snapshot()
+    }
+
     /// New bulk-job items are waiting.
     pub fn notify_jobs(&self) {
         self.wake.notify_waiters();
@@ -172,6 +220,7 @@ impl Engine {
                 tracing::info!(items = n, "resuming items interrupted by the previous run");
             }
         }
+        self.renewed(self.now(), 0, 0);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(self.clone().dispatch_loop(stop_rx.clone()).instrument(tracing::info_span!("dispatcher")));
@@ -188,6 +237,7 @@ pub struct EngineBuilder {
     config: EngineConfig,
     clock: Arc<dyn Clock>,
     jitter_seed: Option<u64>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl EngineBuilder {
@@ -203,8 +253,14 @@ impl EngineBuilder {
         self
     }
 
+    /// The registry to record into (default: a new one).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     pub fn build(self) -> Arc<Engine> {
-        let EngineBuilder { resolver, config, clock, jitter_seed } = self;
+        let EngineBuilder { resolver, config, clock, jitter_seed, metrics } = self;
         let jitter = match jitter_seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
@@ -222,6 +278,8 @@ impl EngineBuilder {
             config,
             wake: Notify::new(),
             sync_wake: Notify::new(),
+            metrics: metrics.unwrap_or_default(),
+            heartbeat: HeartbeatState::default(),
         })
     }
 }

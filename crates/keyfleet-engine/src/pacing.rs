@@ -98,6 +98,12 @@ impl Pacer {
         }
     }
 
+    /// Every bucket's partition, current rate and ceiling (requests/s), for `/metrics`.
+    pub fn snapshot(&self) -> Vec<(Partition, f64, f64)> {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.iter().map(|(p, b)| (p.clone(), b.rate, b.ceiling)).collect()
+    }
+
     /// The current rate of a partition (for tests and metrics).
     pub fn rate(&self, p: &Partition) -> Option<f64> {
         let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());

@@ -145,6 +145,17 @@ impl Engine {
                 .into()
             }
         };
+        let outcome = match &result.outcome {
+            ItemOutcome::Succeeded { .. } => "succeeded",
+            ItemOutcome::Failed { .. } => "failed",
+            ItemOutcome::Retry { .. } => "retry",
+            ItemOutcome::Skipped { .. } => "skipped",
+        };
+        let op = item.operation;
+        self.metrics.items.inc([op.cloud(), op.as_str(), outcome]);
+        if outcome == "retry" {
+            self.metrics.cloud_retries.inc([op.cloud(), op.cloud_action()]);
+        }
         let refused = result.refused_connection;
         let failure = match &result.outcome {
             ItemOutcome::Failed { code, message, .. } => Some((code.clone(), message.clone())),
@@ -188,6 +199,38 @@ impl Engine {
         }
     }
 
+    /// Counts one cloud call: its outcome (`ok` or the error's kind), its latency, and a throttle.
+    pub(crate) fn count_call<T>(
+        &self,
+        cloud: &str,
+        action: &str,
+        result: &Result<T, keyfleet_clouds::CloudError>,
+        took: Duration,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => error_kind_label(e.kind),
+        };
+        self.metrics.cloud_calls.inc([cloud, action, outcome]);
+        self.metrics.cloud_call_seconds.observe([cloud, action], took);
+        if matches!(result, Err(e) if e.kind == keyfleet_clouds::ErrorKind::Throttled) {
+            self.metrics.cloud_throttles.inc([cloud, action]);
+        }
+    }
+
+    /// Runs one cloud call and counts it ([`Engine::count_call`]).
+    pub(crate) async fn timed<T>(
+        &self,
+        cloud: &str,
+        action: &str,
+        call: impl std::future::Future<Output = Result<T, keyfleet_clouds::CloudError>>,
+    ) -> Result<T, keyfleet_clouds::CloudError> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        self.count_call(cloud, action, &result, started.elapsed());
+        result
+    }
+
     pub(crate) async fn heartbeat_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let every = self.config.lease_ttl / 3;
         while !*stop.borrow() {
@@ -196,12 +239,18 @@ impl Engine {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => break,
             }
+            let at = self.now();
             let until = self.lease().until;
-            if let Err(e) = self.store.renew_leases(&self.config.node_id, until).await {
+            let items = self.store.renew_leases(&self.config.node_id, until).await;
+            if let Err(e) = &items {
                 tracing::error!(error = %e, "renewing leases failed");
             }
-            if let Err(e) = self.store.renew_partitions(&self.config.node_id, until).await {
+            let partitions = self.store.renew_partitions(&self.config.node_id, until).await;
+            if let Err(e) = &partitions {
                 tracing::error!(error = %e, "renewing partition leases failed");
+            }
+            if let (Ok(items), Ok(partitions)) = (items, partitions) {
+                self.renewed(at, items, partitions);
             }
         }
     }
@@ -223,5 +272,18 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "releasing expired leases failed"),
             }
         }
+    }
+}
+
+/// The `outcome` label of a failed cloud call.
+fn error_kind_label(kind: keyfleet_clouds::ErrorKind) -> &'static str {
+    use keyfleet_clouds::ErrorKind::*;
+    match kind {
+        Throttled => "throttled",
+        Transient => "transient",
+        Unauthorized => "unauthorized",
+        NotFound => "not_found",
+        InvalidState => "invalid_state",
+        Rejected => "rejected",
     }
 }

@@ -157,10 +157,53 @@ pub struct ServeArgs {
     /// request gives its own `max_failure_percent`.
     #[arg(long, value_name = "PERCENT")]
     pub safety_max_failure_percent: Option<u64>,
+    /// Bearer token `GET /metrics` requires (`Authorization: Bearer TOKEN`); without one, /metrics is open
+    /// to whoever reaches the listener.
+    #[arg(long, value_name = "TOKEN", value_parser = secret)]
+    #[serde(serialize_with = "expose")]
+    pub metrics_token: Option<SecretString>,
+    /// A second, plain-HTTP listener serving only /metrics, /healthz and /readyz (e.g. 127.0.0.1:9464, for a
+    /// Prometheus agent on the host); they stay on the main listener too.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s))
+}
+
+fn redacted<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    secret.as_ref().map(|_| "[REDACTED]").serialize(serializer)
+}
+
+fn url_redacted<S: Serializer>(url: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url(url.expose_secret()))
+}
+
+/// A database URL without its password (in the user part or a `password=` parameter), for logs.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match base[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+            None => base.to_owned(),
+        },
+        _ => base.to_owned(),
+    };
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out = format!("{out}?{}", params.join("&"));
+    }
+    out
 }
 
 fn expose<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -239,27 +282,31 @@ impl Provider for Environment {
 }
 
 /// How log lines are written to stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-/// Every setting, resolved and validated. The TOML file has exactly these keys.
-#[derive(Debug, Clone, Deserialize)]
+/// Every setting, resolved and validated. The TOML file has exactly these keys. It serializes with its
+/// secrets redacted (`keyfleet config check`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://...`; secret because it may carry a password
     /// ([`Config::database_url_redacted`] is the loggable form).
+    #[serde(serialize_with = "url_redacted")]
     pub database_url: SecretString,
     pub listen: SocketAddr,
     pub plain_http: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub master_key_file: PathBuf,
+    #[serde(serialize_with = "redacted")]
     pub master_key: Option<SecretString>,
+    #[serde(serialize_with = "redacted")]
     pub admin_password: Option<SecretString>,
     pub workers: usize,
     pub partition_concurrency: usize,
@@ -283,6 +330,9 @@ pub struct Config {
     pub safety_plan_ttl_secs: u64,
     pub safety_confirm_above: u64,
     pub safety_max_failure_percent: u64,
+    #[serde(serialize_with = "redacted")]
+    pub metrics_token: Option<SecretString>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -360,6 +410,12 @@ impl Config {
         if self.safety_max_failure_percent > 100 {
             bail!("safety_max_failure_percent: must be between 0 and 100");
         }
+        if self.metrics_token.as_ref().is_some_and(|t| t.expose_secret().trim().is_empty()) {
+            bail!("metrics_token: must not be empty (leave it unset for an open /metrics)");
+        }
+        if self.metrics_listen.is_some_and(|m| m == self.listen) {
+            bail!("metrics_listen: must differ from listen");
+        }
         Ok(())
     }
 
@@ -414,14 +470,24 @@ impl Config {
 
     /// The database URL without its password, for logs.
     pub fn database_url_redacted(&self) -> String {
-        let url = self.database_url.expose_secret();
-        match (url.find("://"), url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            },
-            _ => url.to_owned(),
+        redact_url(self.database_url.expose_secret())
+    }
+
+    /// The settings as TOML, secrets redacted: what `keyfleet config check` prints. Unset optional settings
+    /// are comments.
+    pub fn effective_toml(&self) -> anyhow::Result<String> {
+        let serde_json::Value::Object(map) = serde_json::to_value(self)? else {
+            bail!("the configuration must serialize to a table");
+        };
+        let mut out = String::new();
+        for (key, value) in map {
+            match value {
+                serde_json::Value::Null => out.push_str(&format!("# {key} = (not set)\n")),
+                // A JSON string is a valid TOML basic string; numbers and booleans read the same.
+                other => out.push_str(&format!("{key} = {other}\n")),
+            }
         }
+        Ok(out)
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -566,7 +632,7 @@ mod tests {
     #[test]
     fn every_flag_is_a_setting() {
         let names = ServeArgs::setting_names();
-        assert_eq!(names.len(), 30, "{names:?}");
+        assert_eq!(names.len(), 32, "{names:?}");
         // deny_unknown_fields would refuse a flag without a Config field: give every flag at once.
         let all = ServeArgs {
             data_dir: Some("d".into()),
@@ -599,6 +665,8 @@ mod tests {
             safety_plan_ttl_secs: Some(1),
             safety_confirm_above: Some(1),
             safety_max_failure_percent: Some(1),
+            metrics_token: Some("t".into()),
+            metrics_listen: Some("127.0.0.1:2".parse().expect("addr")),
             config_file: None,
         };
         let c = Config::resolve(all).expect("every flag");

@@ -2,10 +2,13 @@
 
 mod auth;
 pub mod config;
+pub mod config_check;
 pub mod error;
 mod extract;
 mod limits;
+pub mod lock;
 mod openapi;
+mod ops;
 mod routes;
 mod startup;
 pub mod tls;
@@ -16,10 +19,19 @@ use std::sync::Arc;
 use keyfleet_service::Services;
 
 pub use config::{Config, Environment, ServeArgs};
+pub use config_check::ConfigCommand;
 pub use routes::{mounted_routes, router};
 pub use startup::{RunningServer, init_logging, migrate, open_database, serve, start};
 
 /// What every handler can reach.
 pub struct AppState {
     pub services: Arc<Services>,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<secrecy::SecretString>,
+}
+
+impl AppState {
+    pub fn new(services: Arc<Services>) -> Self {
+        Self { services, metrics_token: None }
+    }
 }

@@ -133,6 +133,18 @@ fn operations() -> Vec<(HttpMethod, String, &'static str, Op)> {
     let mut ops: Vec<(HttpMethod, String, &'static str, Op)> = vec![
         (Get, "/healthz".into(), "health", op("Liveness", 200, Some(health())).public()),
         (Get, "/api/healthz".into(), "health", op("Liveness", 200, Some(health())).public()),
+        (Get, "/readyz".into(), "health", readyz()),
+        (Get, "/api/readyz".into(), "health", readyz()),
+        (
+            Get,
+            "/metrics".into(),
+            "health",
+            Op {
+                media: &["text/plain"],
+                ..op("Prometheus metrics (Bearer metrics_token when one is set)", 200, Some(text()))
+            }
+            .public(),
+        ),
         (Get, "/openapi.json".into(), "health", op("This document", 200, None).public()),
         // --- auth
         (
@@ -428,6 +440,16 @@ fn jobs(cloud: &'static str, bulk: &str, sync: &str) -> Vec<(HttpMethod, String,
         (Get, format!("{sync}/{{id}}"), cloud, op("Get a key synchronization job", 200, Some(sync_view()))),
         (Post, format!("{sync}/{{id}}/cancel"), cloud, op("Cancel a key synchronization job", 200, Some(sync_view()))),
     ]
+}
+
+/// `/readyz`: 200 when ready; 503 `{"status": "not ready", "reason": ..., "checks": {...}}` (the error answer).
+fn readyz() -> Op {
+    op(
+        "Readiness: database writable, migrations current, lease renewals on time; else 503 with the reason",
+        200,
+        Some(health()),
+    )
+    .public()
 }
 
 fn health() -> S {

@@ -17,6 +17,7 @@ use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, Environment, ServeArgs};
+use crate::lock::DataDirLock;
 use crate::tls::{ensure_certificate, write_private};
 use crate::{AppState, router};
 
@@ -24,11 +25,13 @@ const MASTER_KEY_CHECK: &str = "master_key_check";
 const MASTER_KEY_CHECK_PLAIN: &[u8] = b"keyfleet master key check v1";
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
-/// Sets up `tracing` once per process: text or JSON lines on stderr.
+/// Sets up `tracing` once per process: text (coloured only on a terminal) or JSON lines on stderr.
 pub fn init_logging(filter: &str, json: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal: a journal or a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
@@ -36,6 +39,12 @@ pub fn init_logging(filter: &str, json: bool) {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(args, &Environment::process())?;
     init_logging(&config.log, config.log_json());
+    if !config.is_postgres() {
+        // Before binding: a second process on the same data directory usually asks for the same port too, and
+        // "in use by pid N" says more than "address in use". `start` takes the lock for good.
+        prepare_data_dir(&config.data_dir)?;
+        drop(DataDirLock::acquire(&config.data_dir)?);
+    }
     let listener =
         std::net::TcpListener::bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
     let data_dir = config.data_dir.clone();
@@ -92,12 +101,18 @@ async fn shutdown_signal() {
 /// A started server: its address and what is needed to stop it.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The `metrics_listen` address, when one is configured (the real port when it asked for port 0).
+    pub metrics_addr: Option<SocketAddr>,
     pub https: bool,
     pub state: Arc<AppState>,
     stop: Box<dyn Fn() + Send + Sync>,
     http: JoinHandle<std::io::Result<()>>,
+    /// The `metrics_listen` server: its stop signal and task.
+    ops: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
     engine: EngineHandle,
     store: Database,
+    /// The data directory's lock (SQLite), released after the database is closed.
+    lock: Option<DataDirLock>,
 }
 
 impl RunningServer {
@@ -109,8 +124,13 @@ impl RunningServer {
     pub async fn shutdown(self) {
         (self.stop)();
         let _ = self.http.await;
+        if let Some((stop, task)) = self.ops {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         self.engine.shutdown().await;
         self.store.close().await;
+        drop(self.lock);
     }
 }
 
@@ -253,6 +273,9 @@ pub async fn start(
 ) -> anyhow::Result<RunningServer> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     prepare_data_dir(&config.data_dir)?;
+    // SQLite allows one writer: a second process on the same data directory would fight the first for it
+    // (and reclaim the first one's leases as its own leftovers). PostgreSQL nodes share the database by design.
+    let lock = if config.is_postgres() { None } else { Some(DataDirLock::acquire(&config.data_dir)?) };
     let master = load_master_key(&config)?;
     let store = open_store(&config).await?;
     store.migrate().await.context("migrating the database")?;
@@ -289,7 +312,7 @@ pub async fn start(
     bootstrap_admin(&services, &config).await?;
     let engine_handle = engine.start().await?;
 
-    let state = Arc::new(AppState { services });
+    let state = Arc::new(AppState { services, metrics_token: config.metrics_token.clone() });
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let https = !config.plain_http;
@@ -325,11 +348,30 @@ pub async fn start(
         server.http_builder().http1().header_read_timeout(header_timeout);
         tokio::spawn(server.serve(app))
     };
+    let mut metrics_addr = None;
+    let ops = match config.metrics_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at).await.with_context(|| format!("metrics_listen {at}"))?;
+            metrics_addr = Some(listener.local_addr()?);
+            tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "serving metrics");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let app = crate::ops::listener_router(state.clone());
+            let task = tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+            });
+            Some((tx, task))
+        }
+        None => None,
+    };
     let stop: Box<dyn Fn() + Send + Sync> = Box::new(stop);
     tracing::info!(
         url = %format!("{}://{addr}", if https { "https" } else { "http" }),
         data_dir = %config.data_dir.display(),
         "keyfleet is serving"
     );
-    Ok(RunningServer { addr, https, state, stop, http, engine: engine_handle, store })
+    Ok(RunningServer { addr, metrics_addr, https, state, stop, http, ops, engine: engine_handle, store, lock })
 }

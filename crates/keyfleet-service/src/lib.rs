@@ -6,6 +6,7 @@ pub mod authz;
 pub mod aws;
 pub mod azure;
 mod error;
+pub mod health;
 pub mod jobs;
 pub mod login_guard;
 pub mod paging;
@@ -71,5 +72,11 @@ impl Services {
         let login_throttle = LoginThrottle::new(settings.login.clone());
         let hash_pool = HashPool::new(settings.login.hash_concurrency, settings.login.hash_queue);
         Self { store, engine, master, jwt_key, settings, login_throttle, hash_pool }
+    }
+
+    /// Counts a job just stored in `keyfleet_jobs_created_total`.
+    pub(crate) fn count_created(&self, job: &keyfleet_core::JobRecord) {
+        let mode = if job.status == keyfleet_core::JobStatus::Planned { "plan" } else { "run" };
+        self.engine.metrics().jobs_created.inc([job.operation.cloud(), job.operation.as_str(), mode]);
     }
 }

@@ -73,6 +73,7 @@ impl Services {
             return Err(nothing());
         }
         job.total = n;
+        self.count_created(&job);
         if job.status == JobStatus::Planned {
             self.record_plan(&mut job).await?;
         } else {

@@ -84,13 +84,66 @@ pub struct IdempotencyClaim<'a> {
 
 /// Everything keyfleet persists. One implementation (`sql`) for both database backends, split by concern.
 pub trait Store:
-    AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + IdempotencyStore + SyncJobStore + EngineStore
+    AuthStore
+    + AuditStore
+    + InventoryStore
+    + AzureStore
+    + JobStore
+    + IdempotencyStore
+    + SyncJobStore
+    + EngineStore
+    + MonitorStore
 {
 }
 
-impl<T: AuthStore + AuditStore + InventoryStore + AzureStore + JobStore + IdempotencyStore + SyncJobStore + EngineStore>
-    Store for T
+impl<
+    T: AuthStore
+        + AuditStore
+        + InventoryStore
+        + AzureStore
+        + JobStore
+        + IdempotencyStore
+        + SyncJobStore
+        + EngineStore
+        + MonitorStore,
+> Store for T
 {
+}
+
+/// A connection pool's use at one moment (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `main` (PostgreSQL), or SQLite's `reader` and `writer`.
+    pub pool: &'static str,
+    /// Connections open.
+    pub size: u32,
+    /// Of those, idle.
+    pub idle: u32,
+    /// The pool's limit.
+    pub max: u32,
+}
+
+/// How many jobs of one (cloud, operation) are in one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCount {
+    pub cloud: String,
+    pub operation: String,
+    pub status: String,
+    pub count: u64,
+}
+
+/// Health and monitoring: what `/readyz` and `/metrics` ask of the database.
+#[async_trait]
+pub trait MonitorStore: Send + Sync {
+    /// Overwrites one small row (`meta` key `ready_probe`) through the writer: the database is reachable and
+    /// accepts writes.
+    async fn probe_write(&self, at: DateTime<Utc>) -> Result<()>;
+    /// Versions of this binary's migrations the database has not applied (empty: the schema is current).
+    async fn pending_migrations(&self) -> Result<Vec<i64>>;
+    /// The connection pools' use, without touching the database.
+    fn pool_stats(&self) -> Vec<PoolStats>;
+    /// Jobs in the database by cloud, operation and status.
+    async fn job_counts(&self) -> Result<Vec<JobCount>>;
 }
 
 /// What the engine needs, and nothing else: the work queue of bulk-job items, the lookups that turn an item

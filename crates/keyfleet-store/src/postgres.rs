@@ -100,6 +100,10 @@ impl Backend for PgStore {
         &self.pool
     }
 
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
     async fn job_announced(&self) {
         self.listen_jobs().await
     }

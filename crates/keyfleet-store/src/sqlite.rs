@@ -87,6 +87,10 @@ impl Backend for SqliteStore {
         &self.writer
     }
 
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
     async fn job_announced(&self) {
         // One node per SQLite file: its own jobs wake it directly.
         std::future::pending().await

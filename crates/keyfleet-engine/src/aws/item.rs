@@ -180,7 +180,9 @@ impl Engine {
                 return Err(lease_lost());
             }
         }
+        let started = std::time::Instant::now();
         let result = call.await;
+        self.count_call(CLOUD_AWS, action, &result, started.elapsed());
         match &result {
             Ok(_) => self.pacer.succeeded(&p),
             Err(e) if e.kind == ErrorKind::Throttled => self.pacer.throttled(&p),

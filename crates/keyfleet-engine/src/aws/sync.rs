@@ -72,7 +72,7 @@ impl Engine {
         let mut marker = None;
         loop {
             self.pacer.acquire(&part("ListKeys"), kms.quotas.get("ListKeys").copied()).await;
-            let page = client.list_keys(marker, 1000).await?;
+            let page = self.timed(CLOUD_AWS, "ListKeys", client.list_keys(marker, 1000)).await?;
             key_ids.extend(page.items);
             marker = page.next_marker;
             if marker.is_none() {
@@ -109,7 +109,7 @@ impl Engine {
         let mut marker = None;
         loop {
             self.pacer.acquire(part, None).await;
-            let page = client.list_aliases(marker, 100).await?;
+            let page = self.timed(CLOUD_AWS, "ListAliases", client.list_aliases(marker, 100)).await?;
             for AliasEntry { alias_name, target_key_id } in page.items {
                 if let Some(t) = target_key_id {
                     by_key.entry(t).or_default().push(alias_name);
@@ -131,15 +131,15 @@ impl Engine {
         part: &(dyn Fn(&'static str) -> Partition + Sync),
     ) -> Result<Option<AwsKeyMaterial>, CloudError> {
         self.pacer.acquire(&part("DescribeKey"), None).await;
-        let meta = match client.describe_key(id).await {
+        let meta = match self.timed(CLOUD_AWS, "DescribeKey", client.describe_key(id)).await {
             Ok(m) => m,
             Err(e) if e.kind == keyfleet_clouds::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         self.pacer.acquire(&part("GetKeyPolicy"), None).await;
-        let policy = client.get_key_policy(id).await.unwrap_or_default();
+        let policy = self.timed(CLOUD_AWS, "GetKeyPolicy", client.get_key_policy(id)).await.unwrap_or_default();
         self.pacer.acquire(&part("ListResourceTags"), None).await;
-        let tags = client.list_resource_tags(id).await.unwrap_or_default();
+        let tags = self.timed(CLOUD_AWS, "ListResourceTags", client.list_resource_tags(id)).await.unwrap_or_default();
         let mut alias = aliases.get(&meta.key_id).cloned().unwrap_or_default();
         alias.sort();
         Ok(Some(AwsKeyMaterial { policy, tags, aliases: alias, ..meta }))

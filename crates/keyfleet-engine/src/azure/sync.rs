@@ -111,7 +111,10 @@ impl Engine {
                 .map(|key| async move {
                     let name = backup_name(&key.material.name, self.now());
                     let description = "taken by a key synchronization job".to_string();
-                    let r = match self.vault_call(vault, Repeat::Safe, || client.backup_key(&key.material.name)).await {
+                    let r = match self
+                        .vault_call(vault, "BackupKey", Repeat::Safe, || client.backup_key(&key.material.name))
+                        .await
+                    {
                         Ok(blob) => self.store_backup(vault, &key, &blob, name, description, user).await,
                         Err(e) => Err(e.into()),
                     };

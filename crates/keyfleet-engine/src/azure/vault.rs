@@ -26,6 +26,7 @@ impl Engine {
     pub(crate) async fn vault_call<T, F, Fut>(
         &self,
         vault: &VaultRecord,
+        action: &'static str,
         repeat: Repeat,
         call: F,
     ) -> Result<T, CloudError>
@@ -38,7 +39,10 @@ impl Engine {
         loop {
             attempts += 1;
             self.pacer.acquire(&p, None).await;
-            let err = match call().await {
+            let started = std::time::Instant::now();
+            let result = call().await;
+            self.count_call(CLOUD_AZURE, action, &result, started.elapsed());
+            let err = match result {
                 Ok(v) => {
                     self.pacer.succeeded(&p);
                     return Ok(v);
@@ -53,6 +57,7 @@ impl Engine {
             }
             match self.config.retry.verdict(&err, attempts, self.jitter()) {
                 Verdict::RetryAfter(wait) => {
+                    self.metrics.cloud_retries.inc([CLOUD_AZURE, action]);
                     tracing::info!(
                         azure.vault = %vault.name, attempt = attempts, error.code = %err.code,
                         wait_ms = wait.as_millis() as u64, "Key Vault call failed; retrying"
@@ -68,7 +73,7 @@ impl Engine {
     pub async fn backup_azure_key(&self, vault: &VaultRecord, key_name: &str) -> Result<Vec<u8>, EngineError> {
         let client = self.resolver.key_vault(vault).await?;
         let client = client.as_ref();
-        Ok(self.vault_call(vault, Repeat::Safe, || client.backup_key(key_name)).await?)
+        Ok(self.vault_call(vault, "BackupKey", Repeat::Safe, || client.backup_key(key_name)).await?)
     }
 
     /// Restores a backup blob into `vault` and reads the restored key back. Key Vault refuses with 409
@@ -76,7 +81,7 @@ impl Engine {
     pub async fn restore_azure_key(&self, vault: &VaultRecord, blob: &[u8]) -> Result<AzureKeyMaterial, EngineError> {
         let client = self.resolver.key_vault(vault).await?;
         let client = client.as_ref();
-        let bundle = self.vault_call(vault, Repeat::OnlyIfRefused, || client.restore_key(blob)).await?;
+        let bundle = self.vault_call(vault, "RestoreKey", Repeat::OnlyIfRefused, || client.restore_key(blob)).await?;
         let versions = self.key_versions(vault, client, &bundle.name).await?;
         Ok(material(bundle, versions))
     }
@@ -135,7 +140,7 @@ impl Engine {
         let mut names = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let page = self.vault_call(vault, Repeat::Safe, || client.list_keys(next.as_deref())).await?;
+            let page = self.vault_call(vault, "GetKeys", Repeat::Safe, || client.list_keys(next.as_deref())).await?;
             names.extend(page.items.into_iter().map(|k: KeyItem| k.name));
             next = page.next_link;
             if next.is_none() {
@@ -153,7 +158,9 @@ impl Engine {
         let mut versions = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let page = self.vault_call(vault, Repeat::Safe, || client.list_key_versions(name, next.as_deref())).await?;
+            let page = self
+                .vault_call(vault, "GetKeyVersions", Repeat::Safe, || client.list_key_versions(name, next.as_deref()))
+                .await?;
             versions.extend(page.items.into_iter().map(|v| AzureKeyVersion {
                 version: v.version.unwrap_or_default(),
                 enabled: v.enabled,
@@ -177,7 +184,7 @@ impl Engine {
         client: &dyn KeyVault,
         name: &str,
     ) -> Result<Option<AzureKeyMaterial>, CloudError> {
-        let bundle = match self.vault_call(vault, Repeat::Safe, || client.get_key(name)).await {
+        let bundle = match self.vault_call(vault, "GetKey", Repeat::Safe, || client.get_key(name)).await {
             Ok(b) => b,
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),

@@ -69,8 +69,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use keyfleet_service::ServiceError;
@@ -90,11 +90,12 @@ fn api_routes() -> table::Routes {
         .merge(azure::routes())
 }
 
-/// The routes outside `/api`: health and the API's OpenAPI document.
+/// The routes outside `/api`: health, readiness and metrics, and the API's OpenAPI document.
 fn root_routes() -> table::Routes {
     table::Routes::new()
         .route("/healthz", table::get(healthz))
         .route("/api/healthz", table::get(healthz))
+        .merge(crate::ops::routes())
         .route("/openapi.json", table::get(openapi_json))
 }
 
@@ -116,7 +117,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(crate::extract::BODY_LIMIT))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(state.clone(), request_context))
         .with_state(state)
 }
 
@@ -170,8 +171,9 @@ fn request_id(req: &Request) -> String {
 /// The request's context: its id (the client's `X-Request-Id` when it sent a usable one; echoed, and
 /// `requestID` in error bodies), the client's address and — once authenticated — the user, for the audit
 /// records the request writes and for its one log line (with route, status and latency).
-async fn request_context(req: Request, next: Next) -> Response {
+async fn request_context(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let id = request_id(&req);
+    let method = req.method().clone();
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
     let context = RequestContext::new(client.clone(), id.clone());
     let span = tracing::info_span!(
@@ -191,14 +193,34 @@ async fn request_context(req: Request, next: Next) -> Response {
     resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let user = context.actor().user;
     let route = resp.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let route = route.as_deref().unwrap_or("unmatched");
+    let took = started.elapsed();
+    let status = resp.status();
+    let metrics = state.services.engine.metrics();
+    metrics.http_requests.inc([method.as_str(), route, status.as_str()]);
+    metrics.http_request_seconds.observe([method.as_str(), route], took);
+    // Reads that succeed are mostly polling (a CLI watching a job, a console, probes and scrapes): debug, so
+    // that info shows the changes and the failures.
+    let quiet =
+        (method == Method::GET || method == Method::HEAD) && !status.is_client_error() && !status.is_server_error();
     span.in_scope(|| {
-        tracing::info!(
-            user.name = %user,
-            http.route = route.as_deref().unwrap_or("unmatched"),
-            http.status = resp.status().as_u16(),
-            duration_ms = started.elapsed().as_millis() as u64,
-            "request"
-        )
+        if quiet {
+            tracing::debug!(
+                user.name = %user,
+                http.route = route,
+                http.status = status.as_u16(),
+                duration_ms = took.as_millis() as u64,
+                "request"
+            )
+        } else {
+            tracing::info!(
+                user.name = %user,
+                http.route = route,
+                http.status = status.as_u16(),
+                duration_ms = took.as_millis() as u64,
+                "request"
+            )
+        }
     });
     resp
 }

@@ -11,6 +11,7 @@ mod large_jobs;
 mod login;
 mod openapi;
 mod operations;
+mod ops;
 mod report;
 mod revert;
 mod safety;

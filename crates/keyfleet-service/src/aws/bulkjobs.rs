@@ -195,6 +195,7 @@ impl Services {
         } else {
             self.engine.notify_jobs();
         }
+        self.count_created(&job);
         tracing::info!(
             bulkjob.id = %job.id, operation = %operation, keys = job.total, user.name = %caller.username,
             status = job.status.as_str(), "bulk job created"

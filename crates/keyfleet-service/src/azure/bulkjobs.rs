@@ -144,6 +144,7 @@ impl Services {
                 self.engine.notify_jobs();
             }
         }
+        self.count_created(&job);
         tracing::info!(
             bulkjob.id = %job.id, operation = %operation, backups = job.total, user.name = %caller.username,
             "Azure bulk job created"

@@ -12,6 +12,7 @@ mod azure;
 mod idempotency;
 mod inventory;
 mod jobs;
+mod monitor;
 mod sync_jobs;
 
 use std::future::Future;
@@ -182,6 +183,8 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Resolves when another node may have created a job (see `JobStore::job_announced`).
     fn job_announced(&self) -> impl Future<Output = ()> + Send;
+    /// The migrations embedded for this backend.
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator;
 }
 
 /// A value that can be bound as a parameter.

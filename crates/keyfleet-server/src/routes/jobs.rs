@@ -65,8 +65,8 @@ pub(crate) fn shared<V: Serialize + Send + 'static>(
         .route(&format!("{bulk}/{{id}}/items"), bulkjob_items(cloud))
         .route(&format!("{bulk}/{{id}}/report"), bulkjob_report(cloud))
         .route(&format!("{bulk}/{{id}}/errors"), bulkjob_errors(cloud))
-        .route(&format!("{bulk}/{{id}}/retry-failed"), retry_failed_bulkjob(cloud))
-        .route(&format!("{bulk}/{{id}}/revert"), revert_bulkjob(cloud))
+        .route(&format!("{bulk}/{{id}}/retry-failed"), derived_bulkjob::<RetryFailedRequest>(cloud))
+        .route(&format!("{bulk}/{{id}}/revert"), derived_bulkjob::<RevertRequest>(cloud))
         .route(sync, list_sync_jobs(cloud, sync_view))
         .route(&format!("{sync}/{{id}}"), get_sync_job(cloud, sync_view))
         .route(&format!("{sync}/{{id}}/cancel"), cancel_sync_job(cloud, sync_view))
@@ -103,40 +103,58 @@ fn confirm_bulkjob(cloud: Cloud) -> Methods {
     })
 }
 
-/// Extension `POST .../bulkjob(s)/{id}/retry-failed`: 201 with a new job over the failed and skipped items,
-/// created at most once per `Idempotency-Key`.
-fn retry_failed_bulkjob(cloud: Cloud) -> Methods {
-    post(
-        move |State(s): S,
-              Auth(c): Auth,
-              Path(id): Path<String>,
-              headers: HeaderMap,
-              Json(r): Json<RetryFailedRequest>| async move {
-            let key = idempotency_key(&headers)?;
-            let request = serde_json::json!({"retry_failed": id, "dry_run": r.dry_run});
-            let retry = s.services.retry_failed_bulkjob(&c, cloud, &id, r.dry_run);
-            let job = s.services.create_once(&c, cloud, key, &request, retry).await?;
-            Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
-        },
-    )
+/// The body of a request that makes a new job from a finished one, and the service call that makes it:
+/// `retry-failed` (a new job over the failed and skipped items) and `revert` (a planned job that puts back
+/// what the job changed).
+pub(crate) trait DerivedBulkJob:
+    serde::de::DeserializeOwned + Serialize + Clone + Send + Sync + 'static
+{
+    /// The route's last segment; with the source job and the body, what an `Idempotency-Key` is compared on.
+    const ACTION: &'static str;
+    fn derive(
+        self,
+        services: &Services,
+        caller: &Caller,
+        cloud: Cloud,
+        id: &str,
+    ) -> impl Future<Output = JobResult> + Send;
 }
 
-/// Extension `POST .../bulkjob(s)/{id}/revert`: 201 with a planned job that puts back what the job changed,
-/// created at most once per `Idempotency-Key`.
-fn revert_bulkjob(cloud: Cloud) -> Methods {
-    post(
-        move |State(s): S,
-              Auth(c): Auth,
-              Path(id): Path<String>,
-              headers: HeaderMap,
-              Json(RevertRequest {}): Json<RevertRequest>| async move {
-            let key = idempotency_key(&headers)?;
-            let request = serde_json::json!({"revert": id});
-            let job =
-                s.services.create_once(&c, cloud, key, &request, s.services.revert_bulkjob(&c, cloud, &id)).await?;
-            Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
-        },
-    )
+impl DerivedBulkJob for RetryFailedRequest {
+    const ACTION: &'static str = "retry-failed";
+    fn derive(
+        self,
+        services: &Services,
+        caller: &Caller,
+        cloud: Cloud,
+        id: &str,
+    ) -> impl Future<Output = JobResult> + Send {
+        services.retry_failed_bulkjob(caller, cloud, id, self.dry_run)
+    }
+}
+
+impl DerivedBulkJob for RevertRequest {
+    const ACTION: &'static str = "revert";
+    fn derive(
+        self,
+        services: &Services,
+        caller: &Caller,
+        cloud: Cloud,
+        id: &str,
+    ) -> impl Future<Output = JobResult> + Send {
+        services.revert_bulkjob(caller, cloud, id)
+    }
+}
+
+/// Extension `POST .../bulkjob(s)/{id}/retry-failed` and `.../revert`: 201 with the new job, created at most
+/// once per `Idempotency-Key`.
+fn derived_bulkjob<R: DerivedBulkJob>(cloud: Cloud) -> Methods {
+    post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, headers: HeaderMap, Json(r): Json<R>| async move {
+        let key = idempotency_key(&headers)?;
+        let request = (R::ACTION, id.clone(), r.clone());
+        let job = s.services.create_once(&c, cloud, key, &request, r.derive(&s.services, &c, cloud, &id)).await?;
+        Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
+    })
 }
 
 /// A cloud's create-bulk-job body, and the service call that creates its job.

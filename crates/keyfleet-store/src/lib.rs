@@ -96,20 +96,6 @@ pub trait Store:
 {
 }
 
-impl<
-    T: AuthStore
-        + AuditStore
-        + InventoryStore
-        + AzureStore
-        + JobStore
-        + IdempotencyStore
-        + SyncJobStore
-        + EngineStore
-        + MonitorStore,
-> Store for T
-{
-}
-
 /// A connection pool's use at one moment (`/metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {

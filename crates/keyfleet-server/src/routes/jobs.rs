@@ -103,46 +103,32 @@ fn confirm_bulkjob(cloud: Cloud) -> Methods {
     })
 }
 
-/// The body of a request that makes a new job from a finished one, and the service call that makes it:
-/// `retry-failed` (a new job over the failed and skipped items) and `revert` (a planned job that puts back
-/// what the job changed).
-pub(crate) trait DerivedBulkJob:
-    serde::de::DeserializeOwned + Serialize + Clone + Send + Sync + 'static
-{
+/// A new job made from a finished one.
+enum Derive {
+    /// `retry-failed`: over the failed and skipped items (a plan with `dry_run`).
+    RetryFailed { dry_run: bool },
+    /// `revert`: a planned job that puts back what the job changed.
+    Revert,
+}
+
+/// The body of a request that makes a new job from a finished one.
+trait DerivedBulkJob: serde::de::DeserializeOwned + Serialize + Clone + Send + Sync + 'static {
     /// The route's last segment; with the source job and the body, what an `Idempotency-Key` is compared on.
     const ACTION: &'static str;
-    fn derive(
-        self,
-        services: &Services,
-        caller: &Caller,
-        cloud: Cloud,
-        id: &str,
-    ) -> impl Future<Output = JobResult> + Send;
+    fn derive(&self) -> Derive;
 }
 
 impl DerivedBulkJob for RetryFailedRequest {
     const ACTION: &'static str = "retry-failed";
-    fn derive(
-        self,
-        services: &Services,
-        caller: &Caller,
-        cloud: Cloud,
-        id: &str,
-    ) -> impl Future<Output = JobResult> + Send {
-        services.retry_failed_bulkjob(caller, cloud, id, self.dry_run)
+    fn derive(&self) -> Derive {
+        Derive::RetryFailed { dry_run: self.dry_run }
     }
 }
 
 impl DerivedBulkJob for RevertRequest {
     const ACTION: &'static str = "revert";
-    fn derive(
-        self,
-        services: &Services,
-        caller: &Caller,
-        cloud: Cloud,
-        id: &str,
-    ) -> impl Future<Output = JobResult> + Send {
-        services.revert_bulkjob(caller, cloud, id)
+    fn derive(&self) -> Derive {
+        Derive::Revert
     }
 }
 
@@ -151,8 +137,13 @@ impl DerivedBulkJob for RevertRequest {
 fn derived_bulkjob<R: DerivedBulkJob>(cloud: Cloud) -> Methods {
     post(move |State(s): S, Auth(c): Auth, Path(id): Path<String>, headers: HeaderMap, Json(r): Json<R>| async move {
         let key = idempotency_key(&headers)?;
-        let request = (R::ACTION, id.clone(), r.clone());
-        let job = s.services.create_once(&c, cloud, key, &request, r.derive(&s.services, &c, cloud, &id)).await?;
+        let derived = async {
+            match r.derive() {
+                Derive::RetryFailed { dry_run } => s.services.retry_failed_bulkjob(&c, cloud, &id, dry_run).await,
+                Derive::Revert => s.services.revert_bulkjob(&c, cloud, &id).await,
+            }
+        };
+        let job = s.services.create_once(&c, cloud, key, &(R::ACTION, &id, &r), derived).await?;
         Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(views::bulkjob(job))))
     })
 }

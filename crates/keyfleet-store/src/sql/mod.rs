@@ -172,6 +172,9 @@ where
     }
 }
 
+/// Both backends are the whole [`crate::Store`]: each of its traits is implemented once, for every backend.
+impl<B: Backend> crate::Store for B {}
+
 /// A backend: its driver and its pools. Every store trait is implemented once, for every `Backend`.
 pub trait Backend: Send + Sync + 'static {
     type Db: Db;

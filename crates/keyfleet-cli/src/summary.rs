@@ -63,6 +63,12 @@ impl<'a> From<&'a BulkJobView> for JobState<'a> {
     }
 }
 
+impl<'a> From<&'a keyfleet_api_types::azure::AzureSyncJobView> for JobState<'a> {
+    fn from(job: &'a keyfleet_api_types::azure::AzureSyncJobView) -> Self {
+        JobState::of(job, job.key_vaults.len(), "vaults")
+    }
+}
+
 impl<'a> From<&'a SyncJobView> for JobState<'a> {
     fn from(job: &'a SyncJobView) -> Self {
         // A sync job does not say up front how many account/region pairs it covers.

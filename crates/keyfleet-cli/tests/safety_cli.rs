@@ -471,6 +471,23 @@ async fn azure_backup_deletion_plans_by_vault_and_runs_on_confirm() {
     };
     assert_eq!((backups("kv-a").await, backups("kv-b").await), (3, 2));
     let cli = Cli::login(dir.path(), &server).await;
+
+    // The Azure inventory from the CLI, as for AWS: vaults, keys, a key's backups, a synchronization.
+    let (vaults, _) = cli.json(&["azure", "vault", "list", "-o", "json"]).await;
+    assert_eq!(vaults["total"], 2, "{vaults}");
+    let out = cli.run(&["azure", "vault", "list"]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("ID ") && table.contains("kv-b"), "{table}");
+    let (keys, _) = cli.json(&["azure", "keys", "list", "--vault", "kv-a", "-o", "json"]).await;
+    assert_eq!(keys["total"], 3, "{keys}");
+    let (kept, _) = cli.json(&["azure", "backups", "list", "--vault", "kv-a", "--key", "key-0001", "-o", "json"]).await;
+    assert_eq!((&kept["total"], &kept["resources"][0]["key_name"]), (&json!(1), &json!("key-0001")), "{kept}");
+    let out = cli.run(&["azure", "sync", "create", "--vault", "kv-b", "--watch"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("completed"), "{stdout}");
+    assert_eq!(backups("kv-b").await, 2, "a sync without --backup takes no backup");
+
     let cutoff = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
 
     // A key named in the vault: its one backup, resolved by name.

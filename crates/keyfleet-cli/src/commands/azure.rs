@@ -1,5 +1,6 @@
 //! `keyfleet azure bulkjob ...`: Azure's create flags (cloud key backup deletion); every other command is the
-//! cloud-generic one of `jobs.rs`.
+//! cloud-generic one of `jobs.rs`. The inventory commands (`vault`, `keys`, `backups`, `sync`) are in
+//! `azure_inventory.rs`.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use anyhow::bail;
 use keyfleet_api_types::azure::{AzureKeyQuery, CreateAzureBulkJob, DeleteKeyBackupsParam, OneOrMany};
 use keyfleet_client::{Client, Cloud};
 
+use crate::commands::azure_inventory::{self, AzureKeysCommand, AzureSyncCommand, BackupsCommand, VaultCommand};
 use crate::commands::jobs::{self, CreateFlags, JobCommand};
 
 #[derive(Debug, clap::Subcommand)]
@@ -14,6 +16,18 @@ pub enum AzureCommand {
     /// Bulk jobs on cloud key backups: create (plan, ask, run), confirm, report, errors, retry-failed, revert, ...
     #[command(subcommand)]
     Bulkjob(AzureBulkjobCommand),
+    /// Key Vaults keyfleet manages
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Azure keys in keyfleet's inventory
+    #[command(subcommand)]
+    Keys(AzureKeysCommand),
+    /// Cloud key backups of a key
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+    /// Key synchronization jobs: read vaults' keys into keyfleet's inventory
+    #[command(subcommand)]
+    Sync(AzureSyncCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -74,11 +88,15 @@ pub(crate) async fn run(client: &Client, cmd: AzureCommand) -> anyhow::Result<Ex
             jobs::create(client, Cloud::Azure, serde_json::to_value(&req)?, &args.safety).await
         }
         AzureCommand::Bulkjob(AzureBulkjobCommand::Job(cmd)) => jobs::run(client, Cloud::Azure, cmd).await,
+        AzureCommand::Vault(cmd) => azure_inventory::vault(client, cmd).await,
+        AzureCommand::Keys(cmd) => azure_inventory::keys(client, cmd).await,
+        AzureCommand::Backups(cmd) => azure_inventory::backups(client, cmd).await,
+        AzureCommand::Sync(cmd) => azure_inventory::sync(client, cmd).await,
     }
 }
 
 /// A key id as given, or the id of the one key named so (in `vault` when given).
-async fn key_id(client: &Client, key: &str, vault: Option<&str>) -> anyhow::Result<String> {
+pub(crate) async fn key_id(client: &Client, key: &str, vault: Option<&str>) -> anyhow::Result<String> {
     if is_uuid(key) {
         return Ok(key.to_owned());
     }

@@ -2,6 +2,7 @@
 
 mod api;
 mod azure;
+mod azure_inventory;
 mod bulkjob;
 mod inventory;
 mod jobs;

@@ -161,6 +161,10 @@ impl ItemStatus {
 /// Parameters a job was created with, echoed in its view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobParams {
+    /// The id of the request that created the job (an incoming `X-Request-Id` is kept), so that the engine's
+    /// log lines for its items can be found from the request. Not shown in the job's view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use futures::FutureExt;
 use keyfleet_core::*;
@@ -86,7 +87,14 @@ impl Engine {
                 match self.store.claim_items(&partition, self.lease(), free as u32).await {
                     Ok(items) => {
                         for item in items {
-                            running.spawn(self.clone().process(item));
+                            // Every log line of the item (its cloud calls included) names the job and the
+                            // request that created it.
+                            let span = tracing::info_span!(
+                                "item",
+                                bulkjob.id = %item.job_id,
+                                request.id = item.params.request_id.as_deref().unwrap_or_default(),
+                            );
+                            running.spawn(self.clone().process(item).instrument(span));
                         }
                     }
                     Err(e) => tracing::error!(partition, error = %e, "claiming items failed"),

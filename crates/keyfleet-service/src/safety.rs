@@ -72,6 +72,8 @@ impl Services {
         params.max_failures = safety.max_failures.map(to_i64);
         params.max_failure_percent =
             Some(to_i64(safety.max_failure_percent.unwrap_or(self.settings.safety.max_failure_percent)));
+        let request_id = keyfleet_store::audit::actor().request_id;
+        params.request_id = (!request_id.is_empty()).then_some(request_id);
         let at = now();
         let mut job = JobRecord::started(Cloud::of(operation), operation, params, caller.user_id, at);
         if safety.dry_run {

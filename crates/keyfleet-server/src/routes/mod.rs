@@ -203,24 +203,18 @@ async fn request_context(State(state): State<Arc<AppState>>, req: Request, next:
     // that info shows the changes and the failures.
     let quiet =
         (method == Method::GET || method == Method::HEAD) && !status.is_client_error() && !status.is_server_error();
-    span.in_scope(|| {
-        if quiet {
-            tracing::debug!(
+    // tracing wants the level of a line where it is written: one line, written at either level.
+    macro_rules! request_line {
+        ($level:ident) => {
+            tracing::$level!(
                 user.name = %user,
                 http.route = route,
                 http.status = status.as_u16(),
                 duration_ms = took.as_millis() as u64,
                 "request"
             )
-        } else {
-            tracing::info!(
-                user.name = %user,
-                http.route = route,
-                http.status = status.as_u16(),
-                duration_ms = took.as_millis() as u64,
-                "request"
-            )
-        }
-    });
+        };
+    }
+    span.in_scope(|| if quiet { request_line!(debug) } else { request_line!(info) });
     resp
 }

@@ -41,8 +41,7 @@ pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
 
 fn of_client_error(err: &ClientError) -> u8 {
     match err {
-        ClientError::Api { .. } | ClientError::Status { .. } => REFUSED,
-        ClientError::SessionExpired(_) => REFUSED,
+        ClientError::Api { .. } | ClientError::Status { .. } | ClientError::SessionExpired(_) => REFUSED,
         ClientError::Http(_) | ClientError::Decode { .. } => UNREACHABLE,
         ClientError::Local(_) => USAGE,
     }

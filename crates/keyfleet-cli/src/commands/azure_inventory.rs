@@ -9,7 +9,7 @@ use keyfleet_api_types::ListEnvelope;
 use keyfleet_api_types::azure::{
     AzureKeyQuery, AzureKeyView, AzureSyncJobView as SyncJobView, CreateAzureSyncJob, KeyBackupView, VaultView,
 };
-use keyfleet_client::{Client, Method};
+use keyfleet_client::{Client, ClientError, Method};
 use serde::de::DeserializeOwned;
 
 use crate::commands::azure::key_id;
@@ -136,7 +136,7 @@ pub(crate) async fn sync(client: &Client, cmd: AzureSyncCommand) -> anyhow::Resu
                 ..CreateAzureSyncJob::default()
             };
             let job: SyncJobView =
-                decode(client.request(Method::POST, SYNC, Some(serde_json::to_value(&req)?)).await?)?;
+                decode(SYNC, client.request(Method::POST, SYNC, Some(serde_json::to_value(&req)?)).await?)?;
             if !watch {
                 print_json(&job)?;
                 return Ok(ExitCode::SUCCESS);
@@ -165,12 +165,11 @@ fn paging(flags: &ListFlags) -> String {
     if pairs.is_empty() { String::new() } else { format!("?{}", pairs.join("&")) }
 }
 
-async fn get<T: DeserializeOwned>(client: &Client, path: &str) -> Result<T, keyfleet_client::ClientError> {
-    let value = client.request(Method::GET, path, None).await?;
-    serde_json::from_value(value)
-        .map_err(|source| keyfleet_client::ClientError::Decode { path: path.to_owned(), source })
+async fn get<T: DeserializeOwned>(client: &Client, path: &str) -> Result<T, ClientError> {
+    decode(path, client.request(Method::GET, path, None).await?)
 }
 
-fn decode<T: DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T> {
-    Ok(serde_json::from_value(value)?)
+/// An answer of the expected shape, or the client's `Decode` error (exit 3: not an answer keyfleet gives).
+fn decode<T: DeserializeOwned>(path: &str, value: serde_json::Value) -> Result<T, ClientError> {
+    serde_json::from_value(value).map_err(|source| ClientError::Decode { path: path.to_owned(), source })
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod console;
 pub mod aws;
 pub mod azure;
 mod error;

@@ -3,6 +3,7 @@
 mod auth;
 pub mod config;
 pub mod config_check;
+mod console;
 pub mod error;
 mod extract;
 mod limits;

@@ -96,8 +96,11 @@ impl Services {
         page: &Page,
     ) -> Result<(Vec<JobRecord>, u64)> {
         caller.require_cckm_user()?;
-        let mut filter =
-            JobFilter { cloud: cloud.map(|c| c.name().to_string()), status: overall_status(status)?, ..Default::default() };
+        let mut filter = JobFilter {
+            cloud: cloud.map(|c| c.name().to_string()),
+            status: overall_status(status)?,
+            ..Default::default()
+        };
         if !caller.is_cckm_admin() {
             filter.created_by = Some(caller.user_id);
         }

@@ -3,9 +3,9 @@
 pub mod audit;
 pub mod auth;
 pub mod authz;
-pub mod console;
 pub mod aws;
 pub mod azure;
+pub mod console;
 mod error;
 pub mod health;
 pub mod jobs;

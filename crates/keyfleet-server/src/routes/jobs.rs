@@ -202,11 +202,21 @@ fn bulkjob_report(cloud: Cloud) -> Methods {
         let format = ReportFormat::parse(q.format.as_deref())
             .ok_or_else(|| ApiError::invalid("format", "must be csv or ndjson"))?;
         let job = s.services.report_job(&c, cloud, &id).await?;
-        let disposition = format!("attachment; filename=\"bulkjob-{}-report.{}\"", job.id, format.extension());
-        let headers =
-            [(header::CONTENT_TYPE, format.content_type().to_string()), (header::CONTENT_DISPOSITION, disposition)];
-        Ok::<_, ApiError>((headers, Body::from_stream(report_stream(s.services.clone(), job, format))))
+        Ok::<_, ApiError>(report_download(s.services.clone(), job, format))
     })
+}
+
+/// A job's report as a download (the API's `.../report` and the console's `Download report`).
+pub(crate) fn report_download(
+    services: Arc<Services>,
+    job: JobRecord,
+    format: ReportFormat,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let disposition = format!("attachment; filename=\"bulkjob-{}-report.{}\"", job.id, format.extension());
+    let headers =
+        [(header::CONTENT_TYPE, format.content_type().to_string()), (header::CONTENT_DISPOSITION, disposition)];
+    (headers, Body::from_stream(report_stream(services, job, format))).into_response()
 }
 
 /// The report's text: the header, then a page of lines per chunk until a page comes back short. A store error

@@ -113,6 +113,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api", api)
         .merge(root)
+        // The web console: HTML pages beside the API, outside its route table and its OpenAPI document.
+        .merge(crate::console::router(state.clone()))
         .route_layer(middleware::from_fn(matched_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

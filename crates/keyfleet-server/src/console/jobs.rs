@@ -149,12 +149,12 @@ pub(crate) async fn show(
     let creator = s.services.usernames([job.created_by]).await?;
     let here = job_path(&job);
     let body = html! {
-        (facts(&job, creator.get(&job.created_by).map(String::as_str)))
         (live(&job, &here))
+        (actions(&session, &job, &here))
+        (facts(&job, creator.get(&job.created_by).map(String::as_str)))
         @if let Some(plan) = job.plan.as_ref().and_then(|p| serde_json::from_value::<Plan>(p.clone()).ok()) {
             (plan_section(&job, &plan))
         }
-        (actions(&session, &job, &here))
         (error_groups(&errors))
         (items_section(&here, &q.status, n, &items, items_total))
     };
@@ -233,13 +233,12 @@ fn plan_section(job: &JobRecord, plan: &Plan) -> Markup {
             }
         }
     };
-    html! {
-        section #plan data-refresh aria-labelledby="plan-heading" {
-            h2 #plan-heading { "Plan" }
+    let planned = job.status == JobStatus::Planned;
+    let contents = html! {
             dl.counts {
                 div { dt { "Items" } dd #plan-items { (plan.items) } }
                 div { dt { "No-ops" } dd #plan-noops { (plan.no_ops) } }
-                @if let Some(t) = job.plan_expires_at { div { dt { "Confirm before" } dd { (layout::time(t)) } } }
+                @if planned { @if let Some(t) = job.plan_expires_at { div { dt { "Confirm before" } dd { (layout::time(t)) } } } }
             }
             div.table-wrap.plan-tables {
                 (table("By container", &plan.by_container))
@@ -253,6 +252,18 @@ fn plan_section(job: &JobRecord, plan: &Plan) -> Markup {
                     tbody { @for s in &plan.sample { tr {
                         td.mono { (s.key_id) } td { (s.current_state.as_deref().unwrap_or("—")) } td { (s.action) }
                     } } }
+                }
+            }
+    };
+    html! {
+        section #plan data-refresh aria-labelledby="plan-heading" {
+            @if planned {
+                h2 #plan-heading { "Plan" }
+                (contents)
+            } @else {
+                details {
+                    summary { h2 #plan-heading .inline { "Plan, as confirmed" } }
+                    (contents)
                 }
             }
         }

@@ -185,8 +185,8 @@ impl Page {
         assert!(self.same_page().await, "the page was reloaded while the job ran");
         assert_eq!(self.text("[data-k=done]").await, total.to_string());
         assert_eq!(self.text("[data-count=succeeded]").await, total.to_string());
-        let value = self.c.find(Locator::Id("job-progress")).await.unwrap().prop("value").await.unwrap();
-        assert_eq!(value.as_deref(), Some("100"));
+        let value = self.c.execute("return document.getElementById('job-progress').value;", vec![]).await.unwrap();
+        assert_eq!(value.as_f64(), Some(100.0), "the progress bar is full");
     }
 }
 
@@ -316,6 +316,14 @@ async fn an_operator_plans_confirms_watches_downloads_and_reverts_a_job_in_the_b
 
 /// The finished job's page at 1280x800, into target/ (and docs/ when asked).
 async fn screenshot(page: &Page) {
+    // The window's frame takes some of its height: grow it until the page itself is 1280x800.
+    let frame = page
+        .c
+        .execute("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];", vec![])
+        .await
+        .unwrap();
+    let (dw, dh) = (frame[0].as_u64().unwrap() as u32, frame[1].as_u64().unwrap() as u32);
+    page.c.set_window_size(1280 + dw, 800 + dh).await.unwrap();
     page.c.execute("window.scrollTo(0, 0); return null;", vec![]).await.unwrap();
     let png = page.c.screenshot().await.unwrap();
     let target = workspace_target().join("console-job.png");

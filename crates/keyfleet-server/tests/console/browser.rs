@@ -222,6 +222,7 @@ async fn an_operator_plans_confirms_watches_downloads_and_reverts_a_job_in_the_b
     page.choose("Operation", "disablekey").await;
     page.fill("Containers", "acct").await;
     page.fill("Regions", "us-east-1").await;
+    snap(&page, "new-job").await;
     page.press("Plan").await;
     page.until("the plan", || async { !page.text("#plan-items").await.is_empty() }).await;
     assert_eq!(page.text("#plan-items").await, KEYS.to_string());
@@ -232,6 +233,7 @@ async fn an_operator_plans_confirms_watches_downloads_and_reverts_a_job_in_the_b
     let job = page.job_id().await;
 
     // Confirm, then the progress reaches 100 % on this page, pushed by the server.
+    snap(&page, "plan").await;
     page.press("Confirm").await;
     page.until("the running job", || async {
         page.text("#plan-items").await.is_empty() || page.text("[data-k=status]").await != "planned"
@@ -292,6 +294,8 @@ async fn an_operator_plans_confirms_watches_downloads_and_reverts_a_job_in_the_b
     let theirs = theirs["id"].as_str().unwrap().to_string();
     app.wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{theirs}")).await;
     page.sign_in("ops", "ops-password").await;
+    page.open("/console/jobs").await;
+    snap(&page, "jobs").await;
     let list = page.text("#job-rows").await;
     assert!(list.contains(&theirs), "{list}");
     assert!(!list.contains(&job), "an admin's job is not listed for a CCKM User: {list}");
@@ -312,6 +316,12 @@ async fn an_operator_plans_confirms_watches_downloads_and_reverts_a_job_in_the_b
     page.until("their revert plan", || async { !page.text("#plan-items").await.is_empty() }).await;
     assert_eq!(page.text("#plan-items").await, "1");
     page.c.close().await.unwrap();
+}
+
+/// The page shown, into `target/console-<name>.png` (for a look at the other pages; not kept in docs/).
+async fn snap(page: &Page, name: &str) {
+    let png = page.c.screenshot().await.unwrap();
+    std::fs::write(workspace_target().join(format!("console-{name}.png")), png).unwrap();
 }
 
 /// The finished job's page at 1280x800, into target/ (and docs/ when asked).

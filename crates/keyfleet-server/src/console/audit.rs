@@ -10,7 +10,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::layout::{self, Nav};
-use super::{Answer, PAGE_SIZE, Session, query};
+use super::{Answer, PAGE_SIZE, Session, query, some};
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
@@ -22,10 +22,6 @@ pub(crate) struct Filters {
     since: String,
     until: String,
     page: Option<u64>,
-}
-
-fn some(s: &str) -> Option<String> {
-    Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// `GET /console/audit`.

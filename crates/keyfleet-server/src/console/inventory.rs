@@ -16,7 +16,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{self, Nav};
-use super::{Answer, ConsoleError, Session, page_of, query};
+use super::{Answer, ConsoleError, Session, page_of, query, some};
 use crate::AppState;
 
 const PATH: &str = "/console/inventory";
@@ -42,10 +42,6 @@ pub(crate) struct Filters {
     vault: String,
     name: String,
     page: Option<u64>,
-}
-
-fn some(s: &str) -> Option<String> {
-    Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// `GET /console/inventory`.

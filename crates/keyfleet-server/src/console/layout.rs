@@ -132,10 +132,7 @@ pub(crate) fn progress_bar(job: &JobRecord, label: &str) -> Markup {
     }
 }
 
-/// Finished items in percent of all, one decimal, rounded down (the API's `progress.percent`).
-pub(crate) fn percent(done: i64, total: i64) -> f64 {
-    if total == 0 { 100.0 } else { (done as f64 * 1000.0 / total as f64).floor() / 10.0 }
-}
+pub(crate) use crate::views::percent;
 
 pub(crate) fn time(t: DateTime<Utc>) -> Markup {
     html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }

@@ -128,6 +128,11 @@ fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ConsoleError> 
         .map_err(|e| ConsoleError(ServiceError::invalid("form", format!("cannot read the form: {e}"))))
 }
 
+/// A text field or query parameter: trimmed, `None` when empty.
+fn some(text: &str) -> Option<String> {
+    Some(text.trim().to_string()).filter(|s| !s.is_empty())
+}
+
 /// After a form that changed something: the page to show next (POST, redirect, GET).
 fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()

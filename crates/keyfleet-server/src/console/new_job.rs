@@ -18,7 +18,7 @@ use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::layout::{self, Nav};
-use super::{Answer, Session, form, see_other};
+use super::{Answer, Session, form, see_other, some};
 use crate::AppState;
 
 type S = State<Arc<AppState>>;
@@ -120,10 +120,6 @@ fn render(session: &Session, f: &NewJobForm, templates: &[(String, String)], err
 fn list(text: &str) -> Option<Vec<String>> {
     let v: Vec<String> = text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
     (!v.is_empty()).then_some(v)
-}
-
-fn some(text: &str) -> Option<String> {
-    Some(text.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// `team=blue, env`: a tag with a value, a tag with any value.

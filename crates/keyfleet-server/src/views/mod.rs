@@ -94,9 +94,14 @@ pub fn bulkjob(j: JobWithItems) -> BulkJobView {
     })
 }
 
+/// Finished items in percent of all, one decimal, rounded down (`progress.percent`; the console's bars).
+pub(crate) fn percent(finished: i64, total: i64) -> f64 {
+    if total == 0 { 100.0 } else { (finished as f64 * 1000.0 / total as f64).floor() / 10.0 }
+}
+
 fn progress(job: &JobRecord) -> Progress {
     let finished = job.finished();
-    let percent = if job.total == 0 { 100.0 } else { (finished as f64 * 1000.0 / job.total as f64).floor() / 10.0 };
+    let percent = percent(finished, job.total);
     Progress {
         total: job.total,
         succeeded: job.succeeded,

@@ -341,4 +341,8 @@ async fn screenshot(page: &Page) {
     if std::env::var("KEYFLEET_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
         std::fs::write(workspace_root().join("docs/console-job.png"), &png).unwrap();
     }
+    // And as a phone shows it.
+    page.c.set_window_size(390 + dw, 844 + dh).await.unwrap();
+    snap(page, "job-phone").await;
+    page.c.set_window_size(1280 + dw, 800 + dh).await.unwrap();
 }

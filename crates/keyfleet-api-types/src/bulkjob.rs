@@ -69,6 +69,39 @@ pub struct Progress {
     pub percent: f64,
 }
 
+/// Extension: the data of one event of `GET .../bulkjob(s)/{id}/events` (`progress` while the job runs, `end`
+/// with its terminal status). `id` is also the event's SSE id: a client that reconnects with it as
+/// `Last-Event-ID` is not sent the same state again.
+#[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
+pub struct ProgressEvent {
+    pub id: String,
+    pub bulkjob_id: String,
+    pub overall_status: String,
+    pub total: i64,
+    /// Items that ended (succeeded, failed or skipped).
+    pub done: i64,
+    pub counts: ProgressCounts,
+    /// `done` in percent of `total`, one decimal.
+    pub percent: f64,
+    /// Items ended per second over the last seconds this stream watched; absent until measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<f64>,
+    /// Seconds left at that rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<f64>,
+}
+
+/// A job's items by status.
+#[derive(Debug, Clone, Copy, Default, utoipa::ToSchema, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProgressCounts {
+    pub planned: i64,
+    pub pending: i64,
+    pub running: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
 /// Extension: one item of a job (`GET .../bulkjob/{id}/items`).
 #[derive(Debug, Clone, utoipa::ToSchema, Serialize, Deserialize, PartialEq)]
 pub struct ItemView {

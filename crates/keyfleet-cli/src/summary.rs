@@ -102,6 +102,20 @@ impl Tally {
         t
     }
 
+    /// The counts of a progress event (`.../events`).
+    pub fn of_event(e: &keyfleet_api_types::bulkjob::ProgressEvent) -> Tally {
+        let n = |v: i64| u64::try_from(v).unwrap_or_default();
+        let c = &e.counts;
+        let done = n(c.succeeded) + n(c.failed) + n(c.skipped);
+        Tally {
+            total: n(e.total).max(done),
+            done,
+            succeeded: n(c.succeeded),
+            failed: n(c.failed),
+            skipped: n(c.skipped),
+        }
+    }
+
     /// Items without a result yet.
     pub fn pending(&self) -> u64 {
         self.total.saturating_sub(self.done)
@@ -119,9 +133,8 @@ pub fn progress_message(t: &Tally) -> String {
 }
 
 /// One line of plain progress (stdout not a terminal): `in_progress: 10/100 done (8 succeeded, ...)`.
-pub fn progress_line(job: &JobState<'_>) -> String {
-    let t = Tally::of(job);
-    format!("{}: {}/{} done ({})", job.overall_status, t.done, t.total, progress_message(&t))
+pub fn progress_line(overall_status: &str, t: &Tally) -> String {
+    format!("{overall_status}: {}/{} done ({})", t.done, t.total, progress_message(t))
 }
 
 /// The final line: `job ID completed: 10 keys, 8 succeeded, 1 failed, 1 skipped`.
@@ -213,7 +226,7 @@ mod tests {
         let job = state(IN_PROGRESS, 10, &d);
         let t = Tally::of(&job);
         assert_eq!((t.total, t.done, t.pending()), (10, 2, 8));
-        assert_eq!(progress_line(&job), "in_progress: 2/10 done (1 succeeded, 1 failed, 0 skipped)");
+        assert_eq!(progress_line(job.overall_status, &t), "in_progress: 2/10 done (1 succeeded, 1 failed, 0 skipped)");
         assert!(!is_terminal(IN_PROGRESS));
         assert!(is_terminal("completed"));
         // More entries than keys: the total grows instead of showing 3/2.

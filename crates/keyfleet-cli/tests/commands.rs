@@ -87,6 +87,46 @@ async fn cli_login_saves_a_private_session_and_commands_use_it() {
 }
 
 #[tokio::test]
+async fn watch_follows_the_server_sent_events_and_polls_without_them() {
+    let (url, s) = start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("client.json");
+    cli(&config, &["login", "--url", &url, "--password", "secret"]).await.expect("login");
+    // The server runs on this test's runtime: the binary is awaited, not waited for.
+    let watch = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_keyfleet"))
+            .arg("--session")
+            .arg(&config)
+            .args(["aws", "bulkjob", "watch", JOB_ID, "--interval-ms", "50"])
+            .output()
+    };
+
+    // With events: the progress lines are the events' (the polled job never has a lone skip), and one GET
+    // reads the job at the end.
+    s.lock().expect("lock").events = true;
+    let out = watch().await.expect("keyfleet");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "a failed key: {stdout}");
+    assert!(stdout.contains("in_progress: 1/3 done (0 succeeded, 0 failed, 1 skipped)"), "{stdout}");
+    assert!(stdout.contains("in_progress: 2/3 done (1 succeeded, 0 failed, 1 skipped)"), "{stdout}");
+    assert!(stdout.contains("completed: 3 keys, 1 succeeded, 1 failed, 1 skipped"), "{stdout}");
+    assert!(log(&s).contains(&"GET events ok".to_string()), "{:?}", log(&s));
+    assert_eq!(s.lock().expect("lock").polls, 1, "one read after the end");
+
+    // A server without events: polling, to the same end.
+    {
+        let mut fake = s.lock().expect("lock");
+        (fake.events, fake.polls) = (false, 0);
+    }
+    let out = watch().await.expect("keyfleet");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(!stdout.contains("0 succeeded, 0 failed, 1 skipped"), "{stdout}");
+    assert!(stdout.contains("completed: 3 keys, 1 succeeded, 1 failed, 1 skipped"), "{stdout}");
+    assert!(s.lock().expect("lock").polls >= 3);
+}
+
+#[tokio::test]
 async fn cli_saves_refreshed_tokens_at_once() {
     let (url, s) = start().await;
     age_session(&s, "rt-saved");

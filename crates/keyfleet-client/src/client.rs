@@ -323,6 +323,21 @@ impl Client {
         self.typed(Method::GET, &cloud.bulkjob_path(id, "/errors"), &[], None::<&()>).await
     }
 
+    /// `GET .../{id}/events`: the job's progress as server-sent events, read one at a time; `last_event_id` (the
+    /// `id` of the last event a previous stream gave) skips the state already seen. The stream ends after the
+    /// `end` event, or when the server closes it (after some minutes, or when the client's whole-request timeout
+    /// ends it): reconnect with the last id.
+    pub async fn bulkjob_events(
+        &self,
+        cloud: Cloud,
+        id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<crate::EventStream, ClientError> {
+        let headers: Vec<(&str, &str)> = last_event_id.map(|l| ("Last-Event-ID", l)).into_iter().collect();
+        let resp = self.call(Method::GET, &cloud.bulkjob_path(id, "/events"), &[], &headers, None).await?;
+        Ok(crate::EventStream::new(resp))
+    }
+
     /// `GET .../{id}/report?format=`: copies the report to `out` chunk by chunk as it arrives (never the
     /// whole body in memory) and returns the number of bytes written. `format` is `csv` or `ndjson`.
     pub async fn download_bulkjob_report(

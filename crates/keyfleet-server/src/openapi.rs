@@ -89,8 +89,8 @@ struct Op {
     answer: Option<S>,
     media: &'static [&'static str],
     public: bool,
-    /// Takes the `Idempotency-Key` header (the bulk-job creates).
-    idempotent: bool,
+    /// Request headers it reads: (name, description).
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 fn op(summary: &'static str, status: u16, answer: Option<S>) -> Op {
@@ -102,7 +102,7 @@ fn op(summary: &'static str, status: u16, answer: Option<S>) -> Op {
         answer,
         media: &["application/json"],
         public: false,
-        idempotent: false,
+        headers: Vec::new(),
     }
 }
 
@@ -120,8 +120,13 @@ impl Op {
         self.public = true;
         self
     }
-    fn idempotent(mut self) -> Self {
-        self.idempotent = true;
+    /// Takes the `Idempotency-Key` header (the bulk-job creates).
+    fn idempotent(self) -> Self {
+        self.header_param("Idempotency-Key", "The job is created at most once per key; a retry answers the same job.")
+    }
+    /// Reads an optional request header.
+    fn header_param(mut self, name: &'static str, description: &'static str) -> Self {
+        self.headers.push((name, description));
         self
     }
 }
@@ -394,6 +399,9 @@ fn jobs(cloud: &'static str, bulk: &str, sync: &str) -> Vec<(HttpMethod, String,
     let job = s::<BulkJobView>;
     let report = op("Per-item report (CSV or NDJSON)", 200, Some(text())).query(q::<ReportQuery>());
     let report = Op { media: &["text/csv", "application/x-ndjson"], ..report };
+    let events = op("Progress as server-sent events (`progress`, then `end`)", 200, Some(text()))
+        .header_param("Last-Event-ID", "The id of the last event received: that state is not sent again");
+    let events = Op { media: &["text/event-stream"], ..events };
     vec![
         (
             Get,
@@ -413,6 +421,7 @@ fn jobs(cloud: &'static str, bulk: &str, sync: &str) -> Vec<(HttpMethod, String,
         ),
         (Get, format!("{one}/report"), cloud, report),
         (Get, format!("{one}/errors"), cloud, op("A bulk job's failures by error code", 200, Some(s::<ErrorsView>()))),
+        (Get, format!("{one}/events"), cloud, events),
         (
             Post,
             format!("{one}/retry-failed"),
@@ -541,13 +550,13 @@ pub fn document() -> OpenApi {
         for p in path_parameters(&path) {
             b = b.parameter(p);
         }
-        if op.idempotent {
+        for (name, description) in &op.headers {
             b = b.parameter(
                 ParameterBuilder::new()
-                    .name("Idempotency-Key")
+                    .name(*name)
                     .parameter_in(ParameterIn::Header)
                     .required(Required::False)
-                    .description(Some("The job is created at most once per key; a retry answers the same job."))
+                    .description(Some(*description))
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
             );
         }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod jobs;
 pub mod login_guard;
 pub mod paging;
+pub mod progress;
 pub mod rerun;
 pub mod safety;
 pub mod sync_jobs;

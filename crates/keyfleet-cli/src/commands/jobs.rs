@@ -16,7 +16,7 @@ use keyfleet_api_types::bulkjob::{BulkJobListQuery, BulkJobView, Plan};
 use serde_json::{Map, Value};
 
 use crate::commands::inventory::ListFlags;
-use crate::commands::watch::{Progress, until_terminal};
+use crate::commands::watch::{Progress, bulkjob_until_terminal};
 use crate::output::{
     BULKJOB_HEADERS, Format, OutputFlags, bulkjob_row, print_json, print_line, print_list, render_csv, render_table,
     short_time,
@@ -457,7 +457,7 @@ async fn follow(client: &Client, cloud: Cloud, job: &BulkJobView, f: &FollowFlag
 async fn watch(client: &Client, cloud: Cloud, id: &str, interval_ms: u64) -> anyhow::Result<ExitCode> {
     let progress = if std::io::stdout().is_terminal() { Progress::Bar } else { Progress::Stdout };
     let interval = Duration::from_millis(interval_ms.max(50));
-    let job = until_terminal(|| client.get_bulkjob(cloud, id), interval, progress).await?;
+    let job = bulkjob_until_terminal(client, cloud, id, interval, progress).await?;
     let state = JobState::from(&job);
     print_line(&summary_line(&state))?;
     for line in problem_lines(&state) {

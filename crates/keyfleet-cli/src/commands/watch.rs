@@ -1,11 +1,13 @@
-//! Polling a job until it is terminal, with a progress bar or plain progress lines.
+//! Following a job until it is terminal (its server-sent events, or polling), with a progress bar or plain
+//! progress lines.
 
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::summary::{JobState, Tally, is_terminal, progress_line, progress_message};
-use keyfleet_client::ClientError;
+use keyfleet_api_types::bulkjob::{BulkJobView, ProgressEvent};
+use keyfleet_client::{Client, ClientError, Cloud};
 
 /// How long a watch keeps polling through transport failures (connection refused or reset, timeout): a long
 /// watch survives a server restart or a failover; an API error ends it at once.
@@ -24,35 +26,79 @@ pub(crate) enum Progress {
     Stderr,
 }
 
+/// Follows a bulk job through its server-sent events (`.../events`) until it is no longer running, then reads
+/// it once and returns it. A stream that closes early is reopened with the last event's id; when the events
+/// are not available (an older server, a proxy that buffers) or break, it polls like [`until_terminal`].
+pub(crate) async fn bulkjob_until_terminal(
+    client: &Client,
+    cloud: Cloud,
+    id: &str,
+    interval: Duration,
+    progress: Progress,
+) -> anyhow::Result<BulkJobView> {
+    let mut display = Display::new(progress);
+    let mut last_id: Option<String> = None;
+    'streams: while let Ok(mut events) = client.bulkjob_events(cloud, id, last_id.as_deref()).await {
+        let mut any = false;
+        loop {
+            let event = match events.next().await {
+                Ok(Some(e)) => e,
+                // Closed by the server (a stream lasts minutes) or cut: reopen where it was; a stream that
+                // ends without a single event is not working here, so poll.
+                Ok(None) | Err(_) if any => continue 'streams,
+                Ok(None) | Err(_) => break 'streams,
+            };
+            let Ok(p) = serde_json::from_str::<ProgressEvent>(&event.data) else { break 'streams };
+            any = true;
+            last_id = event.id;
+            display.show(&p.overall_status, &Tally::of_event(&p))?;
+            if event.event == "end" || is_terminal(&p.overall_status) {
+                break 'streams;
+            }
+        }
+    }
+    // The final read (at once, the job being over), or polling when the events did not work.
+    poll(|| client.get_bulkjob(cloud, id), interval, display).await
+}
+
 /// Calls `fetch` every `interval` until the job's `overall_status` is no longer `in_progress`, and returns
 /// the terminal job. While the server cannot be reached it keeps trying, backing off, for [`RECONNECT_FOR`].
 pub(crate) async fn until_terminal<V>(
-    mut fetch: impl AsyncFnMut() -> Result<V, ClientError>,
+    fetch: impl AsyncFnMut() -> Result<V, ClientError>,
     interval: Duration,
     progress: Progress,
 ) -> anyhow::Result<V>
 where
     for<'a> JobState<'a>: From<&'a V>,
 {
-    let mut bar: Option<ProgressBar> = None;
-    let mut last_line = String::new();
+    poll(fetch, interval, Display::new(progress)).await
+}
+
+async fn poll<V>(
+    mut fetch: impl AsyncFnMut() -> Result<V, ClientError>,
+    interval: Duration,
+    mut display: Display,
+) -> anyhow::Result<V>
+where
+    for<'a> JobState<'a>: From<&'a V>,
+{
     // Since when the server has not answered, and how long the next pause is.
     let mut unreachable: Option<(Instant, Duration)> = None;
     loop {
         let job = match fetch().await {
             Ok(job) => {
                 if unreachable.take().is_some() {
-                    say(&bar, "reconnected".into());
+                    display.say("reconnected".into());
                 }
                 job
             }
             Err(ClientError::Http(e)) if unreachable.is_none_or(|(since, _)| since.elapsed() < RECONNECT_FOR) => {
                 if unreachable.is_none() {
                     let secs = RECONNECT_FOR.as_secs();
-                    say(
-                        &bar,
-                        format!("warning: cannot reach the server, retrying for {secs} s: {}", ClientError::Http(e)),
-                    );
+                    display.say(format!(
+                        "warning: cannot reach the server, retrying for {secs} s: {}",
+                        ClientError::Http(e)
+                    ));
                 }
                 let (since, pause) = unreachable.unwrap_or((Instant::now(), interval.max(Duration::from_millis(500))));
                 tokio::time::sleep(pause).await;
@@ -60,43 +106,75 @@ where
                 continue;
             }
             Err(e) => {
-                if let Some(b) = &bar {
-                    b.abandon();
-                }
+                display.abandon();
                 return Err(e.into());
             }
         };
         let state = JobState::from(&job);
-        let done = is_terminal(state.overall_status);
-        match progress {
+        display.show(state.overall_status, &Tally::of(&state))?;
+        if is_terminal(state.overall_status) {
+            display.finish();
+            return Ok(job);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Where progress goes while a job runs: the bar, or the last line printed.
+struct Display {
+    progress: Progress,
+    bar: Option<ProgressBar>,
+    last_line: String,
+}
+
+impl Display {
+    fn new(progress: Progress) -> Self {
+        Display { progress, bar: None, last_line: String::new() }
+    }
+
+    fn show(&mut self, overall_status: &str, t: &Tally) -> anyhow::Result<()> {
+        match self.progress {
             Progress::Bar => {
-                let t = Tally::of(&state);
-                let b = bar.get_or_insert_with(|| new_bar(t.total));
+                let b = self.bar.get_or_insert_with(|| new_bar(t.total));
                 b.set_length(t.total);
                 b.set_position(t.done);
-                b.set_message(progress_message(&t));
+                b.set_message(progress_message(t));
             }
             Progress::Stdout | Progress::Stderr => {
-                let line = progress_line(&state);
-                if line != last_line {
-                    if progress == Progress::Stdout {
+                let line = progress_line(overall_status, t);
+                if line != self.last_line {
+                    if self.progress == Progress::Stdout {
                         // An error, not a panic, when stdout is a closed pipe (`| head`).
                         crate::output::print_line(&line)?;
                     } else {
                         eprintln!("{line}");
                     }
-                    last_line = line;
+                    self.last_line = line;
                 }
             }
         }
-        if done {
-            if let Some(b) = &bar {
-                // The summary printed next says it all; a stale bar above it would only repeat it.
-                b.finish_and_clear();
-            }
-            return Ok(job);
+        Ok(())
+    }
+
+    /// A line on stderr, above the progress bar when there is one.
+    fn say(&self, msg: String) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => eprintln!("{msg}"),
         }
-        tokio::time::sleep(interval).await;
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            // The summary printed next says it all; a stale bar above it would only repeat it.
+            b.finish_and_clear();
+        }
+    }
+
+    fn abandon(&self) {
+        if let Some(b) = &self.bar {
+            b.abandon();
+        }
     }
 }
 
@@ -108,14 +186,6 @@ fn new_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
-}
-
-/// A line on stderr, above the progress bar when there is one.
-fn say(bar: &Option<ProgressBar>, msg: String) {
-    match bar {
-        Some(b) => b.println(msg),
-        None => eprintln!("{msg}"),
-    }
 }
 
 #[cfg(test)]

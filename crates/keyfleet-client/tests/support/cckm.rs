@@ -36,6 +36,8 @@ pub struct Fake {
     pub log: Vec<String>,
     pub polls: u32,
     pub last_query: Option<String>,
+    /// Whether `.../events` is served (else 404, as from a server that predates it).
+    pub events: bool,
 }
 
 pub type Shared = Arc<Mutex<Fake>>;
@@ -140,7 +142,9 @@ pub async fn get_job(State(s): State<Shared>, headers: HeaderMap, UrlPath(id): U
         return error(StatusCode::NOT_FOUND, 16, "NCERRResourceNotFound", "bulkjob: no such job");
     }
     fake.polls += 1;
-    let body = match fake.polls {
+    // With events, the job is read once, at their end.
+    let polls = if fake.events { 3 } else { fake.polls };
+    let body = match polls {
         1 => job("in_progress", json!({}), false),
         2 => job("in_progress", json!({"k1": "Success"}), false),
         _ => job(
@@ -154,6 +158,33 @@ pub async fn get_job(State(s): State<Shared>, headers: HeaderMap, UrlPath(id): U
         ),
     };
     Json(body).into_response()
+}
+
+/// `.../events`: two progress events and the end, in one body.
+pub async fn events(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let mut fake = s.lock().expect("lock");
+    if !fake.events {
+        return error(StatusCode::NOT_FOUND, 16, "NCERRResourceNotFound", "no such route");
+    }
+    if !authorized(&mut fake, &headers, "GET events") {
+        return unauthorized();
+    }
+    let event = |kind: &str, status: &str, [succeeded, failed, skipped]: [i64; 3]| {
+        let done = succeeded + failed + skipped;
+        let id = format!("{status}.{done}");
+        let counts = json!({"planned": 0, "pending": 3 - done, "running": 0,
+            "succeeded": succeeded, "failed": failed, "skipped": skipped});
+        let data = json!({"id": id, "bulkjob_id": JOB_ID, "overall_status": status, "total": 3, "done": done,
+            "counts": counts, "percent": done as f64 * 100.0 / 3.0});
+        format!(": keep-alive\n\nevent: {kind}\nid: {id}\ndata: {data}\n\n")
+    };
+    let body = [
+        event("progress", "in_progress", [0, 0, 1]),
+        event("progress", "in_progress", [1, 0, 1]),
+        event("end", "completed", [1, 1, 1]),
+    ]
+    .concat();
+    ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }
 
 pub async fn cancel(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -171,6 +202,7 @@ pub async fn start() -> (String, Shared) {
         .route("/api/v1/cckm/aws/bulkjob", post(create).get(list))
         .route("/api/v1/cckm/aws/bulkjob/{id}", get(get_job))
         .route("/api/v1/cckm/aws/bulkjob/{id}/cancel", post(cancel))
+        .route("/api/v1/cckm/aws/bulkjob/{id}/events", get(events))
         .route("/api/v1/things/{id}", delete(|| async { StatusCode::NO_CONTENT }))
         .with_state(shared.clone());
     // Bound here and handed over: the port cannot be taken by anyone else in between.

@@ -49,7 +49,7 @@ pub(crate) struct SyncListQuery {
 const SYNC_SORT_FIELDS: &[&str] = &["createdAt", "updatedAt", "id"];
 
 /// The shared routes of one cloud: `{bulk}`, `{bulk}/{id}` and its `cancel`, `confirm`, `items`, `report`,
-/// `errors`, `retry-failed` and `revert`;
+/// `errors`, `events`, `retry-failed` and `revert`;
 /// `{sync}`, `{sync}/{id}` and `{sync}/{id}/cancel`, each synchronization job shown by `sync_view`.
 pub(crate) fn shared<V: Serialize + Send + 'static>(
     cloud: Cloud,
@@ -65,6 +65,7 @@ pub(crate) fn shared<V: Serialize + Send + 'static>(
         .route(&format!("{bulk}/{{id}}/items"), bulkjob_items(cloud))
         .route(&format!("{bulk}/{{id}}/report"), bulkjob_report(cloud))
         .route(&format!("{bulk}/{{id}}/errors"), bulkjob_errors(cloud))
+        .route(&format!("{bulk}/{{id}}/events"), crate::routes::events::bulkjob_events(cloud))
         .route(&format!("{bulk}/{{id}}/retry-failed"), derived_bulkjob::<RetryFailedRequest>(cloud))
         .route(&format!("{bulk}/{{id}}/revert"), derived_bulkjob::<RevertRequest>(cloud))
         .route(sync, list_sync_jobs(cloud, sync_view))

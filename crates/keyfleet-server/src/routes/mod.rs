@@ -60,6 +60,7 @@ macro_rules! connection_routes {
 mod auth;
 mod aws;
 mod azure;
+pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod table;
 mod usermgmt;

@@ -3,6 +3,7 @@
 
 mod authz;
 mod azure;
+mod events;
 mod faults;
 mod hardening;
 mod inventory;

@@ -357,9 +357,7 @@ pub(crate) async fn events(
 ) -> Result<Response, ConsoleError> {
     let cloud = cloud_of(&cloud)?;
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-    // TEMPORARY until routes::events::job_events lands on main.
-    let _ = (s, session, cloud, id, last);
-    Err(ConsoleError(ServiceError::NotFound("events are not served yet".into())))
+    crate::routes::events::job_events(s, session.caller, cloud, id, last).await.map_err(|e| ConsoleError(e.0))
 }
 
 /// `GET /console/jobs/{cloud}/{id}/report.csv`: the API's report, as a download.

@@ -22,13 +22,15 @@ function duration(secs) {
   return Math.floor(m / 60) + " h " + (m % 60) + " min";
 }
 
-// One progress event: {id, overall_status, total, done, counts{...}, percent, rate_per_sec, eta_secs}.
+// One progress event: {id, bulkjob_id, overall_status, total, done, counts{...}, percent, rate_per_sec?, eta_secs?}
+// (the rate and the time left are absent until measured).
 function showProgress(p) {
   const set = (key, text) => document.querySelectorAll('[data-k="' + key + '"]').forEach((e) => { e.textContent = text; });
   set("done", String(p.done));
   set("total", String(p.total));
   set("percent", p.percent.toFixed(1) + " %");
-  set("rate", p.rate_per_sec === null ? "—" : p.rate_per_sec.toFixed(1) + " items/s");
+  // The last measured rate stays shown once the stream stops measuring (at the end).
+  if (p.rate_per_sec != null) set("rate", p.rate_per_sec.toFixed(1) + " items/s");
   set("eta", duration(p.eta_secs));
   set("status", p.overall_status.replace("_", " "));
   document.querySelectorAll('[data-k="status"]').forEach((e) => { e.className = "badge status-" + p.overall_status; });

@@ -107,28 +107,35 @@ impl Page {
         self.field(label).await.select_by_value(value).await.unwrap();
     }
 
+    /// The texts of the main content's buttons. (Read in the page in one go: the script may replace a
+    /// section at any moment, which would leave an element found earlier stale.)
     async fn buttons(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for b in self.c.find_all(Locator::Css("main button")).await.unwrap() {
-            out.push(b.text().await.unwrap());
-        }
-        out
+        let js = "return [...document.querySelectorAll('main button')].map(b => b.textContent.trim());";
+        let v = self.c.execute(js, vec![]).await.unwrap();
+        v.as_array().unwrap().iter().map(|b| b.as_str().unwrap().to_string()).collect()
     }
 
+    /// Clicks the button named `text` (again if the page replaced it between finding and clicking).
     async fn press(&self, text: &str) {
-        let b = self.c.find(Locator::XPath(&format!("//button[normalize-space()='{text}']"))).await;
-        b.unwrap_or_else(|e| panic!("no button {text}: {e}")).click().await.unwrap();
+        let xpath = format!("//button[normalize-space()='{text}']");
+        for _ in 0..10 {
+            match self.c.find(Locator::XPath(&xpath)).await {
+                Ok(b) if b.click().await.is_ok() => return,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        panic!("no button {text} to press: {}", self.body().await);
     }
 
     async fn follow(&self, text: &str) {
         self.c.find(Locator::LinkText(text)).await.unwrap().click().await.unwrap();
     }
 
+    /// The rendered text of the first element matching `css` ("" when there is none or it is hidden).
     async fn text(&self, css: &str) -> String {
-        match self.c.find(Locator::Css(css)).await {
-            Ok(e) => e.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        }
+        let js = "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : '';";
+        let v = self.c.execute(js, vec![json!(css)]).await.unwrap();
+        v.as_str().unwrap_or_default().to_string()
     }
 
     async fn body(&self) -> String {

@@ -288,7 +288,10 @@ async fn an_operator_plans_confirms_watches_downloads_and_reverts_a_job_in_the_b
     page.open("/console/jobs").await;
     page.until("the sign-in page", || async { page.path().await == "/console/login" }).await;
 
-    // A CCKM User: only their own job, no Audit, only the buttons they may use.
+    // A CCKM User: only their own job, no Audit, only the buttons they may use. Their jobs page, open while
+    // they start a job elsewhere (the API), lists it without a reload.
+    page.sign_in("ops", "ops-password").await;
+    page.mark().await;
     let theirs = app
         .call(
             "POST",
@@ -300,8 +303,12 @@ async fn an_operator_plans_confirms_watches_downloads_and_reverts_a_job_in_the_b
         .ok();
     let theirs = theirs["id"].as_str().unwrap().to_string();
     app.wait_until_done(&format!("/api/v1/cckm/aws/bulkjob/{theirs}")).await;
-    page.sign_in("ops", "ops-password").await;
-    page.open("/console/jobs").await;
+    page.until("their job in the open list, completed", || async {
+        let list = page.text("#job-rows").await;
+        list.contains(&theirs) && list.contains("completed")
+    })
+    .await;
+    assert!(page.same_page().await, "the jobs page was reloaded");
     snap(&page, "jobs").await;
     let list = page.text("#job-rows").await;
     assert!(list.contains(&theirs), "{list}");

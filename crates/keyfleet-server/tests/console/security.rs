@@ -103,6 +103,13 @@ async fn forms_without_the_sessions_csrf_token_are_refused() {
     assert_eq!(no_token.status, StatusCode::FORBIDDEN, "{}", no_token.body);
     assert!(!fresh.cookies.contains_key(SESSION));
 
+    // A request the API refuses comes back as the form, filled in, with the API's message.
+    let azure = [("cloud", "azure"), ("operation", "delete-key-backups"), ("vault", ""), ("csrf", &csrf)];
+    let refused = v.post("/console/jobs/new", &azure).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("selects nothing"), "{}", refused.body);
+    assert!(refused.body.contains(r#"<option value="azure" selected>"#), "{}", refused.body);
+
     // With the token, the same form plans the job.
     let mut right = plan.to_vec();
     right.push(("csrf", &csrf));

@@ -1,11 +1,15 @@
 //! Bulk jobs of either cloud: get, list, cancel, delete and the items of a job. Each cloud's module creates its
 //! jobs and decides who may read one ([`Services::readable_job`]); everything else is written once here.
 
+use std::collections::HashMap;
+
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
 use keyfleet_core::rules::planned_action;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
+
+use keyfleet_store::ItemLine;
 
 use crate::azure::check_azure_job_readable;
 use crate::safety::ItemEntry;
@@ -35,7 +39,7 @@ pub struct JobWithItems {
     /// The job's keys in order; empty for jobs over `DETAILED_LIMIT` items.
     pub keys: Vec<KeyId>,
     /// All items, or for large jobs the first failed ones.
-    pub items: Vec<ItemRecord>,
+    pub items: Vec<ItemLine>,
 }
 
 impl Services {
@@ -92,11 +96,7 @@ impl Services {
             filter.created_by = Some(caller.user_id);
         }
         let (jobs, total) = self.store.list_jobs(&filter, &page).await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            out.push(self.with_items(j).await?);
-        }
-        Ok((out, total, page))
+        Ok((self.with_items_of(jobs).await?, total, page))
     }
 
     /// `POST .../bulkjob(s)/{id}/cancel`.
@@ -211,14 +211,30 @@ impl Services {
 
     /// The job and the items its view shows: all of them, or for a large job the first failures.
     pub(crate) async fn with_items(&self, job: JobRecord) -> Result<JobWithItems> {
-        if job.total > DETAILED_LIMIT {
-            let first_failures = Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] };
-            let items = self.store.list_items(job.id, Some(ItemStatus::Failed), &first_failures).await?.0;
-            return Ok(JobWithItems { job, keys: Vec::new(), items });
+        let mut one = self.with_items_of(vec![job]).await?;
+        one.pop().ok_or_else(|| ServiceError::Internal("a job went missing while its items were read".into()))
+    }
+
+    /// [`Services::with_items`] of a page of jobs: the items of all small ones in one read, of each large one
+    /// its first failures; none for a job without items.
+    async fn with_items_of(&self, jobs: Vec<JobRecord>) -> Result<Vec<JobWithItems>> {
+        let small: Vec<JobId> = jobs.iter().filter(|j| (1..=DETAILED_LIMIT).contains(&j.total)).map(|j| j.id).collect();
+        let mut by_job: HashMap<JobId, Vec<ItemLine>> = HashMap::new();
+        for line in self.store.item_lines(&small, None).await? {
+            by_job.entry(line.job_id).or_default().push(line);
         }
-        let items = self.store.list_items(job.id, None, &all_items()).await?.0;
-        let keys = items.iter().map(|i| i.key_id).collect();
-        Ok(JobWithItems { job, keys, items })
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if job.total > DETAILED_LIMIT {
+                let items = self.store.item_lines(&[job.id], Some(DETAILED_LIMIT as u64)).await?;
+                out.push(JobWithItems { job, keys: Vec::new(), items });
+                continue;
+            }
+            let items = by_job.remove(&job.id).unwrap_or_default();
+            let keys = items.iter().map(|i| i.key_id).collect();
+            out.push(JobWithItems { job, keys, items });
+        }
+        Ok(out)
     }
 }
 

@@ -1,0 +1,29 @@
+-- Reading jobs fast with many stored (issue 13, target 5). Twin of postgres/0009_api_reads.sql.
+
+-- How many jobs each (cloud, operation, creator) has: the `total` of a job list without counting its rows.
+-- `version` moves with every job stored or deleted, so the server can tell whether the positions it remembered
+-- in a list (`list_jobs`'s marks for deep `skip`s) still hold. Kept by the triggers below.
+CREATE TABLE job_totals (
+    cloud      TEXT NOT NULL,
+    operation  TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    version    INTEGER NOT NULL,
+    PRIMARY KEY (cloud, operation, created_by)
+);
+INSERT INTO job_totals (cloud, operation, created_by, n, version)
+    SELECT cloud, operation, created_by, count(*), 0 FROM jobs GROUP BY cloud, operation, created_by;
+
+CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_totals (cloud, operation, created_by, n, version)
+        VALUES (NEW.cloud, NEW.operation, NEW.created_by, 1, 1)
+        ON CONFLICT (cloud, operation, created_by) DO UPDATE SET n = n + 1, version = version + 1;
+END;
+CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_totals SET n = n - 1, version = version + 1
+        WHERE cloud = OLD.cloud AND operation = OLD.operation AND created_by = OLD.created_by;
+END;
+
+-- Job lists of a cloud page by (created_at, rowid) in either direction and seek to a remembered position:
+-- `jobs_by_cloud_created` (cloud, created_at) already ends with the rowid. The token cache's epoch lives in
+-- the process (one node per SQLite file), not here.

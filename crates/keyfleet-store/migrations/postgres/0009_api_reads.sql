@@ -35,9 +35,11 @@ CREATE CONSTRAINT TRIGGER jobs_counted_insert AFTER INSERT ON jobs DEFERRABLE IN
 CREATE CONSTRAINT TRIGGER jobs_counted_delete AFTER DELETE ON jobs DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION job_totals_count();
 
--- Job lists of a cloud page by (created_at, row_no) in either direction, and seek to a remembered position.
-CREATE INDEX jobs_by_cloud_created_row ON jobs (cloud, created_at, row_no);
+-- Job lists of a cloud in creation order, ties in insertion order, either direction: each order read straight
+-- from an index, which also seeks to a remembered position (`list_jobs`).
 DROP INDEX jobs_by_cloud_created;
+CREATE INDEX jobs_by_cloud_created ON jobs (cloud, created_at, row_no);
+CREATE INDEX jobs_by_cloud_created_desc ON jobs (cloud, created_at DESC, row_no);
 
 -- Moved, in the same transaction, by every change that can end a token's validity or change what its holder
 -- may do: a password, the disabled flag or token generation of a user, a deleted user, a group membership.

@@ -24,6 +24,9 @@ CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs BEGIN
         WHERE cloud = OLD.cloud AND operation = OLD.operation AND created_by = OLD.created_by;
 END;
 
--- Job lists of a cloud page by (created_at, rowid) in either direction and seek to a remembered position:
--- `jobs_by_cloud_created` (cloud, created_at) already ends with the rowid. The token cache's epoch lives in
--- the process (one node per SQLite file), not here.
+-- Job lists of a cloud in creation order, ties in insertion order, either direction: each order read straight
+-- from an index, which also seeks to a remembered position (`list_jobs`). An index's entries end with the
+-- rowid ascending, so newest first needs its own index; oldest first has `jobs_by_cloud_created`.
+CREATE INDEX jobs_by_cloud_created_desc ON jobs (cloud, created_at DESC);
+
+-- The token cache's auth epoch lives in the process (one node per SQLite file), not here.

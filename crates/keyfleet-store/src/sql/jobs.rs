@@ -140,9 +140,9 @@ fn push_job_filter<D: Db>(q: &mut Query<D>, f: &JobFilter) {
     }
 }
 
-/// The order of a job list: creation time with the row number as tie-breaker in the same direction, so that
-/// one index (`jobs_by_cloud_created`, whose entries end with the row number) serves it both ways and a
-/// position in it is a `(created_at, row number)` pair; or, sorted by anything else, `order_by`'s.
+/// The order of a job list: creation time, ties in insertion order (the row number ascending), served by an
+/// index per direction (`jobs_by_cloud_created` and `jobs_by_cloud_created_desc`, migration 0009), so that a
+/// position in it is a `(created_at, row number)` pair to seek to; or, sorted by anything else, `order_by`'s.
 struct JobOrder {
     sql: String,
     /// `Some(descending)` in creation order.
@@ -160,7 +160,7 @@ impl JobOrder {
         let sql = match creation {
             Some(descending) => {
                 let dir = if descending { "DESC" } else { "ASC" };
-                format!(" ORDER BY created_at {dir}, {row_no} {dir}")
+                format!(" ORDER BY created_at {dir}, {row_no} ASC")
             }
             None => {
                 let columns = &[
@@ -177,16 +177,14 @@ impl JobOrder {
         JobOrder { sql, creation, row_no }
     }
 
-    /// Rows after `mark` in this order (`inclusive`: and the mark's own row).
+    /// Rows after `mark` in this order (`inclusive`: and the mark's own row). Written as a range of
+    /// `created_at`, which the index seeks to, less the ties that come before the mark.
     fn push_after<D: Db>(&self, q: &mut Query<D>, mark: Mark, inclusive: bool) {
-        let op = match (self.creation.unwrap_or(true), inclusive) {
-            (true, true) => "<=",
-            (true, false) => "<",
-            (false, true) => ">=",
-            (false, false) => ">",
-        };
-        q.push(&format!(" AND (created_at, {}) {op} (", self.row_no)).push_bind(mark.0).push(", ").push_bind(mark.1);
-        q.push(")");
+        let range = if self.creation.unwrap_or(true) { "<=" } else { ">=" };
+        let before = if inclusive { "<" } else { "<=" };
+        q.push(&format!(" AND created_at {range} ")).push_bind(mark.0);
+        q.push(" AND NOT (created_at = ").push_bind(mark.0);
+        q.push(&format!(" AND {} {before} ", self.row_no)).push_bind(mark.1).push(")");
     }
 }
 

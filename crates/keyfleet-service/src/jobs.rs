@@ -2,6 +2,7 @@
 //! jobs and decides who may read one ([`Services::readable_job`]); everything else is written once here.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
@@ -215,26 +216,86 @@ impl Services {
         one.pop().ok_or_else(|| ServiceError::Internal("a job went missing while its items were read".into()))
     }
 
-    /// [`Services::with_items`] of a page of jobs: the items of all small ones in one read, of each large one
-    /// its first failures; none for a job without items.
+    /// [`Services::with_items`] of a page of jobs: the items of all small ones in one read (none for a job
+    /// without items, those of an ended job from [`EndedJobLines`] once read), of each large one its first
+    /// failures.
     async fn with_items_of(&self, jobs: Vec<JobRecord>) -> Result<Vec<JobWithItems>> {
-        let small: Vec<JobId> = jobs.iter().filter(|j| (1..=DETAILED_LIMIT).contains(&j.total)).map(|j| j.id).collect();
-        let mut by_job: HashMap<JobId, Vec<ItemLine>> = HashMap::new();
+        let mut known: HashMap<JobId, Vec<ItemLine>> = HashMap::new();
+        let mut small = Vec::new();
+        for j in jobs.iter().filter(|j| (1..=DETAILED_LIMIT).contains(&j.total)) {
+            match self.ended_lines.get(j) {
+                Some(lines) => {
+                    known.insert(j.id, lines);
+                }
+                None => small.push(j.id),
+            }
+        }
         for line in self.store.item_lines(&small, None).await? {
-            by_job.entry(line.job_id).or_default().push(line);
+            known.entry(line.job_id).or_default().push(line);
         }
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             if job.total > DETAILED_LIMIT {
-                let items = self.store.item_lines(&[job.id], Some(DETAILED_LIMIT as u64)).await?;
+                let items = match self.ended_lines.get(&job) {
+                    Some(lines) => lines,
+                    None => self.store.item_lines(&[job.id], Some(DETAILED_LIMIT as u64)).await?,
+                };
+                self.ended_lines.put(&job, &items);
                 out.push(JobWithItems { job, keys: Vec::new(), items });
                 continue;
             }
-            let items = by_job.remove(&job.id).unwrap_or_default();
+            let items = known.remove(&job.id).unwrap_or_default();
+            self.ended_lines.put(&job, &items);
             let keys = items.iter().map(|i| i.key_id).collect();
             out.push(JobWithItems { job, keys, items });
         }
         Ok(out)
+    }
+}
+
+/// The item lines of ended jobs, as their views show them. They never change again: a job ends only once
+/// every item has ended (`rules::end_status`), and nothing writes an ended item (every item write is fenced
+/// by the item's status). The job's row is still read for every view (its `abort` flag may still be set, an
+/// ended Azure job may be deleted), so this holds on every node of a cluster. Bounded by lines held; past
+/// [`EndedJobLines::MAX_LINES`] it starts over.
+#[derive(Default)]
+pub(crate) struct EndedJobLines {
+    jobs: Mutex<(HashMap<JobId, Vec<ItemLine>>, usize)>,
+}
+
+impl EndedJobLines {
+    const MAX_LINES: usize = 50_000;
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, (HashMap<JobId, Vec<ItemLine>>, usize)> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, job: &JobRecord) -> Option<Vec<ItemLine>> {
+        if !job.status.is_terminal() {
+            return None;
+        }
+        self.jobs().0.get(&job.id).cloned()
+    }
+
+    /// Remembers `lines` of `job` if it has ended (read after its row said so).
+    fn put(&self, job: &JobRecord, lines: &[ItemLine]) {
+        // A job without items needs no entry; an entry counts at least one line, so that the bound also
+        // bounds the number of entries.
+        let cost = lines.len().max(1);
+        if !job.status.is_terminal() || job.total == 0 || cost > Self::MAX_LINES {
+            return;
+        }
+        let mut jobs = self.jobs();
+        let (map, held) = &mut *jobs;
+        if map.contains_key(&job.id) {
+            return;
+        }
+        if *held + cost > Self::MAX_LINES {
+            map.clear();
+            *held = 0;
+        }
+        *held += cost;
+        map.insert(job.id, lines.to_vec());
     }
 }
 

@@ -73,7 +73,17 @@ impl Services {
         let jwt_key = master.derive("keyfleet/jwt/hs256/v1");
         let login_throttle = LoginThrottle::new(settings.login.clone());
         let hash_pool = HashPool::new(settings.login.hash_concurrency, settings.login.hash_queue);
-        Self { store, engine, master, jwt_key, settings, login_throttle, hash_pool, tokens: Default::default(), ended_lines: Default::default() }
+        Self {
+            store,
+            engine,
+            master,
+            jwt_key,
+            settings,
+            login_throttle,
+            hash_pool,
+            tokens: Default::default(),
+            ended_lines: Default::default(),
+        }
     }
 
     /// Counts a job just stored in `keyfleet_jobs_created_total`.

@@ -108,7 +108,8 @@ impl Backend for PgStore {
     /// Read on every authenticated request: one primary-key row, moved by the triggers of migration 0009 in
     /// the transaction of every change, so every node sees a change from its next request on.
     async fn auth_epoch(&self) -> Result<u64> {
-        let row = Query::<sqlx::Postgres>::new("SELECT epoch FROM auth_epoch WHERE id = 1").fetch_one(&self.pool).await?;
+        let row =
+            Query::<sqlx::Postgres>::new("SELECT epoch FROM auth_epoch WHERE id = 1").fetch_one(&self.pool).await?;
         Ok(crate::sql::Fields::<sqlx::Postgres>(&row).int("epoch")? as u64)
     }
 

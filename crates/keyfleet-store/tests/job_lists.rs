@@ -119,7 +119,8 @@ async fn item_pages_are_ranges_of_item_numbers_with_the_job_s_total(db: &TestDb)
     s.create_job(&small, &keys).await.expect("create");
     let lines = s.item_lines(&[small.id, empty.id], None).await.expect("lines");
     let got: Vec<(JobId, KeyId, ItemStatus)> = lines.iter().map(|l| (l.job_id, l.key_id, l.status)).collect();
-    let want: Vec<(JobId, KeyId, ItemStatus)> = keys.iter().map(|k| (small.id, k.key_id, ItemStatus::Pending)).collect();
+    let want: Vec<(JobId, KeyId, ItemStatus)> =
+        keys.iter().map(|k| (small.id, k.key_id, ItemStatus::Pending)).collect();
     assert_eq!(got, want);
     assert!(s.item_lines(&[j.id], Some(5)).await.expect("failed lines").is_empty(), "no failures yet");
 }

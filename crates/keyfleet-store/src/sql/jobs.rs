@@ -13,9 +13,7 @@ use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, limit_offset, list_page, order_by, row_by};
 use crate::audit::{AuditEvent, event};
-use crate::{
-    Derived, FinishedBatch, ItemEffect, ItemLine, JobStore, Lease, Refusal, Result, StoreError, WorkQueue,
-};
+use crate::{Derived, FinishedBatch, ItemEffect, ItemLine, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
     let op = r.text("operation")?;

@@ -36,6 +36,10 @@ struct Cli {
     /// Scratch folder for data directories and logs (wiped per benchmark).
     #[arg(long, value_name = "DIR", default_value = "target/bench-work")]
     work_dir: PathBuf,
+    /// PostgreSQL server for the API benchmark's PostgreSQL half: it creates (and drops) database
+    /// `kf_bench_api` there. Default: a throwaway cluster started with scripts/pg-test-cluster.
+    #[arg(long, value_name = "URL", env = "KEYFLEET_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
     /// How long the memory benchmark samples its job (default 60 s, 15 s with --quick).
     #[arg(long, value_name = "SECS")]
     memory_secs: Option<u64>,
@@ -67,6 +71,7 @@ pub struct Env {
     pub work_dir: PathBuf,
     pub quick: bool,
     pub memory_secs: Option<u64>,
+    pub database_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         work_dir: std::fs::canonicalize(&cli.work_dir)?,
         quick: cli.quick,
         memory_secs: cli.memory_secs,
+        database_url: cli.database_url,
     };
     let benches = if cli.benches.is_empty() {
         vec![Bench::Overhead, Bench::Quota, Bench::Api, Bench::Memory]

@@ -1,6 +1,8 @@
 //! The token endpoint: password and refresh-token grants, JWTs with CipherTrust's claims, and their check.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -222,7 +224,24 @@ impl Services {
 
     /// Checks a bearer token and loads its user. Expired, tampered, unsigned (`alg: none`) or foreign tokens,
     /// and tokens of deleted users, are all 401.
+    ///
+    /// A token checked once is remembered with its caller until it expires ([`TokenCache`]), as long as the
+    /// store's auth epoch stays the one it was checked under: the epoch is read first, so a change committed
+    /// after it (on any node) makes the next request check the token and read the user again.
     pub async fn authenticate(&self, bearer: &str) -> Result<Caller> {
+        let epoch = self.store.auth_epoch().await?;
+        let now = Utc::now().timestamp();
+        if let Some(caller) = self.tokens.get(bearer, epoch, now) {
+            audit::set_user(&caller.username);
+            return Ok(caller);
+        }
+        let (caller, exp) = self.check_token(bearer).await?;
+        self.tokens.put(bearer, &caller, epoch, exp, now);
+        Ok(caller)
+    }
+
+    /// [`Services::authenticate`] without the cache: the caller and the token's `exp`.
+    async fn check_token(&self, bearer: &str) -> Result<(Caller, i64)> {
         let unauthorized = |why: &str| ServiceError::Unauthorized(format!("Token is invalid: {why}."));
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
@@ -249,7 +268,47 @@ impl Services {
         }
         audit::set_user(&user.username);
         let groups = self.store.user_groups(user.id).await?;
-        Ok(Caller { user_id: user.id, username: user.username, groups })
+        Ok((Caller { user_id: user.id, username: user.username, groups }, data.claims.claims.exp))
+    }
+}
+
+/// Tokens [`Services::authenticate`] has checked, each with its caller, the auth epoch it was checked under
+/// and its expiry. Keyed by the whole token text, so a hit is the very token that was verified: it needs no
+/// second signature check. Bounded: past [`TokenCache::MAX`] tokens, the stale ones go, then all.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    entries: Mutex<HashMap<String, CachedToken>>,
+}
+
+struct CachedToken {
+    caller: Caller,
+    epoch: u64,
+    exp: i64,
+}
+
+impl TokenCache {
+    const MAX: usize = 10_000;
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedToken>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The caller of `token` if it was checked under `epoch` and has not expired by `now` (Unix seconds).
+    fn get(&self, token: &str, epoch: u64, now: i64) -> Option<Caller> {
+        let entries = self.entries();
+        let hit = entries.get(token)?;
+        (hit.epoch == epoch && now < hit.exp).then(|| hit.caller.clone())
+    }
+
+    fn put(&self, token: &str, caller: &Caller, epoch: u64, exp: i64, now: i64) {
+        let mut entries = self.entries();
+        if entries.len() >= Self::MAX {
+            entries.retain(|_, e| e.epoch == epoch && now < e.exp);
+            if entries.len() >= Self::MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(token.to_owned(), CachedToken { caller: caller.clone(), epoch, exp });
     }
 }
 

@@ -1,11 +1,16 @@
 //! Bulk jobs of either cloud: get, list, cancel, delete and the items of a job. Each cloud's module creates its
 //! jobs and decides who may read one ([`Services::readable_job`]); everything else is written once here.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use keyfleet_api_types::bulkjob::{BulkJobListQuery, ItemListQuery};
 use keyfleet_api_types::common::ListParams;
 use keyfleet_core::rules::planned_action;
 use keyfleet_core::time::now;
 use keyfleet_core::*;
+
+use keyfleet_store::ItemLine;
 
 use crate::azure::check_azure_job_readable;
 use crate::safety::ItemEntry;
@@ -35,7 +40,7 @@ pub struct JobWithItems {
     /// The job's keys in order; empty for jobs over `DETAILED_LIMIT` items.
     pub keys: Vec<KeyId>,
     /// All items, or for large jobs the first failed ones.
-    pub items: Vec<ItemRecord>,
+    pub items: Vec<ItemLine>,
 }
 
 impl Services {
@@ -92,11 +97,7 @@ impl Services {
             filter.created_by = Some(caller.user_id);
         }
         let (jobs, total) = self.store.list_jobs(&filter, &page).await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            out.push(self.with_items(j).await?);
-        }
-        Ok((out, total, page))
+        Ok((self.with_items_of(jobs).await?, total, page))
     }
 
     /// `POST .../bulkjob(s)/{id}/cancel`.
@@ -211,14 +212,90 @@ impl Services {
 
     /// The job and the items its view shows: all of them, or for a large job the first failures.
     pub(crate) async fn with_items(&self, job: JobRecord) -> Result<JobWithItems> {
-        if job.total > DETAILED_LIMIT {
-            let first_failures = Page { skip: 0, limit: DETAILED_LIMIT as u64, sort: vec![] };
-            let items = self.store.list_items(job.id, Some(ItemStatus::Failed), &first_failures).await?.0;
-            return Ok(JobWithItems { job, keys: Vec::new(), items });
+        let mut one = self.with_items_of(vec![job]).await?;
+        one.pop().ok_or_else(|| ServiceError::Internal("a job went missing while its items were read".into()))
+    }
+
+    /// [`Services::with_items`] of a page of jobs: the items of all small ones in one read (none for a job
+    /// without items, those of an ended job from [`EndedJobLines`] once read), of each large one its first
+    /// failures.
+    async fn with_items_of(&self, jobs: Vec<JobRecord>) -> Result<Vec<JobWithItems>> {
+        let mut known: HashMap<JobId, Vec<ItemLine>> = HashMap::new();
+        let mut small = Vec::new();
+        for j in jobs.iter().filter(|j| (1..=DETAILED_LIMIT).contains(&j.total)) {
+            match self.ended_lines.get(j) {
+                Some(lines) => {
+                    known.insert(j.id, lines);
+                }
+                None => small.push(j.id),
+            }
         }
-        let items = self.store.list_items(job.id, None, &all_items()).await?.0;
-        let keys = items.iter().map(|i| i.key_id).collect();
-        Ok(JobWithItems { job, keys, items })
+        for line in self.store.item_lines(&small, None).await? {
+            known.entry(line.job_id).or_default().push(line);
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if job.total > DETAILED_LIMIT {
+                let items = match self.ended_lines.get(&job) {
+                    Some(lines) => lines,
+                    None => self.store.item_lines(&[job.id], Some(DETAILED_LIMIT as u64)).await?,
+                };
+                self.ended_lines.put(&job, &items);
+                out.push(JobWithItems { job, keys: Vec::new(), items });
+                continue;
+            }
+            let items = known.remove(&job.id).unwrap_or_default();
+            self.ended_lines.put(&job, &items);
+            let keys = items.iter().map(|i| i.key_id).collect();
+            out.push(JobWithItems { job, keys, items });
+        }
+        Ok(out)
+    }
+}
+
+/// The item lines of ended jobs, as their views show them. They never change again: a job ends only once
+/// every item has ended (`rules::end_status`), and nothing writes an ended item (every item write is fenced
+/// by the item's status). The job's row is still read for every view (its `abort` flag may still be set, an
+/// ended Azure job may be deleted), so this holds on every node of a cluster. Bounded by lines held; past
+/// [`EndedJobLines::MAX_LINES`] it starts over.
+#[derive(Default)]
+pub(crate) struct EndedJobLines {
+    jobs: Mutex<(HashMap<JobId, Vec<ItemLine>>, usize)>,
+}
+
+impl EndedJobLines {
+    const MAX_LINES: usize = 50_000;
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, (HashMap<JobId, Vec<ItemLine>>, usize)> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, job: &JobRecord) -> Option<Vec<ItemLine>> {
+        if !job.status.is_terminal() {
+            return None;
+        }
+        self.jobs().0.get(&job.id).cloned()
+    }
+
+    /// Remembers `lines` of `job` if it has ended (read after its row said so).
+    fn put(&self, job: &JobRecord, lines: &[ItemLine]) {
+        // A job without items needs no entry; an entry counts at least one line, so that the bound also
+        // bounds the number of entries.
+        let cost = lines.len().max(1);
+        if !job.status.is_terminal() || job.total == 0 || cost > Self::MAX_LINES {
+            return;
+        }
+        let mut jobs = self.jobs();
+        let (map, held) = &mut *jobs;
+        if map.contains_key(&job.id) {
+            return;
+        }
+        if *held + cost > Self::MAX_LINES {
+            map.clear();
+            *held = 0;
+        }
+        *held += cost;
+        map.insert(job.id, lines.to_vec());
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Services {
     settings: ServiceSettings,
     login_throttle: LoginThrottle,
     hash_pool: HashPool,
+    tokens: auth::TokenCache,
+    ended_lines: jobs::EndedJobLines,
 }
 
 impl Services {
@@ -73,7 +75,17 @@ impl Services {
         let jwt_key = master.derive("keyfleet/jwt/hs256/v1");
         let login_throttle = LoginThrottle::new(settings.login.clone());
         let hash_pool = HashPool::new(settings.login.hash_concurrency, settings.login.hash_queue);
-        Self { store, engine, master, jwt_key, settings, login_throttle, hash_pool }
+        Self {
+            store,
+            engine,
+            master,
+            jwt_key,
+            settings,
+            login_throttle,
+            hash_pool,
+            tokens: Default::default(),
+            ended_lines: Default::default(),
+        }
     }
 
     /// Counts a job just stored in `keyfleet_jobs_created_total`.

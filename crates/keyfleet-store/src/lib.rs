@@ -109,6 +109,16 @@ pub struct PoolStats {
     pub max: u32,
 }
 
+/// What a job's view shows of one of its items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemLine {
+    pub job_id: JobId,
+    pub key_id: KeyId,
+    pub status: ItemStatus,
+    /// `Success`, `Failed: ...`, `Skipped: ...` once the item has ended.
+    pub detail: Option<String>,
+}
+
 /// How many jobs of one (cloud, operation) are in one status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobCount {
@@ -199,6 +209,12 @@ pub struct CloudCall {
 /// Server metadata, users, groups and refresh tokens.
 #[async_trait]
 pub trait AuthStore: Send + Sync {
+    /// A number that moves whenever a change may have ended a token's validity or changed what its holder may
+    /// do (a password, a user disabled or deleted, a token generation, a group membership), on any node. A
+    /// cache of verified tokens filled under one epoch holds while it is current. SQLite (one node) keeps it in
+    /// the process and reads it without I/O; PostgreSQL reads one row that those changes move in their own
+    /// transaction.
+    async fn auth_epoch(&self) -> Result<u64>;
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     /// Stores `value` unless the key exists; returns the value now stored.
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<String>;
@@ -379,8 +395,16 @@ pub trait JobStore: Send + Sync {
     /// nothing deleted) when it is still in progress.
     async fn delete_job(&self, id: JobId) -> Result<Option<bool>>;
     /// A page of a job's items in key order, optionally only those in one status.
+    /// Without a status the page is a range of item numbers (a job's items are numbered 0, 1, 2, ... without
+    /// gaps), so every page costs the same however deep; the total is the highest number plus one.
     async fn list_items(&self, job: JobId, status: Option<ItemStatus>, page: &Page) -> Result<(Vec<ItemRecord>, u64)>;
+    /// What the views of `jobs` show of their items (key, status, detail), each job's in key order: every item,
+    /// or with `failed_up_to` only the first that many failed ones.
+    async fn item_lines(&self, jobs: &[JobId], failed_up_to: Option<u64>) -> Result<Vec<ItemLine>>;
     async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>>;
+    /// A page of jobs and how many match. Without an `id` or `overall_status` filter the total comes from a
+    /// counter table (`job_totals`), not from counting; in creation order, a deep `skip` seeks from a position
+    /// this node remembers in that list instead of walking every row before it.
     async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)>;
     async fn job_items(&self, id: JobId) -> Result<Vec<ItemRecord>>;
     /// Sets `abort`; on a running job also skips every pending item and, when nothing is in flight,

@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::Result;
-use crate::sql::{Backend, Dialect, Query};
+use crate::sql::{Backend, Dialect, ListMarks, Query};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -34,6 +34,7 @@ pub struct PgStore {
     /// Woken by `NOTIFY keyfleet_jobs` from any node; the listener starts on first use.
     jobs_notified: std::sync::Arc<tokio::sync::Notify>,
     listener: std::sync::Arc<tokio::sync::OnceCell<()>>,
+    marks: std::sync::Arc<ListMarks>,
 }
 
 /// The channel every node's new jobs are announced on.
@@ -47,7 +48,7 @@ impl PgStore {
         let options = sqlx::postgres::PgConnectOptions::from_str(url)?
             .options([("idle_in_transaction_session_timeout", "5000"), ("lock_timeout", "10000")]);
         let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await?;
-        Ok(Self { pool, jobs_notified: Default::default(), listener: Default::default() })
+        Ok(Self { pool, jobs_notified: Default::default(), listener: Default::default(), marks: Default::default() })
     }
 
     /// Resolves when some node announces a new job (`LISTEN keyfleet_jobs`). The listener runs in the
@@ -102,6 +103,18 @@ impl Backend for PgStore {
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
+    }
+
+    /// Read on every authenticated request: one primary-key row, moved by the triggers of migration 0009 in
+    /// the transaction of every change, so every node sees a change from its next request on.
+    async fn auth_epoch(&self) -> Result<u64> {
+        let row =
+            Query::<sqlx::Postgres>::new("SELECT epoch FROM auth_epoch WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok(crate::sql::Fields::<sqlx::Postgres>(&row).int("epoch")? as u64)
+    }
+
+    fn list_marks(&self) -> &ListMarks {
+        &self.marks
     }
 
     async fn job_announced(&self) {

@@ -2,13 +2,15 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::Result;
-use crate::sql::{Backend, Dialect, Query};
+use crate::sql::{Backend, Dialect, ListMarks, Query};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -17,6 +19,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The auth epoch: only this process writes the file (`lock.rs`), so it sees every change it must count.
+    auth_epoch: Arc<AtomicU64>,
+    marks: Arc<ListMarks>,
 }
 
 impl SqliteStore {
@@ -36,7 +41,7 @@ impl SqliteStore {
         let writer =
             SqlitePoolOptions::new().max_connections(1).connect_with(base.clone().create_if_missing(true)).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(base.read_only(true)).await?;
-        Ok(Self { writer, reader })
+        Ok(Self { writer, reader, auth_epoch: Default::default(), marks: Default::default() })
     }
 
     /// Opens a `sqlite://path` or `sqlite:path` URL.
@@ -89,6 +94,18 @@ impl Backend for SqliteStore {
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
+    }
+
+    async fn auth_epoch(&self) -> Result<u64> {
+        Ok(self.auth_epoch.load(Ordering::Acquire))
+    }
+
+    fn auth_changed(&self) {
+        self.auth_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn list_marks(&self) -> &ListMarks {
+        &self.marks
     }
 
     async fn job_announced(&self) {

@@ -13,6 +13,7 @@ on_both_backends!(
     users_are_unique_by_name_and_list_in_byte_order,
     groups_count_their_members_and_membership_needs_both_ends,
     refresh_tokens_are_found_by_hash_and_revoked,
+    the_auth_epoch_moves_with_every_change_a_remembered_token_must_see,
 );
 
 fn user(username: &str) -> UserRecord {
@@ -117,4 +118,36 @@ async fn refresh_tokens_are_found_by_hash_and_revoked(db: &TestDb) {
     assert!(s.refresh_token_by_hash(&t.token_hash).await.expect("by hash").expect("kept").revoked);
     let orphan = RefreshTokenRecord { id: RefreshTokenId::new(), user_id: UserId::new(), token_hash: "x".into(), ..t };
     assert!(s.insert_refresh_token(&orphan).await.is_err(), "a token needs its user");
+}
+
+async fn the_auth_epoch_moves_with_every_change_a_remembered_token_must_see(db: &TestDb) {
+    let s = db.store();
+    // On PostgreSQL, another node's view: the epoch is read from the database, not from this process.
+    let other = db.node().await;
+    let u = user("erin");
+    s.insert_user(&u).await.expect("insert");
+    s.ensure_group("ops", "", now()).await.expect("group");
+    let mut last = other.auth_epoch().await.expect("epoch");
+    let mut moved = async |what: &str, expected: bool| {
+        let epoch = other.auth_epoch().await.expect("epoch");
+        assert_eq!(epoch != last, expected, "{what}: epoch {last} -> {epoch}");
+        last = epoch;
+    };
+    s.record_login(u.id, now()).await.expect("login");
+    moved("a login", false).await;
+    s.add_group_member("ops", u.id).await.expect("add");
+    moved("a membership added", true).await;
+    s.remove_group_member("ops", u.id).await.expect("remove");
+    moved("a membership removed", true).await;
+    s.add_group_member("ops", u.id).await.expect("add");
+    moved("added again", true).await;
+    s.delete_group("ops").await.expect("delete group");
+    moved("the group deleted with its members", true).await;
+    s.change_password(u.id, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$bmV3", now()).await.expect("password");
+    moved("a password change", true).await;
+    let disable = UserChange { disabled: Some(true), ..Default::default() };
+    s.update_user(u.id, &disable, now()).await.expect("disable");
+    moved("the user disabled", true).await;
+    s.delete_user(u.id).await.expect("delete");
+    moved("the user deleted", true).await;
 }

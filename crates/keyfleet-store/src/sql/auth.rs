@@ -78,6 +78,10 @@ const GROUP_SELECT: &str = "SELECT g.name, g.description, g.created_at, g.update
 
 #[async_trait]
 impl<B: Backend> AuthStore for B {
+    async fn auth_epoch(&self) -> Result<u64> {
+        Backend::auth_epoch(self).await
+    }
+
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
         Query::new("SELECT value FROM meta WHERE key = $1").bind(key).optional(self.reader(), value).await
     }
@@ -176,6 +180,7 @@ impl<B: Backend> AuthStore for B {
             .details(serde_json::json!({"changed": changed, "tokens_revoked": change.revokes_tokens()}));
         append(&mut tx, &record).await?;
         tx.commit().await?;
+        self.auth_changed();
         Ok(true)
     }
 
@@ -194,6 +199,7 @@ impl<B: Backend> AuthStore for B {
         }
         append(&mut tx, &event("user.delete", user_resource(id))).await?;
         tx.commit().await?;
+        self.auth_changed();
         Ok(true)
     }
 
@@ -248,6 +254,7 @@ impl<B: Backend> AuthStore for B {
         }
         append(&mut tx, &event("group.delete", group_resource(name))).await?;
         tx.commit().await?;
+        self.auth_changed();
         Ok(true)
     }
 
@@ -260,6 +267,7 @@ impl<B: Backend> AuthStore for B {
         let record =
             event("group.member.add", group_resource(group)).details(serde_json::json!({"user_id": user.to_string()}));
         audited(self.writer(), query, record, true).await.map_err(|e| conflict(e, "group membership"))?;
+        self.auth_changed();
         Ok(())
     }
 
@@ -269,7 +277,9 @@ impl<B: Backend> AuthStore for B {
             .bind(user.to_string());
         let record = event("group.member.remove", group_resource(group))
             .details(serde_json::json!({"user_id": user.to_string()}));
-        Ok(audited(self.writer(), query, record, true).await? > 0)
+        let removed = audited(self.writer(), query, record, true).await? > 0;
+        self.auth_changed();
+        Ok(removed)
     }
 
     async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {

@@ -6,14 +6,14 @@ use keyfleet_core::rules::{
 };
 use keyfleet_core::time::to_micros;
 use keyfleet_core::*;
-use sqlx::Transaction;
+use sqlx::{Pool, Transaction};
 
 use super::audit::append;
 use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
-use super::{Backend, Db, Dialect, Fields, JsonParam, Query, list_page, order_by, row_by};
+use super::{Backend, Db, Dialect, Fields, JsonParam, Query, limit_offset, list_page, order_by, row_by};
 use crate::audit::{AuditEvent, event};
-use crate::{Derived, FinishedBatch, ItemEffect, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
+use crate::{Derived, FinishedBatch, ItemEffect, ItemLine, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
 
 fn operation<D: Db>(r: &Fields<'_, D>) -> Result<Operation> {
     let op = r.text("operation")?;
@@ -136,6 +136,177 @@ fn push_job_filter<D: Db>(q: &mut Query<D>, f: &JobFilter) {
     if let Some(v) = f.created_by {
         q.push(" AND created_by = ").push_bind(v.to_string());
     }
+}
+
+/// The order of a job list: creation time, ties in insertion order (the row number ascending), served by an
+/// index per direction (`jobs_by_cloud_created` and `jobs_by_cloud_created_desc`, migration 0009), so that a
+/// position in it is a `(created_at, row number)` pair to seek to; or, sorted by anything else, `order_by`'s.
+struct JobOrder {
+    sql: String,
+    /// `Some(descending)` in creation order.
+    creation: Option<bool>,
+    row_no: &'static str,
+}
+
+impl JobOrder {
+    fn of(sort: &[SortKey], row_no: &'static str) -> JobOrder {
+        let creation = match sort {
+            [] => Some(true),
+            [k] if k.field == "createdAt" => Some(k.descending),
+            _ => None,
+        };
+        let sql = match creation {
+            Some(descending) => {
+                let dir = if descending { "DESC" } else { "ASC" };
+                format!(" ORDER BY created_at {dir}, {row_no} ASC")
+            }
+            None => {
+                let columns = &[
+                    ("createdAt", "created_at"),
+                    ("updatedAt", "updated_at"),
+                    ("completed_at", "completed_at"),
+                    ("overall_status", "status"),
+                    ("operation", "operation"),
+                    ("id", "id"),
+                ];
+                order_by(sort, columns, "created_at DESC", row_no)
+            }
+        };
+        JobOrder { sql, creation, row_no }
+    }
+
+    /// Rows after `mark` in this order (`inclusive`: and the mark's own row). Written as a range of
+    /// `created_at`, which the index seeks to, less the ties that come before the mark.
+    fn push_after<D: Db>(&self, q: &mut Query<D>, mark: Mark, inclusive: bool) {
+        let range = if self.creation.unwrap_or(true) { "<=" } else { ">=" };
+        let before = if inclusive { "<" } else { "<=" };
+        q.push(&format!(" AND created_at {range} ")).push_bind(mark.0);
+        q.push(" AND NOT (created_at = ").push_bind(mark.0);
+        q.push(&format!(" AND {} {before} ", self.row_no)).push_bind(mark.1).push(")");
+    }
+}
+
+/// A position in a job list in creation order: `(created_at, row number)` of the job there.
+type Mark = (i64, i64);
+
+/// Positions this node remembers in job lists in creation order: every [`ListMarks::EVERY`]th job's
+/// [`Mark`], per list (cloud, operation, creator, direction), with the list's version (`job_totals`) when
+/// they were taken. A `skip` then costs a seek and fewer than `EVERY` steps instead of `skip` steps; a list
+/// whose version moved (a job stored or deleted on any node) is remembered afresh on its next deep page.
+#[derive(Default)]
+pub struct ListMarks {
+    lists: std::sync::Mutex<std::collections::HashMap<String, (i64, Vec<Mark>)>>,
+}
+
+impl ListMarks {
+    const EVERY: u64 = 1000;
+    /// Lists remembered at most (each is 16 bytes per `EVERY` jobs); beyond, all are forgotten.
+    const MAX_LISTS: usize = 256;
+
+    fn lists(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (i64, Vec<Mark>)>> {
+        self.lists.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The version and the `nth` mark (position `nth * EVERY`, `nth` ≥ 1) of a list, if remembered.
+    fn get(&self, key: &str, nth: u64) -> Option<(i64, Mark)> {
+        let lists = self.lists();
+        let (version, marks) = lists.get(key)?;
+        let at = usize::try_from(nth).ok()?.checked_sub(1)?;
+        marks.get(at).map(|m| (*version, *m))
+    }
+}
+
+/// Takes the marks of a list up to the `nth` at `version`, continuing those remembered at that version;
+/// `None` when the list changed meanwhile (then the caller pages by offset).
+async fn remember<D: Db>(
+    pool: &Pool<D>,
+    marks: &ListMarks,
+    key: String,
+    filter: &JobFilter,
+    order: &JobOrder,
+    nth: u64,
+    version: i64,
+) -> Result<Option<Mark>> {
+    let mut list = match marks.lists().get(&key) {
+        Some((v, list)) if *v == version => list.clone(),
+        _ => Vec::new(),
+    };
+    while (list.len() as u64) < nth {
+        let mut q = Query::<D>::new(format!("SELECT created_at, {} AS row_no, ", order.row_no));
+        push_totals(&mut q, "version", filter);
+        q.push(" AS list_version FROM jobs");
+        push_job_filter(&mut q, filter);
+        if let Some(last) = list.last() {
+            order.push_after(&mut q, *last, false);
+        }
+        let step = if list.is_empty() { ListMarks::EVERY } else { ListMarks::EVERY - 1 };
+        q.push(&order.sql).push(" LIMIT 1 OFFSET ").push_bind(step as i64);
+        let row = q.optional(pool, |r| Ok(((r.int("created_at")?, r.int("row_no")?), r.int("list_version")?))).await?;
+        match row {
+            Some((mark, v)) if v == version => list.push(mark),
+            _ => return Ok(None),
+        }
+    }
+    let mark = usize::try_from(nth).ok().and_then(|n| list.get(n.checked_sub(1)?).copied());
+    let mut lists = marks.lists();
+    if lists.len() >= ListMarks::MAX_LISTS {
+        lists.clear();
+    }
+    lists.insert(key, (version, list));
+    Ok(mark)
+}
+
+/// `(SELECT sum(column) FROM job_totals ...)` over the counters of the jobs `filter` matches (its cloud,
+/// operation and creator; callers handle `id` and `status` filters otherwise).
+fn push_totals<D: Db>(q: &mut Query<D>, column: &str, f: &JobFilter) {
+    q.push(&format!("(SELECT CAST(COALESCE(sum({column}), 0) AS BIGINT) FROM job_totals WHERE true"));
+    if let Some(v) = &f.cloud {
+        q.push(" AND cloud = ").push_bind(v);
+    }
+    if let Some(v) = f.operation {
+        q.push(" AND operation = ").push_bind(v.as_str());
+    }
+    if let Some(v) = f.created_by {
+        q.push(" AND created_by = ").push_bind(v.to_string());
+    }
+    q.push(")");
+}
+
+/// How many jobs `filter` matches, and the version of that list.
+async fn job_totals<D: Db>(pool: &Pool<D>, filter: &JobFilter) -> Result<(u64, i64)> {
+    let mut q = Query::<D>::new("SELECT ");
+    push_totals(&mut q, "n", filter);
+    q.push(" AS n, ");
+    push_totals(&mut q, "version", filter);
+    q.push(" AS v");
+    let row = q.fetch_one(pool).await?;
+    let r = Fields::<D>(&row);
+    Ok((r.int("n")?.max(0) as u64, r.int("v")?))
+}
+
+/// A page of jobs (after `seek`, inclusive, then `offset` rows) with the list's total and version read in the
+/// same statement; `None` for those when the page is empty.
+async fn job_page<D: Db>(
+    pool: &Pool<D>,
+    filter: &JobFilter,
+    order: &JobOrder,
+    seek: Option<Mark>,
+    offset: u64,
+    page: &Page,
+) -> Result<(Vec<JobRecord>, Option<(u64, i64)>)> {
+    let mut q = Query::<D>::new("SELECT *, ");
+    push_totals(&mut q, "n", filter);
+    q.push(" AS list_total, ");
+    push_totals(&mut q, "version", filter);
+    q.push(" AS list_version FROM jobs");
+    push_job_filter(&mut q, filter);
+    if let Some(mark) = seek {
+        order.push_after(&mut q, mark, true);
+    }
+    q.push(&order.sql).push(&limit_offset(&Page { skip: offset, limit: page.limit, sort: Vec::new() }));
+    let rows = q.all(pool, |r| Ok((r.int("list_total")?, r.int("list_version")?, job(r)?))).await?;
+    let totals = rows.first().map(|(n, v, _)| ((*n).max(0) as u64, *v));
+    Ok((rows.into_iter().map(|(_, _, j)| j).collect(), totals))
 }
 
 /// The job, its row locked for the rest of the transaction on PostgreSQL (the lock order, see
@@ -369,14 +540,63 @@ impl<B: Backend> JobStore for B {
     }
 
     async fn list_items(&self, job: JobId, status: Option<ItemStatus>, page: &Page) -> Result<(Vec<ItemRecord>, u64)> {
+        let Some(status) = status else {
+            // Items are numbered 0..n without gaps (every create numbers them so, none is deleted alone): the
+            // page is a range of the primary key and the total its highest number plus one, both read from the
+            // index in one statement, at any depth.
+            let count = "SELECT COALESCE(max(seq) + 1, 0) AS n FROM job_items WHERE job_id = $1";
+            let rows = Query::new(format!(
+                "SELECT *, ({count}) AS list_total FROM job_items WHERE job_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
+            ))
+            .bind(job.to_string())
+            .bind(i64::try_from(page.skip).unwrap_or(i64::MAX))
+            .bind(i64::try_from(page.limit).unwrap_or(i64::MAX))
+            .all(self.reader(), |r| {
+                let n = r.int("list_total")?;
+                Ok((item(r)?, n))
+            })
+            .await?;
+            let total = match rows.first() {
+                Some((_, n)) => *n as u64,
+                None => Query::new(count).bind(job.to_string()).count(self.reader()).await?,
+            };
+            return Ok((rows.into_iter().map(|(i, _)| i).collect(), total));
+        };
         let filter = |q: &mut Query<B::Db>| {
             q.push(" WHERE job_id = ").push_bind(job.to_string());
-            if let Some(st) = status {
-                q.push(" AND status = ").push_bind(st.as_str());
-            }
+            q.push(" AND status = ").push_bind(status.as_str());
         };
         let (select, count) = ("SELECT * FROM job_items", "SELECT count(*) AS n FROM job_items");
         list_page(self.reader(), select, count, filter, " ORDER BY seq".into(), page, item).await
+    }
+
+    async fn item_lines(&self, jobs: &[JobId], failed_up_to: Option<u64>) -> Result<Vec<ItemLine>> {
+        let mut q = Query::<B::Db>::new("SELECT job_id, key_id, status, detail FROM job_items WHERE ");
+        match jobs {
+            [] => return Ok(Vec::new()),
+            [one] => {
+                q.push("job_id = ").push_bind(one.to_string());
+            }
+            many => B::Db::push_in_list(&mut q, "job_id", many.iter().map(ToString::to_string).collect()),
+        }
+        if failed_up_to.is_some() {
+            q.push(" AND status = 'failed'");
+        }
+        q.push(" ORDER BY job_id, seq");
+        if let Some(n) = failed_up_to {
+            q.push(" LIMIT ").push_bind(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        q.all(self.reader(), |r| {
+            let status = r.text("status")?;
+            Ok(ItemLine {
+                job_id: r.parse("job_id")?,
+                key_id: r.parse("key_id")?,
+                status: ItemStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("item status {status:?}")))?,
+                detail: r.opt_text("detail")?,
+            })
+        })
+        .await
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>> {
@@ -384,17 +604,54 @@ impl<B: Backend> JobStore for B {
     }
 
     async fn list_jobs(&self, filter: &JobFilter, page: &Page) -> Result<(Vec<JobRecord>, u64)> {
-        let columns = &[
-            ("createdAt", "created_at"),
-            ("updatedAt", "updated_at"),
-            ("completed_at", "completed_at"),
-            ("overall_status", "status"),
-            ("operation", "operation"),
-            ("id", "id"),
-        ];
-        let order = order_by(&page.sort, columns, "created_at DESC", B::Db::ROW_NO);
-        let (select, count) = ("SELECT * FROM jobs", "SELECT count(*) AS n FROM jobs");
-        list_page(self.reader(), select, count, |q| push_job_filter(q, filter), order, page, job).await
+        let order = JobOrder::of(&page.sort, B::Db::ROW_NO);
+        if filter.id.is_some() || filter.status.is_some() {
+            // The counters do not answer these filters (an id matches one job; a status changes): counted.
+            let (select, count) = ("SELECT * FROM jobs", "SELECT count(*) AS n FROM jobs");
+            let filter = |q: &mut Query<B::Db>| push_job_filter(q, filter);
+            return list_page(self.reader(), select, count, filter, order.sql, page, job).await;
+        }
+        let every = ListMarks::EVERY;
+        if page.skip >= every && order.creation.is_some() && filter.cloud.is_some() {
+            let marks = self.list_marks();
+            let key = format!(
+                "{:?}|{:?}|{:?}|{:?}",
+                filter.cloud,
+                filter.operation.map(|o| o.as_str()),
+                filter.created_by,
+                order.creation
+            );
+            let nth = page.skip / every;
+            let offset = page.skip - nth * every;
+            // Seek to a position remembered at or before `skip`, then step over fewer than `every` rows; the
+            // answer holds if the list has not changed since (its version is read in the same statement).
+            if let Some((version, mark)) = marks.get(&key, nth) {
+                let (jobs, totals) = job_page(self.reader(), filter, &order, Some(mark), offset, page).await?;
+                if let Some((total, v)) = totals
+                    && v == version
+                {
+                    return Ok((jobs, total));
+                }
+            }
+            let (total, version) = job_totals(self.reader(), filter).await?;
+            if page.skip >= total {
+                return Ok((Vec::new(), total));
+            }
+            if let Some(mark) = remember(self.reader(), marks, key, filter, &order, nth, version).await? {
+                let (jobs, totals) = job_page(self.reader(), filter, &order, Some(mark), offset, page).await?;
+                if let Some((total, v)) = totals
+                    && v == version
+                {
+                    return Ok((jobs, total));
+                }
+            }
+        }
+        let (jobs, totals) = job_page(self.reader(), filter, &order, None, page.skip, page).await?;
+        let total = match totals {
+            Some((n, _)) => n,
+            None => job_totals(self.reader(), filter).await?.0,
+        };
+        Ok((jobs, total))
     }
 
     async fn job_items(&self, id: JobId) -> Result<Vec<ItemRecord>> {

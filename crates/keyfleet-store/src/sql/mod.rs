@@ -15,6 +15,8 @@ mod jobs;
 mod monitor;
 mod sync_jobs;
 
+pub use jobs::ListMarks;
+
 use std::future::Future;
 use std::str::FromStr;
 
@@ -188,6 +190,14 @@ pub trait Backend: Send + Sync + 'static {
     fn job_announced(&self) -> impl Future<Output = ()> + Send;
     /// The migrations embedded for this backend.
     fn migrator(&self) -> &'static sqlx::migrate::Migrator;
+    /// The current epoch of authentication state ([`crate::AuthStore::auth_epoch`]).
+    fn auth_epoch(&self) -> impl Future<Output = Result<u64>> + Send;
+    /// Called once a change that moves the auth epoch has committed: a backend that keeps its epoch in the
+    /// process (SQLite, one node) moves it here; one that keeps it in the database moves it in the change's
+    /// own transaction (PostgreSQL's triggers) and does nothing here.
+    fn auth_changed(&self) {}
+    /// The positions this node remembers in job lists (`list_jobs`).
+    fn list_marks(&self) -> &jobs::ListMarks;
 }
 
 /// A value that can be bound as a parameter.

@@ -214,3 +214,39 @@ async fn revocation_on_one_node_is_seen_by_another_within_a_second() {
     assert_eq!(a.call("GET", &me, Some(&jwt), None).await.status, StatusCode::UNAUTHORIZED, "A: the old session");
     assert!(changed_at.elapsed() < Duration::from_secs(1));
 }
+
+/// The status of listing bulk jobs with `jwt` (403 outside the CCKM groups).
+async fn list_jobs_as(app: &TestApp, jwt: &str) -> StatusCode {
+    app.call("GET", "/api/v1/cckm/aws/bulkjob", Some(jwt), None).await.status
+}
+
+/// A token is checked once and then remembered until it expires; a change of what its holder may do shows
+/// from the holder's next request on: on the node that made the change, and (PostgreSQL) on another node
+/// that had remembered the token too.
+#[tokio::test]
+async fn a_remembered_token_follows_group_changes_from_the_next_request_on() {
+    let app = TestApp::start().await;
+    let (id, jwt) = app.user("nia", None).await;
+    let member = format!("/api/v1/usermgmt/groups/CCKM Users/users/{id}");
+    assert_eq!(list_jobs_as(&app, &jwt).await, StatusCode::FORBIDDEN, "in no CCKM group");
+    assert_eq!(list_jobs_as(&app, &jwt).await, StatusCode::FORBIDDEN, "remembered");
+
+    app.post(&member, json!({})).await.ok();
+    assert_eq!(list_jobs_as(&app, &jwt).await, StatusCode::OK, "added to CCKM Users");
+    assert_eq!(list_jobs_as(&app, &jwt).await, StatusCode::OK, "remembered");
+    let r = app.call("DELETE", &member, Some(&app.admin), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(list_jobs_as(&app, &jwt).await, StatusCode::FORBIDDEN, "removed again");
+
+    if !app.is_postgres() {
+        return;
+    }
+    let b = TestApp::start_with(|args| *args = app.args()).await;
+    assert_eq!(list_jobs_as(&b, &jwt).await, StatusCode::FORBIDDEN, "B checks the token");
+    assert_eq!(list_jobs_as(&b, &jwt).await, StatusCode::FORBIDDEN, "B remembers it");
+    app.post(&member, json!({})).await.ok();
+    assert_eq!(list_jobs_as(&b, &jwt).await, StatusCode::OK, "B: added through A");
+    let r = app.call("DELETE", &format!("/api/v1/usermgmt/users/{id}"), Some(&app.admin), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(list_jobs_as(&b, &jwt).await, StatusCode::UNAUTHORIZED, "B: deleted through A");
+}

@@ -2,6 +2,7 @@
 
 mod api;
 mod client;
+mod db;
 mod load;
 mod memory;
 mod overhead;
@@ -39,6 +40,10 @@ struct Cli {
     /// How long the memory benchmark samples its job (default 60 s, 15 s with --quick).
     #[arg(long, value_name = "SECS")]
     memory_secs: Option<u64>,
+    /// A PostgreSQL server (admin URL) the overhead benchmark creates its database on (default:
+    /// `KEYFLEET_TEST_DATABASE_URL`, else a throwaway cluster started with scripts/pg-test-cluster).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// Also write the tables to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -67,6 +72,7 @@ pub struct Env {
     pub work_dir: PathBuf,
     pub quick: bool,
     pub memory_secs: Option<u64>,
+    pub database_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         work_dir: std::fs::canonicalize(&cli.work_dir)?,
         quick: cli.quick,
         memory_secs: cli.memory_secs,
+        database_url: cli.database_url,
     };
     let benches = if cli.benches.is_empty() {
         vec![Bench::Overhead, Bench::Quota, Bench::Api, Bench::Memory]

@@ -154,7 +154,8 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
                 .into(),
         ],
     );
-    Ok(Section { title: "1. Engine throughput: a 200,000-key job vs aws-sdk-kms alone".into(), table: t, notes })
+    let title = format!("1. Engine throughput: a {}-key job vs aws-sdk-kms alone", int(keys as u64));
+    Ok(Section { title, table: t, notes })
 }
 
 struct JobRun {

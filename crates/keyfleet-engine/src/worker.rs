@@ -20,13 +20,6 @@ use crate::Engine;
 use crate::cloud::{CLOUDS, ItemResult, Target, cloud};
 use crate::record::Finished;
 
-/// Most items one claim takes.
-const MAX_CLAIM: usize = 256;
-/// A claimed item should reach its call within this; when one waited longer, the driver claims fewer ahead.
-/// It bounds how long a claimed item waits (a cancel is seen by the next claim) and how much work one
-/// node holds that another could do.
-const CLAIM_AHEAD: Duration = Duration::from_millis(250);
-
 /// A claimed item with what it needs to run, waiting for a cloud slot of its partition.
 struct Ready {
     item: ClaimedItem,
@@ -35,7 +28,6 @@ struct Ready {
     /// Its job was cancelled (or stopped) when it was claimed: it is skipped without a call.
     aborted: bool,
     lease: ItemLease,
-    claimed: std::time::Instant,
 }
 
 /// What this node knows of its lease on one item: it holds the item at least until [`ItemLease::until`] by
@@ -106,9 +98,9 @@ impl Engine {
     }
 
     /// Keeps up to `partition_concurrency` items of one partition at their cloud calls until none is due.
-    /// Items are claimed in batches, ahead of the calls (at most [`CLAIM_AHEAD`] of work, at most
-    /// [`MAX_CLAIM`] items), and what a batch needs is read for the whole batch when it is claimed
-    /// ([`Engine::prepare`]). Each item runs as its own task: an item must never wait for this loop to poll it
+    /// Items are claimed in batches, as many as there are free cloud slots (never ahead of them: an item not
+    /// yet claimed is still skipped by a cancel, a failure threshold or refused credentials), and what a batch
+    /// needs is read for the whole batch when it is claimed ([`Engine::prepare`]). Each item runs as its own task: an item must never wait for this loop to poll it
     /// (it may hold the store's writer), and it frees its cloud slot before its result is recorded, so the
     /// partition's next call never waits for a commit.
     async fn drive_partition(self: Arc<Self>, partition: String, stop: watch::Receiver<bool>) {
@@ -117,16 +109,14 @@ impl Engine {
         let mut tasks = JoinSet::new();
         let mut ready: VecDeque<Ready> = VecDeque::new();
         let mut claiming: Option<JoinHandle<(usize, Vec<Ready>)>> = None;
-        // How many items the driver keeps claimed ahead: doubled when the calls waited for a claim, halved when
-        // a claimed item waited too long for its call.
-        let mut ahead = concurrency;
         // The last claim found fewer items than it asked for: claim again only once an item has finished.
         let mut drained = false;
         let mut owned = true;
         let mut lease_taken: Option<chrono::DateTime<chrono::Utc>> = None;
         loop {
             let open = owned && !*stop.borrow();
-            if open && claiming.is_none() && !drained && ready.len() <= ahead / 2 {
+            let free = cloud_slots.available_permits();
+            if open && claiming.is_none() && !drained && ready.is_empty() && free > 0 {
                 // Still ours? A node that was paused past its lease finds another node driving the partition
                 // and stops claiming; its in-flight items are fenced by their own leases. Asked again once a
                 // third of the lease time has passed: until then the lease taken last is certainly still held.
@@ -147,7 +137,7 @@ impl Engine {
                     }
                     lease_taken = Some(now);
                 }
-                let n = ahead - ready.len();
+                let n = free;
                 claiming = Some(tokio::spawn(self.clone().claim(partition.clone(), n)));
             }
             if claiming.is_none() && ready.is_empty() && tasks.is_empty() && (drained || !open) {
@@ -167,9 +157,6 @@ impl Engine {
                     match claimed {
                         Ok((asked, batch)) => {
                             drained = batch.len() < asked;
-                            if !drained && ready.is_empty() && cloud_slots.available_permits() > 0 {
-                                ahead = (ahead * 2).min(MAX_CLAIM);
-                            }
                             ready.extend(batch);
                         }
                         Err(e) => {
@@ -180,9 +167,6 @@ impl Engine {
                 }
                 slot = cloud_slots.clone().acquire_owned(), if !ready.is_empty() => {
                     if let (Ok(slot), Some(next)) = (slot, ready.pop_front()) {
-                        if next.claimed.elapsed() > CLAIM_AHEAD {
-                            ahead = (ahead / 2).max(concurrency);
-                        }
                         // Every log line of the item (its cloud calls included) names the job and the request
                         // that created it.
                         let span = tracing::info_span!(
@@ -209,12 +193,11 @@ impl Engine {
                 return (n, Vec::new());
             }
         };
-        let claimed = std::time::Instant::now();
         let prepared = self.prepare(&items).await;
         let ready = items
             .into_iter()
             .zip(prepared)
-            .map(|(item, (aborted, target))| Ready { item, target, aborted, lease: ItemLease::new(until), claimed })
+            .map(|(item, (aborted, target))| Ready { item, target, aborted, lease: ItemLease::new(until) })
             .collect();
         (n, ready)
     }

@@ -2,6 +2,7 @@
 
 mod api;
 mod client;
+mod db;
 mod load;
 mod memory;
 mod overhead;
@@ -43,6 +44,10 @@ struct Cli {
     /// How long the memory benchmark samples its job (default 60 s, 15 s with --quick).
     #[arg(long, value_name = "SECS")]
     memory_secs: Option<u64>,
+    /// A PostgreSQL server (admin URL) the overhead benchmark creates its database on (default:
+    /// `KEYFLEET_TEST_DATABASE_URL`, else a throwaway cluster started with scripts/pg-test-cluster).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// Also write the tables to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,

@@ -1,22 +1,20 @@
 //! Memory: peak RSS of the `keyfleet serve` process idle and while it runs a job over a very large inventory.
 
-use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use keyfleet_core::AwsKeyMaterial;
 use keyfleet_fakes::{BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID};
-use keyfleet_store::{AwsRegionKeys, AwsWorkStore, InventoryStore, SqliteStore};
 use serde_json::json;
 
 use crate::Env;
 use crate::client::{Api, Fake};
+use crate::db::{CHUNK, Database};
 use crate::procs::{Proc, ProcSample, fresh_dir};
 use crate::report::{Section, Table, int, mib, num, ratio, verdict};
 
 const REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"];
-/// Keys per `sync_aws_region` call (one transaction each).
-const CHUNK: usize = 50_000;
 
 pub async fn run(env: &Env) -> anyhow::Result<Section> {
     let (total_keys, sample_secs) = if env.quick { (100_000, 15) } else { (1_000_000, 60) };
@@ -46,7 +44,7 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     // 2. The keys straight into the inventory, as a sync would write them.
     eprintln!("  writing {total_keys} keys into the inventory through the store");
     let t = Instant::now();
-    write_inventory(&data.join("keyfleet.db"), &fake_keys).await?;
+    Database::Sqlite.write_inventory(&data, "mem", &fake_keys).await?;
     let inventory_secs = t.elapsed().as_secs_f64();
     drop(fake_keys);
     eprintln!("  ... {inventory_secs:.1} s");
@@ -57,6 +55,9 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle_full = server.sample()?;
     eprintln!("  idle: {} (empty), {} (with keys)", mib(idle_empty.hwm_kib), mib(idle_full.hwm_kib));
+    // Creation (issue 13, target 2): the request's wall time, RSS sampled every 50 ms while it runs.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = tokio::spawn(max_rss_while(server.pid, sampling.clone()));
     let t = Instant::now();
     let job = api
         .post(
@@ -65,6 +66,8 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
         )
         .await?;
     let create_secs = t.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    let (create_max_rss, create_samples) = sampler.await?;
     let after_create = server.sample()?;
     let id = job["id"].as_str().context("job id")?.to_owned();
     let path = format!("/api/v1/cckm/aws/bulkjob/{id}");
@@ -157,7 +160,21 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
         format!("< 50 MiB: {}", verdict(idle_full.hwm_kib < 50 * 1024)),
     ]);
     t.row(vec![
-        format!("right after creating the {}-item selector job ({} s)", int(total_keys as u64), num(create_secs)),
+        format!(
+            "creating the {}-item selector job over the API: **{} s** (target < 20 s: {}), RSS sampled every 50 ms \
+             ({create_samples} samples)",
+            int(total_keys as u64),
+            num(create_secs),
+            verdict(create_secs < 20.0)
+        ),
+        mib(after_create.hwm_kib),
+        format!("max sampled **{}**", mib(create_max_rss)),
+        "idle, same data".into(),
+        format!("{}×", ratio(create_max_rss as f64 / idle_full.rss_kib as f64)),
+        format!("< 200 MiB: {}", verdict(create_max_rss < 200 * 1024 && after_create.hwm_kib < 200 * 1024)),
+    ]);
+    t.row(vec![
+        "right after creating the job".into(),
         mib(after_create.hwm_kib),
         mib(after_create.rss_kib),
         "idle, same data".into(),
@@ -237,35 +254,19 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     })
 }
 
-/// One `sync_aws_region` call per chunk of a region, all with the same sync time (so that no chunk marks the
-/// keys of an earlier one as gone).
-async fn write_inventory(db: &Path, keys: &[(&str, Vec<String>)]) -> anyhow::Result<()> {
-    let store = SqliteStore::open(db).await?;
-    let kms = store.kms_by_name("mem").await?.context("no KMS container mem")?;
-    let at = chrono::Utc::now();
-    for (region, ids) in keys {
-        for chunk in ids.chunks(CHUNK) {
-            let materials: Vec<AwsKeyMaterial> = chunk
-                .iter()
-                .map(|id| AwsKeyMaterial {
-                    key_id: id.clone(),
-                    arn: format!("arn:aws:kms:{region}:{BUILTIN_ACCOUNT_ID}:key/{id}"),
-                    account_id: BUILTIN_ACCOUNT_ID.to_owned(),
-                    key_state: "Enabled".into(),
-                    enabled: true,
-                    description: String::new(),
-                    key_usage: "ENCRYPT_DECRYPT".into(),
-                    origin: "AWS_KMS".into(),
-                    key_manager: "CUSTOMER".into(),
-                    creation_date: Some(at),
-                    ..Default::default()
-                })
-                .collect();
-            store.sync_aws_region(&AwsRegionKeys { kms_id: kms.id, region, keys: &materials }, at).await?;
+/// The highest RSS (KiB) of process `pid`, sampled every 50 ms while `on` holds, and the number of samples.
+async fn max_rss_while(pid: u32, on: Arc<AtomicBool>) -> (u64, u64) {
+    let (mut max, mut n) = (0, 0);
+    loop {
+        if let Ok(s) = ProcSample::read(pid) {
+            max = max.max(s.rss_kib);
+            n += 1;
         }
+        if !on.load(Ordering::Relaxed) {
+            return (max, n);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    store.close().await;
-    Ok(())
 }
 
 /// What downloading a job's report cost the server.

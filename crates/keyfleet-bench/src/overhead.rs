@@ -1,8 +1,9 @@
-//! Engine overhead: a `disablekey` job over many keys against the fake with pacing off, beside the fake's own
-//! maximum request rate measured with a direct load generator in the same run. The ratio says how much of
-//! what the cloud side can serve keyfleet actually uses.
+//! Engine throughput (issue 13, target 1): items/s of a `disablekey` selector job over 200,000 keys in one
+//! rate-limit partition, against the fake AWS KMS without quotas (`--quota-scale 0`), on a SQLite file
+//! (durable commits) and on PostgreSQL — each beside aws-sdk-kms alone sending the same calls per key at the
+//! same concurrency, measured in the same run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,277 +12,292 @@ use serde_json::json;
 
 use crate::Env;
 use crate::client::{Api, CallCounts, Fake, job_seconds};
-use crate::load::{Budget, LoadResult, RawKms, closed_loop, sdk_client};
+use crate::db::{Database, PgServer};
+use crate::load::{Budget, RawKms, closed_loop, sdk_client};
 use crate::procs::{Proc, fresh_dir};
 use crate::report::{Section, Table, int, num, ratio, verdict};
 
-const REGION: &str = "us-east-1";
-/// The load generator's keys live in another region, so that keyfleet's sync does not see them.
+/// keyfleet's keys: a region of their own per store, so that every run starts from Enabled keys.
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+/// The baseline's keys.
 const LOAD_REGION: &str = "us-west-2";
-
-struct Sizes {
-    keys: usize,
-    load_keys: usize,
-    load_secs: u64,
-    concurrencies: &'static [usize],
-}
-
-/// The fake's best rate for one operation over a few concurrencies, and the fake's CPU per request.
-struct FakeMax {
-    best: LoadResult,
-    all: Vec<(usize, f64)>,
-    fake_cpu_per_req_us: f64,
-}
+/// keyfleet's default `--partition-concurrency` (passed explicitly): at most this many items of the job's one
+/// partition have a cloud call in flight; the baseline runs this many loops.
+const CONCURRENCY: usize = 8;
+/// The issue's targets: keyfleet items/s ÷ the baseline's keys/s.
+const TARGET_SQLITE: f64 = 0.5;
+const TARGET_POSTGRES: f64 = 0.4;
 
 pub async fn run(env: &Env) -> anyhow::Result<Section> {
-    let sizes = if env.quick {
-        Sizes { keys: 2_000, load_keys: 1_000, load_secs: 2, concurrencies: &[8, 64] }
-    } else {
-        Sizes { keys: 10_000, load_keys: 2_000, load_secs: 4, concurrencies: &[8, 32, 128] }
-    };
+    let keys = if env.quick { 20_000 } else { 200_000 };
     let dir = fresh_dir(&env.work_dir, "overhead")?;
     let fake_proc = Proc::fake(&env.keyfleet, &dir.join("fake.log"), &[]).await?;
     let fake = Fake::new(&fake_proc.url)?;
-    let load_keys = Arc::new(fake.create_keys(BUILTIN_ACCOUNT_ID, LOAD_REGION, sizes.load_keys).await?);
-    fake.create_keys(BUILTIN_ACCOUNT_ID, REGION, sizes.keys).await?;
-
-    // 1. The fake's maximum rate, driven directly (raw JSON 1.1 POSTs: the lightest possible client).
-    eprintln!("  fake max rate: raw HTTP, {} s per run", sizes.load_secs);
+    let load_keys = Arc::new(fake.create_keys(BUILTIN_ACCOUNT_ID, LOAD_REGION, keys).await?);
+    // For context: what the fake serves to the lightest client (raw JSON 1.1 POSTs) at the same concurrency.
     let raw = Arc::new(RawKms::new(&format!("{}/", fake_proc.url), BUILTIN_ACCESS_KEY_ID, LOAD_REGION)?);
-    let budget = Budget { duration: Duration::from_secs(sizes.load_secs), max_requests: 5_000_000 };
-    let mut maxima = Vec::new();
-    // Calls sent to the fake so far: a close guess of its call log's length.
-    let mut sent = 0u64;
-    for op in ["DescribeKey", "DisableKey"] {
-        let mut best: Option<LoadResult> = None;
-        let mut all = Vec::new();
-        let mut cpu_per_req = 0.0;
-        for &n in sizes.concurrencies {
-            let (raw, keys) = (raw.clone(), load_keys.clone());
-            let cpu0 = fake_proc.sample()?.cpu_secs;
-            let r = closed_loop(n, budget, move |i| {
-                let (raw, keys) = (raw.clone(), keys.clone());
-                async move { raw.call(op, &keys[i as usize % keys.len()]).await }
-            })
-            .await;
-            let cpu = fake_proc.sample()?.cpu_secs - cpu0;
-            sent += r.ok + r.errors;
-            eprintln!(
-                "    {op} N={n}: {:.0} req/s ({} errors), fake CPU {:.0} µs/req",
-                r.rate(),
-                r.errors,
-                cpu * 1e6 / r.ok.max(1) as f64
-            );
-            all.push((n, r.rate()));
-            if best.as_ref().is_none_or(|b| r.rate() > b.rate()) {
-                cpu_per_req = cpu * 1e6 / r.ok.max(1) as f64;
-                best = Some(r);
-            }
-        }
-        let best = best.unwrap_or_default();
-        maxima.push((op, FakeMax { best, all, fake_cpu_per_req_us: cpu_per_req }));
-    }
-    // The same through aws-sdk-kms (what keyfleet uses): SigV4 signing and the SDK's pipeline included.
-    let sdk_n = *sizes.concurrencies.last().unwrap_or(&64);
-    let sdk = Arc::new(sdk_client(&fake_proc.url, BUILTIN_ACCESS_KEY_ID, LOAD_REGION));
-    let keys = load_keys.clone();
-    let sdk_result = closed_loop(sdk_n, budget, move |i| {
-        let (sdk, keys) = (sdk.clone(), keys.clone());
-        async move { sdk.disable_key().key_id(&keys[i as usize % keys.len()]).send().await.is_ok() }
+    let budget = Budget { duration: Duration::from_secs(if env.quick { 2 } else { 4 }), max_requests: 5_000_000 };
+    let lk = load_keys.clone();
+    let fake_max = closed_loop(CONCURRENCY, budget, move |i| {
+        let (raw, keys) = (raw.clone(), lk.clone());
+        async move { raw.call("DescribeKey", &keys[i as usize % keys.len()]).await }
     })
     .await;
-    eprintln!("    DisableKey via aws-sdk-kms N={sdk_n}: {:.0} req/s", sdk_result.rate());
-    sent += sdk_result.ok + sdk_result.errors;
+    eprintln!("  the fake alone, raw DescribeKey, N={CONCURRENCY}: {:.0} req/s", fake_max.rate());
 
-    // 2. keyfleet: sync the keys, then one selector job over all of them, pacing off. The last run is a
-    //    diagnostic: the same on a data directory in memory (tmpfs), where fsync costs nothing.
-    let shm = Path::new("/dev/shm");
-    let mut runs = vec![
-        KeyfleetRun { name: "default settings", extra: vec![], data: dir.join("data") },
-        KeyfleetRun {
-            name: "--partition-concurrency 64",
-            extra: vec!["--partition-concurrency".into(), "64".into()],
-            data: dir.join("data"),
-        },
-    ];
-    if shm.is_dir() {
-        runs.push(KeyfleetRun {
-            name: "default settings, data directory on tmpfs (diagnostic: no fsync cost)",
-            extra: vec![],
-            data: fresh_dir(shm, "keyfleet-bench-overhead")?,
-        });
-    }
-    let mut results = Vec::new();
-    let mut sync_secs = 0.0;
-    let mut synced: Vec<PathBuf> = Vec::new();
-    for (i, r) in runs.iter().enumerate() {
-        let mut args = vec!["--quota-scale".to_owned(), "0".to_owned()];
-        args.extend(r.extra.iter().cloned());
-        let server = Proc::keyfleet(&env.keyfleet, &r.data, &dir.join(format!("keyfleet-{i}.log")), &args).await?;
-        let api = Api::login(&server.url).await?;
-        if !synced.contains(&r.data) {
-            api.add_kms("bench", &fake_proc.url, BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, &[REGION]).await?;
-            let t = Instant::now();
-            api.sync(&["bench"], Duration::from_secs(900)).await?;
-            if synced.is_empty() {
-                sync_secs = t.elapsed().as_secs_f64();
-                eprintln!("  sync of {} keys took {sync_secs:.1} s", sizes.keys);
-            }
-            let listed = api.get("/api/v1/cckm/aws/keys?kms=bench&limit=1").await?;
-            anyhow::ensure!(
-                listed["total"] == sizes.keys,
-                "sync found {} keys, expected {}",
-                listed["total"],
-                sizes.keys
-            );
-            synced.push(r.data.clone());
+    let mut notes = Vec::new();
+    let mut stores = vec![(Database::Sqlite, TARGET_SQLITE)];
+    let pg = match PgServer::find(env.database_url.as_deref()) {
+        Ok(pg) => {
+            let db = pg.database(&format!("kf_bench_overhead_{}", std::process::id())).await?;
+            stores.push((Database::Postgres(db), TARGET_POSTGRES));
+            Some(pg)
         }
-        // Every key is enabled before the first run and disabled after it: alternate the operation.
-        let op = if i % 2 == 0 { "disablekey" } else { "enablekey" };
-        let mark = fake.last_seq(sent).await?;
-        let (kf0, fk0) = (server.sample()?.cpu_secs, fake_proc.sample()?.cpu_secs);
-        let job = api
-            .post(
-                "/api/v1/cckm/aws/bulkjob",
-                json!({"operation": op, "selector": {"kms": ["bench"]}, "max_items": sizes.keys}),
-            )
-            .await?;
-        let id = job["id"].as_str().unwrap_or_default().to_owned();
-        let done = api.wait(&format!("/api/v1/cckm/aws/bulkjob/{id}"), Duration::from_secs(1800), |_| {}).await?;
-        let (kf1, fk1) = (server.sample()?.cpu_secs, fake_proc.sample()?.cpu_secs);
-        let secs = job_seconds(&done)?;
-        let calls = CallCounts::of(&fake.calls_since(mark).await?);
-        sent = mark + calls.total;
-        let p = &done["progress"];
-        let (ok, failed) = (p["succeeded"].as_u64().unwrap_or(0), p["failed"].as_u64().unwrap_or(0));
+        Err(e) => {
+            notes.push(format!("PostgreSQL not measured: {e:#}"));
+            None
+        }
+    };
+
+    // Calls sent to the fake so far: a close guess of its call log's length.
+    let mut sent = 0u64;
+    let mut runs = Vec::new();
+    for (n, ((db, target), region)) in stores.iter().zip(REGIONS).enumerate() {
+        let ids = fake.create_keys(BUILTIN_ACCOUNT_ID, region, keys).await?;
+        let run = keyfleet_job(env, &dir, n, db, &fake_proc, &fake, region, ids, sent).await?;
+        sent += run.calls.total;
+        let base = sdk_baseline(&fake_proc.url, load_keys.clone(), &run.calls, run.items).await?;
         eprintln!(
-            "  keyfleet {} ({op}): {ok} ok, {failed} failed in {secs:.1} s = {:.0} items/s; calls: {}; keyfleet CPU {:.0} %",
-            r.name,
-            ok as f64 / secs,
-            calls.summary(),
-            (kf1 - kf0) / secs * 100.0
+            "  aws-sdk-kms alone, N={CONCURRENCY}, same calls per key: {:.0} keys/s ({} calls, {} failed)",
+            base.keys_per_s, base.calls, base.errors
         );
-        anyhow::ensure!(
-            ok as usize == sizes.keys && failed == 0,
-            "job did not succeed on every key: {}",
-            done["progress"]
-        );
-        results.push(JobRun { name: r.name, op, items: ok, secs, calls, keyfleet_cpu: kf1 - kf0, fake_cpu: fk1 - fk0 });
-        server.stop(Duration::from_secs(30)).await?;
+        anyhow::ensure!(base.errors == 0, "the baseline's calls failed: {} of {}", base.errors, base.calls);
+        sent += base.calls;
+        runs.push((db.label(), *target, run, base));
     }
-    if shm.is_dir() {
-        let _ = std::fs::remove_dir_all(shm.join("keyfleet-bench-overhead"));
+    for (db, _) in &stores {
+        if let Database::Postgres(pg) = db {
+            pg.drop_now().await?;
+        }
+    }
+    if let Some(pg) = pg {
+        pg.stop();
     }
     fake_proc.stop(Duration::from_secs(5)).await?;
 
-    // 3. The table.
-    let rate_of = |op: &str| maxima.iter().find(|(o, _)| *o == op).map(|(_, m)| m.best.rate()).unwrap_or(f64::NAN);
-    let describe_max = rate_of("DescribeKey");
-    let disable_max = rate_of("DisableKey");
-    let mut t = Table::new(&["figure", "keyfleet", "baseline (same run)", "ratio", "target"]);
-    for (op, m) in &maxima {
-        let spread = m.all.iter().map(|(n, r)| format!("N={n}: {}", num(*r))).collect::<Vec<_>>().join(", ");
-        t.row(vec![
-            format!("fake's max {op} rate, raw HTTP load generator"),
-            "–".into(),
-            format!(
-                "**{} req/s** (best of {spread}; p99 {} ms; fake CPU {} µs/req)",
-                num(m.best.rate()),
-                num(m.best.p99_ms()),
-                num(m.fake_cpu_per_req_us)
-            ),
-            "–".into(),
-            "–".into(),
-        ]);
-    }
+    let mut t = Table::new(&["store", "keyfleet", "baseline (same run)", "ratio", "target"]);
     t.row(vec![
-        format!("DisableKey via aws-sdk-kms, N={sdk_n}, SDK retries off"),
+        "context: the fake alone".into(),
         "–".into(),
-        format!("{} req/s", num(sdk_result.rate())),
-        format!("{} of raw", ratio(sdk_result.rate() / disable_max)),
+        format!(
+            "raw HTTP DescribeKey, {CONCURRENCY} loops: {} req/s (p99 {} ms)",
+            num(fake_max.rate()),
+            num(fake_max.p99_ms())
+        ),
+        "–".into(),
         "–".into(),
     ]);
-    for r in &results {
+    for (label, target, r, base) in &runs {
         let items_per_s = r.items as f64 / r.secs;
-        let per_item = r.calls.total as f64 / r.items as f64;
-        // What the fake could do per item, given the calls an item costs: 1 / sum(calls per item / max rate).
-        let op_rate = |op: &str| if op == "DescribeKey" { describe_max } else { disable_max };
-        let fake_items_per_s =
-            1.0 / r.calls.by_op.iter().map(|(op, n)| *n as f64 / r.items as f64 / op_rate(op)).sum::<f64>();
+        let ratio_ = items_per_s / base.keys_per_s;
         t.row(vec![
-            format!("keyfleet `{}` job, {} keys, `--quota-scale 0`, {}", r.op, int(r.items), r.name),
+            format!("{label}: `disablekey` selector job, {} keys, one partition", int(r.items)),
             format!("**{} items/s** ({} s)", num(items_per_s), num(r.secs)),
-            format!("fake max {} req/s", num(disable_max)),
-            format!("**{}**", ratio(items_per_s / disable_max)),
-            format!("≥ 0.80: {}", verdict(items_per_s / disable_max >= 0.8)),
+            format!("aws-sdk-kms alone, {CONCURRENCY} loops, same calls per key: **{} keys/s**", num(base.keys_per_s)),
+            format!("**{}**", ratio(ratio_)),
+            format!("≥ {target}: {}", verdict(ratio_ >= *target)),
         ]);
         t.row(vec![
-            "  requests per item (the fake's call log)".into(),
-            format!("{} ({})", num(per_item), r.calls.summary()),
-            "–".into(),
-            "–".into(),
-            "–".into(),
-        ]);
-        t.row(vec![
-            "  fair efficiency: items/s ÷ (fake max req/s ÷ requests per item)".into(),
-            format!("{} items/s", num(items_per_s)),
-            format!("{} items/s", num(fake_items_per_s)),
-            format!("**{}**", ratio(items_per_s / fake_items_per_s)),
-            "–".into(),
-        ]);
-        t.row(vec![
-            "  beside the rate aws-sdk-kms alone reaches (keyfleet's client)".into(),
-            format!("{} items/s", num(items_per_s)),
-            format!("{} req/s", num(sdk_result.rate())),
-            ratio(items_per_s / sdk_result.rate() * per_item),
-            "–".into(),
-        ]);
-        t.row(vec![
-            "  CPU per item: keyfleet process vs fake process".into(),
+            "  calls per item (the fake's call log)".into(),
+            format!("{} ({})", num(r.calls.total as f64 / r.items as f64), r.calls.summary()),
             format!(
-                "{} µs ({} % of one CPU)",
-                num(r.keyfleet_cpu * 1e6 / r.items as f64),
-                num(r.keyfleet_cpu / r.secs * 100.0)
+                "{} calls for {} keys ({} of the fake's raw rate)",
+                int(base.calls),
+                int(base.keys),
+                ratio(base.keys_per_s * base.calls as f64 / base.keys as f64 / fake_max.rate())
             ),
-            format!("{} µs", num(r.fake_cpu * 1e6 / r.items as f64)),
-            format!("{}×", ratio(r.keyfleet_cpu / r.fake_cpu)),
+            "–".into(),
+            "–".into(),
+        ]);
+        t.row(vec![
+            "  CPU per item: keyfleet process (fake process)".into(),
+            format!(
+                "{} µs, {} % of one CPU ({} µs)",
+                num(r.keyfleet_cpu * 1e6 / r.items as f64),
+                num(r.keyfleet_cpu / r.secs * 100.0),
+                num(r.fake_cpu * 1e6 / r.items as f64)
+            ),
+            "–".into(),
+            "–".into(),
             "–".into(),
         ]);
     }
-    Ok(Section {
-        title: "1. Engine overhead: bulk job vs the fake's own maximum rate".into(),
-        table: t,
-        notes: vec![
+    notes.splice(
+        0..0,
+        [
             format!(
-                "Setup: {} keys created in the fake, synced into keyfleet over the API in {} s ({} keys/s; the sync \
-                 reads each key with DescribeKey, GetKeyPolicy and ListResourceTags).",
-                int(sizes.keys as u64),
-                num(sync_secs),
-                num(sizes.keys as f64 / sync_secs)
+                "Each run: a fresh keyfleet (its own data directory and database) with `--quota-scale 0 \
+                 --partition-concurrency {CONCURRENCY}` (the default concurrency), a KMS container over one region \
+                 of the fake (quotas off) whose {} keys were written into the inventory through the store while the \
+                 server was stopped (as a sync would), then `{{\"operation\": \"disablekey\", \"selector\": \
+                 {{\"kms\": [\"bench\"]}}}}` over the API; items/s = items ÷ (`completed_at` − `createdAt`).",
+                int(keys as u64)
             ),
-            "The job is `{\"operation\": ..., \"selector\": {\"kms\": [\"bench\"]}}` on one container, one account, one \
-             region (one rate-limit partition); items/s = items ÷ (`completed_at` − `createdAt`). The second run \
-             re-enables the same keys (`enablekey`, same cost per item) on a restarted server with a wider partition."
-                .into(),
-            "keyfleet serve and the fake run as separate processes of the release binary; the load generator and \
-             the poller run in this process. All three share the machine's CPUs."
+            format!(
+                "Baseline, right after each job: aws-sdk-kms alone (retries off, as keyfleet configures it) in \
+                 {CONCURRENCY} closed loops over {} other keys of the fake, each loop sending one key's calls after \
+                 another, the calls per key spread exactly as the job's call log had them per item.",
+                int(keys as u64)
+            ),
+            "keyfleet serve, the fake and (on PostgreSQL) the database server run as separate processes; the \
+             baseline runs in the benchmark's process. All share the machine's CPUs."
                 .into(),
         ],
-    })
-}
-
-struct KeyfleetRun {
-    name: &'static str,
-    extra: Vec<String>,
-    data: PathBuf,
+    );
+    let title = format!("1. Engine throughput: a {}-key job vs aws-sdk-kms alone", int(keys as u64));
+    Ok(Section { title, table: t, notes })
 }
 
 struct JobRun {
-    name: &'static str,
-    op: &'static str,
     items: u64,
     secs: f64,
     calls: CallCounts,
     keyfleet_cpu: f64,
     fake_cpu: f64,
+}
+
+/// Sets up a keyfleet on `db` with `ids` (keys of the fake in `region`) in its inventory and runs one
+/// `disablekey` selector job over them. `sent` is about how many calls the fake logged so far.
+#[allow(clippy::too_many_arguments)]
+async fn keyfleet_job(
+    env: &Env,
+    dir: &Path,
+    n: usize,
+    db: &Database,
+    fake_proc: &Proc,
+    fake: &Fake,
+    region: &str,
+    ids: Vec<String>,
+    sent: u64,
+) -> anyhow::Result<JobRun> {
+    let data = dir.join(format!("data-{n}"));
+    let mut args = vec!["--quota-scale".to_owned(), "0".into(), "--partition-concurrency".into()];
+    args.push(CONCURRENCY.to_string());
+    args.extend(db.server_args());
+    let keys = ids.len();
+    let server = Proc::keyfleet(&env.keyfleet, &data, &dir.join(format!("keyfleet-{n}-setup.log")), &args).await?;
+    let api = Api::login(&server.url).await?;
+    api.add_kms("bench", &fake_proc.url, BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, &[region]).await?;
+    server.stop(Duration::from_secs(30)).await?;
+    let t = Instant::now();
+    db.write_inventory(&data, "bench", &[(region, ids)]).await?;
+    eprintln!("  {keys} keys written into the inventory in {:.1} s", t.elapsed().as_secs_f64());
+
+    let server = Proc::keyfleet(&env.keyfleet, &data, &dir.join(format!("keyfleet-{n}.log")), &args).await?;
+    let api = Api::login(&server.url).await?;
+    let mark = fake.last_seq(sent).await?;
+    let perf = Perf::start(server.pid, &dir.join(format!("perf-{n}.data")));
+    let (kf0, fk0) = (server.sample()?.cpu_secs, fake_proc.sample()?.cpu_secs);
+    let job = api
+        .post(
+            "/api/v1/cckm/aws/bulkjob",
+            json!({"operation": "disablekey", "selector": {"kms": ["bench"]}, "max_items": keys}),
+        )
+        .await?;
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    let done = api.wait(&format!("/api/v1/cckm/aws/bulkjob/{id}"), Duration::from_secs(3600), |_| {}).await?;
+    let (kf1, fk1) = (server.sample()?.cpu_secs, fake_proc.sample()?.cpu_secs);
+    if let Some(perf) = perf {
+        perf.stop();
+    }
+    let secs = job_seconds(&done)?;
+    let calls = CallCounts::of(&fake.calls_since(mark).await?);
+    let p = &done["progress"];
+    let (ok, failed) = (p["succeeded"].as_u64().unwrap_or(0), p["failed"].as_u64().unwrap_or(0));
+    eprintln!(
+        "  keyfleet on {}: {ok} ok, {failed} failed in {secs:.1} s = {:.0} items/s; calls: {}; keyfleet CPU {:.0} %",
+        db.label(),
+        ok as f64 / secs,
+        calls.summary(),
+        (kf1 - kf0) / secs * 100.0
+    );
+    anyhow::ensure!(ok as usize == keys && failed == 0, "job did not succeed on every key: {}", done["progress"]);
+    server.stop(Duration::from_secs(60)).await?;
+    Ok(JobRun { items: ok, secs, calls, keyfleet_cpu: kf1 - kf0, fake_cpu: fk1 - fk0 })
+}
+
+/// What aws-sdk-kms alone achieved.
+struct Baseline {
+    keys_per_s: f64,
+    keys: u64,
+    calls: u64,
+    errors: u64,
+}
+
+/// aws-sdk-kms alone: [`CONCURRENCY`] closed loops over `keys`, each sending one key's calls in a row, key i
+/// getting its share of `mix` (the job's calls over `items` items) so that the whole run sends the same calls
+/// per key as the job did per item.
+async fn sdk_baseline(url: &str, keys: Arc<Vec<String>>, mix: &CallCounts, items: u64) -> anyhow::Result<Baseline> {
+    for op in mix.by_op.keys() {
+        anyhow::ensure!(
+            matches!(op.as_str(), "DescribeKey" | "DisableKey" | "EnableKey"),
+            "the baseline cannot send {op}"
+        );
+    }
+    let ops: Arc<Vec<(String, u64)>> = Arc::new(mix.by_op.iter().map(|(op, n)| (op.clone(), *n)).collect());
+    let sdk = Arc::new(sdk_client(url, BUILTIN_ACCESS_KEY_ID, LOAD_REGION));
+    let budget = Budget { duration: Duration::from_secs(1800), max_requests: keys.len() as u64 };
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = calls.clone();
+    let r = closed_loop(CONCURRENCY, budget, move |i| {
+        let (sdk, keys, ops, counter) = (sdk.clone(), keys.clone(), ops.clone(), counter.clone());
+        async move {
+            let key = &keys[i as usize % keys.len()];
+            let mut ok = true;
+            for (op, count) in ops.iter() {
+                // Key i's share of `count` calls over `items` keys: its calls sum exactly to `count`.
+                let n = ((i + 1) * count).div_euclid(items.max(1)) - (i * count).div_euclid(items.max(1));
+                for _ in 0..n {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ok &= match op.as_str() {
+                        "DescribeKey" => sdk.describe_key().key_id(key).send().await.is_ok(),
+                        "DisableKey" => sdk.disable_key().key_id(key).send().await.is_ok(),
+                        _ => sdk.enable_key().key_id(key).send().await.is_ok(),
+                    };
+                }
+            }
+            ok
+        }
+    })
+    .await;
+    Ok(Baseline {
+        keys_per_s: r.rate(),
+        keys: r.ok + r.errors,
+        calls: calls.load(std::sync::atomic::Ordering::Relaxed),
+        errors: r.errors,
+    })
+}
+
+/// `perf record -g` of a process while the job runs, when `KEYFLEET_BENCH_PERF` is set (for profiling; the
+/// figures of such a run are not to be recorded).
+struct Perf(std::process::Child);
+
+impl Perf {
+    fn start(pid: u32, out: &Path) -> Option<Perf> {
+        std::env::var_os("KEYFLEET_BENCH_PERF")?;
+        let child = std::process::Command::new("perf")
+            .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        eprintln!("  perf recording pid {pid} into {}", out.display());
+        Some(Perf(child))
+    }
+
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
 }

@@ -56,34 +56,8 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
         &["--quota-scale", &QUOTA_SCALE.to_string(), "--lease-ttl-secs", "5"],
     )
     .await;
-    let mut names = Vec::new();
-    for (i, (akid, account)) in ACCOUNTS.iter().enumerate() {
-        let conn = format!("conn-{i}");
-        server
-            .call(
-                "POST",
-                "/api/v1/connectionmgmt/services/aws/connections",
-                json!({"name": conn, "access_key_id": akid, "secret_access_key": "x", "endpoint_url": fake.url()}),
-            )
-            .await;
-        let name = format!("acct-{i}");
-        server
-            .call(
-                "POST",
-                "/api/v1/cckm/aws/kms",
-                json!({"name": name, "account_id": account, "connection": conn, "regions": REGIONS}),
-            )
-            .await;
-        names.push(name);
-    }
-    let sync = server.call("POST", "/api/v1/cckm/aws/synchronization-jobs", json!({"synchronize_all": true})).await;
-    let sync = server
-        .wait_done(
-            &format!("/api/v1/cckm/aws/synchronization-jobs/{}", sync["id"].as_str().unwrap()),
-            Duration::from_secs(120),
-        )
-        .await;
-    assert_eq!(sync["overall_status"], "completed", "{sync}");
+    let names = server.add_aws_accounts(&fake.url(), &ACCOUNTS, &REGIONS).await;
+    server.sync_all(Duration::from_secs(120)).await;
     let total = KEYS_PER_PARTITION * ACCOUNTS.len() * REGIONS.len();
 
     let job = server
@@ -117,12 +91,9 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
 
     // Every item exactly once, terminal.
     let mut seen = HashSet::new();
-    for skip in (0..total).step_by(1000) {
-        let page = server.call("GET", &format!("{job_path}/items?skip={skip}&limit=1000"), Value::Null).await;
-        for item in page["resources"].as_array().unwrap() {
-            assert_eq!(item["status"], "succeeded", "{item}");
-            assert!(seen.insert(item["key_id"].as_str().unwrap().to_string()), "item listed twice: {item}");
-        }
+    for item in server.job_items(&job_path, total).await {
+        assert_eq!(item["status"], "succeeded", "{item}");
+        assert!(seen.insert(item["key_id"].as_str().unwrap().to_string()), "item listed twice: {item}");
     }
     assert_eq!(seen.len(), total);
 

@@ -8,7 +8,17 @@ use futures::future::BoxFuture;
 use keyfleet_core::*;
 use keyfleet_store::CloudCall;
 
+use crate::aws::resolve::AwsTarget;
+use crate::worker::ItemLease;
 use crate::{Engine, EngineError};
+
+/// What one item needs to run, read for all the items of a claim at once ([`Cloud::prepare`]).
+pub(crate) enum Target {
+    /// An AWS key and its route to a client, or what is gone (the key, its container, its connection).
+    Aws(Result<Box<AwsTarget>, String>),
+    /// Azure `delete-key-backups`: whether the backup is still stored.
+    Backup { stored: bool },
+}
 
 /// How an attempt ended, and what else the item's record changes in the same transaction.
 pub(crate) struct ItemResult {
@@ -52,8 +62,18 @@ pub(crate) trait Cloud: Send + Sync {
     /// The cloud's name in jobs ([`CLOUD_AWS`], [`CLOUD_AZURE`]).
     fn id(&self) -> &'static str;
 
-    /// One attempt at one item of a bulk job of this cloud.
-    async fn run_item(&self, engine: &Engine, item: &ClaimedItem) -> Result<ItemResult, EngineError>;
+    /// What `items` (of this cloud, from one claim) need to run, read together: one entry per item, in order.
+    async fn prepare(&self, engine: &Engine, items: &[&ClaimedItem]) -> Result<Vec<Target>, EngineError>;
+
+    /// One attempt at one item of a bulk job of this cloud, with what [`Cloud::prepare`] read for it and this
+    /// node's lease on it.
+    async fn run_item(
+        &self,
+        engine: &Engine,
+        item: &ClaimedItem,
+        target: Target,
+        lease: &ItemLease,
+    ) -> Result<ItemResult, EngineError>;
 
     /// The targets a sync job of this cloud covers, in a stable order.
     async fn sync_steps<'a>(

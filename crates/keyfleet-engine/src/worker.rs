@@ -3,21 +3,55 @@
 //! finish about ten times faster than one), and a slow or throttled partition never holds workers that
 //! another partition could use. Also: the lease heartbeat and the reaper.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tracing::Instrument;
 
 use futures::FutureExt;
 use keyfleet_core::*;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use keyfleet_store::{Lease, Refusal};
 
 use crate::Engine;
-use crate::cloud::cloud;
+use crate::cloud::{CLOUDS, ItemResult, Target, cloud};
 use crate::record::Finished;
+
+/// A claimed item with what it needs to run, waiting for a cloud slot of its partition.
+struct Ready {
+    item: ClaimedItem,
+    /// What [`Engine::prepare`] read for it; `Err` when the read failed (the attempt is retried).
+    target: Result<Target, String>,
+    /// Its job was cancelled (or stopped) when it was claimed: it is skipped without a call.
+    aborted: bool,
+    lease: ItemLease,
+}
+
+/// What this node knows of its lease on one item: it holds the item at least until [`ItemLease::until`] by
+/// its own clock. A claim at `now` leases the item until `now + lease_ttl`, and until that passes nobody
+/// takes it away (the heartbeat extends it; the reaper takes only expired leases; cancel and failure
+/// thresholds only skip pending items), so the claim's lease end is known without asking the store.
+pub(crate) struct ItemLease {
+    until_micros: AtomicI64,
+}
+
+impl ItemLease {
+    fn new(until: chrono::DateTime<chrono::Utc>) -> Self {
+        ItemLease { until_micros: AtomicI64::new(time::to_micros(until)) }
+    }
+
+    fn until(&self) -> chrono::DateTime<chrono::Utc> {
+        time::from_micros(self.until_micros.load(Ordering::Relaxed))
+    }
+
+    /// The store confirmed the lease runs at least until `until`.
+    fn extend(&self, until: chrono::DateTime<chrono::Utc>) {
+        self.until_micros.fetch_max(time::to_micros(until), Ordering::Relaxed);
+    }
+}
 
 impl Engine {
     pub(crate) async fn dispatch_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -63,44 +97,50 @@ impl Engine {
         }
     }
 
-    /// Keeps up to `partition_concurrency` items of one partition in flight until none is due. Each item runs
-    /// as its own task: an item must never wait for this loop to poll it (it may hold the store's writer).
+    /// Keeps up to `partition_concurrency` items of one partition at their cloud calls until none is due.
+    /// Items are claimed in batches, as many as there are free cloud slots (never ahead of them: an item not
+    /// yet claimed is still skipped by a cancel, a failure threshold or refused credentials), and what a batch
+    /// needs is read for the whole batch when it is claimed ([`Engine::prepare`]). Each item runs as its own task: an item must never wait for this loop to poll it
+    /// (it may hold the store's writer), and it frees its cloud slot before its result is recorded, so the
+    /// partition's next call never waits for a commit.
     async fn drive_partition(self: Arc<Self>, partition: String, stop: watch::Receiver<bool>) {
-        let mut running = JoinSet::new();
+        let concurrency = self.config.partition_concurrency.max(1);
+        let cloud_slots = Arc::new(Semaphore::new(concurrency));
+        let mut tasks = JoinSet::new();
+        let mut ready: VecDeque<Ready> = VecDeque::new();
+        let mut claiming: Option<JoinHandle<(usize, Vec<Ready>)>> = None;
+        // The last claim found fewer items than it asked for: claim again only once an item has finished.
+        let mut drained = false;
         let mut owned = true;
+        let mut lease_taken: Option<chrono::DateTime<chrono::Utc>> = None;
         loop {
-            let free = self.config.partition_concurrency.saturating_sub(running.len());
-            if free > 0 && owned && !*stop.borrow() {
+            let open = owned && !*stop.borrow();
+            let free = cloud_slots.available_permits();
+            if open && claiming.is_none() && !drained && ready.is_empty() && free > 0 {
                 // Still ours? A node that was paused past its lease finds another node driving the partition
-                // and stops claiming; its in-flight items are fenced by their own leases.
-                owned = match self.store.acquire_partition(&partition, self.partition_lease()).await {
-                    Ok(owned) => owned,
-                    Err(e) => {
-                        tracing::error!(partition, error = %e, "renewing a partition lease failed");
-                        false
-                    }
-                };
-                if !owned {
-                    tracing::warn!(partition, "partition lease lost to another node; finishing in-flight items");
-                    continue;
-                }
-                match self.store.claim_items(&partition, self.lease(), free as u32).await {
-                    Ok(items) => {
-                        for item in items {
-                            // Every log line of the item (its cloud calls included) names the job and the
-                            // request that created it.
-                            let span = tracing::info_span!(
-                                "item",
-                                bulkjob.id = %item.job_id,
-                                request.id = item.params.request_id.as_deref().unwrap_or_default(),
-                            );
-                            running.spawn(self.clone().process(item).instrument(span));
+                // and stops claiming; its in-flight items are fenced by their own leases. Asked again once a
+                // third of the lease time has passed: until then the lease taken last is certainly still held.
+                let now = self.now();
+                if lease_taken.is_none_or(|t| {
+                    now >= t + chrono::Duration::from_std(self.config.lease_ttl / 3).unwrap_or_default()
+                }) {
+                    owned = match self.store.acquire_partition(&partition, self.partition_lease()).await {
+                        Ok(owned) => owned,
+                        Err(e) => {
+                            tracing::error!(partition, error = %e, "renewing a partition lease failed");
+                            false
                         }
+                    };
+                    if !owned {
+                        tracing::warn!(partition, "partition lease lost to another node; finishing in-flight items");
+                        continue;
                     }
-                    Err(e) => tracing::error!(partition, error = %e, "claiming items failed"),
+                    lease_taken = Some(now);
                 }
+                let n = free;
+                claiming = Some(tokio::spawn(self.clone().claim(partition.clone(), n)));
             }
-            if running.join_next().await.is_none() {
+            if claiming.is_none() && ready.is_empty() && tasks.is_empty() && (drained || !open) {
                 // Nothing in flight and nothing due: hand the partition back; the dispatcher restarts a driver
                 // (here or on another node) when there is work again.
                 if owned && let Err(e) = self.store.release_partition(&partition, &self.config.node_id).await {
@@ -108,7 +148,94 @@ impl Engine {
                 }
                 return;
             }
+            tokio::select! {
+                biased; // a fixed polling order: simulated runs replay exactly
+                claimed = async { claiming.as_mut().expect("guarded by the branch condition").await },
+                    if claiming.is_some() =>
+                {
+                    claiming = None;
+                    match claimed {
+                        Ok((asked, batch)) => {
+                            drained = batch.len() < asked;
+                            ready.extend(batch);
+                        }
+                        Err(e) => {
+                            tracing::error!(partition, error = %e, "claiming items failed");
+                            drained = true;
+                        }
+                    }
+                }
+                slot = cloud_slots.clone().acquire_owned(), if !ready.is_empty() => {
+                    if let (Ok(slot), Some(next)) = (slot, ready.pop_front()) {
+                        // Every log line of the item (its cloud calls included) names the job and the request
+                        // that created it.
+                        let span = tracing::info_span!(
+                            "item",
+                            bulkjob.id = %next.item.job_id,
+                            request.id = next.item.params.request_id.as_deref().unwrap_or_default(),
+                        );
+                        tasks.spawn(self.clone().process(next, slot).instrument(span));
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => drained = false,
+            }
         }
+    }
+
+    /// Claims up to `n` due items of the partition and reads what they need. Returns `n` and the items.
+    async fn claim(self: Arc<Self>, partition: String, n: usize) -> (usize, Vec<Ready>) {
+        let lease = self.lease();
+        let until = lease.until;
+        let items = match self.store.claim_items(&partition, lease, n as u32).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(partition, error = %e, "claiming items failed");
+                return (n, Vec::new());
+            }
+        };
+        let prepared = self.prepare(&items).await;
+        let ready = items
+            .into_iter()
+            .zip(prepared)
+            .map(|(item, (aborted, target))| Ready { item, target, aborted, lease: ItemLease::new(until) })
+            .collect();
+        (n, ready)
+    }
+
+    /// What a claim's items need, read for all of them at once: whether each job was cancelled (or stopped by
+    /// a failure threshold: one read per job), and each cloud's targets ([`Cloud::prepare`]: the AWS keys and
+    /// their containers, connections and clients; the Azure backups). An `Err` target is a read that failed.
+    ///
+    /// [`Cloud::prepare`]: crate::cloud::Cloud::prepare
+    async fn prepare(&self, items: &[ClaimedItem]) -> Vec<(bool, Result<Target, String>)> {
+        let mut aborted: HashMap<JobId, Result<bool, String>> = HashMap::new();
+        for item in items {
+            if let std::collections::hash_map::Entry::Vacant(job) = aborted.entry(item.job_id) {
+                job.insert(self.store.job_aborted(item.job_id).await.map_err(|e| e.to_string()));
+            }
+        }
+        let mut targets: Vec<Option<Result<Target, String>>> = items.iter().map(|_| None).collect();
+        for c in CLOUDS {
+            let mine: Vec<usize> =
+                (0..items.len()).filter(|&k| cloud(items[k].operation.cloud()).id() == c.id()).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let batch: Vec<&ClaimedItem> = mine.iter().map(|&k| &items[k]).collect();
+            match c.prepare(self, &batch).await {
+                Ok(found) => mine.into_iter().zip(found).for_each(|(k, t)| targets[k] = Some(Ok(t))),
+                Err(e) => mine.into_iter().for_each(|k| targets[k] = Some(Err(e.to_string()))),
+            }
+        }
+        items
+            .iter()
+            .zip(targets)
+            .map(|(item, target)| match (&aborted[&item.job_id], target) {
+                (Err(e), _) => (false, Err(e.clone())),
+                (Ok(aborted), Some(target)) => (*aborted, target),
+                (Ok(aborted), None) => (*aborted, Err("no cloud prepared this item".into())),
+            })
+            .collect()
     }
 
     /// A partition lease for this node. Leases that expired before its `now` may be taken over; a single node
@@ -122,37 +249,79 @@ impl Engine {
         }
     }
 
-    async fn process(self: Arc<Self>, item: ClaimedItem) {
-        let _permit = self.slots.acquire().await;
-        let started = std::time::Instant::now();
-        // A panic while running an item becomes a recorded failure instead of a dead driver.
-        let cloud = cloud(item.operation.cloud());
-        let run = std::panic::AssertUnwindSafe(cloud.run_item(&self, &item)).catch_unwind().await;
-        let result = match run {
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => {
-                tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "item could not run");
-                let outcome = if item.attempts >= self.config.retry.max_attempts {
-                    ItemOutcome::Failed { code: "InternalError".into(), message: e.to_string(), state_before: None }
-                } else {
-                    ItemOutcome::Retry {
-                        code: "InternalError".into(),
-                        message: e.to_string(),
-                        not_before: self.now() + chrono::Duration::seconds(1),
-                    }
-                };
-                outcome.into()
+    /// Is the item still this node's, for a state-changing call now? Answered from the node's own knowledge
+    /// ([`ItemLease`]) while more than a quarter of the lease time is left of it: that quarter covers clock
+    /// skew between nodes and the time from this check until the call reaches the cloud. Otherwise the store
+    /// is asked whether the lease runs at least another half of the lease time, and the knowledge moves on.
+    pub(crate) async fn confirm_lease(&self, item: &ClaimedItem, lease: &ItemLease) -> bool {
+        let ttl = chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+        let now = self.now();
+        if now + ttl / 4 < lease.until() {
+            return true;
+        }
+        let horizon = now + ttl / 2;
+        match self.store.holds_item(item.job_id, item.seq, &self.config.node_id, horizon).await {
+            Ok(true) => {
+                lease.extend(horizon);
+                true
             }
-            Err(_) => {
-                tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, "item panicked");
-                ItemOutcome::Failed {
-                    code: "InternalError".into(),
-                    message: "keyfleet failed while processing this key".into(),
-                    state_before: None,
-                }
-                .into()
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(bulkjob.id = %item.job_id, error = %e, "checking an item lease failed");
+                false
+            }
+        }
+    }
+
+    /// A failed read or run of an item: retried a second later, or failed once the attempts are spent.
+    fn internal_error(&self, item: &ClaimedItem, message: String) -> ItemResult {
+        let outcome = if item.attempts >= self.config.retry.max_attempts {
+            ItemOutcome::Failed { code: "InternalError".into(), message, state_before: None }
+        } else {
+            ItemOutcome::Retry {
+                code: "InternalError".into(),
+                message,
+                not_before: self.now() + chrono::Duration::seconds(1),
             }
         };
+        outcome.into()
+    }
+
+    async fn process(self: Arc<Self>, ready: Ready, cloud_slot: OwnedSemaphorePermit) {
+        let _permit = self.slots.acquire().await;
+        let started = std::time::Instant::now();
+        let Ready { item, target, aborted, lease, .. } = ready;
+        let result = match target {
+            Err(e) => {
+                tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "item could not be read");
+                self.internal_error(&item, e)
+            }
+            // Cancellation is checked before anything is sent.
+            Ok(_) if aborted => ItemOutcome::Skipped { reason: "cancelled".into() }.into(),
+            Ok(target) => {
+                // A panic while running an item becomes a recorded failure instead of a dead driver.
+                let cloud = cloud(item.operation.cloud());
+                let run = std::panic::AssertUnwindSafe(cloud.run_item(&self, &item, target, &lease));
+                match run.catch_unwind().await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(e)) => {
+                        tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "item could not run");
+                        self.internal_error(&item, e.to_string())
+                    }
+                    Err(_) => {
+                        tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, "item panicked");
+                        ItemOutcome::Failed {
+                            code: "InternalError".into(),
+                            message: "keyfleet failed while processing this key".into(),
+                            state_before: None,
+                        }
+                        .into()
+                    }
+                }
+            }
+        };
+        // The partition's next item may call the cloud while this one is recorded.
+        drop(cloud_slot);
         let outcome = match &result.outcome {
             ItemOutcome::Succeeded { .. } => "succeeded",
             ItemOutcome::Failed { .. } => "failed",

@@ -306,6 +306,14 @@ pub trait AwsWorkStore: Send + Sync {
     async fn get_aws_connection(&self, id: ConnectionId) -> Result<Option<AwsConnectionRecord>>;
     async fn get_kms(&self, id: KmsId) -> Result<Option<KmsRecord>>;
     async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>>;
+    /// The keys of a batch of items (one read for the batch; unknown ids are left out).
+    async fn get_aws_keys(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>> {
+        let mut keys = Vec::with_capacity(ids.len());
+        for id in ids {
+            keys.extend(self.get_aws_key(*id).await?);
+        }
+        Ok(keys)
+    }
     async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>>;
     /// Every KMS container (the list is small).
     async fn all_kms(&self) -> Result<Vec<KmsRecord>>;
@@ -357,6 +365,14 @@ pub trait AzureWorkStore: Send + Sync {
     async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>>;
     async fn get_vault(&self, id: VaultId) -> Result<Option<VaultRecord>>;
     async fn get_key_backup(&self, id: BackupId) -> Result<Option<KeyBackupRecord>>;
+    /// The backups of a batch of items that still exist (one read for the batch).
+    async fn get_key_backups(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>> {
+        let mut backups = Vec::with_capacity(ids.len());
+        for id in ids {
+            backups.extend(self.get_key_backup(*id).await?);
+        }
+        Ok(backups)
+    }
     /// Every vault (the list is small).
     async fn all_vaults(&self) -> Result<Vec<VaultRecord>>;
     /// A page of a vault's keys that are not gone, in the store's list order.

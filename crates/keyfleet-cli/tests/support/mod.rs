@@ -102,6 +102,48 @@ impl Server {
         let _ = self.child.wait().await;
     }
 
+    /// One connection (to the fake at `endpoint`) and one KMS container over `regions` per (access key id,
+    /// account); returns the containers' names, `acct-0`, `acct-1`, ...
+    pub async fn add_aws_accounts(&self, endpoint: &str, accounts: &[(&str, &str)], regions: &[&str]) -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, (akid, account)) in accounts.iter().enumerate() {
+            let conn = format!("conn-{i}");
+            self.call(
+                "POST",
+                "/api/v1/connectionmgmt/services/aws/connections",
+                json!({"name": conn, "access_key_id": akid, "secret_access_key": "x", "endpoint_url": endpoint}),
+            )
+            .await;
+            let name = format!("acct-{i}");
+            self.call(
+                "POST",
+                "/api/v1/cckm/aws/kms",
+                json!({"name": name, "account_id": account, "connection": conn, "regions": regions}),
+            )
+            .await;
+            names.push(name);
+        }
+        names
+    }
+
+    /// Synchronizes every container and waits (at most `limit`) for the sync to complete.
+    pub async fn sync_all(&self, limit: Duration) {
+        let sync = self.call("POST", "/api/v1/cckm/aws/synchronization-jobs", json!({"synchronize_all": true})).await;
+        let path = format!("/api/v1/cckm/aws/synchronization-jobs/{}", sync["id"].as_str().unwrap());
+        let sync = self.wait_done(&path, limit).await;
+        assert_eq!(sync["overall_status"], "completed", "{sync}");
+    }
+
+    /// Every item of a job, read page by page.
+    pub async fn job_items(&self, job_path: &str, total: usize) -> Vec<Value> {
+        let mut items = Vec::new();
+        for skip in (0..total).step_by(1000) {
+            let page = self.call("GET", &format!("{job_path}/items?skip={skip}&limit=1000"), Value::Null).await;
+            items.extend(page["resources"].as_array().unwrap().iter().cloned());
+        }
+        items
+    }
+
     pub async fn wait_done(&self, path: &str, limit: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + limit;
         loop {

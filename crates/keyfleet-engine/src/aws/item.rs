@@ -11,28 +11,32 @@ use super::resolve::AwsTarget;
 
 use crate::cloud::ItemResult;
 use crate::retry::Verdict;
+use crate::worker::ItemLease;
 use crate::{Engine, EngineError};
 
 /// The tag `applypolicytemplate` leaves on each key, as CCKM does.
 pub const POLICY_TEMPLATE_TAG: &str = "cckm_policy_template_id";
 
 impl Engine {
-    pub(crate) async fn run_aws_item(&self, item: &ClaimedItem) -> Result<ItemResult, EngineError> {
-        let target = match self.resolver.aws_key(item.key_id).await {
+    /// One attempt at an item whose key was resolved with its claim (`target`: `Err` names what is gone).
+    /// Cancellation was checked with the claim (`worker.rs`).
+    pub(crate) async fn run_aws_item(
+        &self,
+        item: &ClaimedItem,
+        target: Result<Box<AwsTarget>, String>,
+        lease: &ItemLease,
+    ) -> Result<ItemResult, EngineError> {
+        let target = match target {
             Ok(t) => t,
-            Err(EngineError::Missing(why)) => {
+            Err(why) => {
                 return Ok(
                     ItemOutcome::Failed { code: "NotFoundException".into(), message: why, state_before: None }.into()
                 );
             }
-            Err(e) => return Err(e),
         };
-        // Cancellation is checked before anything is sent.
-        if self.store.job_aborted(item.job_id).await? {
-            return Ok(ItemOutcome::Skipped { reason: "cancelled".into() }.into());
-        }
+        let held = Held { item, lease };
         if let Some(restore) = &item.restore {
-            return Ok(self.restore(item, &target, restore).await);
+            return Ok(self.restore(held, &target, restore).await);
         }
         // The key id, not the ARN: the client is already bound to the key's account and region, and some
         // KMS implementations (moto) mishandle ARNs in Enable/DisableKey.
@@ -75,7 +79,7 @@ impl Engine {
         };
         // From here on the action is sent (unless the lease is lost first, and then nothing is recorded).
         let mut calls = Vec::new();
-        if let Err(e) = self.effect(item, item.operation, &target, &key, policy.as_deref(), &mut calls).await {
+        if let Err(e) = self.effect(held, item.operation, &target, &key, policy.as_deref(), &mut calls).await {
             // The cache was stale and the key is in a state the action does not apply to: maybe it is already
             // where we want it (e.g. deletion already scheduled).
             if e.kind == ErrorKind::InvalidState
@@ -102,7 +106,8 @@ impl Engine {
     /// A revert item: puts back the key's recorded policy and state from what the key is now (read first, on
     /// every attempt), with the fewest calls; a key already back needs none, so a retried attempt after an
     /// interruption does not repeat what the first one did.
-    async fn restore(&self, item: &ClaimedItem, target: &AwsTarget, restore: &Restore) -> ItemResult {
+    async fn restore(&self, held: Held<'_>, target: &AwsTarget, restore: &Restore) -> ItemResult {
+        let item = held.item;
         let key = target.key.material.key_id.clone();
         let live = match self.describe(target, &key).await {
             Ok(m) => m,
@@ -117,8 +122,8 @@ impl Engine {
                 Err(e) => return self.failure(item, target, e, Some(before)),
             };
             if !same_policy(&current, policy) {
-                let put = target.client.put_key_policy(&key, policy);
-                if let Err(e) = self.change(item, target, &key, "PutKeyPolicy", put, &mut calls).await {
+                let put = target.via.client.put_key_policy(&key, policy);
+                if let Err(e) = self.change(held, target, &key, "PutKeyPolicy", put, &mut calls).await {
                     return ItemResult { cloud_calls: calls, ..self.failure(item, target, e, Some(before)) };
                 }
                 // A revert of this revert puts it back in turn.
@@ -136,7 +141,7 @@ impl Engine {
                 }
             };
             for op in steps {
-                if let Err(e) = self.effect(item, op, target, &key, None, &mut calls).await {
+                if let Err(e) = self.effect(held, op, target, &key, None, &mut calls).await {
                     let failed = self.failure(item, target, e, Some(before));
                     return ItemResult { cloud_calls: calls, policy_before, ..failed };
                 }
@@ -149,7 +154,7 @@ impl Engine {
     }
 
     async fn key_policy(&self, target: &AwsTarget, key: &str) -> Result<String, CloudError> {
-        self.paced(target, "GetKeyPolicy", target.client.get_key_policy(key)).await
+        self.paced(target, "GetKeyPolicy", target.via.client.get_key_policy(key)).await
     }
 
     /// Paces `call` on its (account, region, action) bucket and feeds the outcome back into the pacer.
@@ -160,25 +165,31 @@ impl Engine {
         self.paced_checked(target, action, None, call).await
     }
 
-    /// `paced`, and when `item` is given, a last check right before the call that this node still holds the
-    /// item's lease: a node paused past its lease must not send a change another node may already have made.
+    /// `paced`, and when `held` is given, a check that this node still holds the item's lease both before the
+    /// pacing slot and right before the call: a node paused past its lease must not send a change another
+    /// node may already have made. The check after the slot is from this node's own knowledge of the lease
+    /// (`Engine::confirm_lease`), so no store read delays a call past its slot.
     async fn paced_checked<T, F>(
         &self,
         target: &AwsTarget,
         action: &'static str,
-        item: Option<&ClaimedItem>,
+        held: Option<Held<'_>>,
         call: F,
     ) -> Result<T, CloudError>
     where
         F: std::future::Future<Output = Result<T, CloudError>>,
     {
-        let p = partition(&target.account, &target.key.region, action);
-        self.pacer.acquire(&p, target.quotas.get(action).copied()).await;
-        if let Some(item) = item {
-            let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, self.now()).await;
-            if !held.unwrap_or(false) {
-                return Err(lease_lost());
-            }
+        if let Some(Held { item, lease }) = held
+            && !self.confirm_lease(item, lease).await
+        {
+            return Err(lease_lost());
+        }
+        let p = partition(&target.via.account, &target.key.region, action);
+        self.pacer.acquire(&p, target.via.quotas.get(action).copied()).await;
+        if let Some(Held { item, lease }) = held
+            && !self.confirm_lease(item, lease).await
+        {
+            return Err(lease_lost());
         }
         let started = std::time::Instant::now();
         let result = call.await;
@@ -192,7 +203,7 @@ impl Engine {
     }
 
     async fn describe(&self, target: &AwsTarget, key: &str) -> Result<KeyMetadata, CloudError> {
-        self.paced(target, "DescribeKey", target.client.describe_key(key)).await
+        self.paced(target, "DescribeKey", target.via.client.describe_key(key)).await
     }
 
     /// A state-changing call: spaced from other changes to the same key, paced on its bucket, and sent only
@@ -200,7 +211,7 @@ impl Engine {
     /// Each call sent is added to `calls` with AWS's request id (for the audit record of the item's outcome).
     async fn change<F>(
         &self,
-        item: &ClaimedItem,
+        held: Held<'_>,
         target: &AwsTarget,
         key: &str,
         action: &'static str,
@@ -212,7 +223,7 @@ impl Engine {
     {
         self.spacer.space(key).await;
         let sent = |request_id| CloudCall { cloud: CLOUD_AWS, action, key: key.to_owned(), request_id };
-        match self.paced_checked(target, action, Some(item), call).await {
+        match self.paced_checked(target, action, Some(held), call).await {
             Ok(receipt) => {
                 calls.push(sent(receipt.request_id));
                 Ok(())
@@ -228,30 +239,30 @@ impl Engine {
     /// Sends `op` (the item's operation, or a step of a revert item) to the key; the calls sent go to `calls`.
     async fn effect(
         &self,
-        item: &ClaimedItem,
+        held: Held<'_>,
         op: Operation,
         target: &AwsTarget,
         key: &str,
         policy: Option<&str>,
         calls: &mut Vec<CloudCall>,
     ) -> Result<(), CloudError> {
-        let kms: &dyn AwsKms = target.client.as_ref();
+        let kms: &dyn AwsKms = target.via.client.as_ref();
         let action = op.cloud_action();
         match op {
-            Operation::EnableKey => self.change(item, target, key, action, kms.enable_key(key), calls).await,
-            Operation::DisableKey => self.change(item, target, key, action, kms.disable_key(key), calls).await,
+            Operation::EnableKey => self.change(held, target, key, action, kms.enable_key(key), calls).await,
+            Operation::DisableKey => self.change(held, target, key, action, kms.disable_key(key), calls).await,
             Operation::ScheduleKeyDeletion => {
-                let days = item.params.days.unwrap_or(30) as i32;
-                self.change(item, target, key, action, kms.schedule_key_deletion(key, days), calls).await
+                let days = held.item.params.days.unwrap_or(30) as i32;
+                self.change(held, target, key, action, kms.schedule_key_deletion(key, days), calls).await
             }
             Operation::CancelKeyDeletion => {
-                self.change(item, target, key, action, kms.cancel_key_deletion(key), calls).await
+                self.change(held, target, key, action, kms.cancel_key_deletion(key), calls).await
             }
             Operation::ApplyPolicyTemplate => {
                 let policy = policy.unwrap_or_default();
-                self.change(item, target, key, action, kms.put_key_policy(key, policy), calls).await?;
-                let tag = template_tag(item);
-                self.change(item, target, key, "TagResource", kms.tag_resource(key, &[tag]), calls).await
+                self.change(held, target, key, action, kms.put_key_policy(key, policy), calls).await?;
+                let tag = template_tag(held.item);
+                self.change(held, target, key, "TagResource", kms.tag_resource(key, &[tag]), calls).await
             }
             // Not an AWS operation: `process` never routes it here.
             Operation::DeleteKeyBackups => Err(CloudError::new(
@@ -289,7 +300,7 @@ impl Engine {
             Operation::ApplyPolicyTemplate if item.attempts > 1 => {
                 let (k, v) = template_tag(item);
                 let tags =
-                    self.paced(target, "ListResourceTags", target.client.list_resource_tags(&meta.key_id)).await?;
+                    self.paced(target, "ListResourceTags", target.via.client.list_resource_tags(&meta.key_id)).await?;
                 Ok(tags.iter().any(|(tk, tv)| *tk == k && *tv == v))
             }
             Operation::ApplyPolicyTemplate => Ok(false),
@@ -303,8 +314,8 @@ impl Engine {
             bulkjob.id = %item.job_id, key.id = %item.key_id, partition = %item.partition,
             attempt = item.attempts, error.code = %err.code, "item attempt failed"
         );
-        let refused =
-            (err.kind == ErrorKind::Unauthorized).then(|| (target.connection_id, target.connection_name.clone()));
+        let refused = (err.kind == ErrorKind::Unauthorized)
+            .then(|| (target.via.connection_id, target.via.connection_name.clone()));
         let outcome = match self.config.retry.verdict(&err, item.attempts, self.jitter()) {
             Verdict::RetryAfter(wait) => {
                 let next = self.after(wait);
@@ -325,6 +336,13 @@ impl Engine {
         };
         ItemResult { refused_connection: refused, ..outcome.into() }
     }
+}
+
+/// An item and this node's lease on it, for the lease checks before its state-changing calls.
+#[derive(Clone, Copy)]
+struct Held<'a> {
+    item: &'a ClaimedItem,
+    lease: &'a ItemLease,
 }
 
 /// The code of the error a change answers when this node lost the item's lease before sending it.

@@ -9,7 +9,8 @@ mod sync;
 use async_trait::async_trait;
 use keyfleet_core::*;
 
-use crate::cloud::{Cloud, ItemResult, SyncStep};
+use crate::cloud::{Cloud, ItemResult, SyncStep, Target};
+use crate::worker::ItemLease;
 use crate::{Engine, EngineError};
 
 pub use item::POLICY_TEMPLATE_TAG;
@@ -22,8 +23,22 @@ impl Cloud for Aws {
         CLOUD_AWS
     }
 
-    async fn run_item(&self, engine: &Engine, item: &ClaimedItem) -> Result<ItemResult, EngineError> {
-        engine.run_aws_item(item).await
+    async fn prepare(&self, engine: &Engine, items: &[&ClaimedItem]) -> Result<Vec<Target>, EngineError> {
+        let ids: Vec<KeyId> = items.iter().map(|i| i.key_id).collect();
+        Ok(engine.resolver.aws_keys(&ids).await?.into_iter().map(|t| Target::Aws(t.map(Box::new))).collect())
+    }
+
+    async fn run_item(
+        &self,
+        engine: &Engine,
+        item: &ClaimedItem,
+        target: Target,
+        lease: &ItemLease,
+    ) -> Result<ItemResult, EngineError> {
+        match target {
+            Target::Aws(target) => engine.run_aws_item(item, target, lease).await,
+            Target::Backup { .. } => Err(EngineError::Missing("an AWS item prepared as a backup".into())),
+        }
     }
 
     async fn sync_steps<'a>(

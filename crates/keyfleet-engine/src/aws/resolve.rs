@@ -1,6 +1,8 @@
-//! From an AWS key id to a ready client: key → KMS container → connection (secret decrypted) → SDK client.
+//! From AWS key ids to ready clients: key → KMS container → connection (secret decrypted) → SDK client. A
+//! claim's items are resolved together: one read of their keys, one of each distinct container and
+//! connection, and clients from the cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use keyfleet_clouds::{AwsCredentials, AwsKms};
@@ -12,6 +14,12 @@ use crate::resolve::Resolver;
 /// A key and the means to act on it.
 pub struct AwsTarget {
     pub key: AwsKeyRecord,
+    pub via: Arc<AwsRoute>,
+}
+
+/// A KMS container, its connection and a client for one region: shared by the items of a claim that reach
+/// their keys through them.
+pub struct AwsRoute {
     pub account: String,
     /// The container's quota overrides (requests/s per action).
     pub quotas: BTreeMap<String, f64>,
@@ -21,42 +29,66 @@ pub struct AwsTarget {
 }
 
 impl Resolver {
-    pub async fn aws_key(&self, id: KeyId) -> Result<AwsTarget, EngineError> {
-        let key = self
-            .store
-            .get_aws_key(id)
-            .await?
-            .ok_or_else(|| EngineError::Missing(format!("key {id} is not in the inventory")))?;
-        let kms = self
-            .store
-            .get_kms(key.kms_id)
-            .await?
-            .ok_or_else(|| EngineError::Missing(format!("KMS container {} of key {id} was deleted", key.kms_id)))?;
-        let (client, connection_name) = self.aws_client_named(&kms, &key.region).await?;
-        Ok(AwsTarget {
+    /// The targets of `ids`, in their order: `Err` names what is gone (the key, its container or its
+    /// connection). Reads the keys at once, then each distinct container and connection once.
+    pub async fn aws_keys(&self, ids: &[KeyId]) -> Result<Vec<Result<AwsTarget, String>>, EngineError> {
+        let mut keys: HashMap<KeyId, AwsKeyRecord> =
+            self.store.get_aws_keys(ids).await?.into_iter().map(|k| (k.id, k)).collect();
+        let mut routes: HashMap<(KmsId, String), Result<Arc<AwsRoute>, String>> = HashMap::new();
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            // The same key twice in one claim (two jobs over one key) is rare: clone only then.
+            let key = if ids[i + 1..].contains(id) { keys.get(id).cloned() } else { keys.remove(id) };
+            let Some(key) = key else {
+                out.push(Err(format!("key {id} is not in the inventory")));
+                continue;
+            };
+            let place = (key.kms_id, key.region.clone());
+            let route = match routes.get(&place) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.aws_route(key.kms_id, &key.region).await?.map(Arc::new);
+                    routes.insert(place, r.clone());
+                    r
+                }
+            };
+            out.push(route.map(|via| AwsTarget { key, via }));
+        }
+        Ok(out)
+    }
+
+    /// A container's route to `region`; `Err` names what was deleted.
+    async fn aws_route(&self, kms_id: KmsId, region: &str) -> Result<Result<AwsRoute, String>, EngineError> {
+        let Some(kms) = self.store.get_kms(kms_id).await? else {
+            return Ok(Err(format!("KMS container {kms_id} was deleted")));
+        };
+        let Some(conn) = self.store.get_aws_connection(kms.connection_id).await? else {
+            return Ok(Err(format!("connection of KMS container {} was deleted", kms.name)));
+        };
+        let client = self.aws_client_of(&conn, region)?;
+        Ok(Ok(AwsRoute {
             account: kms.account_id,
             quotas: kms.quotas,
             connection_id: kms.connection_id,
-            connection_name,
-            key,
+            connection_name: conn.name,
             client,
-        })
+        }))
     }
 
     pub async fn aws_client(&self, kms: &KmsRecord, region: &str) -> Result<Arc<dyn AwsKms>, EngineError> {
-        Ok(self.aws_client_named(kms, region).await?.0)
-    }
-
-    /// The client, and the connection's name for messages.
-    async fn aws_client_named(&self, kms: &KmsRecord, region: &str) -> Result<(Arc<dyn AwsKms>, String), EngineError> {
         let conn = self
             .store
             .get_aws_connection(kms.connection_id)
             .await?
             .ok_or_else(|| EngineError::Missing(format!("connection of KMS container {} was deleted", kms.name)))?;
+        self.aws_client_of(&conn, region)
+    }
+
+    /// The cached client of this version of the connection in `region`, or a new one.
+    fn aws_client_of(&self, conn: &AwsConnectionRecord, region: &str) -> Result<Arc<dyn AwsKms>, EngineError> {
         let cache_key = (conn.id, conn.updated_at.timestamp_micros(), region.to_string());
         if let Some(c) = self.clients.get(&cache_key) {
-            return Ok((c, conn.name));
+            return Ok(c);
         }
         let creds = AwsCredentials {
             access_key_id: conn.access_key_id.clone(),
@@ -65,6 +97,6 @@ impl Resolver {
         };
         let client = self.connector.connect(&creds, region);
         self.clients.insert(cache_key, client.clone());
-        Ok((client, conn.name))
+        Ok(client)
     }
 }

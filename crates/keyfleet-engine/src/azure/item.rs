@@ -1,33 +1,39 @@
 //! One attempt at one Azure item. `delete-key-backups` deletes a cloud key backup keyfleet keeps: no Key Vault
 //! call, the backup row goes in the transaction that records the item, fenced by the item's lease.
 
+use std::collections::HashSet;
+
 use keyfleet_core::*;
 
-use crate::cloud::ItemResult;
+use crate::cloud::{ItemResult, Target};
 use crate::{Engine, EngineError};
 
 impl Engine {
-    pub(crate) async fn run_azure_item(&self, item: &ClaimedItem) -> Result<ItemResult, EngineError> {
+    /// Which of a claim's backups are still stored: one read for the claim.
+    pub(crate) async fn prepare_azure_items(&self, items: &[&ClaimedItem]) -> Result<Vec<Target>, EngineError> {
+        let ids: Vec<BackupId> = items.iter().map(|i| i.backup_id()).collect();
+        let stored: HashSet<BackupId> = self.store.get_key_backups(&ids).await?.into_iter().map(|b| b.id).collect();
+        Ok(ids.iter().map(|id| Target::Backup { stored: stored.contains(id) }).collect())
+    }
+
+    /// Cancellation was checked with the claim (`worker.rs`).
+    pub(crate) fn run_azure_item(&self, item: &ClaimedItem, stored: bool) -> ItemResult {
         if item.operation != Operation::DeleteKeyBackups {
-            return Ok(ItemOutcome::Failed {
+            return ItemOutcome::Failed {
                 code: "UnsupportedOperation".into(),
                 message: format!("{} is not an Azure operation", item.operation),
                 state_before: None,
             }
-            .into());
+            .into();
         }
-        if self.store.job_aborted(item.job_id).await? {
-            return Ok(ItemOutcome::Skipped { reason: "cancelled".into() }.into());
-        }
-        let id = item.backup_id();
         // Deleted since the job was created (one by one, or by another job): the goal holds, nothing to do.
-        let before = if self.store.get_key_backup(id).await?.is_some() { "stored" } else { "absent" };
+        let before = if stored { "stored" } else { "absent" };
         // The backup is keyfleet's own copy: no call to Key Vault.
         let outcome = ItemOutcome::Succeeded {
             detail: "Success".into(),
             state_before: Some(before.into()),
             state_after: Some("deleted".into()),
         };
-        Ok(ItemResult { deleted_backup: Some(id), ..outcome.into() })
+        ItemResult { deleted_backup: Some(item.backup_id()), ..outcome.into() }
     }
 }

@@ -11,7 +11,8 @@ mod vault;
 use async_trait::async_trait;
 use keyfleet_core::*;
 
-use crate::cloud::{Cloud, ItemResult, SyncStep};
+use crate::cloud::{Cloud, ItemResult, SyncStep, Target};
+use crate::worker::ItemLease;
 use crate::{Engine, EngineError};
 
 pub use vault::backup_name;
@@ -24,8 +25,21 @@ impl Cloud for Azure {
         CLOUD_AZURE
     }
 
-    async fn run_item(&self, engine: &Engine, item: &ClaimedItem) -> Result<ItemResult, EngineError> {
-        engine.run_azure_item(item).await
+    async fn prepare(&self, engine: &Engine, items: &[&ClaimedItem]) -> Result<Vec<Target>, EngineError> {
+        engine.prepare_azure_items(items).await
+    }
+
+    async fn run_item(
+        &self,
+        engine: &Engine,
+        item: &ClaimedItem,
+        target: Target,
+        _lease: &ItemLease,
+    ) -> Result<ItemResult, EngineError> {
+        match target {
+            Target::Backup { stored } => Ok(engine.run_azure_item(item, stored)),
+            Target::Aws(_) => Err(EngineError::Missing("an Azure item prepared as an AWS key".into())),
+        }
     }
 
     async fn sync_steps<'a>(

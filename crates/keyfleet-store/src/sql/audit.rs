@@ -35,29 +35,40 @@ fn record<D: Db>(r: Fields<'_, D>) -> Result<AuditRecord> {
 /// chain's lock (held until commit), and taking it last means a transaction holding it waits for nothing
 /// else, so no lock cycle can form with the row locks other writers hold.
 pub(crate) async fn append<D: Db>(tx: &mut Transaction<'_, D>, event: &AuditEvent) -> Result<()> {
+    append_all(tx, std::slice::from_ref(event)).await
+}
+
+/// Records per INSERT statement of [`append_all`] (11 parameters each).
+const RECORDS_PER_INSERT: usize = 64;
+
+/// [`append`] for several events, in order: one lock, one read of the chain's end, and one INSERT per
+/// [`RECORDS_PER_INSERT`] records (a batch of item results audits all its cloud calls at once).
+pub(crate) async fn append_all<D: Db>(tx: &mut Transaction<'_, D>, events: &[AuditEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     lock_named(tx, CHAIN_LOCK.to_string()).await?;
     let last = Query::<D>::new("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
         .optional(&mut *tx, |r| Ok((r.int("seq")?, r.text("hash")?)))
         .await?;
-    let (seq, prev) = last.unwrap_or((0, GENESIS_HASH.to_string()));
-    let r = AuditRecord::chain(seq + 1, now(), event, &prev);
-    Query::<D>::new(
-        "INSERT INTO audit_records (seq, at, username, client, request_id, action, resource, outcome, details, \
-         prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(r.seq)
-    .bind(r.at)
-    .bind(r.user)
-    .bind(r.client)
-    .bind(r.request_id)
-    .bind(r.action)
-    .bind(r.resource)
-    .bind(r.outcome)
-    .bind(r.details)
-    .bind(r.prev_hash)
-    .bind(r.hash)
-    .execute(&mut *tx)
-    .await?;
+    let (mut seq, mut prev) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+    for chunk in events.chunks(RECORDS_PER_INSERT) {
+        let mut q = Query::<D>::new(
+            "INSERT INTO audit_records (seq, at, username, client, request_id, action, resource, outcome, details, \
+             prev_hash, hash) VALUES ",
+        );
+        for (i, event) in chunk.iter().enumerate() {
+            seq += 1;
+            let r = AuditRecord::chain(seq, now(), event, &prev);
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.push_bind(r.seq).push(", ").push_bind(r.at).push(", ").push_bind(r.user).push(", ");
+            q.push_bind(r.client).push(", ").push_bind(r.request_id).push(", ").push_bind(r.action).push(", ");
+            q.push_bind(r.resource).push(", ").push_bind(r.outcome).push(", ").push_bind(r.details).push(", ");
+            q.push_bind(r.prev_hash).push(", ").push_bind(r.hash.clone()).push(")");
+            prev = r.hash;
+        }
+        q.execute(&mut *tx).await?;
+    }
     Ok(())
 }
 

@@ -347,6 +347,10 @@ impl<B: Backend> AzureWorkStore for B {
         Ok(self.list_azure_keys(&filter, &Page { skip, limit, sort: vec![] }).await?.0)
     }
 
+    async fn get_key_backups(&self, ids: &[BackupId]) -> Result<Vec<KeyBackupRecord>> {
+        self.key_backups_by_ids(ids).await
+    }
+
     async fn get_azure_connection(&self, id: ConnectionId) -> Result<Option<AzureConnectionRecord>> {
         row_by(self.reader(), "azure_connections", "id", id.to_string(), connection).await
     }

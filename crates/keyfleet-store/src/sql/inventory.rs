@@ -453,6 +453,9 @@ impl<B: Backend> AwsWorkStore for B {
     async fn get_aws_key(&self, id: KeyId) -> Result<Option<AwsKeyRecord>> {
         row_by(self.reader(), "aws_keys", "id", id.to_string(), key).await
     }
+    async fn get_aws_keys(&self, ids: &[KeyId]) -> Result<Vec<AwsKeyRecord>> {
+        self.aws_keys_by_ids(ids).await
+    }
     async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
         row_by(self.reader(), "aws_templates", "id", id.to_string(), template).await
     }

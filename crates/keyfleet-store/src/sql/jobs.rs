@@ -8,7 +8,7 @@ use keyfleet_core::time::to_micros;
 use keyfleet_core::*;
 use sqlx::{Pool, Transaction};
 
-use super::audit::append;
+use super::audit::{append, append_all};
 use super::azure::push_backup_selector;
 use super::inventory::{push_selector, refresh_aws_key};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, limit_offset, list_page, order_by, row_by};
@@ -1035,6 +1035,9 @@ impl<B: Backend> WorkQueue for B {
         }
         let mut recorded = Vec::with_capacity(items.len());
         let mut ended = [(Counter::Succeeded, 0u64), (Counter::Failed, 0), (Counter::Skipped, 0)];
+        // The cloud calls of the batch, audited together as the transaction's last statements.
+        let mut audited = Vec::new();
+        let job = job_id.to_string();
         for (item, change) in items.iter().zip(changes) {
             let written = Query::<B::Db>::new(
                 "UPDATE job_items SET status = $1, detail = $2, \
@@ -1067,16 +1070,14 @@ impl<B: Backend> WorkQueue for B {
             }
             for call in item.cloud_calls {
                 let outcome = change.detail.as_deref().unwrap_or("Retry");
-                let job = job_id.to_string();
-                let event = keyfleet_core::audit::cloud_call(
+                audited.push(keyfleet_core::audit::cloud_call(
                     call.cloud,
                     call.action,
                     &call.key,
                     call.request_id.as_deref(),
                     &job,
                     outcome,
-                );
-                append(&mut tx, &event).await?;
+                ));
             }
             if let Some(counter) = change.counter {
                 ended.iter_mut().filter(|(c, _)| *c == counter).for_each(|(_, n)| *n += 1);
@@ -1101,6 +1102,7 @@ impl<B: Backend> WorkQueue for B {
                 count_ended(&mut tx, job_id, counter, n, at).await?;
             }
         }
+        append_all(&mut tx, &audited).await?;
         tx.commit().await?;
         Ok(recorded)
     }

@@ -37,16 +37,13 @@ struct Cli {
     /// Scratch folder for data directories and logs (wiped per benchmark).
     #[arg(long, value_name = "DIR", default_value = "target/bench-work")]
     work_dir: PathBuf,
-    /// PostgreSQL server for the API benchmark's PostgreSQL half: it creates (and drops) database
-    /// `kf_bench_api` there. Default: a throwaway cluster started with scripts/pg-test-cluster.
-    #[arg(long, value_name = "URL", env = "KEYFLEET_BENCH_DATABASE_URL")]
-    database_url: Option<String>,
     /// How long the memory benchmark samples its job (default 60 s, 15 s with --quick).
     #[arg(long, value_name = "SECS")]
     memory_secs: Option<u64>,
-    /// A PostgreSQL server (admin URL) the overhead benchmark creates its database on (default:
-    /// `KEYFLEET_TEST_DATABASE_URL`, else a throwaway cluster started with scripts/pg-test-cluster).
-    #[arg(long, value_name = "URL")]
+    /// A PostgreSQL server (admin URL) the PostgreSQL halves of `overhead` and `api` create their databases
+    /// on (`api`: `kf_bench_api`, dropped after). Default: a throwaway cluster started with
+    /// scripts/pg-test-cluster (`overhead` also takes `KEYFLEET_TEST_DATABASE_URL`).
+    #[arg(long, value_name = "URL", env = "KEYFLEET_BENCH_DATABASE_URL")]
     database_url: Option<String>,
     /// Also write the tables to this file.
     #[arg(long, value_name = "FILE")]

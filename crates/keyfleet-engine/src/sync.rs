@@ -1,15 +1,21 @@
 //! Key synchronization: read every key of a job's targets (AWS account/regions, Azure vaults) into the
-//! inventory. A job covers its targets one after another and records each target's result in
-//! `detailed_status`, so an interrupted job resumes at the first target without a result. What a target is
-//! and how it is read is the cloud's (`aws/sync.rs`, `azure/sync.rs`).
+//! inventory. A job covers several targets at once (each is its own quota partition) and records each
+//! target's result in `detailed_status` as it finishes, so an interrupted job resumes with the targets
+//! without a result. What a target is and how it is read is the cloud's (`aws/sync.rs`, `azure/sync.rs`);
+//! every call is paced and retried (`retry.rs`).
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::future::BoxFuture;
 use keyfleet_core::*;
 use tokio::sync::watch;
 
-use crate::cloud::cloud;
+use crate::cloud::{SyncStep, cloud};
 use crate::{Engine, EngineError};
+
+/// Targets of one sync job read at the same time.
+const TARGET_CONCURRENCY: usize = 8;
 
 impl Engine {
     pub(crate) async fn sync_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -41,22 +47,28 @@ impl Engine {
         let owner = self.config.node_id.clone();
         let snapshot = job.clone();
         let steps = cloud(&job.cloud).sync_steps(self, &snapshot).await?;
-        for step in steps {
-            if job.detailed_status.contains_key(&step.label) {
-                continue; // done before an interruption
+        // Targets done before an interruption are not read again.
+        let mut left: Vec<BoxFuture<'_, (String, Result<String, EngineError>)>> = Vec::new();
+        for SyncStep { label, run } in steps {
+            if !snapshot.detailed_status.contains_key(&label) {
+                left.push(Box::pin(async move { (label, run.await) }));
             }
-            if self.store.get_sync_job(job.id).await?.is_some_and(|j| j.abort) {
-                job.abort = true;
-                break;
-            }
-            let text = step.run.await?;
-            job.detailed_status.insert(step.label, text);
+        }
+        let mut running = futures::stream::iter(left).buffer_unordered(TARGET_CONCURRENCY);
+        while let Some((label, text)) = running.next().await {
+            job.detailed_status.insert(label, text?);
             job.updated_at = self.now();
             let lease = self.after(self.config.lease_ttl);
             if !self.store.update_sync_job(&job, &owner, lease).await? {
                 return Ok(()); // lease lost: another node carries on
             }
+            // Cancelled: the targets still running are dropped unwritten (each writes in one transaction).
+            if self.store.get_sync_job(job.id).await?.is_some_and(|j| j.abort) {
+                job.abort = true;
+                break;
+            }
         }
+        drop(running);
         let any_failed = job.detailed_status.values().any(|v| v != "Success");
         let all_failed = !job.detailed_status.is_empty() && job.detailed_status.values().all(|v| v != "Success");
         job.status = if job.abort {

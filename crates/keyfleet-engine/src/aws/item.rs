@@ -173,7 +173,7 @@ impl Engine {
         F: std::future::Future<Output = Result<T, CloudError>>,
     {
         let p = partition(&target.account, &target.key.region, action);
-        self.pacer.acquire(&p, target.quotas.get(action).copied()).await;
+        let _sent = self.pacer.acquire(&p, target.quotas.get(action).copied()).await;
         if let Some(item) = item {
             let held = self.store.holds_item(item.job_id, item.seq, &self.config.node_id, self.now()).await;
             if !held.unwrap_or(false) {

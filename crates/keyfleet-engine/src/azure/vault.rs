@@ -8,21 +8,12 @@ use keyfleet_clouds::{CloudError, ErrorKind, KeyVault};
 use keyfleet_core::*;
 
 use super::pacing::partition;
-use crate::retry::Verdict;
+pub(crate) use crate::retry::Repeat;
 use crate::{Engine, EngineError};
 
-/// Whether a call may be repeated after a failure whose outcome is unknown (a timeout, a dropped connection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Repeat {
-    /// Reads and backups: repeating changes nothing.
-    Safe,
-    /// Restores: only a refusal that proves nothing happened (throttling) is retried.
-    OnlyIfRefused,
-}
-
 impl Engine {
-    /// Runs one Key Vault call paced on the vault's bucket; throttling and transient failures are retried with
-    /// the retry policy's backoff (honouring `Retry-After`) up to its attempt cap.
+    /// Runs one Key Vault call paced on the vault's bucket and retried by the one retry policy
+    /// ([`Engine::call_retried`]). The action names the call in metrics and logs; the bucket is the vault's.
     pub(crate) async fn vault_call<T, F, Fut>(
         &self,
         vault: &VaultRecord,
@@ -34,39 +25,7 @@ impl Engine {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, CloudError>>,
     {
-        let p = partition(vault);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            self.pacer.acquire(&p, None).await;
-            let started = std::time::Instant::now();
-            let result = call().await;
-            self.count_call(CLOUD_AZURE, action, &result, started.elapsed());
-            let err = match result {
-                Ok(v) => {
-                    self.pacer.succeeded(&p);
-                    return Ok(v);
-                }
-                Err(e) => e,
-            };
-            if err.kind == ErrorKind::Throttled {
-                self.pacer.throttled(&p);
-            }
-            if repeat == Repeat::OnlyIfRefused && err.kind != ErrorKind::Throttled {
-                return Err(err);
-            }
-            match self.config.retry.verdict(&err, attempts, self.jitter()) {
-                Verdict::RetryAfter(wait) => {
-                    self.metrics.cloud_retries.inc([CLOUD_AZURE, action]);
-                    tracing::info!(
-                        azure.vault = %vault.name, attempt = attempts, error.code = %err.code,
-                        wait_ms = wait.as_millis() as u64, "Key Vault call failed; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::Fail => return Err(err),
-            }
-        }
+        self.call_retried(CLOUD_AZURE, action, &partition(vault), None, repeat, call).await
     }
 
     /// Key Vault's backup of a key (all its versions): the opaque blob, not yet encrypted.

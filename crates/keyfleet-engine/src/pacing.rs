@@ -102,10 +102,10 @@ impl Bucket {
         }
         // Answers do not come back in send order: drop every expired call, then count again.
         self.sent.retain(|c| !expired(c));
-        let excess = (self.sent.len() + 1).checked_sub(capacity)?;
-        if excess == 0 {
+        if self.sent.len() < capacity {
             return Some(now);
         }
+        let excess = self.sent.len() + 1 - capacity;
         // The `excess`-th answer to leave the window opens it; calls still in flight may never leave first.
         let mut answers: Vec<Instant> = self.sent.iter().filter_map(|c| c.answered).collect();
         if answers.len() < excess {
@@ -377,6 +377,23 @@ mod tests {
         // The sixth call goes a full window after that answer, not a second after the first call was sent.
         let late = waited.as_secs_f64() - 4.0;
         assert!((0.0..0.002).contains(&late), "{waited:?}");
+    }
+
+    /// Answers come back out of order: a slow first call must not hide that the later ones left the window.
+    #[tokio::test(start_paused = true)]
+    async fn calls_answered_out_of_order_leave_the_window() {
+        let pacer = Pacer::new(1.0);
+        let p = part("EnableKey");
+        let slow = pacer.acquire(&p, None).await;
+        for _ in 0..4 {
+            drop(pacer.acquire(&p, None).await);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let start = Instant::now();
+        let more = (pacer.acquire(&p, None).await, pacer.acquire(&p, None).await);
+        // Four places are free: two calls go at once (one interval of catch-up), the slow one still counts.
+        assert!(start.elapsed() <= Duration::from_millis(1), "{:?}", start.elapsed());
+        drop((slow, more));
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,6 +5,7 @@
 //! every call is paced and retried (`retry.rs`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -43,32 +44,54 @@ impl Engine {
         }
     }
 
-    async fn run_sync_job(&self, mut job: SyncJobRecord) -> Result<(), EngineError> {
+    async fn run_sync_job(&self, job: SyncJobRecord) -> Result<(), EngineError> {
         let owner = self.config.node_id.clone();
         let snapshot = job.clone();
         let steps = cloud(&job.cloud).sync_steps(self, &snapshot).await?;
-        // Targets done before an interruption are not read again.
-        let mut left: Vec<BoxFuture<'_, (String, Result<String, EngineError>)>> = Vec::new();
+        // Each target records its result as it finishes, inside its own future: the stream of targets must
+        // keep being polled while one of them writes (a target may hold the store's writer meanwhile). The
+        // lock orders the writes, so every write carries every result so far.
+        let record = tokio::sync::Mutex::new(job);
+        let (lost, aborted) = (AtomicBool::new(false), AtomicBool::new(false));
+        let mut left: Vec<BoxFuture<'_, Result<(), EngineError>>> = Vec::new();
         for SyncStep { label, run } in steps {
-            if !snapshot.detailed_status.contains_key(&label) {
-                left.push(Box::pin(async move { (label, run.await) }));
+            // Targets done before an interruption are not read again.
+            if snapshot.detailed_status.contains_key(&label) {
+                continue;
             }
+            let (record, lost, aborted, owner) = (&record, &lost, &aborted, &owner);
+            left.push(Box::pin(async move {
+                let text = run.await?;
+                let mut job = record.lock().await;
+                if lost.load(Ordering::Relaxed) || aborted.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                job.detailed_status.insert(label, text);
+                job.updated_at = self.now();
+                let lease = self.after(self.config.lease_ttl);
+                if !self.store.update_sync_job(&job, owner, lease).await? {
+                    lost.store(true, Ordering::Relaxed); // another node carries on
+                } else if self.store.get_sync_job(job.id).await?.is_some_and(|j| j.abort) {
+                    aborted.store(true, Ordering::Relaxed);
+                }
+                Ok(())
+            }));
         }
         let mut running = futures::stream::iter(left).buffer_unordered(TARGET_CONCURRENCY);
-        while let Some((label, text)) = running.next().await {
-            job.detailed_status.insert(label, text?);
-            job.updated_at = self.now();
-            let lease = self.after(self.config.lease_ttl);
-            if !self.store.update_sync_job(&job, &owner, lease).await? {
-                return Ok(()); // lease lost: another node carries on
-            }
-            // Cancelled: the targets still running are dropped unwritten (each writes in one transaction).
-            if self.store.get_sync_job(job.id).await?.is_some_and(|j| j.abort) {
-                job.abort = true;
+        while let Some(done) = running.next().await {
+            done?;
+            // Lost or cancelled: the targets still running are dropped unwritten (each writes in one
+            // transaction).
+            if lost.load(Ordering::Relaxed) || aborted.load(Ordering::Relaxed) {
                 break;
             }
         }
         drop(running);
+        if lost.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut job = record.into_inner();
+        job.abort |= aborted.load(Ordering::Relaxed);
         let any_failed = job.detailed_status.values().any(|v| v != "Success");
         let all_failed = !job.detailed_status.is_empty() && job.detailed_status.values().all(|v| v != "Success");
         job.status = if job.abort {

@@ -184,7 +184,9 @@ mod tests {
         assert!(draws.iter().any(|d| d.delay.as_millis() < 15) && draws.iter().any(|d| d.delay.as_millis() > 55));
         let failed = draws.iter().filter(|d| d.server_error.is_some()).count();
         assert!((100..300).contains(&failed), "{failed} of 4000 at 5 %");
-        assert!(draws.iter().any(|d| d.server_error == Some(true)) && draws.iter().any(|d| d.server_error == Some(false)));
+        assert!(
+            draws.iter().any(|d| d.server_error == Some(true)) && draws.iter().any(|d| d.server_error == Some(false))
+        );
         let none = TransientRates::default().draw(&mut rng);
         assert_eq!(none, Transient::default());
     }

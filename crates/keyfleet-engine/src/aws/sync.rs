@@ -142,7 +142,11 @@ impl RegionReads<'_> {
     /// DescribeKey, GetKeyPolicy and ListResourceTags of one key; None when it vanished meanwhile. A policy or
     /// tags this connection may not read are left empty; a read that kept failing after its retries fails the
     /// region (its keys are then not replaced by incomplete ones).
-    async fn key(&self, id: &str, aliases: &HashMap<String, Vec<String>>) -> Result<Option<AwsKeyMaterial>, CloudError> {
+    async fn key(
+        &self,
+        id: &str,
+        aliases: &HashMap<String, Vec<String>>,
+    ) -> Result<Option<AwsKeyMaterial>, CloudError> {
         let meta = match self.call("DescribeKey", || self.client.describe_key(id)).await {
             Ok(m) => m,
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
@@ -151,8 +155,7 @@ impl RegionReads<'_> {
         let Some(policy) = optional(self.call("GetKeyPolicy", || self.client.get_key_policy(id)).await)? else {
             return Ok(None);
         };
-        let Some(tags) = optional(self.call("ListResourceTags", || self.client.list_resource_tags(id)).await)?
-        else {
+        let Some(tags) = optional(self.call("ListResourceTags", || self.client.list_resource_tags(id)).await)? else {
             return Ok(None);
         };
         let mut alias = aliases.get(&meta.key_id).cloned().unwrap_or_default();

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
-use rand::rngs::StdRng;
 use rand::Rng as _;
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 

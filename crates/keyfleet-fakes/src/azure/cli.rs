@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::{
-    BUILTIN_CLIENT_ID, BUILTIN_CLIENT_SECRET, BUILTIN_TENANT_ID, DEFAULT_VAULT, FakeVault, FakeVaultConfig, ThrottleConfig,
+    BUILTIN_CLIENT_ID, BUILTIN_CLIENT_SECRET, BUILTIN_TENANT_ID, DEFAULT_VAULT, FakeVault, FakeVaultConfig,
+    ThrottleConfig,
 };
 use crate::common::CallFaultArgs;
 

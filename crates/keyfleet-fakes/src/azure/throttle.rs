@@ -192,7 +192,8 @@ mod tests {
 
     #[test]
     fn seeded_server_errors_and_jitter_repeat() {
-        let config = ThrottleConfig { error_5xx: 0.5, latency_jitter_ms: 50, seed: Some(9), ..ThrottleConfig::default() };
+        let config =
+            ThrottleConfig { error_5xx: 0.5, latency_jitter_ms: 50, seed: Some(9), ..ThrottleConfig::default() };
         let draw = |throttle: &mut Throttle| (0..40).map(|_| throttle.transient()).collect::<Vec<_>>();
         let mut a = Throttle::default();
         a.set(config.clone());

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use crate::cloud::{SyncStep, cloud};
 use crate::{Engine, EngineError};
 
-/// Targets of one sync job read at the same time.
-const TARGET_CONCURRENCY: usize = 8;
+/// Targets of one sync job read at the same time (each is its own quota: an account-region, a vault).
+const TARGET_CONCURRENCY: usize = 16;
 
 impl Engine {
     pub(crate) async fn sync_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {

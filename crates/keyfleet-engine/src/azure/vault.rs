@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use futures::StreamExt;
+
 use keyfleet_clouds::azure::{KeyBundle, KeyItem};
 use keyfleet_clouds::{CloudError, ErrorKind, KeyVault};
 use keyfleet_core::*;
@@ -90,22 +92,26 @@ impl Engine {
         Ok(record)
     }
 
-    /// Every key name of a vault, following `nextLink`.
-    pub(crate) async fn key_names(
-        &self,
-        vault: &VaultRecord,
-        client: &dyn KeyVault,
-    ) -> Result<Vec<String>, CloudError> {
-        let mut names = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self.vault_call(vault, "GetKeys", Repeat::Safe, || client.list_keys(next.as_deref())).await?;
-            names.extend(page.items.into_iter().map(|k: KeyItem| k.name));
-            next = page.next_link;
-            if next.is_none() {
-                return Ok(names);
+    /// Every key name of a vault, page by page (following `nextLink`): the keys of a page can be read while
+    /// the next page is fetched. A failed page (after its retries) ends the stream with its error.
+    pub(crate) fn key_names<'a>(
+        &'a self,
+        vault: &'a VaultRecord,
+        client: &'a dyn KeyVault,
+    ) -> impl futures::Stream<Item = Result<String, CloudError>> + 'a {
+        // `None`: the listing ended (or failed); `Some(link)`: the next page to fetch (`Some(None)`: the first).
+        futures::stream::unfold(Some(None::<String>), move |next| async move {
+            let link = next?;
+            match self.vault_call(vault, "GetKeys", Repeat::Safe, || client.list_keys(link.as_deref())).await {
+                Ok(page) => {
+                    let names: Vec<Result<String, CloudError>> =
+                        page.items.into_iter().map(|k: KeyItem| Ok(k.name)).collect();
+                    Some((futures::stream::iter(names), page.next_link.map(Some)))
+                }
+                Err(e) => Some((futures::stream::iter(vec![Err(e)]), None)),
             }
-        }
+        })
+        .flatten()
     }
 
     async fn key_versions(

@@ -134,7 +134,9 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     }
     let delete_secs = started.elapsed().as_secs_f64();
     let vault_calls_in_delete = calls_so_far().await? - before_delete;
-    eprintln!("  delete-key-backups: {deleted} deleted, {failed} failed in {delete_secs:.1} s; Key Vault calls {vault_calls_in_delete}");
+    eprintln!(
+        "  delete-key-backups: {deleted} deleted, {failed} failed in {delete_secs:.1} s; Key Vault calls {vault_calls_in_delete}"
+    );
     server.stop(Duration::from_secs(30)).await?;
 
     // 3. Baseline: a raw HTTPS client (reqwest, rustls) reading keys from the same fake, limits off.
@@ -159,7 +161,10 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
         "–".into(),
     ]);
     t.row(vec![
-        format!("keyfleet sync of {} keys (GetKeys pages, GetKey, GetKeyVersions), 0–50 ms jitter, 5 % 500/503", int(total)),
+        format!(
+            "keyfleet sync of {} keys (GetKeys pages, GetKey, GetKeyVersions), 0–50 ms jitter, 5 % 500/503",
+            int(total)
+        ),
         format!(
             "**{} req/s** admitted ({} s, {} calls, {} throttled = {}, {} 5xx; {} of {} keys; {})",
             num(sync_rate),

@@ -278,7 +278,7 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     let windows: u64 = kf_runs.iter().map(|r| r.spacing.windows).sum();
     Ok(Section {
         title: format!(
-            "2. Quota adherence under jitter and faults: `disablekey` on {} keys over {} accounts × {} regions,              AWS's default quotas, 0–{JITTER_MS} ms jitter and {} server errors on every call, {runs} runs",
+            "2. Quota adherence under jitter and faults: `disablekey` on {} keys over {} accounts × {} regions, AWS's default quotas, 0–{JITTER_MS} ms jitter and {} server errors on every call, {runs} runs",
             int(total as u64),
             ACCOUNTS.len(),
             REGIONS.len(),

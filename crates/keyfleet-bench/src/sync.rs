@@ -97,10 +97,8 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     // 2. aws-sdk-kms alone, the same three reads per key, quotas off.
     set_faults(&fake, json!({})).await?;
     let url = fake_proc.url.as_str();
-    let clients: Vec<aws_sdk_kms::Client> = ACCOUNTS
-        .iter()
-        .flat_map(|(akid, _)| REGIONS.iter().map(move |region| sdk_client(url, akid, region)))
-        .collect();
+    let clients: Vec<aws_sdk_kms::Client> =
+        ACCOUNTS.iter().flat_map(|(akid, _)| REGIONS.iter().map(move |region| sdk_client(url, akid, region))).collect();
     let (clients, keys) = (Arc::new(clients), Arc::new(keys));
     let budget = Budget { duration: Duration::from_secs(600), max_requests: total };
     let started = Instant::now();
@@ -120,7 +118,8 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     fake_proc.stop(Duration::from_secs(5)).await?;
 
     let floor = per_partition as f64 / SLOWEST_READ_QUOTA;
-    let mut t = Table::new(&["contender", "wall time", "keys/s", "keys in the inventory", "calls", "vs SDK alone", "target"]);
+    let mut t =
+        Table::new(&["contender", "wall time", "keys/s", "keys in the inventory", "calls", "vs SDK alone", "target"]);
     for (label, secs, status, held, calls, totals, _) in &rows {
         t.row(vec![
             format!("keyfleet sync, {label}"),
@@ -138,7 +137,9 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
         ]);
     }
     t.row(vec![
-        format!("aws-sdk-kms alone, DescribeKey + GetKeyPolicy + ListResourceTags per key, N={SDK_CONCURRENCY}, quotas off"),
+        format!(
+            "aws-sdk-kms alone, DescribeKey + GetKeyPolicy + ListResourceTags per key, N={SDK_CONCURRENCY}, quotas off"
+        ),
         format!("**{} s**", num(sdk_secs)),
         num(sdk.ok as f64 / sdk_secs),
         format!("{} read, {} failed", int(sdk.ok), int(sdk.errors)),

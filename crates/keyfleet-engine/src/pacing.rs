@@ -265,6 +265,7 @@ impl KeySpacer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

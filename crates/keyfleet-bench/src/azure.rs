@@ -104,6 +104,8 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     // the store while the server is stopped, then one delete-key-backups job per vault, all at once.
     let per_key = (100_000 / total.max(1)).max(1);
     let written = write_backups(&data.join("keyfleet.db"), per_key).await?;
+    // Large jobs need a cap (the server's safety rule): exactly the backups of one vault.
+    let per_vault = written / VAULTS as u64;
     let server = Proc::keyfleet(&env.keyfleet, &data, &dir.join("keyfleet-2.log"), &trust).await?;
     let api = Api::login(&server.url).await?;
     let before_delete = calls_so_far().await?;
@@ -120,7 +122,8 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
         let job = api
             .post(
                 "/api/v1/cckm/azure/bulkjobs",
-                json!({"operation": "delete-key-backups", "delete_key_backups_param": {"vault_id": v}}),
+                json!({"operation": "delete-key-backups", "delete_key_backups_param": {"vault_id": v},
+                       "max_items": per_vault}),
             )
             .await?;
         jobs.push(job["id"].as_str().context("job id")?.to_owned());

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod api;
+mod azure;
 mod client;
 mod db;
 mod load;
@@ -9,6 +10,7 @@ mod overhead;
 mod procs;
 mod quota;
 mod report;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -63,6 +65,10 @@ enum Bench {
     Quota,
     Api,
     Memory,
+    /// 100,000-key AWS sync (bench/RESULTS.md §6).
+    Sync,
+    /// Azure Key Vault at its quota (bench/RESULTS.md §7).
+    Azure,
 }
 
 /// What every benchmark needs to know about its surroundings.
@@ -98,7 +104,7 @@ fn main() -> anyhow::Result<()> {
         database_url: cli.database_url,
     };
     let benches = if cli.benches.is_empty() {
-        vec![Bench::Overhead, Bench::Quota, Bench::Api, Bench::Memory]
+        vec![Bench::Overhead, Bench::Quota, Bench::Api, Bench::Memory, Bench::Sync, Bench::Azure]
     } else {
         cli.benches
     };
@@ -121,6 +127,8 @@ fn main() -> anyhow::Result<()> {
                 Bench::Quota => quota::run(&env).await,
                 Bench::Api => api::run(&env).await,
                 Bench::Memory => memory::run(&env).await,
+                Bench::Sync => sync::run(&env).await,
+                Bench::Azure => azure::run(&env).await,
             }
         });
         eprintln!("== {bench:?} took {:.0} s", started.elapsed().as_secs_f64());

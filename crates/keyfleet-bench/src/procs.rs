@@ -45,6 +45,19 @@ impl Proc {
         .await
     }
 
+    /// Starts `keyfleet fake-azure --port 0` with `args` added.
+    pub async fn fake_azure(bin: &Path, log: &Path, args: &[String]) -> anyhow::Result<Proc> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("fake-azure").arg("--host").arg("127.0.0.1").arg("--port").arg("0").args(args);
+        // "fake Azure Key Vault listening on https://127.0.0.1:PORT | ..."
+        Self::spawn("keyfleet fake-azure", cmd, log, |line| {
+            line.strip_prefix("fake Azure Key Vault listening on ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+        })
+        .await
+    }
+
     async fn spawn(
         name: &'static str,
         mut cmd: Command,

@@ -1,9 +1,16 @@
-//! The one retry policy: which failures are retried, how often, and how long to wait. Pure: the jitter is
-//! drawn by the caller (the engine's seeded or OS-seeded generator) and passed in.
+//! The one retry policy: which failures are retried, how often, and how long to wait. The policy is pure: the
+//! jitter is drawn by the caller (the engine's seeded or OS-seeded generator) and passed in. Bulk-job items
+//! retry through their item's state (`worker.rs`: a failed attempt is rescheduled); a cloud call outside an
+//! item — key synchronization, a backup or restore of one key — retries in place with
+//! [`Engine::call_retried`], paced by the same pacer.
 
+use std::future::Future;
 use std::time::Duration;
 
 use keyfleet_clouds::{CloudError, ErrorKind};
+
+use crate::Engine;
+use crate::pacing::Partition;
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -48,6 +55,69 @@ impl RetryPolicy {
         let ceiling = self.base.saturating_mul(1u32 << exp.min(20)).min(self.cap);
         let ms = ceiling.as_millis().max(1) as f64;
         Duration::from_millis((ms * jitter.clamp(0.0, 1.0)).round() as u64)
+    }
+}
+
+/// Whether a call may be repeated after a failure whose outcome is unknown (a timeout, a dropped connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Reads and backups: repeating changes nothing.
+    Safe,
+    /// Restores: only a refusal that proves nothing happened (throttling) is retried.
+    OnlyIfRefused,
+}
+
+impl Engine {
+    /// Runs one cloud call outside a bulk-job item (`action` names it in metrics and logs), paced on
+    /// partition `p` (at `quota`, else the cloud's default for the partition) with the AIMD feedback, retrying throttling and transient failures with the
+    /// retry policy's backoff (honouring `Retry-After`) up to its attempt cap. `call` makes a fresh request
+    /// for each attempt.
+    pub(crate) async fn call_retried<T, F, Fut>(
+        &self,
+        cloud: &'static str,
+        action: &'static str,
+        p: &Partition,
+        quota: Option<f64>,
+        repeat: Repeat,
+        call: F,
+    ) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = {
+                let _sent = self.pacer.acquire(p, quota).await;
+                self.timed(cloud, action, call()).await
+            };
+            let err = match result {
+                Ok(v) => {
+                    self.pacer.succeeded(p);
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            if err.kind == ErrorKind::Throttled {
+                self.pacer.throttled(p);
+            }
+            if repeat == Repeat::OnlyIfRefused && err.kind != ErrorKind::Throttled {
+                return Err(err);
+            }
+            match self.config.retry.verdict(&err, attempts, self.jitter()) {
+                Verdict::RetryAfter(wait) => {
+                    self.metrics.cloud_retries.inc([cloud, action]);
+                    tracing::info!(
+                        cloud, partition.account = %p.account, partition.region = %p.region, action,
+                        attempt = attempts, error.code = %err.code, wait_ms = wait.as_millis() as u64,
+                        "cloud call failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Verdict::Fail => return Err(err),
+            }
+        }
     }
 }
 

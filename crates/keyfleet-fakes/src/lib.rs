@@ -4,6 +4,8 @@ pub mod aws;
 pub mod azure;
 mod common;
 
+pub use common::CallFaultArgs;
+
 pub use aws::{
     BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, CallRecord, DEFAULT_REGION, FakeAwsArgs, FakeKms, FakeKmsConfig,
     RunningFake, run,

@@ -185,7 +185,7 @@ impl Engine {
             return Err(lease_lost());
         }
         let p = partition(&target.via.account, &target.key.region, action);
-        self.pacer.acquire(&p, target.via.quotas.get(action).copied()).await;
+        let _sent = self.pacer.acquire(&p, target.via.quotas.get(action).copied()).await;
         if let Some(Held { item, lease }) = held
             && !self.confirm_lease(item, lease).await
         {

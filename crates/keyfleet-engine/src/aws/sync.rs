@@ -1,20 +1,23 @@
 //! AWS key synchronization: every key of a container's regions (ListAliases, ListKeys, then DescribeKey,
-//! GetKeyPolicy and ListResourceTags per key) into the inventory, one account/region per sync step.
+//! GetKeyPolicy and ListResourceTags per key) into the inventory, one account/region per sync step. Every
+//! call is paced on its (account, region, action) bucket and retried like a job's (`retry.rs`).
 
 use std::collections::HashMap;
 
 use futures::StreamExt;
 use keyfleet_clouds::aws::AliasEntry;
-use keyfleet_clouds::{AwsKms, CloudError};
+use keyfleet_clouds::{AwsKms, CloudError, ErrorKind};
 use keyfleet_core::*;
 
 use super::pacing::partition;
 use crate::cloud::SyncStep;
 use crate::pacing::Partition;
+use crate::retry::Repeat;
 use crate::{Engine, EngineError};
 
-/// Keys read in parallel per region (DescribeKey's quota is large; this bounds our own load).
-const KEY_CONCURRENCY: usize = 8;
+/// Keys read in parallel per region: enough to keep DescribeKey's 2,000/s quota busy over tens of ms of
+/// network latency, few enough to bound our own load.
+const KEY_CONCURRENCY: usize = 32;
 
 impl Engine {
     /// One step per (container, region) the job covers; its label is `"<account>/<region>"`.
@@ -66,13 +69,13 @@ impl Engine {
 
     async fn sync_region(&self, kms: &KmsRecord, region: &str) -> Result<(u64, u64, u64), SyncError> {
         let client = self.resolver.aws_client(kms, region).await?;
-        let part = |action| partition(&kms.account_id, region, action);
-        let aliases = self.all_aliases(client.as_ref(), &part("ListAliases")).await?;
+        let client = client.as_ref();
+        let reads = RegionReads { engine: self, kms, region, client };
+        let aliases = reads.all_aliases().await?;
         let mut key_ids = Vec::new();
-        let mut marker = None;
+        let mut marker: Option<String> = None;
         loop {
-            self.pacer.acquire(&part("ListKeys"), kms.quotas.get("ListKeys").copied()).await;
-            let page = self.timed(CLOUD_AWS, "ListKeys", client.list_keys(marker, 1000)).await?;
+            let page = reads.call("ListKeys", || client.list_keys(marker.clone(), 1000)).await?;
             key_ids.extend(page.items);
             marker = page.next_marker;
             if marker.is_none() {
@@ -82,10 +85,9 @@ impl Engine {
         let started = self.now();
         let materials: Vec<Result<Option<AwsKeyMaterial>, CloudError>> = futures::stream::iter(key_ids)
             .map(|id| {
-                let client = client.clone();
+                let reads = &reads;
                 let aliases = &aliases;
-                let part = &part;
-                async move { self.read_key(client.as_ref(), &id, aliases, part).await }
+                async move { reads.key(&id, aliases).await }
             })
             .buffer_unordered(KEY_CONCURRENCY)
             .collect()
@@ -99,17 +101,32 @@ impl Engine {
         let listed = keyfleet_store::AwsRegionKeys { kms_id: kms.id, region, keys: &keys };
         Ok(self.store.sync_aws_region(&listed, started).await.map_err(EngineError::from)?)
     }
+}
 
-    async fn all_aliases(
-        &self,
-        client: &dyn AwsKms,
-        part: &Partition,
-    ) -> Result<HashMap<String, Vec<String>>, CloudError> {
+/// The reads of one account/region's sync: each call paced on its bucket and retried.
+struct RegionReads<'a> {
+    engine: &'a Engine,
+    kms: &'a KmsRecord,
+    region: &'a str,
+    client: &'a dyn AwsKms,
+}
+
+impl RegionReads<'_> {
+    async fn call<T, F, Fut>(&self, action: &'static str, call: F) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CloudError>>,
+    {
+        let p: Partition = partition(&self.kms.account_id, self.region, action);
+        let quota = self.kms.quotas.get(action).copied();
+        self.engine.call_retried(CLOUD_AWS, action, &p, quota, Repeat::Safe, call).await
+    }
+
+    async fn all_aliases(&self) -> Result<HashMap<String, Vec<String>>, CloudError> {
         let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
-        let mut marker = None;
+        let mut marker: Option<String> = None;
         loop {
-            self.pacer.acquire(part, None).await;
-            let page = self.timed(CLOUD_AWS, "ListAliases", client.list_aliases(marker, 100)).await?;
+            let page = self.call("ListAliases", || self.client.list_aliases(marker.clone(), 100)).await?;
             for AliasEntry { alias_name, target_key_id } in page.items {
                 if let Some(t) = target_key_id {
                     by_key.entry(t).or_default().push(alias_name);
@@ -122,27 +139,39 @@ impl Engine {
         }
     }
 
-    /// DescribeKey, GetKeyPolicy and ListResourceTags of one key; None when it vanished meanwhile.
-    async fn read_key(
+    /// DescribeKey, GetKeyPolicy and ListResourceTags of one key; None when it vanished meanwhile. A policy or
+    /// tags this connection may not read are left empty; a read that kept failing after its retries fails the
+    /// region (its keys are then not replaced by incomplete ones).
+    async fn key(
         &self,
-        client: &dyn AwsKms,
         id: &str,
         aliases: &HashMap<String, Vec<String>>,
-        part: &(dyn Fn(&'static str) -> Partition + Sync),
     ) -> Result<Option<AwsKeyMaterial>, CloudError> {
-        self.pacer.acquire(&part("DescribeKey"), None).await;
-        let meta = match self.timed(CLOUD_AWS, "DescribeKey", client.describe_key(id)).await {
+        let meta = match self.call("DescribeKey", || self.client.describe_key(id)).await {
             Ok(m) => m,
-            Err(e) if e.kind == keyfleet_clouds::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        self.pacer.acquire(&part("GetKeyPolicy"), None).await;
-        let policy = self.timed(CLOUD_AWS, "GetKeyPolicy", client.get_key_policy(id)).await.unwrap_or_default();
-        self.pacer.acquire(&part("ListResourceTags"), None).await;
-        let tags = self.timed(CLOUD_AWS, "ListResourceTags", client.list_resource_tags(id)).await.unwrap_or_default();
+        let Some(policy) = optional(self.call("GetKeyPolicy", || self.client.get_key_policy(id)).await)? else {
+            return Ok(None);
+        };
+        let Some(tags) = optional(self.call("ListResourceTags", || self.client.list_resource_tags(id)).await)? else {
+            return Ok(None);
+        };
         let mut alias = aliases.get(&meta.key_id).cloned().unwrap_or_default();
         alias.sort();
         Ok(Some(AwsKeyMaterial { policy, tags, aliases: alias, ..meta }))
+    }
+}
+
+/// A key's policy or tags: `None` when the key vanished, empty when the connection may not read them, the error
+/// when it is one the retries could not get past.
+fn optional<T: Default>(read: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
+    match read {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind.is_retryable() => Err(e),
+        Err(_) => Ok(Some(T::default())),
     }
 }
 

@@ -3,26 +3,19 @@
 
 use std::future::Future;
 
+use futures::StreamExt;
+
 use keyfleet_clouds::azure::{KeyBundle, KeyItem};
 use keyfleet_clouds::{CloudError, ErrorKind, KeyVault};
 use keyfleet_core::*;
 
 use super::pacing::partition;
-use crate::retry::Verdict;
+pub(crate) use crate::retry::Repeat;
 use crate::{Engine, EngineError};
 
-/// Whether a call may be repeated after a failure whose outcome is unknown (a timeout, a dropped connection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Repeat {
-    /// Reads and backups: repeating changes nothing.
-    Safe,
-    /// Restores: only a refusal that proves nothing happened (throttling) is retried.
-    OnlyIfRefused,
-}
-
 impl Engine {
-    /// Runs one Key Vault call paced on the vault's bucket; throttling and transient failures are retried with
-    /// the retry policy's backoff (honouring `Retry-After`) up to its attempt cap.
+    /// Runs one Key Vault call paced on the vault's bucket and retried by the one retry policy
+    /// ([`Engine::call_retried`]). The action names the call in metrics and logs; the bucket is the vault's.
     pub(crate) async fn vault_call<T, F, Fut>(
         &self,
         vault: &VaultRecord,
@@ -34,39 +27,7 @@ impl Engine {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, CloudError>>,
     {
-        let p = partition(vault);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            self.pacer.acquire(&p, None).await;
-            let started = std::time::Instant::now();
-            let result = call().await;
-            self.count_call(CLOUD_AZURE, action, &result, started.elapsed());
-            let err = match result {
-                Ok(v) => {
-                    self.pacer.succeeded(&p);
-                    return Ok(v);
-                }
-                Err(e) => e,
-            };
-            if err.kind == ErrorKind::Throttled {
-                self.pacer.throttled(&p);
-            }
-            if repeat == Repeat::OnlyIfRefused && err.kind != ErrorKind::Throttled {
-                return Err(err);
-            }
-            match self.config.retry.verdict(&err, attempts, self.jitter()) {
-                Verdict::RetryAfter(wait) => {
-                    self.metrics.cloud_retries.inc([CLOUD_AZURE, action]);
-                    tracing::info!(
-                        azure.vault = %vault.name, attempt = attempts, error.code = %err.code,
-                        wait_ms = wait.as_millis() as u64, "Key Vault call failed; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::Fail => return Err(err),
-            }
-        }
+        self.call_retried(CLOUD_AZURE, action, &partition(vault), None, repeat, call).await
     }
 
     /// Key Vault's backup of a key (all its versions): the opaque blob, not yet encrypted.
@@ -131,22 +92,26 @@ impl Engine {
         Ok(record)
     }
 
-    /// Every key name of a vault, following `nextLink`.
-    pub(crate) async fn key_names(
-        &self,
-        vault: &VaultRecord,
-        client: &dyn KeyVault,
-    ) -> Result<Vec<String>, CloudError> {
-        let mut names = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self.vault_call(vault, "GetKeys", Repeat::Safe, || client.list_keys(next.as_deref())).await?;
-            names.extend(page.items.into_iter().map(|k: KeyItem| k.name));
-            next = page.next_link;
-            if next.is_none() {
-                return Ok(names);
+    /// Every key name of a vault, page by page (following `nextLink`): the keys of a page can be read while
+    /// the next page is fetched. A failed page (after its retries) ends the stream with its error.
+    pub(crate) fn key_names<'a>(
+        &'a self,
+        vault: &'a VaultRecord,
+        client: &'a dyn KeyVault,
+    ) -> impl futures::Stream<Item = Result<String, CloudError>> + 'a {
+        // `None`: the listing ended (or failed); `Some(link)`: the next page to fetch (`Some(None)`: the first).
+        futures::stream::unfold(Some(None::<String>), move |next| async move {
+            let link = next?;
+            match self.vault_call(vault, "GetKeys", Repeat::Safe, || client.list_keys(link.as_deref())).await {
+                Ok(page) => {
+                    let names: Vec<Result<String, CloudError>> =
+                        page.items.into_iter().map(|k: KeyItem| Ok(k.name)).collect();
+                    Some((futures::stream::iter(names), page.next_link.map(Some)))
+                }
+                Err(e) => Some((futures::stream::iter(vec![Err(e)]), None)),
             }
-        }
+        })
+        .flatten()
     }
 
     async fn key_versions(

@@ -5,6 +5,8 @@ use tokio::net::TcpListener;
 
 use std::time::Duration;
 
+use crate::common::{CallFaultArgs, parse_probability};
+
 use super::{BUILTIN_ACCESS_KEY_ID, BUILTIN_ACCOUNT_ID, DEFAULT_REGION, FakeKms, FakeKmsConfig, Faults, QuotaConfig};
 
 /// Serve a strict fake AWS KMS (JSON 1.1 protocol) over plain HTTP.
@@ -46,16 +48,9 @@ pub struct FakeAwsArgs {
     /// Tag/Untag) sooner than N ms after the previous change to the same key.
     #[arg(long, value_name = "N", help_heading = "Faults")]
     pub per_key_interval_ms: Option<u64>,
-    /// Probability that a call answers 500 KMSInternalException or 503 ServiceUnavailableException
-    /// without being applied.
-    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability, help_heading = "Faults")]
-    pub error_rate: f64,
-    /// Delay calls by N ms (see --latency-rate).
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Faults")]
-    pub latency_ms: u64,
-    /// Add a uniform random delay of up to N ms.
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Faults")]
-    pub latency_jitter_ms: u64,
+    /// Server errors (500 KMSInternalException, 503 ServiceUnavailableException), latency and jitter.
+    #[command(flatten)]
+    pub calls: CallFaultArgs,
     /// Probability that a call is delayed, when --latency-ms or --latency-jitter-ms is set.
     #[arg(long, value_name = "P", default_value_t = 1.0, value_parser = parse_probability, help_heading = "Faults")]
     pub latency_rate: f64,
@@ -66,9 +61,6 @@ pub struct FakeAwsArgs {
     /// answer (the client cannot know that the change happened).
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability, help_heading = "Faults")]
     pub drop_after_apply_rate: f64,
-    /// Seed of the random faults, to repeat a run's faults.
-    #[arg(long, value_name = "N", help_heading = "Faults")]
-    pub fault_seed: Option<u64>,
 }
 
 impl Default for FakeAwsArgs {
@@ -84,13 +76,10 @@ impl Default for FakeAwsArgs {
             quota_scale: None,
             quota_overrides: Vec::new(),
             per_key_interval_ms: None,
-            error_rate: 0.0,
-            latency_ms: 0,
-            latency_jitter_ms: 0,
+            calls: CallFaultArgs::default(),
             latency_rate: 1.0,
             drop_rate: 0.0,
             drop_after_apply_rate: 0.0,
-            fault_seed: None,
         }
     }
 }
@@ -100,25 +89,18 @@ impl FakeAwsArgs {
     pub fn faults(&self) -> Faults {
         let quotas = (self.quotas || self.quota_scale.is_some() || !self.quota_overrides.is_empty())
             .then(|| QuotaConfig { scale: self.quota_scale.unwrap_or(1.0), overrides: self.quota_overrides.clone() });
-        let delays = self.latency_ms > 0 || self.latency_jitter_ms > 0;
+        let calls = &self.calls;
         Faults {
             quotas,
             per_key_min_interval: self.per_key_interval_ms.map(Duration::from_millis),
-            error_5xx: self.error_rate,
-            latency: if delays { self.latency_rate } else { 0.0 },
-            latency_ms: self.latency_ms,
-            latency_jitter_ms: self.latency_jitter_ms,
+            error_5xx: calls.error_rate,
+            latency: if calls.delays() { self.latency_rate } else { 0.0 },
+            latency_ms: calls.latency_ms,
+            latency_jitter_ms: calls.latency_jitter_ms,
             drop_connection: self.drop_rate,
             drop_after_apply: self.drop_after_apply_rate,
-            seed: self.fault_seed,
+            seed: calls.fault_seed,
         }
-    }
-}
-
-fn parse_probability(value: &str) -> Result<f64, String> {
-    match value.parse::<f64>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!("'{value}' is not a probability between 0 and 1")),
     }
 }
 

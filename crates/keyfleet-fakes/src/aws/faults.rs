@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
+use rand::Rng as _;
 use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -19,6 +19,7 @@ use super::ops::Operation;
 use super::protocol::{ErrorCode, KmsError};
 use super::quota::{QuotaConfig, QuotaWindows};
 use super::state::Scope;
+use crate::common::TransientRates;
 
 /// The call log's `error` for a call whose connection the fake closed before applying it.
 pub const CONNECTION_DROPPED: &str = "ConnectionDropped";
@@ -280,19 +281,20 @@ impl Injector {
     pub(crate) fn plan(&mut self) -> Plan {
         let f = &self.faults;
         let rng = &mut self.rng;
-        let delayed = rng.random::<f64>() < f.latency;
-        let jitter = rng.random_range(0..=f.latency_jitter_ms);
-        let error_5xx = rng.random::<f64>() < f.error_5xx;
-        let unavailable = rng.random::<bool>();
+        let rates = TransientRates {
+            latency: f.latency,
+            latency_ms: f.latency_ms,
+            latency_jitter_ms: f.latency_jitter_ms,
+            error_5xx: f.error_5xx,
+        };
+        let transient = rates.draw(rng);
         let drop_connection = rng.random::<f64>() < f.drop_connection;
         let drop_after_apply = rng.random::<f64>() < f.drop_after_apply;
         Plan {
-            delay: if delayed { Duration::from_millis(f.latency_ms.saturating_add(jitter)) } else { Duration::ZERO },
-            error_5xx: error_5xx.then_some(if unavailable {
-                ErrorCode::ServiceUnavailable
-            } else {
-                ErrorCode::KmsInternal
-            }),
+            delay: transient.delay,
+            error_5xx: transient
+                .server_error
+                .map(|unavailable| if unavailable { ErrorCode::ServiceUnavailable } else { ErrorCode::KmsInternal }),
             drop_connection,
             drop_after_apply,
         }
@@ -334,7 +336,7 @@ impl Injector {
 }
 
 fn rng_for(faults: &Faults) -> StdRng {
-    faults.seed.map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64)
+    crate::common::fault_rng(faults.seed)
 }
 
 fn throttled() -> KmsError {

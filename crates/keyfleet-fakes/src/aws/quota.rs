@@ -138,14 +138,7 @@ impl QuotaWindows {
             return false;
         };
         let times = self.admitted.entry((scope.clone(), operation.to_owned())).or_default();
-        while times.front().is_some_and(|at| now.saturating_duration_since(*at) >= window) {
-            times.pop_front();
-        }
-        if times.len() >= capacity {
-            return false;
-        }
-        times.push_back(now);
-        true
+        crate::common::admit_in_window(times, capacity, window, now)
     }
 }
 

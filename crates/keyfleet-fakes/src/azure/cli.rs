@@ -5,10 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::{BUILTIN_CLIENT_ID, BUILTIN_CLIENT_SECRET, BUILTIN_TENANT_ID, DEFAULT_VAULT, FakeVault, FakeVaultConfig};
+use super::{
+    BUILTIN_CLIENT_ID, BUILTIN_CLIENT_SECRET, BUILTIN_TENANT_ID, DEFAULT_VAULT, FakeVault, FakeVaultConfig,
+    ThrottleConfig,
+};
+use crate::common::CallFaultArgs;
 
 /// Serve a strict fake Azure Key Vault (keys data plane) and Entra ID token endpoint over HTTPS.
-#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+#[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct FakeAzureArgs {
     /// Address to listen on; the server certificate also covers it.
     #[arg(long, default_value = "127.0.0.1")]
@@ -27,6 +31,13 @@ pub struct FakeAzureArgs {
     /// Write the PEM of the generated CA here: clients must trust it.
     #[arg(long, value_name = "PATH")]
     pub ca_out: Option<PathBuf>,
+    /// Admit at most N requests per vault in any 10-second window (Key Vault's limit for software
+    /// keys is 4000); the rest answer 429 with Retry-After.
+    #[arg(long, value_name = "N", help_heading = "Faults")]
+    pub vault_limit_per_10s: Option<u32>,
+    /// Server errors (500 InternalServerError, 503 ServiceUnavailable), latency and jitter.
+    #[command(flatten)]
+    pub calls: CallFaultArgs,
 }
 
 impl Default for FakeAzureArgs {
@@ -37,6 +48,22 @@ impl Default for FakeAzureArgs {
             vaults: vec![DEFAULT_VAULT.to_owned()],
             seed_keys: 0,
             ca_out: None,
+            vault_limit_per_10s: None,
+            calls: CallFaultArgs::default(),
+        }
+    }
+}
+
+impl FakeAzureArgs {
+    /// The throttling and faults these flags ask for.
+    pub fn throttle(&self) -> ThrottleConfig {
+        ThrottleConfig {
+            vault_limit_per_10s: self.vault_limit_per_10s,
+            error_5xx: self.calls.error_rate,
+            latency_ms: self.calls.latency_ms,
+            latency_jitter_ms: self.calls.latency_jitter_ms,
+            seed: self.calls.fault_seed,
+            ..ThrottleConfig::default()
         }
     }
 }
@@ -50,6 +77,8 @@ fn parse_vault_name(value: &str) -> Result<String, String> {
 pub async fn run(args: FakeAzureArgs) -> anyhow::Result<()> {
     let config = FakeVaultConfig { tls_names: vec![args.host.clone()], ..FakeVaultConfig::default() };
     let fake = FakeVault::new(config);
+    let throttle = args.throttle();
+    fake.set_throttle(throttle.clone());
     for vault in &args.vaults {
         fake.create_keys(vault, args.seed_keys);
     }
@@ -69,7 +98,7 @@ pub async fn run(args: FakeAzureArgs) -> anyhow::Result<()> {
     let vault_urls: Vec<String> = args.vaults.iter().map(|v| running.vault_url(v)).collect();
     println!(
         "fake Azure Key Vault listening on {} | Entra ID: tenant {BUILTIN_TENANT_ID}, client {BUILTIN_CLIENT_ID}, \
-         secret {BUILTIN_CLIENT_SECRET}, token URL {} | vaults: {} ({} keys each) | CA: {}",
+         secret {BUILTIN_CLIENT_SECRET}, token URL {} | vaults: {} ({} keys each) | CA: {} | faults: {throttle:?}",
         running.url(),
         running.token_url(BUILTIN_TENANT_ID),
         vault_urls.join(" "),
@@ -112,5 +141,31 @@ mod tests {
         assert_eq!(args.ca_out.as_deref(), Some(std::path::Path::new("/tmp/ca.pem")));
         assert!(parse_args::<FakeAzureArgs>(&["fake-azure", "--vault", "x"]).is_err());
         assert!(parse_args::<FakeAzureArgs>(&["fake-azure", "--vault", "bad_name"]).is_err());
+        assert_eq!(args.throttle(), ThrottleConfig::default());
+    }
+
+    #[test]
+    fn fault_flags_parse() {
+        let args: FakeAzureArgs = parse_args(&[
+            "fake-azure",
+            "--vault-limit-per-10s",
+            "4000",
+            "--error-rate",
+            "0.05",
+            "--latency-jitter-ms",
+            "50",
+            "--fault-seed",
+            "3",
+        ])
+        .unwrap();
+        let expected = ThrottleConfig {
+            vault_limit_per_10s: Some(4000),
+            error_5xx: 0.05,
+            latency_jitter_ms: 50,
+            seed: Some(3),
+            ..ThrottleConfig::default()
+        };
+        assert_eq!(args.throttle(), expected);
+        assert!(parse_args::<FakeAzureArgs>(&["fake-azure", "--error-rate", "2"]).is_err());
     }
 }

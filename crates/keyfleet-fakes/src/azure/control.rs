@@ -32,8 +32,10 @@ async fn put_throttle(
     config: Result<Json<ThrottleConfig>, JsonRejection>,
 ) -> Result<Json<ThrottleConfig>, ControlError> {
     let Json(config) = config?;
-    if !(0.0..=1.0).contains(&config.probability) {
-        return Err(ControlError(format!("probability: {} is not between 0 and 1", config.probability)));
+    for (name, p) in [("probability", config.probability), ("error_5xx", config.error_5xx)] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ControlError(format!("{name}: {p} is not between 0 and 1")));
+        }
     }
     fake.set_throttle(config);
     Ok(Json(fake.throttle()))

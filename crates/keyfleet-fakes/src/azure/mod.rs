@@ -287,9 +287,11 @@ impl FakeVault {
         uri: &Uri,
         headers: &HeaderMap,
         body: &[u8],
+        server_error: Option<bool>,
     ) -> (Result<Reply, VaultError>, String) {
         let at = Utc::now();
         let now = at.timestamp();
+        let tick = tokio::time::Instant::now();
         let target = protocol::target(headers, uri);
         let query = Query::parse(uri);
         let mut state = self.lock();
@@ -320,7 +322,10 @@ impl FakeVault {
                 }
                 Some(_) => {}
             }
-            state.throttle.admit(&target.vault, now)?;
+            state.throttle.admit(&target.vault, tick)?;
+            if let Some(unavailable) = server_error {
+                return Err(throttle::server_error(unavailable));
+            }
             let operation = ops::route(method, &target.path)?;
             let State { vaults, signer, backups, .. } = &mut *state;
             let vault = vaults.entry(target.vault.clone()).or_default();
@@ -338,7 +343,7 @@ impl FakeVault {
             Err(err) => (err.code.status().as_u16(), Some(err.code.as_str().to_owned())),
         };
         match &result {
-            Err(err) if err.code == ErrorCode::Internal => {
+            Err(err) if err.code == ErrorCode::Internal && server_error.is_none() => {
                 tracing::error!(azure.vault = %vault, http.method = %method, url.path = %path, error = %err, "fake Key Vault internal error");
             }
             _ => tracing::debug!(
@@ -375,7 +380,12 @@ async fn data_plane(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let (result, challenge) = fake.handle(&method, &uri, &headers, &body);
+    // Drawn on arrival, so that a seed gives the same faults to the same order of arrival.
+    let transient = fake.lock().throttle.transient();
+    if !transient.delay.is_zero() {
+        tokio::time::sleep(transient.delay).await;
+    }
+    let (result, challenge) = fake.handle(&method, &uri, &headers, &body, transient.server_error);
     protocol::respond(&request_id, result, &challenge)
 }
 

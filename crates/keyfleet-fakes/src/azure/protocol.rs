@@ -32,6 +32,7 @@ pub(crate) enum ErrorCode {
     MethodNotAllowed,
     NotFound,
     NotImplemented,
+    ServiceUnavailable,
     Throttled,
     Unauthorized,
 }
@@ -46,6 +47,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::NotFound => "NotFound",
             Self::NotImplemented => "NotImplemented",
+            Self::ServiceUnavailable => "ServiceUnavailable",
             Self::Throttled => "Throttled",
             Self::Unauthorized => "Unauthorized",
         }
@@ -61,6 +63,7 @@ impl ErrorCode {
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

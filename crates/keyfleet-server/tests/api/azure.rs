@@ -166,6 +166,31 @@ async fn throttling_is_absorbed_by_retries() {
     assert_eq!(env.vault.fake.backup_count(), 12);
 }
 
+/// Key Vault failing 5 % of its calls with 500/503 (and 0-5 ms of jitter): ten syncs in a row each read every
+/// key and take every backup, the failed calls retried.
+#[tokio::test]
+async fn sync_retries_server_errors_and_reads_every_key() {
+    let env = AzureApp::start().await;
+    env.add_vaults(&["kv-f1", "kv-f2"], 15).await;
+    for round in 0..10u64 {
+        env.vault.fake.set_throttle(ThrottleConfig {
+            error_5xx: 0.05,
+            latency_jitter_ms: 5,
+            seed: Some(round),
+            ..ThrottleConfig::default()
+        });
+        let job = env.sync(&["kv-f1", "kv-f2"], true).await;
+        assert_eq!(job["detailed_status"], json!({"kv-f1": "Success", "kv-f2": "Success"}), "round {round}: {job}");
+        assert_eq!(job["overall_status"], "completed", "round {round}: {job}");
+        env.vault.fake.set_throttle(ThrottleConfig::default());
+        assert_eq!(env.keys("kv-f1").await.len(), 15, "round {round}");
+        assert_eq!(env.keys("kv-f2").await.len(), 15, "round {round}");
+        assert_eq!(env.vault.fake.backup_count(), 30 * (round + 1), "round {round}: one backup per key");
+    }
+    let failed = env.vault.fake.calls().iter().filter(|c| matches!(c.status, 500 | 503)).count();
+    assert!(failed > 10, "the fake failed only {failed} calls");
+}
+
 /// Two backups per key in two vaults, the second batch after `cut`. Returns (cut, keys by vault, old backup
 /// ids, new backup ids), ids per key in key order.
 async fn backups_before_and_after(env: &AzureApp) -> (String, Vec<(String, String)>, Vec<String>, Vec<String>) {

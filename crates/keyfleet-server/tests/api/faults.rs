@@ -61,6 +61,38 @@ async fn throttling_is_absorbed_by_backoff_and_pacing() {
     }
 }
 
+/// Key synchronization retries 500/503 like jobs do: with 5 % of every call failing (and 0-5 ms of jitter), ten
+/// syncs in a row, over two regions, each read every key with its policy (a failed GetKeyPolicy is retried, not
+/// stored empty).
+#[tokio::test]
+async fn sync_retries_server_errors_and_reads_every_key() {
+    let app = TestApp::start().await;
+    let regions = ["us-east-1", "eu-west-1"];
+    app.add_kms("acct", &app.fake.url(), FAKE_ACCESS_KEY, FAKE_ACCOUNT, &regions).await;
+    for round in 0..10u64 {
+        for region in regions {
+            app.fake.fake.create_keys(FAKE_ACCOUNT, region, 15);
+        }
+        let faults =
+            Faults { error_5xx: 0.05, latency: 1.0, latency_jitter_ms: 5, seed: Some(round), ..Default::default() };
+        app.fake.fake.set_faults(faults);
+        let job = app.sync("acct").await;
+        app.fake.fake.set_faults(Faults::default());
+        let expected: serde_json::Map<String, Value> =
+            regions.iter().map(|r| (format!("{FAKE_ACCOUNT}/{r}"), json!("Success"))).collect();
+        assert_eq!(job["detailed_status"], Value::Object(expected), "round {round}: {job}");
+        assert_eq!(job["overall_status"], "completed", "round {round}: {job}");
+        let keys = app.get("/api/v1/cckm/aws/keys?kms=acct&limit=1000").await.ok();
+        let keys = keys["resources"].as_array().unwrap();
+        assert_eq!(keys.len() as u64, 30 * (round + 1), "round {round}");
+        for k in keys {
+            assert!(!k["aws_param"]["Policy"].as_str().unwrap_or_default().is_empty(), "round {round}: {k}");
+        }
+    }
+    let stats = app.fake.fake.stats();
+    assert!(stats.totals.errors > 10, "the fake failed only {} calls", stats.totals.errors);
+}
+
 #[tokio::test]
 async fn server_errors_and_dropped_connections_are_retried() {
     // Every attempt makes one or two calls, each failing with probability 0.19: 12 attempts make a key's

@@ -15,13 +15,13 @@ use crate::procs::{Proc, fresh_dir};
 use crate::report::{Section, Table, int, num, pct, ratio, verdict};
 
 /// (access key, account): four accounts.
-const ACCOUNTS: [(&str, &str); 4] = [
+pub(crate) const ACCOUNTS: [(&str, &str); 4] = [
     ("AKIABENCH00000000001", "100000000001"),
     ("AKIABENCH00000000002", "100000000002"),
     ("AKIABENCH00000000003", "100000000003"),
     ("AKIABENCH00000000004", "100000000004"),
 ];
-const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+pub(crate) const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 /// AWS's default DisableKey quota per account and region, requests/s.
 const DISABLE_QUOTA: f64 = 5.0;
 /// Keys of the serial loop's sample, per partition (it is extrapolated to the full count).

@@ -13,15 +13,10 @@ use crate::Env;
 use crate::client::{Api, Fake, job_seconds};
 use crate::load::{Budget, closed_loop, sdk_client};
 use crate::procs::{Proc, fresh_dir};
+/// The quota benchmark's four accounts and two regions.
+use crate::quota::{ACCOUNTS, REGIONS};
 use crate::report::{Section, Table, int, num, ratio, verdict};
 
-const ACCOUNTS: [(&str, &str); 4] = [
-    ("AKIABENCH00000000001", "100000000001"),
-    ("AKIABENCH00000000002", "100000000002"),
-    ("AKIABENCH00000000003", "100000000003"),
-    ("AKIABENCH00000000004", "100000000004"),
-];
-const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 /// The slowest of the three per-key reads' default quotas (GetKeyPolicy, requests/s per account and region).
 const SLOWEST_READ_QUOTA: f64 = 1000.0;
 /// Requests in flight for the SDK baseline.

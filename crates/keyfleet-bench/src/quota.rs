@@ -90,6 +90,17 @@ struct Outcome {
 }
 
 /// The fake's faults: AWS's quotas always; with `faulty`, the jitter and server errors of a measured run too.
+/// One KMS container per account (`acct1` … `acct4`) over both regions of the fake at `fake_url`; their names.
+pub(crate) async fn add_accounts(api: &Api, fake_url: &str) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (i, (akid, account)) in ACCOUNTS.iter().enumerate() {
+        let name = format!("acct{}", i + 1);
+        api.add_kms(&name, fake_url, akid, account, &REGIONS).await?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
 async fn set_faults(fake: &Fake, faulty: bool) -> anyhow::Result<()> {
     let faults = if faulty {
         json!({"quotas": {}, "latency": 1.0, "latency_jitter_ms": JITTER_MS, "error_5xx": ERROR_RATE})
@@ -155,12 +166,7 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     // job), then the job over the Enabled keys with the faults on.
     let server = Proc::keyfleet(&env.keyfleet, &dir.join("data"), &dir.join("keyfleet.log"), &[]).await?;
     let api = Api::login(&server.url).await?;
-    let mut names = Vec::new();
-    for (i, (akid, account)) in ACCOUNTS.iter().enumerate() {
-        let name = format!("acct{}", i + 1);
-        api.add_kms(&name, &fake_proc.url, akid, account, &REGIONS).await?;
-        names.push(name);
-    }
+    let names = add_accounts(&api, &fake_proc.url).await?;
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut kf_runs = Vec::new();
     for r in 1..=runs {

@@ -14,7 +14,7 @@ use crate::client::{Api, Fake, job_seconds};
 use crate::load::{Budget, closed_loop, sdk_client};
 use crate::procs::{Proc, fresh_dir};
 /// The quota benchmark's four accounts and two regions.
-use crate::quota::{ACCOUNTS, REGIONS};
+use crate::quota::{ACCOUNTS, REGIONS, add_accounts};
 use crate::report::{Section, Table, int, num, ratio, verdict};
 
 /// The slowest of the three per-key reads' default quotas (GetKeyPolicy, requests/s per account and region).
@@ -57,12 +57,7 @@ pub async fn run(env: &Env) -> anyhow::Result<Section> {
     // 1. keyfleet, AWS's quotas; then a second sync (every key updated, none added) with the faults on.
     let server = Proc::keyfleet(&env.keyfleet, &dir.join("data"), &dir.join("keyfleet.log"), &[]).await?;
     let api = Api::login(&server.url).await?;
-    let mut names = Vec::new();
-    for (i, (akid, account)) in ACCOUNTS.iter().enumerate() {
-        let name = format!("acct{}", i + 1);
-        api.add_kms(&name, &fake_proc.url, akid, account, &REGIONS).await?;
-        names.push(name);
-    }
+    let names = add_accounts(&api, &fake_proc.url).await?;
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut rows = Vec::new();
     for (label, faults) in [

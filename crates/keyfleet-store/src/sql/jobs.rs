@@ -127,6 +127,11 @@ fn push_job_filter<D: Db>(q: &mut Query<D>, f: &JobFilter) {
     if let Some(v) = f.status {
         q.push(" AND status = ").push_bind(v.as_str());
     }
+    push_counted_filter(q, f);
+}
+
+/// The parts of a job filter that `job_totals` counts by (cloud, operation, creator), as `AND` clauses.
+fn push_counted_filter<D: Db>(q: &mut Query<D>, f: &JobFilter) {
     if let Some(v) = &f.cloud {
         q.push(" AND cloud = ").push_bind(v);
     }
@@ -260,15 +265,7 @@ async fn remember<D: Db>(
 /// operation and creator; callers handle `id` and `status` filters otherwise).
 fn push_totals<D: Db>(q: &mut Query<D>, column: &str, f: &JobFilter) {
     q.push(&format!("(SELECT CAST(COALESCE(sum({column}), 0) AS BIGINT) FROM job_totals WHERE true"));
-    if let Some(v) = &f.cloud {
-        q.push(" AND cloud = ").push_bind(v);
-    }
-    if let Some(v) = f.operation {
-        q.push(" AND operation = ").push_bind(v.as_str());
-    }
-    if let Some(v) = f.created_by {
-        q.push(" AND created_by = ").push_bind(v.to_string());
-    }
+    push_counted_filter(q, f);
     q.push(")");
 }
 

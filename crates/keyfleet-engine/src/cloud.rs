@@ -20,6 +20,16 @@ pub(crate) enum Target {
     Backup { stored: bool },
 }
 
+impl Target {
+    /// The connection whose credentials the item's calls use, where the cloud may refuse them (AWS).
+    pub fn connection(&self) -> Option<ConnectionId> {
+        match self {
+            Target::Aws(Ok(t)) => Some(t.via.connection_id),
+            _ => None,
+        }
+    }
+}
+
 /// How an attempt ended, and what else the item's record changes in the same transaction.
 pub(crate) struct ItemResult {
     pub outcome: ItemOutcome,

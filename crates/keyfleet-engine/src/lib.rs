@@ -8,6 +8,7 @@ pub mod pacing;
 mod record;
 mod resolve;
 pub mod retry;
+mod stops;
 pub mod store;
 mod sync;
 mod worker;
@@ -106,6 +107,8 @@ pub struct Engine {
     slots: tokio::sync::Semaphore,
     /// Writes finished attempts in batches (group commit).
     recorder: record::Recorder,
+    /// What this node knows of stopped jobs and refused credentials, for items claimed ahead of their calls.
+    stops: stops::Stops,
     wake: Notify,
     sync_wake: Notify,
     metrics: Arc<Metrics>,
@@ -273,6 +276,7 @@ impl EngineBuilder {
             spacer: pacing::KeySpacer::new(config.per_key_interval),
             slots: tokio::sync::Semaphore::new(config.workers.max(1)),
             recorder: record::Recorder::default(),
+            stops: stops::Stops::default(),
             clock,
             jitter: std::sync::Mutex::new(jitter),
             config,

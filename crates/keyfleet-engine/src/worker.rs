@@ -19,15 +19,22 @@ use keyfleet_store::{Lease, Refusal};
 use crate::Engine;
 use crate::cloud::{CLOUDS, ItemResult, Target, cloud};
 use crate::record::Finished;
+use crate::stops::{Refused, Unsent};
+
+/// Most items one claim takes.
+const MAX_CLAIM: usize = 256;
+/// A claimed item should reach its call within this; when one waited longer, the driver claims fewer ahead.
+/// It bounds how long a claimed item waits and how much work one node holds that another could do. (A stop
+/// of its job, or a refusal of its credentials, still reaches it: see `stops.rs`.)
+const CLAIM_AHEAD: Duration = Duration::from_millis(250);
 
 /// A claimed item with what it needs to run, waiting for a cloud slot of its partition.
 struct Ready {
     item: ClaimedItem,
     /// What [`Engine::prepare`] read for it; `Err` when the read failed (the attempt is retried).
     target: Result<Target, String>,
-    /// Its job was cancelled (or stopped) when it was claimed: it is skipped without a call.
-    aborted: bool,
     lease: ItemLease,
+    claimed: tokio::time::Instant,
 }
 
 /// What this node knows of its lease on one item: it holds the item at least until [`ItemLease::until`] by
@@ -98,25 +105,35 @@ impl Engine {
     }
 
     /// Keeps up to `partition_concurrency` items of one partition at their cloud calls until none is due.
-    /// Items are claimed in batches, as many as there are free cloud slots (never ahead of them: an item not
-    /// yet claimed is still skipped by a cancel, a failure threshold or refused credentials), and what a batch
-    /// needs is read for the whole batch when it is claimed ([`Engine::prepare`]). Each item runs as its own task: an item must never wait for this loop to poll it
-    /// (it may hold the store's writer), and it frees its cloud slot before its result is recorded, so the
-    /// partition's next call never waits for a commit.
+    /// Items are claimed in batches, ahead of the calls (at most [`CLAIM_AHEAD`] of work, at most
+    /// [`MAX_CLAIM`] items), and what a batch needs is read for the whole batch when it is claimed
+    /// ([`Engine::prepare`]). Right before its call each item asks whether it may still be sent
+    /// ([`crate::stops`]). Each item runs as its own task: an item must never wait for this loop to poll it
+    /// (it may hold the store's writer), and a successful item frees its cloud slot before its result is
+    /// recorded, so the partition's next call never waits for a commit.
     async fn drive_partition(self: Arc<Self>, partition: String, stop: watch::Receiver<bool>) {
         let concurrency = self.config.partition_concurrency.max(1);
         let cloud_slots = Arc::new(Semaphore::new(concurrency));
         let mut tasks = JoinSet::new();
         let mut ready: VecDeque<Ready> = VecDeque::new();
         let mut claiming: Option<JoinHandle<(usize, Vec<Ready>)>> = None;
+        // How many items the driver keeps claimed ahead: doubled when the calls waited for a claim, halved when
+        // a claimed item waited too long for its call.
+        let mut ahead = concurrency;
         // The last claim found fewer items than it asked for: claim again only once an item has finished.
         let mut drained = false;
         let mut owned = true;
         let mut lease_taken: Option<chrono::DateTime<chrono::Utc>> = None;
         loop {
             let open = owned && !*stop.borrow();
-            let free = cloud_slots.available_permits();
-            if open && claiming.is_none() && !drained && ready.is_empty() && free > 0 {
+            if !open && !ready.is_empty() {
+                // Stopping, or another node drives the partition now: what was claimed but not started goes
+                // back unsent, at once instead of when its lease runs out.
+                let unsent: Vec<(JobId, i64)> = ready.drain(..).map(|r| (r.item.job_id, r.item.seq)).collect();
+                let engine = self.clone();
+                tasks.spawn(async move { engine.hand_back(&unsent).await });
+            }
+            if open && claiming.is_none() && !drained && ready.len() <= ahead / 2 {
                 // Still ours? A node that was paused past its lease finds another node driving the partition
                 // and stops claiming; its in-flight items are fenced by their own leases. Asked again once a
                 // third of the lease time has passed: until then the lease taken last is certainly still held.
@@ -137,7 +154,7 @@ impl Engine {
                     }
                     lease_taken = Some(now);
                 }
-                let n = free;
+                let n = ahead - ready.len();
                 claiming = Some(tokio::spawn(self.clone().claim(partition.clone(), n)));
             }
             if claiming.is_none() && ready.is_empty() && tasks.is_empty() && (drained || !open) {
@@ -157,6 +174,9 @@ impl Engine {
                     match claimed {
                         Ok((asked, batch)) => {
                             drained = batch.len() < asked;
+                            if !drained && ready.is_empty() && cloud_slots.available_permits() > 0 {
+                                ahead = (ahead * 2).min(MAX_CLAIM);
+                            }
                             ready.extend(batch);
                         }
                         Err(e) => {
@@ -167,6 +187,9 @@ impl Engine {
                 }
                 slot = cloud_slots.clone().acquire_owned(), if !ready.is_empty() => {
                     if let (Ok(slot), Some(next)) = (slot, ready.pop_front()) {
+                        if next.claimed.elapsed() > CLAIM_AHEAD {
+                            ahead = (ahead / 2).max(concurrency);
+                        }
                         // Every log line of the item (its cloud calls included) names the job and the request
                         // that created it.
                         let span = tracing::info_span!(
@@ -193,25 +216,28 @@ impl Engine {
                 return (n, Vec::new());
             }
         };
+        let claimed = tokio::time::Instant::now();
         let prepared = self.prepare(&items).await;
         let ready = items
             .into_iter()
             .zip(prepared)
-            .map(|(item, (aborted, target))| Ready { item, target, aborted, lease: ItemLease::new(until) })
+            .map(|(item, target)| Ready { item, target, lease: ItemLease::new(until), claimed })
             .collect();
         (n, ready)
     }
 
     /// What a claim's items need, read for all of them at once: whether each job was cancelled (or stopped by
-    /// a failure threshold: one read per job), and each cloud's targets ([`Cloud::prepare`]: the AWS keys and
-    /// their containers, connections and clients; the Azure backups). An `Err` target is a read that failed.
+    /// a failure threshold: one read per job, which [`crate::stops`] keeps), and each cloud's targets
+    /// ([`Cloud::prepare`]: the AWS keys and their containers, connections and clients; the Azure backups). An
+    /// `Err` target is a read that failed.
     ///
     /// [`Cloud::prepare`]: crate::cloud::Cloud::prepare
-    async fn prepare(&self, items: &[ClaimedItem]) -> Vec<(bool, Result<Target, String>)> {
-        let mut aborted: HashMap<JobId, Result<bool, String>> = HashMap::new();
+    async fn prepare(&self, items: &[ClaimedItem]) -> Vec<Result<Target, String>> {
+        let mut aborted: HashMap<JobId, Result<(), String>> = HashMap::new();
         for item in items {
             if let std::collections::hash_map::Entry::Vacant(job) = aborted.entry(item.job_id) {
-                job.insert(self.store.job_aborted(item.job_id).await.map_err(|e| e.to_string()));
+                let read = self.store.job_aborted(item.job_id).await;
+                job.insert(read.map(|a| self.stops.learned(item.job_id, a)).map_err(|e| e.to_string()));
             }
         }
         let mut targets: Vec<Option<Result<Target, String>>> = items.iter().map(|_| None).collect();
@@ -231,9 +257,9 @@ impl Engine {
             .iter()
             .zip(targets)
             .map(|(item, target)| match (&aborted[&item.job_id], target) {
-                (Err(e), _) => (false, Err(e.clone())),
-                (Ok(aborted), Some(target)) => (*aborted, target),
-                (Ok(aborted), None) => (*aborted, Err("no cloud prepared this item".into())),
+                (Err(e), _) => Err(e.clone()),
+                (Ok(()), Some(target)) => target,
+                (Ok(()), None) => Err("no cloud prepared this item".into()),
             })
             .collect()
     }
@@ -290,15 +316,22 @@ impl Engine {
     async fn process(self: Arc<Self>, ready: Ready, cloud_slot: OwnedSemaphorePermit) {
         let _permit = self.slots.acquire().await;
         let started = std::time::Instant::now();
-        let Ready { item, target, aborted, lease, .. } = ready;
+        let Ready { item, target, lease, .. } = ready;
         let result = match target {
             Err(e) => {
                 tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "item could not be read");
                 self.internal_error(&item, e)
             }
-            // Cancellation is checked before anything is sent.
-            Ok(_) if aborted => ItemOutcome::Skipped { reason: "cancelled".into() }.into(),
             Ok(target) => {
+                // A stop of the job, or a refusal of the credentials, since the claim: nothing is sent.
+                match self.stops.verdict(self.store.as_ref(), item.job_id, target.connection()).await {
+                    Ok(None) => {}
+                    Ok(Some(why)) => return self.not_sent(&item, why).await,
+                    Err(e) => {
+                        tracing::error!(bulkjob.id = %item.job_id, error = %e, "reading whether the job stopped failed");
+                        return self.not_sent(&item, Unsent::Stopped).await;
+                    }
+                }
                 // A panic while running an item becomes a recorded failure instead of a dead driver.
                 let cloud = cloud(item.operation.cloud());
                 let run = std::panic::AssertUnwindSafe(cloud.run_item(&self, &item, target, &lease));
@@ -320,8 +353,20 @@ impl Engine {
                 }
             }
         };
-        // The partition's next item may call the cloud while this one is recorded.
-        drop(cloud_slot);
+        // The partition's next item may call the cloud while this one is recorded, unless this one may stop
+        // something: once its job has failures, any ended item may cross a failure threshold (a percentage is
+        // judged on every ended item), and refused credentials stop their connection. The next item must know
+        // that before it is sent.
+        if matches!(result.outcome, ItemOutcome::Failed { .. }) {
+            self.stops.failed(item.job_id);
+        }
+        let may_stop = self.stops.may_stop(item.job_id);
+        let cloud_slot = if may_stop {
+            Some(cloud_slot)
+        } else {
+            drop(cloud_slot);
+            None
+        };
         let outcome = match &result.outcome {
             ItemOutcome::Succeeded { .. } => "succeeded",
             ItemOutcome::Failed { .. } => "failed",
@@ -360,19 +405,53 @@ impl Engine {
                 tracing::error!(bulkjob.id = %item.job_id, key.id = %item.key_id, error = %e, "recording item result failed")
             }
         }
-        if let (Some((connection, name)), Some((code, message))) = (&refused, &failure) {
+        if may_stop {
+            self.stops.forget(item.job_id);
+        }
+        if let (Some((connection, name)), Some((code, message))) = (refused, failure) {
             let why = format!("not attempted: AWS refused the credentials of connection {name}: {message}");
-            let refusal = Refusal { connection: *connection, code, message: &why };
-            match self.store.fail_pending_for_connection(item.job_id, &refusal, self.now()).await {
-                Ok(n) if n > 0 => tracing::warn!(
-                    bulkjob.id = %item.job_id, connection = %name, items = n,
-                    "credentials refused: the connection's remaining items were failed without calls"
-                ),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(bulkjob.id = %item.job_id, error = %e, "failing the connection's items failed")
-                }
+            let refused = Refused { code, message: why };
+            self.stops.refuse(item.job_id, connection, refused.clone());
+            self.fail_refused(item.job_id, connection, &refused).await;
+        }
+        drop(cloud_slot);
+    }
+
+    /// Hands an item back unsent ([`crate::stops`]); after a refusal of its credentials it is then failed with
+    /// the job's other pending items of that connection, as the first refusal failed them.
+    async fn not_sent(&self, item: &ClaimedItem, why: Unsent) {
+        self.hand_back(&[(item.job_id, item.seq)]).await;
+        if let Unsent::Refused(connection, refused) = why {
+            self.fail_refused(item.job_id, connection, &refused).await;
+        }
+        // Not stopped after all (the store could not say): the item is due again.
+        self.notify_jobs();
+    }
+
+    /// Returns claimed items that were never sent to pending ([`WorkQueue::return_unsent`]); one whose return
+    /// fails stays claimed until its lease runs out.
+    ///
+    /// [`WorkQueue::return_unsent`]: keyfleet_store::WorkQueue::return_unsent
+    async fn hand_back(&self, items: &[(JobId, i64)]) {
+        let mut by_job: std::collections::BTreeMap<JobId, Vec<i64>> = std::collections::BTreeMap::new();
+        items.iter().for_each(|&(job, seq)| by_job.entry(job).or_default().push(seq));
+        for (job, seqs) in by_job {
+            if let Err(e) = self.store.return_unsent(job, &seqs, &self.config.node_id, self.now()).await {
+                tracing::error!(bulkjob.id = %job, items = seqs.len(), error = %e, "handing back unsent items failed");
             }
+        }
+    }
+
+    /// Fails the job's pending items of a connection whose credentials AWS refused, without calls.
+    async fn fail_refused(&self, job: JobId, connection: ConnectionId, refused: &Refused) {
+        let refusal = Refusal { connection, code: &refused.code, message: &refused.message };
+        match self.store.fail_pending_for_connection(job, &refusal, self.now()).await {
+            Ok(n) if n > 0 => tracing::warn!(
+                bulkjob.id = %job, connection = %connection, items = n,
+                "credentials refused: the connection's remaining items were failed without calls"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(bulkjob.id = %job, error = %e, "failing the connection's items failed"),
         }
     }
 

@@ -466,6 +466,12 @@ pub trait WorkQueue: Send + Sync {
     /// Fails every pending item of the job whose key is reached through the refused connection (the rest would
     /// fail the same way). Returns how many.
     async fn fail_pending_for_connection(&self, job: JobId, refusal: &Refusal<'_>, at: DateTime<Utc>) -> Result<u64>;
+    /// Hands back items `owner` claimed but never sent (while they waited for a cloud slot their job was
+    /// cancelled or stopped by a failure threshold, or their connection's credentials were refused): they are
+    /// pending again with the claim's attempt undone, and the job's stop, if any, skips them as it skipped its
+    /// other pending items. Returns how many were handed back.
+    async fn return_unsent(&self, job: JobId, seqs: &[i64], owner: &str, at: DateTime<Utc>) -> Result<u64>;
+    /// Was the job cancelled, or stopped by a failure threshold (true also when it is gone)?
     async fn job_aborted(&self, id: JobId) -> Result<bool>;
     /// Partitions that have pending items, with the earliest time one of them is due.
     async fn pending_partitions(&self) -> Result<Vec<(String, DateTime<Utc>)>>;

@@ -18,6 +18,7 @@ on_both_backends!(
     cancel_of_a_job_with_nothing_in_flight_ends_it_and_unknown_jobs_are_none,
     a_selector_job_holds_the_matching_live_keys_in_account_region_order,
     refused_credentials_fail_the_pending_items_of_that_connection_only,
+    items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop,
     jobs_and_items_list_with_filters_sorting_and_totals,
 );
 
@@ -421,4 +422,43 @@ async fn jobs_and_items_list_with_filters_sorting_and_totals(db: &TestDb) {
     let (items, total) = s.list_items(made[1].id, Some(ItemStatus::Skipped), &page(0, 5, &[])).await.expect("items");
     assert_eq!((items.len(), total), (2, 2));
     assert_eq!(s.list_items(made[1].id, Some(ItemStatus::Pending), &page(0, 5, &[])).await.expect("items").1, 0);
+}
+
+async fn items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop(db: &TestDb) {
+    let s = db.store();
+    let t0 = now();
+    let j = job(3);
+    s.create_job(&j, &items(3)).await.expect("create");
+    let c = s.claim_items(P, Lease::new("a", t0, later(t0, 30)), 3).await.expect("claim");
+    // Only the claim's owner hands an item back, and the claim's attempt is undone.
+    assert_eq!(s.return_unsent(j.id, &[c[0].seq], "b", t0).await.expect("return"), 0);
+    assert_eq!(s.return_unsent(j.id, &[c[0].seq], "a", t0).await.expect("return"), 1);
+    let again = s.claim_items(P, Lease::new("a", t0, later(t0, 30)), 3).await.expect("claim");
+    assert_eq!(again.iter().map(|i| (i.seq, i.attempts)).collect::<Vec<_>>(), vec![(c[0].seq, 1)]);
+
+    // A cancel skips only pending items; what is handed back afterwards is skipped the same way, and the last
+    // one ends the job.
+    let during = s.cancel_job(j.id, t0).await.expect("cancel").expect("job");
+    assert_eq!((during.status, during.skipped), (JobStatus::InProgress, 0));
+    let all = [c[0].seq, c[1].seq, c[2].seq];
+    assert_eq!(s.return_unsent(j.id, &all, "a", later(t0, 1)).await.expect("return"), 3);
+    let after = s.get_job(j.id).await.expect("get").expect("job");
+    assert_eq!((after.status, after.skipped), (JobStatus::Cancelled, 3));
+    let rows = s.job_items(j.id).await.expect("items");
+    assert!(rows.iter().all(|i| i.detail.as_deref() == Some("Skipped: cancelled") && i.attempts == 0), "{rows:?}");
+
+    // A failure threshold: the items handed back after the stop are skipped with its reason.
+    let mut j = job(3);
+    j.params.max_failures = Some(0);
+    s.create_job(&j, &items(3)).await.expect("create");
+    let c = s.claim_items(P, Lease::new("a", t0, later(t0, 30)), 3).await.expect("claim");
+    let failed = ItemOutcome::Failed { code: "AccessDeniedException".into(), message: "no".into(), state_before: None };
+    assert!(s.finish_item(j.id, c[0].seq, "a", &failed, t0).await.expect("finish"));
+    assert_eq!(s.return_unsent(j.id, &[c[1].seq, c[2].seq], "a", t0).await.expect("return"), 2);
+    let after = s.get_job(j.id).await.expect("get").expect("job");
+    assert_eq!((after.status, after.failed, after.skipped), (JobStatus::Failed, 1, 2));
+    let reason = after.stop_reason.expect("stopped");
+    let rows = s.job_items(j.id).await.expect("items");
+    let skipped = keyfleet_core::rules::threshold_skipped_detail(&reason);
+    assert_eq!(rows.iter().filter(|i| i.detail.as_deref() == Some(skipped.as_str())).count(), 2, "{rows:?}");
 }

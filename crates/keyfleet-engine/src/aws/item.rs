@@ -19,7 +19,7 @@ pub const POLICY_TEMPLATE_TAG: &str = "cckm_policy_template_id";
 
 impl Engine {
     /// One attempt at an item whose key was resolved with its claim (`target`: `Err` names what is gone).
-    /// Cancellation was checked with the claim (`worker.rs`).
+    /// A stop of the job, or a refusal of the connection's credentials, was checked right before (`stops.rs`).
     pub(crate) async fn run_aws_item(
         &self,
         item: &ClaimedItem,

@@ -16,7 +16,7 @@ impl Engine {
         Ok(ids.iter().map(|id| Target::Backup { stored: stored.contains(id) }).collect())
     }
 
-    /// Cancellation was checked with the claim (`worker.rs`).
+    /// A stop of the job was checked right before (`stops.rs`).
     pub(crate) fn run_azure_item(&self, item: &ClaimedItem, stored: bool) -> ItemResult {
         if item.operation != Operation::DeleteKeyBackups {
             return ItemOutcome::Failed {

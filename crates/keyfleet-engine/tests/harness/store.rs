@@ -297,6 +297,31 @@ impl WorkQueue for NodeStore {
         Ok(n as u64)
     }
 
+    async fn return_unsent(&self, job: JobId, seqs: &[i64], owner: &str, at: DateTime<Utc>) -> Result<u64> {
+        let mut db = self.db().await;
+        let mut returned = 0;
+        for &seq in seqs {
+            if let Some(it) = db.item_mut(job, seq)
+                && it.status == ItemStatus::Running
+                && it.lease_owner.as_deref() == Some(owner)
+            {
+                it.status = ItemStatus::Pending;
+                it.attempts -= 1;
+                if it.attempts == 0 {
+                    it.first_attempt_at = None;
+                }
+                it.lease_owner = None;
+                it.lease_expires_at = None;
+                returned += 1;
+            }
+        }
+        // A cancelled job's returned items are skipped as its other pending items were (no thresholds here).
+        if returned > 0 && db.jobs.get(&job).is_some_and(|j| j.abort) {
+            db.cancel_job(job, at);
+        }
+        Ok(returned)
+    }
+
     async fn job_aborted(&self, id: JobId) -> Result<bool> {
         Ok(self.db().await.jobs.get(&id).is_some_and(|j| j.abort))
     }

@@ -527,15 +527,34 @@ pub(super) async fn refresh_aws_key<'a, D: Db>(
     m: &AwsKeyMaterial,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    Query::<D>::new(
-        "UPDATE aws_keys SET key_state = $1, enabled = $2, material = $3, gone = false, updated_at = $4 WHERE id = $5",
+    refresh_aws_keys(on, &[(id, m)], at).await
+}
+
+/// [`refresh_aws_key`] for many keys in one statement (at most [`KEYS_PER_REFRESH`]).
+pub(super) async fn refresh_aws_keys<'a, D: Db>(
+    on: impl Into<super::On<'a, D>>,
+    keys: &[(KeyId, &AwsKeyMaterial)],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut q = Query::<D>::new(
+        "UPDATE aws_keys SET key_state = v.column2, enabled = v.column3, material = v.column4, gone = false, \
+         updated_at = $1 FROM (VALUES ",
     )
-    .bind(&m.key_state)
-    .bind(m.enabled)
-    .bind(JsonParam(m))
-    .bind(at)
-    .bind(id.to_string())
-    .execute(on)
-    .await?;
+    .bind(at);
+    for (k, (id, m)) in keys.iter().enumerate() {
+        q.push(if k == 0 { "(" } else { ", (" });
+        q.push_bind(id.to_string()).push(", ");
+        q.push_bind(m.key_state.as_str()).push(", ");
+        q.push_bind(m.enabled).push(", ");
+        q.push_bind(JsonParam(*m)).push(")");
+    }
+    q.push(") AS v WHERE id = v.column1");
+    q.execute(on).await?;
     Ok(())
 }
+
+/// Keys per [`refresh_aws_keys`] statement: 4 parameters each, within SQLite's 999.
+pub(super) const KEYS_PER_REFRESH: usize = 200;

@@ -10,7 +10,7 @@ use sqlx::{Pool, Transaction};
 
 use super::audit::{append, append_all};
 use super::azure::push_backup_selector;
-use super::inventory::{push_selector, refresh_aws_key};
+use super::inventory::{KEYS_PER_REFRESH, push_selector, refresh_aws_keys};
 use super::{Backend, Db, Dialect, Fields, JsonParam, Query, limit_offset, list_page, order_by, row_by};
 use crate::audit::{AuditEvent, event};
 use crate::{Derived, FinishedBatch, ItemEffect, ItemLine, JobStore, Lease, Refusal, Result, StoreError, WorkQueue};
@@ -321,6 +321,9 @@ async fn lock_job_row<D: Db>(tx: &mut Transaction<'_, D>, id: JobId) -> Result<b
     Ok(Query::<D>::new(sql).bind(id.to_string()).fetch_optional(tx).await?.is_some())
 }
 
+/// Items per multi-row `UPDATE` of `finish_items`: 9 parameters each, within SQLite's 999.
+const ITEMS_PER_FINISH: usize = 100;
+
 /// Adds `n` ended items to one counter of the job and, when that ends the job, ends it as the rules say.
 /// Runs inside the caller's transaction, which holds the job row (`lock_job`), so it sees every other
 /// writer's count and exactly one writer ends the job.
@@ -382,14 +385,7 @@ fn job_event(action: &str, j: &JobRecord) -> AuditEvent {
 /// Stops a job that crossed a failure threshold: records why and skips its pending items, so no further cloud
 /// call is made for it. Returns how many items were skipped (already counted).
 async fn stop_job<D: Db>(tx: &mut Transaction<'_, D>, id: JobId, reason: &str, at: DateTime<Utc>) -> Result<u64> {
-    let skipped = Query::<D>::new(
-        "UPDATE job_items SET status = 'skipped', detail = $1, updated_at = $2 WHERE job_id = $3 AND status = 'pending'",
-    )
-    .bind(threshold_skipped_detail(reason))
-    .bind(at)
-    .bind(id.to_string())
-    .execute(&mut *tx)
-    .await?;
+    let skipped = skip_waiting(tx, id, &threshold_skipped_detail(reason), at).await?;
     Query::<D>::new("UPDATE jobs SET stop_reason = $1, skipped = skipped + $2 WHERE id = $3")
         .bind(reason)
         .bind(skipped as i64)
@@ -398,6 +394,20 @@ async fn stop_job<D: Db>(tx: &mut Transaction<'_, D>, id: JobId, reason: &str, a
         .await?;
     tracing::warn!(bulkjob.id = %id, items = skipped, reason, "failure threshold reached: the job stops");
     Ok(skipped)
+}
+
+/// Skips every item of the job that has not started (`pending`, or `planned` on a job cancelled before it was
+/// confirmed) with `detail`. Returns how many (not yet counted).
+async fn skip_waiting<D: Db>(tx: &mut Transaction<'_, D>, id: JobId, detail: &str, at: DateTime<Utc>) -> Result<u64> {
+    Query::<D>::new(
+        "UPDATE job_items SET status = 'skipped', detail = $1, updated_at = $2 \
+         WHERE job_id = $3 AND status IN ('pending', 'planned')",
+    )
+    .bind(detail)
+    .bind(at)
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await
 }
 
 async fn insert_job<D: Db>(tx: &mut Transaction<'_, D>, j: &JobRecord) -> Result<()> {
@@ -675,15 +685,7 @@ impl<B: Backend> JobStore for B {
         if !current.status.is_terminal() {
             // Items a worker claims meanwhile are `running` by the time this statement gets their row lock,
             // so they are left to finish (and counted then), exactly as if the claim had come first.
-            let skipped = Query::<B::Db>::new(
-                "UPDATE job_items SET status = 'skipped', detail = $1, updated_at = $2 \
-                 WHERE job_id = $3 AND status IN ('pending', 'planned')",
-            )
-            .bind(skipped_detail(CANCELLED))
-            .bind(at)
-            .bind(id.to_string())
-            .execute(&mut tx)
-            .await?;
+            let skipped = skip_waiting(&mut tx, id, &skipped_detail(CANCELLED), at).await?;
             count_ended(&mut tx, id, Counter::Skipped, skipped, at).await?;
         }
         let after = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id.to_string()).optional(&mut tx, job).await?;
@@ -905,6 +907,43 @@ impl<B: Backend> WorkQueue for B {
         tx.commit().await?;
         Ok(n)
     }
+    async fn return_unsent(&self, job: JobId, seqs: &[i64], owner: &str, at: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.writer().begin().await?;
+        let Some(current) = lock_job(&mut tx, job).await? else {
+            return Ok(0);
+        };
+        let mut returned = 0;
+        for &seq in seqs {
+            // The claim's attempt is undone: the item was never sent.
+            returned += Query::<B::Db>::new(
+                "UPDATE job_items SET status = 'pending', attempts = attempts - 1, \
+                 first_attempt_at = CASE WHEN attempts = 1 THEN NULL ELSE first_attempt_at END, \
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+                 WHERE job_id = $2 AND seq = $3 AND lease_owner = $4 AND status = 'running'",
+            )
+            .bind(at)
+            .bind(job.to_string())
+            .bind(seq)
+            .bind(owner)
+            .execute(&mut tx)
+            .await?;
+        }
+        // The job's stop reaches them as it reached its other pending items.
+        let stop = if current.abort {
+            Some(skipped_detail(CANCELLED))
+        } else {
+            current.stop_reason.as_deref().map(threshold_skipped_detail)
+        };
+        if let Some(detail) = stop
+            && returned > 0
+            && !current.status.is_terminal()
+        {
+            let skipped = skip_waiting(&mut tx, job, &detail, at).await?;
+            count_ended(&mut tx, job, Counter::Skipped, skipped, at).await?;
+        }
+        tx.commit().await?;
+        Ok(returned)
+    }
     async fn job_aborted(&self, id: JobId) -> Result<bool> {
         // A job stopped by a failure threshold makes no further calls either.
         let abort = Query::new("SELECT (abort OR stop_reason IS NOT NULL) AS abort FROM jobs WHERE id = $1")
@@ -1030,36 +1069,50 @@ impl<B: Backend> WorkQueue for B {
         if changes.iter().any(|c| c.counter.is_some()) && !lock_job_row(&mut tx, job_id).await? {
             return Ok(vec![false; items.len()]);
         }
+        // Every item's change in one multi-row UPDATE per chunk, fenced by its lease: the rows it returns are
+        // the items still held (the others' leases were lost: someone else owns them now).
+        let mut held = std::collections::HashSet::with_capacity(items.len());
+        for (items, changes) in items.chunks(ITEMS_PER_FINISH).zip(changes.chunks(ITEMS_PER_FINISH)) {
+            let mut q = Query::<B::Db>::new(
+                "UPDATE job_items SET status = v.column2, detail = v.column3, \
+                 last_error_code = COALESCE(v.column4, last_error_code), \
+                 last_error_message = COALESCE(v.column5, last_error_message), \
+                 state_before = COALESCE(v.column6, state_before), state_after = COALESCE(v.column7, state_after), \
+                 not_before = v.column8, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1, \
+                 policy_before = COALESCE(v.column9, policy_before) \
+                 FROM (VALUES ",
+            )
+            .bind(at)
+            .bind(job_id.to_string())
+            .bind(owner);
+            for (k, (item, change)) in items.iter().zip(changes).enumerate() {
+                q.push(if k == 0 { "(" } else { ", (" });
+                q.push_bind(item.seq).push(", ");
+                q.push_bind(change.status.as_str()).push(", ");
+                q.push_bind(change.detail.clone()).push(", ");
+                q.push_bind(change.error_code.clone()).push(", ");
+                q.push_bind(change.error_message.clone()).push(", ");
+                q.push_bind(change.state_before.clone()).push(", ");
+                q.push_bind(change.state_after.clone()).push(", ");
+                q.push_bind(change.not_before.map_or(0, to_micros)).push(", ");
+                q.push_bind(item.policy_before.map(str::to_string)).push(")");
+            }
+            q.push(
+                ") AS v WHERE job_id = $2 AND seq = v.column1 AND lease_owner = $3 AND status = 'running' \
+                 RETURNING seq",
+            );
+            for row in q.fetch_all(&mut tx).await? {
+                held.insert(Fields::<B::Db>(&row).int("seq")?);
+            }
+        }
         let mut recorded = Vec::with_capacity(items.len());
         let mut ended = [(Counter::Succeeded, 0u64), (Counter::Failed, 0), (Counter::Skipped, 0)];
         // The cloud calls of the batch, audited together as the transaction's last statements.
         let mut audited = Vec::new();
+        let (mut refreshed, mut deleted) = (Vec::new(), Vec::new());
         let job = job_id.to_string();
         for (item, change) in items.iter().zip(changes) {
-            let written = Query::<B::Db>::new(
-                "UPDATE job_items SET status = $1, detail = $2, \
-                 last_error_code = COALESCE($3, last_error_code), \
-                 last_error_message = COALESCE($4, last_error_message), \
-                 state_before = COALESCE($5, state_before), state_after = COALESCE($6, state_after), \
-                 not_before = $7, lease_owner = NULL, lease_expires_at = NULL, updated_at = $8, \
-                 policy_before = COALESCE($12, policy_before) \
-                 WHERE job_id = $9 AND seq = $10 AND lease_owner = $11 AND status = 'running'",
-            )
-            .bind(change.status.as_str())
-            .bind(change.detail.clone())
-            .bind(change.error_code)
-            .bind(change.error_message)
-            .bind(change.state_before)
-            .bind(change.state_after)
-            .bind(change.not_before.map_or(0, to_micros))
-            .bind(at)
-            .bind(job_id.to_string())
-            .bind(item.seq)
-            .bind(owner)
-            .bind(item.policy_before.map(str::to_string))
-            .execute(&mut tx)
-            .await?
-                > 0;
+            let written = held.contains(&item.seq);
             recorded.push(written);
             // Not written: the lease was lost (expired and reclaimed), someone else owns this item now.
             if !written {
@@ -1081,16 +1134,22 @@ impl<B: Backend> WorkQueue for B {
             }
             match item.effect {
                 ItemEffect::None => {}
-                ItemEffect::RefreshAwsKey(id, m) => refresh_aws_key(&mut tx, id, m, at).await?,
+                ItemEffect::RefreshAwsKey(id, m) => refreshed.push((id, m)),
                 ItemEffect::DeleteBackup(id) => {
                     if matches!(item.outcome, ItemOutcome::Succeeded { .. }) {
-                        Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE id = $1")
-                            .bind(id.to_string())
-                            .execute(&mut tx)
-                            .await?;
+                        deleted.push(id.to_string());
                     }
                 }
             }
+        }
+        // The items' effects on the inventory, a statement for many items.
+        for keys in refreshed.chunks(KEYS_PER_REFRESH) {
+            refresh_aws_keys(&mut tx, keys, at).await?;
+        }
+        for ids in deleted.chunks(B::Db::IDS_PER_LOOKUP) {
+            let mut q = Query::<B::Db>::new("DELETE FROM azure_key_backups WHERE ");
+            B::Db::push_in_list(&mut q, "id", ids.to_vec());
+            q.execute(&mut tx).await?;
         }
         // Each counter moves once per batch; only the last move can complete the job, since every earlier
         // one leaves out items this batch ends.

@@ -27,6 +27,10 @@ pub const DEFAULT_URL: &str = "https://127.0.0.1:8443";
 
 const TOKENS_PATH: &str = "/api/v1/auth/tokens";
 
+/// How long an unused pooled connection is kept: the client must let it go before the server does
+/// (`idle_timeout_secs`, 75 s by default), or a request can be sent just as the server closes it.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How to reach the server.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -142,6 +146,7 @@ impl Client {
         let mut builder = reqwest::Client::builder()
             .timeout(opts.timeout)
             .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("keyfleet-client/", env!("CARGO_PKG_VERSION")));
         if opts.insecure {
             builder = builder.tls_danger_accept_invalid_certs(true);

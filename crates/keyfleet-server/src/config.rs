@@ -34,6 +34,7 @@ max_attempts = 8
 log_format = "text"
 log = "info"
 header_read_timeout_secs = 10
+idle_timeout_secs = 75
 max_connections = 1024
 login_failures_before_delay = 5
 login_address_failures_before_delay = 20
@@ -121,11 +122,15 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `keyfleet_engine=debug,info`.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
-    /// Seconds (1-30) a client has to send a request's header, counted from the moment the server waits for
-    /// it: a new connection (TLS handshake included), and between the requests of a keep-alive connection, so
-    /// this is also the idle keep-alive timeout. A client that is slower is disconnected.
+    /// Seconds (1-30) a client has to send a request's header: on a new connection counted from the moment
+    /// it connects (TLS handshake included), on a keep-alive connection from the header's first byte. A
+    /// client that is slower is disconnected.
     #[arg(long, value_name = "SECS")]
     pub header_read_timeout_secs: Option<u64>,
+    /// Seconds (1-3600) a keep-alive connection may wait for its next request before the server closes it.
+    /// Clients that reuse connections should give them up sooner, or a request can cross the server's close.
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
     /// Client connections open at once; one over the limit is closed at once.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -319,6 +324,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log: String,
     pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
     pub max_connections: usize,
     pub login_failures_before_delay: u32,
     pub login_address_failures_before_delay: u32,
@@ -392,6 +398,9 @@ impl Config {
         if !(1..=30).contains(&self.header_read_timeout_secs) {
             bail!("header_read_timeout_secs: must be between 1 and 30");
         }
+        if !(1..=3600).contains(&self.idle_timeout_secs) {
+            bail!("idle_timeout_secs: must be between 1 and 3600");
+        }
         if !(1..=1_000_000).contains(&self.max_connections) {
             bail!("max_connections: must be between 1 and 1000000");
         }
@@ -438,6 +447,10 @@ impl Config {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
     }
 
     /// Login throttling and password-hashing limits for the services.
@@ -523,6 +536,7 @@ mod tests {
         assert_eq!((c.per_key_interval(), c.lease_ttl()), (Duration::from_millis(250), Duration::from_secs(30)));
         assert!(!c.plain_http && !c.log_json() && c.tls().is_none() && c.master_key.is_none());
         assert_eq!((c.header_read_timeout(), c.max_connections), (Duration::from_secs(10), 1024));
+        assert_eq!(c.idle_timeout(), Duration::from_secs(75));
     }
 
     #[test]
@@ -598,6 +612,21 @@ mod tests {
     }
 
     #[test]
+    fn idle_and_header_timeouts_are_separate_settings() {
+        let (_dir, args) = with_file("idle_timeout_secs = 300\n");
+        let env = Environment::from_vars([("KEYFLEET_HEADER_READ_TIMEOUT_SECS", "5")]);
+        let c = Config::load(args, &env).expect("load");
+        assert_eq!((c.idle_timeout(), c.header_read_timeout()), (Duration::from_secs(300), Duration::from_secs(5)));
+        for (setting, value) in
+            [("IDLE_TIMEOUT_SECS", "0"), ("IDLE_TIMEOUT_SECS", "3601"), ("HEADER_READ_TIMEOUT_SECS", "31")]
+        {
+            let bad = Environment::from_vars([(format!("KEYFLEET_{setting}"), value)]);
+            let err = Config::load(ServeArgs::default(), &bad).expect_err("out of range");
+            assert!(format!("{err:#}").contains(&setting.to_lowercase()), "{setting}={value}: {err:#}");
+        }
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug() {
         let (_dir, mut args) = with_file("admin_password = \"from-file\"\n");
         args.master_key = Some("bWFzdGVyLWtleQ==".into());
@@ -632,7 +661,7 @@ mod tests {
     #[test]
     fn every_flag_is_a_setting() {
         let names = ServeArgs::setting_names();
-        assert_eq!(names.len(), 32, "{names:?}");
+        assert_eq!(names.len(), 33, "{names:?}");
         // deny_unknown_fields would refuse a flag without a Config field: give every flag at once.
         let all = ServeArgs {
             data_dir: Some("d".into()),
@@ -655,6 +684,7 @@ mod tests {
             log_format: Some("json".into()),
             log: Some("warn".into()),
             header_read_timeout_secs: Some(1),
+            idle_timeout_secs: Some(1),
             max_connections: Some(1),
             login_failures_before_delay: Some(1),
             login_address_failures_before_delay: Some(1),

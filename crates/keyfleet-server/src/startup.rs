@@ -327,10 +327,12 @@ pub async fn start(
         let handle = handle.clone();
         move || handle.graceful_shutdown(Some(Duration::from_secs(10)))
     };
-    // hyper's header-read timer runs whenever a connection waits for a request header, also between the
-    // requests of a keep-alive connection; the first-request timeout covers protocol detection (h1 or h2)
-    // and the TLS handshake is bounded by the same time.
+    // hyper's header-read timer starts whenever a connection waits for a request, so it is set to the idle
+    // keep-alive timeout; the header timeout proper runs from a head's first byte (`HeadTimeout`, on the
+    // plaintext after TLS). A new connection's first request, protocol detection (h1 or h2) included, and
+    // its TLS handshake are each bounded by the header timeout as well.
     let header_timeout = config.header_read_timeout();
+    let idle_timeout = config.idle_timeout();
     let http = if https {
         let (cert, key) = ensure_certificate(config.tls(), &config.data_dir, addr)?;
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
@@ -338,14 +340,16 @@ pub async fn start(
             .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
         let acceptor =
             axum_server::tls_rustls::RustlsAcceptor::new(tls).handshake_timeout(header_timeout).acceptor(capped);
+        let acceptor = crate::limits::HeadTimeout::new(acceptor, header_timeout);
         let mut server =
             axum_server::from_tcp(listener)?.acceptor(acceptor).handle(handle).first_request_timeout(header_timeout);
-        server.http_builder().http1().header_read_timeout(header_timeout);
+        server.http_builder().http1().header_read_timeout(idle_timeout);
         tokio::spawn(server.serve(app))
     } else {
+        let acceptor = crate::limits::HeadTimeout::new(capped, header_timeout);
         let mut server =
-            axum_server::from_tcp(listener)?.acceptor(capped).handle(handle).first_request_timeout(header_timeout);
-        server.http_builder().http1().header_read_timeout(header_timeout);
+            axum_server::from_tcp(listener)?.acceptor(acceptor).handle(handle).first_request_timeout(header_timeout);
+        server.http_builder().http1().header_read_timeout(idle_timeout);
         tokio::spawn(server.serve(app))
     };
     let mut metrics_addr = None;

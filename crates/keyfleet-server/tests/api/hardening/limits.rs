@@ -1,7 +1,9 @@
-//! Connection limits and what every answer carries: a header-read (and idle keep-alive) timeout, a cap on
-//! open connections, 413 for an oversized body, tokens from the future refused, `Cache-Control: no-store`
+//! Connection limits and what every answer carries: a header-read timeout, an idle keep-alive timeout, a
+//! cap on open connections, 413 for an oversized body, tokens from the future refused, `Cache-Control: no-store`
 //! and `Strict-Transport-Security`.
 
+use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -35,6 +37,7 @@ async fn a_client_that_sends_half_a_header_is_disconnected() {
     let app = TestApp::start_with(|a| {
         a.plain_http = true;
         a.header_read_timeout_secs = Some(1);
+        a.idle_timeout_secs = Some(2);
     })
     .await;
     let mut slow = TcpStream::connect(addr(&app)).await.unwrap();
@@ -42,7 +45,8 @@ async fn a_client_that_sends_half_a_header_is_disconnected() {
     let took = closed_within(&mut slow, Duration::from_secs(5)).await.expect("closed after the header timeout");
     assert!(took >= Duration::from_millis(900), "not before the timeout: {took:?}");
 
-    // A connection that never sends a byte, and an idle keep-alive connection, go the same way.
+    // A connection that never sends a byte goes the same way, and an idle keep-alive connection after the
+    // idle timeout.
     let mut silent = TcpStream::connect(addr(&app)).await.unwrap();
     assert!(closed_within(&mut silent, Duration::from_secs(5)).await.is_some(), "silent connection kept open");
     let mut idle = TcpStream::connect(addr(&app)).await.unwrap();
@@ -51,6 +55,144 @@ async fn a_client_that_sends_half_a_header_is_disconnected() {
     let n = idle.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     assert!(closed_within(&mut idle, Duration::from_secs(5)).await.is_some(), "idle keep-alive kept open");
+}
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// A blocking TLS connection to the app (rustls over std's `TcpStream`), trusting its generated certificate;
+/// use it inside `spawn_blocking`, since the server runs on the test's runtime.
+fn tls_connect(app: &TestApp) -> TlsStream {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = app.dir.path().join("data/tls/cert.pem");
+    for cert in CertificateDer::pem_file_iter(&pem).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let tcp = std::net::TcpStream::connect(addr(app)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Sends `GET /healthz` on `tls` and reads the whole answer; its status line.
+fn healthz(tls: &mut TlsStream) -> String {
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    read_response(tls)
+}
+
+/// Reads one answer with a `Content-Length` body from `tls`; its status line.
+fn read_response(tls: &mut TlsStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tls.read(&mut buf).expect("an answer");
+        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .expect("content-length");
+            if got.len() >= end + 4 + length {
+                return text.lines().next().unwrap().to_owned();
+            }
+        }
+    }
+}
+
+/// Like [`closed_within`], for a TLS connection (a close without `close_notify` counts).
+fn tls_closed_within(tls: &mut TlsStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(started.elapsed())?;
+        tls.sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+        match tls.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return None;
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_timeout_until_the_idle_timeout() {
+    let app = TestApp::start_with(|a| {
+        a.header_read_timeout_secs = Some(1);
+        a.idle_timeout_secs = Some(3);
+    })
+    .await;
+    let mut tls = tls_connect(&app);
+    tokio::task::spawn_blocking(move || {
+        assert!(healthz(&mut tls).starts_with("HTTP/1.1 200"));
+        // Twice the header timeout, well within the idle timeout: the connection still serves.
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(healthz(&mut tls).starts_with("HTTP/1.1 200"), "the same connection serves a second request");
+        let took = tls_closed_within(&mut tls, Duration::from_secs(8)).expect("closed after the idle timeout");
+        assert!(took >= Duration::from_secs(2), "closed at the idle timeout, not the header timeout: {took:?}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_header_begun_after_an_idle_pause_has_the_header_timeout() {
+    let app = TestApp::start_with(|a| {
+        a.header_read_timeout_secs = Some(1);
+        a.idle_timeout_secs = Some(10);
+    })
+    .await;
+    let mut tls = tls_connect(&app);
+    tokio::task::spawn_blocking(move || {
+        assert!(healthz(&mut tls).starts_with("HTTP/1.1 200"));
+        std::thread::sleep(Duration::from_millis(1500));
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: ").unwrap();
+        let took = tls_closed_within(&mut tls, Duration::from_secs(8)).expect("closed after the header timeout");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "closed about a second after the header began, not at the idle timeout: {took:?}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_body_is_not_a_slow_header() {
+    // Once the header is complete, the body (and the handler) take the time they need.
+    let app = TestApp::start_with(|a| {
+        a.header_read_timeout_secs = Some(1);
+        a.idle_timeout_secs = Some(10);
+    })
+    .await;
+    let mut tls = tls_connect(&app);
+    tokio::task::spawn_blocking(move || {
+        let body = serde_json::to_vec(&json!({"username": "admin", "password": ADMIN_PASSWORD})).unwrap();
+        let head = format!(
+            "POST /api/v1/auth/tokens HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).unwrap();
+        let (first, rest) = body.split_at(body.len() / 2);
+        for part in [first, rest] {
+            std::thread::sleep(Duration::from_millis(1200));
+            tls.write_all(part).unwrap();
+        }
+        assert!(read_response(&mut tls).starts_with("HTTP/1.1 200"));
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -68,6 +210,7 @@ async fn connections_over_the_cap_are_closed_at_once() {
         a.plain_http = true;
         a.max_connections = Some(2);
         a.header_read_timeout_secs = Some(3);
+        a.idle_timeout_secs = Some(3);
     })
     .await;
     // Let the server close the login's pooled keep-alive connection, which holds a slot.

@@ -24,6 +24,8 @@ const MAX_BATCH: usize = 256;
 pub(crate) struct Finished {
     pub job: JobId,
     pub seq: i64,
+    /// The claim's attempt number: the result is written only onto that claim.
+    pub attempt: i64,
     pub outcome: ItemOutcome,
     pub refreshed_key: Option<(KeyId, AwsKeyMaterial)>,
     pub deleted_backup: Option<BackupId>,
@@ -97,6 +99,7 @@ async fn write(store: &dyn EngineStore, owner: &str, at: DateTime<Utc>, mut batc
             .iter()
             .map(|q| FinishedItem {
                 seq: q.finished.seq,
+                attempt: Some(q.finished.attempt),
                 outcome: &q.finished.outcome,
                 effect: q.finished.effect(),
                 cloud_calls: &q.finished.cloud_calls,

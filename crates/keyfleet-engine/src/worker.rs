@@ -129,7 +129,8 @@ impl Engine {
             if !open && !ready.is_empty() {
                 // Stopping, or another node drives the partition now: what was claimed but not started goes
                 // back unsent, at once instead of when its lease runs out.
-                let unsent: Vec<(JobId, i64)> = ready.drain(..).map(|r| (r.item.job_id, r.item.seq)).collect();
+                let unsent: Vec<(JobId, i64, i64)> =
+                    ready.drain(..).map(|r| (r.item.job_id, r.item.seq, r.item.attempts)).collect();
                 let engine = self.clone();
                 tasks.spawn(async move { engine.hand_back(&unsent).await });
             }
@@ -286,7 +287,7 @@ impl Engine {
             return true;
         }
         let horizon = now + ttl / 2;
-        match self.store.holds_item(item.job_id, item.seq, &self.config.node_id, horizon).await {
+        match self.store.holds_item(item.job_id, item.seq, item.attempts, &self.config.node_id, horizon).await {
             Ok(true) => {
                 lease.extend(horizon);
                 true
@@ -386,6 +387,7 @@ impl Engine {
         let finished = Finished {
             job: item.job_id,
             seq: item.seq,
+            attempt: item.attempts,
             outcome: result.outcome,
             refreshed_key: result.refreshed_key,
             deleted_backup: result.deleted_backup,
@@ -420,7 +422,7 @@ impl Engine {
     /// Hands an item back unsent ([`crate::stops`]); after a refusal of its credentials it is then failed with
     /// the job's other pending items of that connection, as the first refusal failed them.
     async fn not_sent(&self, item: &ClaimedItem, why: Unsent) {
-        self.hand_back(&[(item.job_id, item.seq)]).await;
+        self.hand_back(&[(item.job_id, item.seq, item.attempts)]).await;
         if let Unsent::Refused(connection, refused) = why {
             self.fail_refused(item.job_id, connection, &refused).await;
         }
@@ -432,9 +434,9 @@ impl Engine {
     /// fails stays claimed until its lease runs out.
     ///
     /// [`WorkQueue::return_unsent`]: keyfleet_store::WorkQueue::return_unsent
-    async fn hand_back(&self, items: &[(JobId, i64)]) {
-        let mut by_job: std::collections::BTreeMap<JobId, Vec<i64>> = std::collections::BTreeMap::new();
-        items.iter().for_each(|&(job, seq)| by_job.entry(job).or_default().push(seq));
+    async fn hand_back(&self, items: &[(JobId, i64, i64)]) {
+        let mut by_job: std::collections::BTreeMap<JobId, Vec<(i64, i64)>> = std::collections::BTreeMap::new();
+        items.iter().for_each(|&(job, seq, attempt)| by_job.entry(job).or_default().push((seq, attempt)));
         for (job, seqs) in by_job {
             if let Err(e) = self.store.return_unsent(job, &seqs, &self.config.node_id, self.now()).await {
                 tracing::error!(bulkjob.id = %job, items = seqs.len(), error = %e, "handing back unsent items failed");

@@ -164,6 +164,10 @@ pub enum ItemEffect<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct FinishedItem<'a> {
     pub seq: i64,
+    /// The attempt (the item's `attempts` after its claim) this result is of: the write is fenced to that
+    /// claim, so that a node that claimed the item again (its earlier lease expired while it was paused) never
+    /// records the earlier claim's result onto the later one. `None`: fenced by the owner alone.
+    pub attempt: Option<i64>,
     pub outcome: &'a ItemOutcome,
     pub effect: ItemEffect<'a>,
     /// The state-changing calls the attempt sent, in order: each audited with the outcome, in the same
@@ -469,8 +473,9 @@ pub trait WorkQueue: Send + Sync {
     /// Hands back items `owner` claimed but never sent (while they waited for a cloud slot their job was
     /// cancelled or stopped by a failure threshold, or their connection's credentials were refused): they are
     /// pending again with the claim's attempt undone, and the job's stop, if any, skips them as it skipped its
-    /// other pending items. Returns how many were handed back.
-    async fn return_unsent(&self, job: JobId, seqs: &[i64], owner: &str, at: DateTime<Utc>) -> Result<u64>;
+    /// other pending items. `items` are `(seq, attempt)`: only the claim that made the attempt is handed back.
+    /// Returns how many were handed back.
+    async fn return_unsent(&self, job: JobId, items: &[(i64, i64)], owner: &str, at: DateTime<Utc>) -> Result<u64>;
     /// Was the job cancelled, or stopped by a failure threshold (true also when it is gone)?
     async fn job_aborted(&self, id: JobId) -> Result<bool>;
     /// Partitions that have pending items, with the earliest time one of them is due.
@@ -489,9 +494,10 @@ pub trait WorkQueue: Send + Sync {
     /// marking them running and counting the attempt (write-ahead: the row says "running" before any cloud
     /// call). Oldest first.
     async fn claim_items(&self, partition: &str, lease: Lease<'_>, limit: u32) -> Result<Vec<ClaimedItem>>;
-    /// Does `owner` still hold a live lease on the item at `now`? Checked right before a state-changing cloud
-    /// call, so a node that was paused past its lease does not act on an item another node has taken over.
-    async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Does `owner` still hold a live lease on the item at `now`, from the claim that made `attempt`? Checked
+    /// right before a state-changing cloud call, so a node that was paused past its lease acts neither on an
+    /// item another node has taken over nor on one it claimed again since (that later claim runs it).
+    async fn holds_item(&self, job: JobId, seq: i64, attempt: i64, owner: &str, now: DateTime<Utc>) -> Result<bool>;
     /// Extends every lease `owner` holds; returns how many.
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64>;
     /// Returns running items whose lease expired to pending (their next attempt reconciles first).
@@ -522,7 +528,7 @@ pub trait WorkQueue: Send + Sync {
         at: DateTime<Utc>,
         effect: ItemEffect<'_>,
     ) -> Result<bool> {
-        let items = [FinishedItem { seq, outcome, effect, cloud_calls: &[], policy_before: None }];
+        let items = [FinishedItem { seq, attempt: None, outcome, effect, cloud_calls: &[], policy_before: None }];
         let recorded = self.finish_items(&FinishedBatch { job, owner, at, items: &items }).await?;
         Ok(recorded.first().copied().unwrap_or(false))
     }

@@ -19,6 +19,7 @@ on_both_backends!(
     a_selector_job_holds_the_matching_live_keys_in_account_region_order,
     refused_credentials_fail_the_pending_items_of_that_connection_only,
     items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop,
+    a_claim_is_fenced_from_a_later_claim_of_the_same_node,
     jobs_and_items_list_with_filters_sorting_and_totals,
 );
 
@@ -431,8 +432,9 @@ async fn items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop(db: 
     s.create_job(&j, &items(3)).await.expect("create");
     let c = s.claim_items(P, Lease::new("a", t0, later(t0, 30)), 3).await.expect("claim");
     // Only the claim's owner hands an item back, and the claim's attempt is undone.
-    assert_eq!(s.return_unsent(j.id, &[c[0].seq], "b", t0).await.expect("return"), 0);
-    assert_eq!(s.return_unsent(j.id, &[c[0].seq], "a", t0).await.expect("return"), 1);
+    assert_eq!(s.return_unsent(j.id, &[(c[0].seq, 1)], "b", t0).await.expect("return"), 0);
+    assert_eq!(s.return_unsent(j.id, &[(c[0].seq, 2)], "a", t0).await.expect("return"), 0, "another claim");
+    assert_eq!(s.return_unsent(j.id, &[(c[0].seq, 1)], "a", t0).await.expect("return"), 1);
     let again = s.claim_items(P, Lease::new("a", t0, later(t0, 30)), 3).await.expect("claim");
     assert_eq!(again.iter().map(|i| (i.seq, i.attempts)).collect::<Vec<_>>(), vec![(c[0].seq, 1)]);
 
@@ -440,7 +442,7 @@ async fn items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop(db: 
     // one ends the job.
     let during = s.cancel_job(j.id, t0).await.expect("cancel").expect("job");
     assert_eq!((during.status, during.skipped), (JobStatus::InProgress, 0));
-    let all = [c[0].seq, c[1].seq, c[2].seq];
+    let all = [(c[0].seq, 1), (c[1].seq, 1), (c[2].seq, 1)];
     assert_eq!(s.return_unsent(j.id, &all, "a", later(t0, 1)).await.expect("return"), 3);
     let after = s.get_job(j.id).await.expect("get").expect("job");
     assert_eq!((after.status, after.skipped), (JobStatus::Cancelled, 3));
@@ -454,11 +456,44 @@ async fn items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop(db: 
     let c = s.claim_items(P, Lease::new("a", t0, later(t0, 30)), 3).await.expect("claim");
     let failed = ItemOutcome::Failed { code: "AccessDeniedException".into(), message: "no".into(), state_before: None };
     assert!(s.finish_item(j.id, c[0].seq, "a", &failed, t0).await.expect("finish"));
-    assert_eq!(s.return_unsent(j.id, &[c[1].seq, c[2].seq], "a", t0).await.expect("return"), 2);
+    assert_eq!(s.return_unsent(j.id, &[(c[1].seq, 1), (c[2].seq, 1)], "a", t0).await.expect("return"), 2);
     let after = s.get_job(j.id).await.expect("get").expect("job");
     assert_eq!((after.status, after.failed, after.skipped), (JobStatus::Failed, 1, 2));
     let reason = after.stop_reason.expect("stopped");
     let rows = s.job_items(j.id).await.expect("items");
     let skipped = keyfleet_core::rules::threshold_skipped_detail(&reason);
     assert_eq!(rows.iter().filter(|i| i.detail.as_deref() == Some(skipped.as_str())).count(), 2, "{rows:?}");
+}
+
+/// A node paused past its lease may claim an item again that it still holds from before the pause: the
+/// earlier claim must neither pass the lease check nor record its result onto the later claim.
+async fn a_claim_is_fenced_from_a_later_claim_of_the_same_node(db: &TestDb) {
+    let s = db.store();
+    let t0 = now();
+    let j = job(1);
+    s.create_job(&j, &items(1)).await.expect("create");
+    let first = s.claim_items(P, Lease::new("a", t0, later(t0, 3)), 1).await.expect("claim");
+    assert!(s.holds_item(j.id, first[0].seq, 1, "a", t0).await.expect("held"));
+    assert_eq!(s.release_expired_leases(later(t0, 4)).await.expect("reap"), 1);
+    let second = s.claim_items(P, Lease::new("a", later(t0, 4), later(t0, 34)), 1).await.expect("claim");
+    assert_eq!(second[0].attempts, 2);
+    assert!(!s.holds_item(j.id, first[0].seq, 1, "a", later(t0, 5)).await.expect("held"), "the earlier claim");
+    assert!(s.holds_item(j.id, first[0].seq, 2, "a", later(t0, 5)).await.expect("held"));
+    let outcome = ItemOutcome::Skipped { reason: "stale".into() };
+    let items = |attempt| {
+        [keyfleet_store::FinishedItem {
+            seq: first[0].seq,
+            attempt: Some(attempt),
+            outcome: &outcome,
+            effect: keyfleet_store::ItemEffect::None,
+            cloud_calls: &[],
+            policy_before: None,
+        }]
+    };
+    let stale = items(1);
+    let batch = keyfleet_store::FinishedBatch { job: j.id, owner: "a", at: later(t0, 5), items: &stale };
+    assert_eq!(s.finish_items(&batch).await.expect("finish"), vec![false]);
+    let current = items(2);
+    let batch = keyfleet_store::FinishedBatch { job: j.id, owner: "a", at: later(t0, 5), items: &current };
+    assert_eq!(s.finish_items(&batch).await.expect("finish"), vec![true]);
 }

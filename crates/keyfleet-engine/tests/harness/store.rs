@@ -235,10 +235,11 @@ impl WorkQueue for NodeStore {
         Ok(out)
     }
 
-    async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+    async fn holds_item(&self, job: JobId, seq: i64, attempt: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
         let mut db = self.db().await;
         Ok(db.item_mut(job, seq).is_some_and(|i| {
             i.status == ItemStatus::Running
+                && i.attempts == attempt
                 && i.lease_owner.as_deref() == Some(owner)
                 && i.lease_expires_at.is_some_and(|e| e > now)
         }))
@@ -297,12 +298,13 @@ impl WorkQueue for NodeStore {
         Ok(n as u64)
     }
 
-    async fn return_unsent(&self, job: JobId, seqs: &[i64], owner: &str, at: DateTime<Utc>) -> Result<u64> {
+    async fn return_unsent(&self, job: JobId, items: &[(i64, i64)], owner: &str, at: DateTime<Utc>) -> Result<u64> {
         let mut db = self.db().await;
         let mut returned = 0;
-        for &seq in seqs {
+        for &(seq, attempt) in items {
             if let Some(it) = db.item_mut(job, seq)
                 && it.status == ItemStatus::Running
+                && it.attempts == attempt
                 && it.lease_owner.as_deref() == Some(owner)
             {
                 it.status = ItemStatus::Pending;
@@ -511,10 +513,14 @@ fn sync_rows<R: Synced>(
 impl Db {
     /// Records one attempt, fenced by its lease (the in-memory `finish_items`).
     fn finish(&mut self, batch: &FinishedBatch<'_>, item: &FinishedItem<'_>) -> bool {
-        let (FinishedBatch { job, owner, at, .. }, FinishedItem { seq, outcome, effect, .. }) = (*batch, *item);
+        let (FinishedBatch { job, owner, at, .. }, FinishedItem { seq, attempt, outcome, effect, .. }) =
+            (*batch, *item);
         let db = self;
         let Some(it) = db.item_mut(job, seq) else { return false };
-        if it.status != ItemStatus::Running || it.lease_owner.as_deref() != Some(owner) {
+        if it.status != ItemStatus::Running
+            || it.lease_owner.as_deref() != Some(owner)
+            || attempt.is_some_and(|a| a != it.attempts)
+        {
             return false; // the lease was lost: someone else owns this item now
         }
         it.lease_owner = None;

@@ -321,8 +321,8 @@ async fn lock_job_row<D: Db>(tx: &mut Transaction<'_, D>, id: JobId) -> Result<b
     Ok(Query::<D>::new(sql).bind(id.to_string()).fetch_optional(tx).await?.is_some())
 }
 
-/// Items per multi-row `UPDATE` of `finish_items`: 9 parameters each, within SQLite's 999.
-const ITEMS_PER_FINISH: usize = 100;
+/// Items per multi-row `UPDATE` of `finish_items`: 10 parameters each, within SQLite's 999.
+const ITEMS_PER_FINISH: usize = 90;
 
 /// Adds `n` ended items to one counter of the job and, when that ends the job, ends it as the rules say.
 /// Runs inside the caller's transaction, which holds the job row (`lock_job`), so it sees every other
@@ -907,24 +907,25 @@ impl<B: Backend> WorkQueue for B {
         tx.commit().await?;
         Ok(n)
     }
-    async fn return_unsent(&self, job: JobId, seqs: &[i64], owner: &str, at: DateTime<Utc>) -> Result<u64> {
+    async fn return_unsent(&self, job: JobId, items: &[(i64, i64)], owner: &str, at: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.writer().begin().await?;
         let Some(current) = lock_job(&mut tx, job).await? else {
             return Ok(0);
         };
         let mut returned = 0;
-        for &seq in seqs {
+        for &(seq, attempt) in items {
             // The claim's attempt is undone: the item was never sent.
             returned += Query::<B::Db>::new(
                 "UPDATE job_items SET status = 'pending', attempts = attempts - 1, \
                  first_attempt_at = CASE WHEN attempts = 1 THEN NULL ELSE first_attempt_at END, \
                  lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
-                 WHERE job_id = $2 AND seq = $3 AND lease_owner = $4 AND status = 'running'",
+                 WHERE job_id = $2 AND seq = $3 AND lease_owner = $4 AND status = 'running' AND attempts = $5",
             )
             .bind(at)
             .bind(job.to_string())
             .bind(seq)
             .bind(owner)
+            .bind(attempt)
             .execute(&mut tx)
             .await?;
         }
@@ -1021,15 +1022,16 @@ impl<B: Backend> WorkQueue for B {
         out.sort_by_key(|c| (c.job_id, c.seq));
         Ok(out)
     }
-    async fn holds_item(&self, job: JobId, seq: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+    async fn holds_item(&self, job: JobId, seq: i64, attempt: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
         let held = Query::<B::Db>::new(
             "SELECT 1 AS held FROM job_items WHERE job_id = $1 AND seq = $2 AND lease_owner = $3 \
-             AND status = 'running' AND lease_expires_at > $4",
+             AND status = 'running' AND lease_expires_at > $4 AND attempts = $5",
         )
         .bind(job.to_string())
         .bind(seq)
         .bind(owner)
         .bind(now)
+        .bind(attempt)
         .fetch_optional(self.reader())
         .await?;
         Ok(held.is_some())
@@ -1069,8 +1071,9 @@ impl<B: Backend> WorkQueue for B {
         if changes.iter().any(|c| c.counter.is_some()) && !lock_job_row(&mut tx, job_id).await? {
             return Ok(vec![false; items.len()]);
         }
-        // Every item's change in one multi-row UPDATE per chunk, fenced by its lease: the rows it returns are
-        // the items still held (the others' leases were lost: someone else owns them now).
+        // Every item's change in one multi-row UPDATE per chunk, fenced by its lease and claim: the rows it
+        // returns are the items still held (the others' leases were lost: someone else, or a later claim of
+        // this node, owns them now).
         let mut held = std::collections::HashSet::with_capacity(items.len());
         for (items, changes) in items.chunks(ITEMS_PER_FINISH).zip(changes.chunks(ITEMS_PER_FINISH)) {
             let mut q = Query::<B::Db>::new(
@@ -1095,11 +1098,12 @@ impl<B: Backend> WorkQueue for B {
                 q.push_bind(change.state_before.clone()).push(", ");
                 q.push_bind(change.state_after.clone()).push(", ");
                 q.push_bind(change.not_before.map_or(0, to_micros)).push(", ");
-                q.push_bind(item.policy_before.map(str::to_string)).push(")");
+                q.push_bind(item.policy_before.map(str::to_string)).push(", ");
+                q.push_bind(item.attempt).push(")");
             }
             q.push(
                 ") AS v WHERE job_id = $2 AND seq = v.column1 AND lease_owner = $3 AND status = 'running' \
-                 RETURNING seq",
+                 AND attempts = COALESCE(v.column10, attempts) RETURNING seq",
             );
             for row in q.fetch_all(&mut tx).await? {
                 held.insert(Fields::<B::Db>(&row).int("seq")?);

@@ -125,58 +125,50 @@ fn tls_closed_within(tls: &mut TlsStream, limit: Duration) -> Option<Duration> {
     }
 }
 
-#[tokio::test]
-async fn an_idle_keep_alive_connection_outlives_the_header_timeout_until_the_idle_timeout() {
+/// A server with these header-read and idle timeouts (seconds), and `client` on a blocking thread with one
+/// TLS connection to it.
+async fn one_connection(header: u64, idle: u64, client: impl FnOnce(&mut TlsStream) + Send + 'static) {
     let app = TestApp::start_with(|a| {
-        a.header_read_timeout_secs = Some(1);
-        a.idle_timeout_secs = Some(3);
+        a.header_read_timeout_secs = Some(header);
+        a.idle_timeout_secs = Some(idle);
     })
     .await;
     let mut tls = tls_connect(&app);
-    tokio::task::spawn_blocking(move || {
-        assert!(healthz(&mut tls).starts_with("HTTP/1.1 200"));
+    tokio::task::spawn_blocking(move || client(&mut tls)).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_timeout_until_the_idle_timeout() {
+    one_connection(1, 3, |tls| {
+        assert!(healthz(tls).starts_with("HTTP/1.1 200"));
         // Twice the header timeout, well within the idle timeout: the connection still serves.
         std::thread::sleep(Duration::from_secs(2));
-        assert!(healthz(&mut tls).starts_with("HTTP/1.1 200"), "the same connection serves a second request");
-        let took = tls_closed_within(&mut tls, Duration::from_secs(8)).expect("closed after the idle timeout");
+        assert!(healthz(tls).starts_with("HTTP/1.1 200"), "the same connection serves a second request");
+        let took = tls_closed_within(tls, Duration::from_secs(8)).expect("closed after the idle timeout");
         assert!(took >= Duration::from_secs(2), "closed at the idle timeout, not the header timeout: {took:?}");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn a_header_begun_after_an_idle_pause_has_the_header_timeout() {
-    let app = TestApp::start_with(|a| {
-        a.header_read_timeout_secs = Some(1);
-        a.idle_timeout_secs = Some(10);
-    })
-    .await;
-    let mut tls = tls_connect(&app);
-    tokio::task::spawn_blocking(move || {
-        assert!(healthz(&mut tls).starts_with("HTTP/1.1 200"));
+    one_connection(1, 10, |tls| {
+        assert!(healthz(tls).starts_with("HTTP/1.1 200"));
         std::thread::sleep(Duration::from_millis(1500));
         tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: ").unwrap();
-        let took = tls_closed_within(&mut tls, Duration::from_secs(8)).expect("closed after the header timeout");
+        let took = tls_closed_within(tls, Duration::from_secs(8)).expect("closed after the header timeout");
         assert!(
             took >= Duration::from_millis(900) && took < Duration::from_secs(5),
             "closed about a second after the header began, not at the idle timeout: {took:?}"
         );
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn a_slow_body_is_not_a_slow_header() {
     // Once the header is complete, the body (and the handler) take the time they need.
-    let app = TestApp::start_with(|a| {
-        a.header_read_timeout_secs = Some(1);
-        a.idle_timeout_secs = Some(10);
-    })
-    .await;
-    let mut tls = tls_connect(&app);
-    tokio::task::spawn_blocking(move || {
+    one_connection(1, 10, |tls| {
         let body = serde_json::to_vec(&json!({"username": "admin", "password": ADMIN_PASSWORD})).unwrap();
         let head = format!(
             "POST /api/v1/auth/tokens HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
@@ -189,10 +181,9 @@ async fn a_slow_body_is_not_a_slow_header() {
             std::thread::sleep(Duration::from_millis(1200));
             tls.write_all(part).unwrap();
         }
-        assert!(read_response(&mut tls).starts_with("HTTP/1.1 200"));
+        assert!(read_response(tls).starts_with("HTTP/1.1 200"));
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]

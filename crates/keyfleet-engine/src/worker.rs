@@ -329,8 +329,11 @@ impl Engine {
                     Ok(None) => {}
                     Ok(Some(why)) => return self.not_sent(&item, why).await,
                     Err(e) => {
+                        // Not known whether the job stopped: the item goes back and is due again at once.
                         tracing::error!(bulkjob.id = %item.job_id, error = %e, "reading whether the job stopped failed");
-                        return self.not_sent(&item, Unsent::Stopped).await;
+                        self.hand_back(&[(item.job_id, item.seq, item.attempts)]).await;
+                        self.notify_jobs();
+                        return;
                     }
                 }
                 // A panic while running an item becomes a recorded failure instead of a dead driver.
@@ -426,8 +429,6 @@ impl Engine {
         if let Unsent::Refused(connection, refused) = why {
             self.fail_refused(item.job_id, connection, &refused).await;
         }
-        // Not stopped after all (the store could not say): the item is due again.
-        self.notify_jobs();
     }
 
     /// Returns claimed items that were never sent to pending ([`WorkQueue::return_unsent`]); one whose return

@@ -80,15 +80,9 @@ async fn three_nodes_survive_a_kill_and_a_pause() {
     let n3 = Server::start(&node(3), Some(&database_url), &flags).await;
 
     // Any node serves any call: create on node 2, read on node 3.
-    let job = n2
-        .call(
-            "POST",
-            "/api/v1/cckm/aws/bulkjob",
-            // Over the default cap of 1,000 items: the request says how many it means.
-            json!({"operation": "schedulekeydeletion", "days": 7, "selector": {"kms": names}, "max_items": total}),
-        )
-        .await;
-    let job_path = format!("/api/v1/cckm/aws/bulkjob/{}", job["id"].as_str().unwrap());
+    // Over the default cap of 1,000 items: the request says how many it means.
+    let body = json!({"operation": "schedulekeydeletion", "days": 7, "selector": {"kms": names}, "max_items": total});
+    let job_path = n2.create_aws_job(body, total).await;
     assert_eq!(n3.call("GET", &job_path, Value::Null).await["progress"]["total"], total);
 
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -43,15 +43,8 @@ async fn sigkills_during_group_commits_lose_and_repeat_no_item() {
     server.sync_all(Duration::from_secs(300)).await;
     let synced = fake.fake.calls().last().map_or(0, |c| c.seq);
 
-    let job = server
-        .call(
-            "POST",
-            "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "disablekey", "selector": {"kms": names}, "max_items": total}),
-        )
-        .await;
-    let job_path = format!("/api/v1/cckm/aws/bulkjob/{}", job["id"].as_str().unwrap());
-    assert_eq!(job["progress"]["total"], total);
+    let body = json!({"operation": "disablekey", "selector": {"kms": names}, "max_items": total});
+    let job_path = server.create_aws_job(body, total).await;
 
     for (kill, share) in KILL_AT.iter().enumerate() {
         loop {

@@ -60,15 +60,8 @@ async fn twenty_sigkills_during_a_2000_key_job_lose_and_repeat_nothing() {
     server.sync_all(Duration::from_secs(120)).await;
     let total = KEYS_PER_PARTITION * ACCOUNTS.len() * REGIONS.len();
 
-    let job = server
-        .call(
-            "POST",
-            "/api/v1/cckm/aws/bulkjob",
-            json!({"operation": "disablekey", "selector": {"kms": names}, "max_items": total}),
-        )
-        .await;
-    let job_path = format!("/api/v1/cckm/aws/bulkjob/{}", job["id"].as_str().unwrap());
-    assert_eq!(job["progress"]["total"], total);
+    let body = json!({"operation": "disablekey", "selector": {"kms": names}, "max_items": total});
+    let job_path = server.create_aws_job(body, total).await;
 
     let mut rng = rand::rng();
     let mut kills = 0;

@@ -126,6 +126,14 @@ impl Server {
         names
     }
 
+    /// Creates an AWS bulk job from `body` and returns its path (`/api/v1/cckm/aws/bulkjob/{id}`), after
+    /// checking it holds `total` items.
+    pub async fn create_aws_job(&self, body: Value, total: usize) -> String {
+        let job = self.call("POST", "/api/v1/cckm/aws/bulkjob", body).await;
+        assert_eq!(job["progress"]["total"], total, "{job}");
+        format!("/api/v1/cckm/aws/bulkjob/{}", job["id"].as_str().unwrap())
+    }
+
     /// Synchronizes every container and waits (at most `limit`) for the sync to complete.
     pub async fn sync_all(&self, limit: Duration) {
         let sync = self.call("POST", "/api/v1/cckm/aws/synchronization-jobs", json!({"synchronize_all": true})).await;

@@ -21,20 +21,12 @@ use crate::cloud::{CLOUDS, ItemResult, Target, cloud};
 use crate::record::Finished;
 use crate::stops::{Refused, Unsent};
 
-/// Most items one claim takes.
-const MAX_CLAIM: usize = 256;
-/// A claimed item should reach its call within this; when one waited longer, the driver claims fewer ahead.
-/// It bounds how long a claimed item waits and how much work one node holds that another could do. (A stop
-/// of its job, or a refusal of its credentials, still reaches it: see `stops.rs`.)
-const CLAIM_AHEAD: Duration = Duration::from_millis(250);
-
 /// A claimed item with what it needs to run, waiting for a cloud slot of its partition.
 struct Ready {
     item: ClaimedItem,
     /// What [`Engine::prepare`] read for it; `Err` when the read failed (the attempt is retried).
     target: Result<Target, String>,
     lease: ItemLease,
-    claimed: tokio::time::Instant,
 }
 
 /// What this node knows of its lease on one item: it holds the item at least until [`ItemLease::until`] by
@@ -105,8 +97,9 @@ impl Engine {
     }
 
     /// Keeps up to `partition_concurrency` items of one partition at their cloud calls until none is due.
-    /// Items are claimed in batches, ahead of the calls (at most [`CLAIM_AHEAD`] of work, at most
-    /// [`MAX_CLAIM`] items), and what a batch needs is read for the whole batch when it is claimed
+    /// Items are claimed in batches, as many as there are free cloud slots (claiming further ahead made a
+    /// node paused past its leases resend an item another node had already done: the cluster SIGSTOP test
+    /// failed 2 runs in 8), and what a batch needs is read for the whole batch when it is claimed
     /// ([`Engine::prepare`]). Right before its call each item asks whether it may still be sent
     /// ([`crate::stops`]). Each item runs as its own task: an item must never wait for this loop to poll it
     /// (it may hold the store's writer), and a successful item frees its cloud slot before its result is
@@ -117,9 +110,6 @@ impl Engine {
         let mut tasks = JoinSet::new();
         let mut ready: VecDeque<Ready> = VecDeque::new();
         let mut claiming: Option<JoinHandle<(usize, Vec<Ready>)>> = None;
-        // How many items the driver keeps claimed ahead: doubled when the calls waited for a claim, halved when
-        // a claimed item waited too long for its call.
-        let mut ahead = concurrency;
         // The last claim found fewer items than it asked for: claim again only once an item has finished.
         let mut drained = false;
         let mut owned = true;
@@ -134,7 +124,8 @@ impl Engine {
                 let engine = self.clone();
                 tasks.spawn(async move { engine.hand_back(&unsent).await });
             }
-            if open && claiming.is_none() && !drained && ready.len() <= ahead / 2 {
+            let free = cloud_slots.available_permits();
+            if open && claiming.is_none() && !drained && ready.is_empty() && free > 0 {
                 // Still ours? A node that was paused past its lease finds another node driving the partition
                 // and stops claiming; its in-flight items are fenced by their own leases. Asked again once a
                 // third of the lease time has passed: until then the lease taken last is certainly still held.
@@ -155,7 +146,7 @@ impl Engine {
                     }
                     lease_taken = Some(now);
                 }
-                let n = ahead - ready.len();
+                let n = free;
                 claiming = Some(tokio::spawn(self.clone().claim(partition.clone(), n)));
             }
             if claiming.is_none() && ready.is_empty() && tasks.is_empty() && (drained || !open) {
@@ -175,9 +166,6 @@ impl Engine {
                     match claimed {
                         Ok((asked, batch)) => {
                             drained = batch.len() < asked;
-                            if !drained && ready.is_empty() && cloud_slots.available_permits() > 0 {
-                                ahead = (ahead * 2).min(MAX_CLAIM);
-                            }
                             ready.extend(batch);
                         }
                         Err(e) => {
@@ -188,9 +176,6 @@ impl Engine {
                 }
                 slot = cloud_slots.clone().acquire_owned(), if !ready.is_empty() => {
                     if let (Ok(slot), Some(next)) = (slot, ready.pop_front()) {
-                        if next.claimed.elapsed() > CLAIM_AHEAD {
-                            ahead = (ahead / 2).max(concurrency);
-                        }
                         // Every log line of the item (its cloud calls included) names the job and the request
                         // that created it.
                         let span = tracing::info_span!(
@@ -217,12 +202,11 @@ impl Engine {
                 return (n, Vec::new());
             }
         };
-        let claimed = tokio::time::Instant::now();
         let prepared = self.prepare(&items).await;
         let ready = items
             .into_iter()
             .zip(prepared)
-            .map(|(item, target)| Ready { item, target, lease: ItemLease::new(until), claimed })
+            .map(|(item, target)| Ready { item, target, lease: ItemLease::new(until) })
             .collect();
         (n, ready)
     }

@@ -21,6 +21,9 @@ use crate::cloud::{CLOUDS, ItemResult, Target, cloud};
 use crate::record::Finished;
 use crate::stops::{Refused, Unsent};
 
+/// How often [`Engine::confirm_lease`] asks the store before it gives up on an item's lease.
+const LEASE_ASKS: usize = 3;
+
 /// A claimed item with what it needs to run, waiting for a cloud slot of its partition.
 struct Ready {
     item: ClaimedItem,
@@ -264,24 +267,29 @@ impl Engine {
     /// ([`ItemLease`]) while more than a quarter of the lease time is left of it: that quarter covers clock
     /// skew between nodes and the time from this check until the call reaches the cloud. Otherwise the store
     /// is asked whether the lease runs at least another half of the lease time, and the knowledge moves on.
+    ///
+    /// A store's answer is judged by the clock when it arrives, not when it was asked: a node paused while the
+    /// answer was on its way (SIGSTOP, a stalled VM) would otherwise send on a "yes" given before its lease ran
+    /// out, after another node had taken the item and made the change. An answer that comes too late to
+    /// leave a quarter of the lease is asked again, at most [`LEASE_ASKS`] times.
     pub(crate) async fn confirm_lease(&self, item: &ClaimedItem, lease: &ItemLease) -> bool {
         let ttl = chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
-        let now = self.now();
-        if now + ttl / 4 < lease.until() {
-            return true;
-        }
-        let horizon = now + ttl / 2;
-        match self.store.holds_item(item.job_id, item.seq, item.attempts, &self.config.node_id, horizon).await {
-            Ok(true) => {
-                lease.extend(horizon);
-                true
+        for _ in 0..LEASE_ASKS {
+            if self.now() + ttl / 4 < lease.until() {
+                return true;
             }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::error!(bulkjob.id = %item.job_id, error = %e, "checking an item lease failed");
-                false
+            let horizon = self.now() + ttl / 2;
+            match self.store.holds_item(item.job_id, item.seq, item.attempts, &self.config.node_id, horizon).await {
+                Ok(true) => lease.extend(horizon),
+                Ok(false) => return false,
+                Err(e) => {
+                    tracing::error!(bulkjob.id = %item.job_id, error = %e, "checking an item lease failed");
+                    return false;
+                }
             }
         }
+        tracing::warn!(bulkjob.id = %item.job_id, "the store confirmed the item's lease too late each time; not sent");
+        false
     }
 
     /// A failed read or run of an item: retried a second later, or failed once the attempts are spent.

@@ -20,6 +20,7 @@ on_both_backends!(
     refused_credentials_fail_the_pending_items_of_that_connection_only,
     items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop,
     a_claim_is_fenced_from_a_later_claim_of_the_same_node,
+    a_late_heartbeat_never_shortens_a_lease,
     jobs_and_items_list_with_filters_sorting_and_totals,
 );
 
@@ -467,6 +468,28 @@ async fn items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop(db: 
 
 /// A node paused past its lease may claim an item again that it still holds from before the pause: the
 /// earlier claim must neither pass the lease check nor record its result onto the later claim.
+/// A heartbeat reads the clock, then writes; a node paused in between (or a statement queued behind others)
+/// writes a lease end older than the one a claim made meanwhile. The claim's node counts on its own lease
+/// end, so the store must keep the later one, for items and for partitions alike.
+async fn a_late_heartbeat_never_shortens_a_lease(db: &TestDb) {
+    let s = db.store();
+    let t0 = now();
+    let j = job(1);
+    s.create_job(&j, &items(1)).await.expect("create");
+    let claimed = s.claim_items(P, Lease::new("a", later(t0, 8), later(t0, 11)), 1).await.expect("claim");
+    assert!(s.acquire_partition(P, Lease::new("a", later(t0, 8), later(t0, 11))).await.expect("partition"));
+    // The heartbeat that read the clock at t0, arriving after the claim.
+    assert_eq!(s.renew_leases("a", later(t0, 3)).await.expect("renew"), 1);
+    s.renew_partitions("a", later(t0, 3)).await.expect("renew partitions");
+    assert!(s.holds_item(j.id, claimed[0].seq, 1, "a", later(t0, 10)).await.expect("held"), "the claim's end stands");
+    assert_eq!(s.release_expired_leases(later(t0, 10)).await.expect("reap"), 0);
+    let other = Lease::new("b", later(t0, 10), later(t0, 13));
+    assert!(!s.acquire_partition(P, other).await.expect("partition"), "the partition lease stands too");
+    // A heartbeat still extends.
+    assert_eq!(s.renew_leases("a", later(t0, 20)).await.expect("renew"), 1);
+    assert!(s.holds_item(j.id, claimed[0].seq, 1, "a", later(t0, 19)).await.expect("held"));
+}
+
 async fn a_claim_is_fenced_from_a_later_claim_of_the_same_node(db: &TestDb) {
     let s = db.store();
     let t0 = now();

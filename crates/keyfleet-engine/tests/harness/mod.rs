@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use cloud::{AwsConnector, FakeKey, Faults, VaultConnector, World};
-use gate::Gate;
+use gate::{Gate, Moment};
 use store::{Db, NodeStore};
 
 /// What a finished run looked like, to compare two runs of one seed.
@@ -38,6 +38,10 @@ const AWS_OPS: [Operation; 5] = [
     Operation::CancelKeyDeletion,
     Operation::ApplyPolicyTemplate,
 ];
+
+/// The AWS actions that change a key.
+const CHANGES: [&str; 6] =
+    ["EnableKey", "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion", "PutKeyPolicy", "TagResource"];
 
 /// Runs one seed on a fresh paused current-thread runtime.
 pub fn run_seed(seed: u64) -> Result<Trace, String> {
@@ -97,6 +101,10 @@ enum Fault {
     Kill { restart_after: Duration },
     /// Stall a node's store calls, long enough (or not) for its leases to expire and be taken over.
     Pause(Duration),
+    /// Stall a node when it next reaches a moment where it holds knowledge the pause can make stale: right
+    /// after the store confirmed a lease (it wakes up with a "yes" that may no longer be true), or between a
+    /// heartbeat's reading of the clock and its write (which then arrives with an old lease end).
+    PauseAt(Moment, Duration),
     /// Cancel one of the jobs, as the API does.
     Cancel,
 }
@@ -138,6 +146,12 @@ async fn simulate(seed: u64) -> Result<Trace, String> {
         );
         let kms = KmsId(id(&mut rng));
         let regions: Vec<String> = (0..rng.random_range(1..=2)).map(|r| format!("r{r}")).collect();
+        // Sometimes a slow quota for the changes: items then wait at the pacer until their lease must be
+        // confirmed by the store (`holds_item`), where a pause after the answer bites.
+        let quotas = match rng.random_bool(0.3) {
+            true => CHANGES.iter().map(|a| (a.to_string(), 0.5)).collect(),
+            false => Default::default(),
+        };
         db.kms.insert(
             kms,
             KmsRecord {
@@ -146,7 +160,7 @@ async fn simulate(seed: u64) -> Result<Trace, String> {
                 account_id: account.clone(),
                 connection_id: conn,
                 regions: regions.clone(),
-                quotas: Default::default(),
+                quotas,
                 created_at: start,
                 updated_at: start,
             },
@@ -254,9 +268,13 @@ async fn simulate(seed: u64) -> Result<Trace, String> {
         .map(|_| {
             let at = Duration::from_millis(rng.random_range(0..40_000));
             let ttl = config.lease_ttl;
-            let fault = match rng.random_range(0..3) {
+            let fault = match rng.random_range(0..4) {
                 0 => Fault::Kill { restart_after: Duration::from_millis(rng.random_range(1_000..5_000)) },
                 1 => Fault::Pause(ttl.mul_f64(rng.random_range(0.2..3.0))),
+                2 => {
+                    let moment = [Moment::LeaseConfirmed, Moment::HeartbeatSending][rng.random_range(0..2)];
+                    Fault::PauseAt(moment, ttl.mul_f64(rng.random_range(0.5..3.0)))
+                }
                 _ => Fault::Cancel,
             };
             (at, fault)
@@ -297,13 +315,14 @@ async fn simulate(seed: u64) -> Result<Trace, String> {
                 n => Some(live[rng.random_range(0..n)]),
             };
             match (fault, victim) {
-                (Fault::Kill { .. } | Fault::Pause(_), None) => {}
+                (Fault::Kill { .. } | Fault::Pause(_) | Fault::PauseAt(..), None) => {}
                 (Fault::Kill { restart_after }, Some(victim)) => {
                     drop(sim.nodes[victim].handle.take());
                     sim.nodes[victim].gate.kill();
                     restarts.push(now + restart_after);
                 }
                 (Fault::Pause(d), Some(victim)) => sim.nodes[victim].gate.pause_until(now + d),
+                (Fault::PauseAt(moment, d), Some(victim)) => sim.nodes[victim].gate.pause_at(moment, d),
                 (Fault::Cancel, _) => {
                     let job = jobs[rng.random_range(0..jobs.len())];
                     sim.db.lock().unwrap().cancel_job(job, start + chrono::Duration::from_std(at).unwrap());

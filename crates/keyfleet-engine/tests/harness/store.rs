@@ -11,7 +11,7 @@ use keyfleet_core::*;
 use keyfleet_engine::store::{AwsWorkStore, AzureWorkStore, SyncQueue, WorkQueue};
 use keyfleet_store::{AwsRegionKeys, FinishedBatch, FinishedItem, ItemEffect, Lease, Refusal, Result};
 
-use super::gate::Gate;
+use super::gate::{Gate, Moment};
 
 /// One item row.
 #[derive(Debug, Clone)]
@@ -183,7 +183,7 @@ impl WorkQueue for NodeStore {
         let mut n = 0;
         for (holder, expires) in db.partitions.values_mut() {
             if holder == owner {
-                *expires = until;
+                *expires = (*expires).max(until); // never shortened, as item leases
                 n += 1;
             }
         }
@@ -236,21 +236,24 @@ impl WorkQueue for NodeStore {
     }
 
     async fn holds_item(&self, job: JobId, seq: i64, attempt: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
-        let mut db = self.db().await;
-        Ok(db.item_mut(job, seq).is_some_and(|i| {
+        let held = self.db().await.item_mut(job, seq).is_some_and(|i| {
             i.status == ItemStatus::Running
                 && i.attempts == attempt
                 && i.lease_owner.as_deref() == Some(owner)
                 && i.lease_expires_at.is_some_and(|e| e > now)
-        }))
+        });
+        self.gate.reached(Moment::LeaseConfirmed).await;
+        Ok(held)
     }
 
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64> {
+        self.gate.reached(Moment::HeartbeatSending).await;
         let mut db = self.db().await;
         let mut n = 0;
         for it in db.items.values_mut() {
             if it.status == ItemStatus::Running && it.lease_owner.as_deref() == Some(owner) {
-                it.lease_expires_at = Some(lease_until);
+                // Never shortened (the SQL backends' `renew_leases`).
+                it.lease_expires_at = it.lease_expires_at.max(Some(lease_until));
                 n += 1;
             }
         }

@@ -980,11 +980,15 @@ impl<B: Backend> WorkQueue for B {
         Ok(taken == 1)
     }
     async fn renew_partitions(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
-        Query::<B::Db>::new("UPDATE partition_leases SET expires_at = $1 WHERE owner = $2")
-            .bind(until)
-            .bind(owner)
-            .execute(self.writer())
-            .await
+        // Never shortened, as item leases (`renew_leases`).
+        Query::<B::Db>::new(
+            "UPDATE partition_leases SET expires_at = CASE WHEN expires_at < $1 THEN $1 ELSE expires_at END \
+             WHERE owner = $2",
+        )
+        .bind(until)
+        .bind(owner)
+        .execute(self.writer())
+        .await
     }
     async fn release_partition(&self, partition: &str, owner: &str) -> Result<()> {
         Query::<B::Db>::new("DELETE FROM partition_leases WHERE partition = $1 AND owner = $2")
@@ -1038,9 +1042,12 @@ impl<B: Backend> WorkQueue for B {
     }
     async fn renew_leases(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<u64> {
         // SKIP LOCKED: a row being written right now (finished by its worker, reaped, or passed over by a
-        // cancel) is not waited for; the next heartbeat comes long before the lease ends.
+        // cancel) is not waited for; the next heartbeat comes long before the lease ends. A lease is never
+        // shortened: a heartbeat whose statement arrives late (its node paused after reading the clock) must
+        // not cut the lease of an item claimed since, which the node counts on until the claim's own end.
         Query::<B::Db>::new(format!(
-            "UPDATE job_items SET lease_expires_at = $1 WHERE (job_id, seq) IN ( \
+            "UPDATE job_items SET lease_expires_at = CASE WHEN lease_expires_at < $1 THEN $1 \
+                 ELSE lease_expires_at END WHERE (job_id, seq) IN ( \
                  SELECT job_id, seq FROM job_items WHERE lease_owner = $2 AND status = 'running'{})",
             B::Db::SKIP_LOCKED
         ))

@@ -127,6 +127,7 @@ impl Dialect for sqlx::Postgres {
     const ROW_NO: &'static str = "row_no";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const RETRIES_FROM: &'static str = "job_items";
     const NAMED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
     // On `JOBS_CHANNEL`; delivered at commit: other nodes wake at once instead of at their next poll.
     const ANNOUNCE_JOB: Option<&'static str> = Some("SELECT pg_notify('keyfleet_jobs', '')");

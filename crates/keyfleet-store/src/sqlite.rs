@@ -118,6 +118,7 @@ impl Dialect for sqlx::Sqlite {
     const ROW_NO: &'static str = "rowid";
     const FOR_UPDATE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    const RETRIES_FROM: &'static str = "job_items INDEXED BY job_items_retries";
     const NAMED_LOCK: Option<&'static str> = None;
     const ANNOUNCE_JOB: Option<&'static str> = None;
     // 3 variables per row (plus 2 shared); far below SQLite's variable limit.

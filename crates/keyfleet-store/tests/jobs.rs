@@ -21,6 +21,7 @@ on_both_backends!(
     items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop,
     a_claim_is_fenced_from_a_later_claim_of_the_same_node,
     a_late_heartbeat_never_shortens_a_lease,
+    a_due_retry_is_claimed_before_fresh_items,
     jobs_and_items_list_with_filters_sorting_and_totals,
 );
 
@@ -468,6 +469,29 @@ async fn items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop(db: 
 
 /// A node paused past its lease may claim an item again that it still holds from before the pause: the
 /// earlier claim must neither pass the lease check nor record its result onto the later claim.
+/// A retry waits out its backoff, then goes before the fresh items of its partition (it would otherwise run
+/// only after all of them, at the end of the job).
+async fn a_due_retry_is_claimed_before_fresh_items(db: &TestDb) {
+    let s = db.store();
+    let t0 = now();
+    let j = job(4);
+    s.create_job(&j, &items(4)).await.expect("create");
+    let first = s.claim_items(P, Lease::new("a", t0, later(t0, 30)), 1).await.expect("claim");
+    assert_eq!(first[0].seq, 0);
+    let retry =
+        ItemOutcome::Retry { code: "KMSInternalException".into(), message: "x".into(), not_before: later(t0, 2) };
+    assert!(s.finish_item(j.id, 0, "a", &retry, later(t0, 1)).await.expect("finish"));
+    // Not due yet: the fresh items go on.
+    let next = s.claim_items(P, Lease::new("a", later(t0, 1), later(t0, 31)), 1).await.expect("claim");
+    assert_eq!((next[0].seq, next[0].attempts), (1, 1));
+    // Due: the retry first, then fresh items fill the claim, oldest first.
+    let batch = s.claim_items(P, Lease::new("a", later(t0, 3), later(t0, 33)), 2).await.expect("claim");
+    let got: Vec<(i64, i64)> = batch.iter().map(|c| (c.seq, c.attempts)).collect();
+    assert_eq!(got, vec![(0, 2), (2, 1)]);
+    let rest = s.claim_items(P, Lease::new("a", later(t0, 3), later(t0, 33)), 5).await.expect("claim");
+    assert_eq!(rest.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![3]);
+}
+
 /// A heartbeat reads the clock, then writes; a node paused in between (or a statement queued behind others)
 /// writes a lease end older than the one a claim made meanwhile. The claim's node counts on its own lease
 /// end, so the store must keep the later one, for items and for partitions alike.

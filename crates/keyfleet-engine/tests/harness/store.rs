@@ -201,16 +201,17 @@ impl WorkQueue for NodeStore {
     async fn claim_items(&self, partition: &str, lease: Lease<'_>, limit: u32) -> Result<Vec<ClaimedItem>> {
         let Lease { owner, now, until: lease_until } = lease;
         let mut db = self.db().await;
-        let mut due: Vec<(DateTime<Utc>, (u64, JobId, i64))> = db
+        // Items attempted before first, then oldest due first (the SQL backends' two indexes).
+        let mut due: Vec<(bool, DateTime<Utc>, (u64, JobId, i64))> = db
             .items
             .iter()
             .filter(|(_, i)| i.status == ItemStatus::Pending && i.partition == partition && i.not_before <= now)
-            .map(|(k, i)| (i.not_before, *k))
+            .map(|(k, i)| (i.attempts == 0, i.not_before, *k))
             .collect();
         due.sort();
         due.truncate(limit as usize);
         let mut out = Vec::with_capacity(due.len());
-        for (_, k) in due {
+        for (_, _, k) in due {
             let it = db.items.get_mut(&k).expect("row just listed");
             it.status = ItemStatus::Running;
             it.attempts += 1;

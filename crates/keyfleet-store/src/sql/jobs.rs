@@ -1002,19 +1002,27 @@ impl<B: Backend> WorkQueue for B {
         let Lease { owner, now, until: lease_until } = lease;
         // One statement: take the due items no one else is claiming (SKIP LOCKED on PostgreSQL: concurrent
         // nodes take disjoint sets and never wait on each other), mark them running with a lease, and return
-        // them with their job's operation and parameters.
+        // them with their job's operation and parameters. Items attempted before come first (each side oldest
+        // due first, each through its own index: `job_items_retries`, `job_items_pending`), so a retry runs
+        // soon after its backoff instead of behind every fresh item of its job.
+        let (row_no, skip_locked) = (B::Db::ROW_NO, B::Db::SKIP_LOCKED);
+        let due = |from: &str, tried: &str| {
+            format!(
+                "SELECT * FROM (SELECT job_id, seq FROM {from} \
+                 WHERE status = 'pending' AND {tried} AND partition = $4 AND not_before <= $3 \
+                 ORDER BY not_before, {row_no} LIMIT $5{skip_locked})"
+            )
+        };
         let mut out = Query::new(format!(
             "UPDATE job_items SET status = 'running', attempts = attempts + 1, lease_owner = $1, \
                  lease_expires_at = $2, first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3 \
              WHERE (job_id, seq) IN ( \
-                 SELECT job_id, seq FROM job_items \
-                 WHERE status = 'pending' AND partition = $4 AND not_before <= $3 \
-                 ORDER BY not_before, {} LIMIT $5{}) \
+                 SELECT job_id, seq FROM ({} AS tried UNION ALL {} AS fresh) AS due LIMIT $5) \
              RETURNING job_id, seq, key_id, partition, attempts, first_attempt_at, restore_state, restore_policy, \
                  (SELECT j.operation FROM jobs j WHERE j.id = job_items.job_id) AS operation, \
                  (SELECT j.params FROM jobs j WHERE j.id = job_items.job_id) AS params",
-            B::Db::ROW_NO,
-            B::Db::SKIP_LOCKED
+            due(B::Db::RETRIES_FROM, "attempts > 0"),
+            due("job_items", "attempts = 0"),
         ))
         .bind(owner)
         .bind(lease_until)

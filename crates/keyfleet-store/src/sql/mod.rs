@@ -42,6 +42,9 @@ pub trait Dialect: Database {
     const FOR_UPDATE: &'static str;
     /// Appended to the `SELECT` of a claim, reap or renewal: rows another node is writing are passed over.
     const SKIP_LOCKED: &'static str;
+    /// How a claim reads the items attempted before: through `job_items_retries` (SQLite's planner, without
+    /// statistics, prefers `job_items_pending` and its longer equality prefix, which scans every due item).
+    const RETRIES_FROM: &'static str;
     /// A statement taking a transaction-scoped lock named by `$1`, so that two syncs of the same region or
     /// vault take turns; `None` where transactions never interleave.
     const NAMED_LOCK: Option<&'static str>;

@@ -292,6 +292,14 @@ impl Engine {
         false
     }
 
+    /// The latest instant a state-changing call of an item may leave this node: while more than a quarter of
+    /// the lease is known to be left ([`Engine::confirm_lease`]'s margin), on the runtime's monotonic clock.
+    pub(crate) fn send_deadline(&self, lease: &ItemLease) -> tokio::time::Instant {
+        let ttl = chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
+        let left = (lease.until() - ttl / 4 - self.now()).to_std().unwrap_or_default();
+        tokio::time::Instant::now() + left
+    }
+
     /// A failed read or run of an item: retried a second later, or failed once the attempts are spent.
     fn internal_error(&self, item: &ClaimedItem, message: String) -> ItemResult {
         let outcome = if item.attempts >= self.config.retry.max_attempts {

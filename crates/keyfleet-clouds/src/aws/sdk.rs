@@ -9,6 +9,11 @@ use aws_credential_types::Credentials;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::types::Tag;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
@@ -46,6 +51,8 @@ impl AwsKmsConnector for SdkConnector {
             .credentials_provider(creds)
             // One retry policy, the engine's: the SDK would otherwise retry throttling invisibly.
             .retry_config(RetryConfig::disabled())
+            // A request whose send deadline passed while it was built and signed is not sent (`send_by.rs`).
+            .interceptor(SendDeadline)
             .timeout_config(
                 TimeoutConfig::builder()
                     .operation_timeout(self.operation_timeout)
@@ -56,6 +63,27 @@ impl AwsKmsConnector for SdkConnector {
             config = config.endpoint_url(url.clone());
         }
         Arc::new(SdkKms { client: aws_sdk_kms::Client::from_conf(config.build()) })
+    }
+}
+
+/// Checks the send deadline ([`crate::send_by`]) of the call around it right before a request is handed to the
+/// HTTP connection: the last moment the SDK lets us look.
+#[derive(Debug)]
+struct SendDeadline;
+
+#[aws_smithy_runtime_api::client::interceptors::dyn_dispatch_hint]
+impl Intercept for SendDeadline {
+    fn name(&self) -> &'static str {
+        "keyfleet::SendDeadline"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        Ok(crate::send_by::check()?)
     }
 }
 

@@ -192,7 +192,15 @@ impl Engine {
             return Err(lease_lost());
         }
         let started = std::time::Instant::now();
-        let result = call.await;
+        let result = match held {
+            // The lease is checked once more by the client itself, right before the request leaves: a node
+            // frozen in between must not send late (`keyfleet_clouds::send_by`).
+            Some(Held { lease, .. }) => match keyfleet_clouds::send_by(self.send_deadline(lease), call).await {
+                Ok(result) => result,
+                Err(_missed) => return Err(lease_lost()),
+            },
+            None => call.await,
+        };
         self.count_call(CLOUD_AWS, action, &result, started.elapsed());
         match &result {
             Ok(_) => self.pacer.succeeded(&p),

@@ -92,8 +92,9 @@ impl Engine {
         Ok(record)
     }
 
-    /// Every key name of a vault, page by page (following `nextLink`): the keys of a page can be read while
-    /// the next page is fetched. A failed page (after its retries) ends the stream with its error.
+    /// Every key name of a vault, page by page (following `nextLink`); a page is fetched when the stream is
+    /// polled past the previous one (a sync runs it ahead of the key reads: `sync.rs`). A failed page (after
+    /// its retries) ends the stream with its error.
     pub(crate) fn key_names<'a>(
         &'a self,
         vault: &'a VaultRecord,

@@ -91,9 +91,11 @@ async fn three_nodes_survive_a_kill_and_a_pause() {
     n2.kill().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     signal(n3.pid, "STOP");
+    let stopped_at = chrono::Utc::now();
     tokio::time::sleep(Duration::from_secs(8)).await; // well past the 3 s leases
     assert!(n1.call("GET", &job_path, Value::Null).await["progress"]["pending"].as_i64().unwrap() > 0, "job too short");
     signal(n3.pid, "CONT");
+    let resumed_at = chrono::Utc::now();
 
     let done = n1.wait_done(&job_path, Duration::from_secs(300)).await;
     let elapsed = killed_at.elapsed();
@@ -112,10 +114,22 @@ async fn three_nodes_survive_a_kill_and_a_pause() {
 
     let mut applied: HashMap<String, u64> = HashMap::new();
     let (mut calls, mut throttled) = (0u64, 0u64);
-    for c in fake.fake.calls().iter().filter(|c| c.operation == "ScheduleKeyDeletion") {
+    let all_calls = fake.fake.calls();
+    for c in all_calls.iter().filter(|c| c.operation == "ScheduleKeyDeletion") {
         calls += 1;
         let key = c.key_id.clone().unwrap();
-        assert!(!applied.contains_key(&key), "ScheduleKeyDeletion on {key} after it was scheduled: {c:?}");
+        if applied.contains_key(&key) {
+            let history: Vec<String> = all_calls
+                .iter()
+                .filter(|h| h.key_id.as_deref() == Some(key.as_str()))
+                .map(|h| format!("{} {} {:?}", h.at, h.operation, h.error))
+                .collect();
+            panic!(
+                "ScheduleKeyDeletion on {key} after it was scheduled: {c:?}\nnode 3 paused {stopped_at} … \
+                 {resumed_at}; the key's calls:\n{}",
+                history.join("\n")
+            );
+        }
         match c.error.as_deref() {
             None => {
                 applied.insert(key, c.seq);

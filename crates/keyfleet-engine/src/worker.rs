@@ -274,9 +274,12 @@ impl Engine {
     /// leave a quarter of the lease is asked again, at most [`LEASE_ASKS`] times.
     pub(crate) async fn confirm_lease(&self, item: &ClaimedItem, lease: &ItemLease) -> bool {
         let ttl = chrono::Duration::from_std(self.config.lease_ttl).unwrap_or_default();
-        for _ in 0..LEASE_ASKS {
+        for asked in 0..=LEASE_ASKS {
             if self.now() + ttl / 4 < lease.until() {
                 return true;
+            }
+            if asked == LEASE_ASKS {
+                break;
             }
             let horizon = self.now() + ttl / 2;
             match self.store.holds_item(item.job_id, item.seq, item.attempts, &self.config.node_id, horizon).await {

@@ -88,9 +88,9 @@ impl Engine {
         let client = client.as_ref();
         let started = self.now();
         // Keys are read as their page of the listing arrives, and the listing runs ahead of the reads (up to
-        // LISTED_AHEAD names): a page request waits its turn at the vault's pacer behind the reads, and
-        // fetched only when the reads ran out of names it left the quota idle while it waited (0.84 of Key
-        // Vault's quota in bench/RESULTS.md §7).
+        // LISTED_AHEAD names). A page request waits its turn at the vault's pacer behind the reads; when the
+        // next page was fetched only once the reads had run out of names, the quota stood idle while it
+        // waited (0.84 of Key Vault's quota in bench/RESULTS.md §7, 0.89 since).
         let (names_tx, names_rx) = futures::channel::mpsc::channel(LISTED_AHEAD);
         let list = async move {
             let mut names_tx = names_tx;

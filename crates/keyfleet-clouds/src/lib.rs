@@ -3,7 +3,7 @@
 pub mod aws;
 pub mod azure;
 mod error;
-pub mod send_by;
+mod send_by;
 
 pub use aws::{AwsCredentials, AwsKms, AwsKmsConnector, KeyMetadata, SdkConnector};
 pub use azure::{AzureCredentials, KeyVault, KeyVaultConnector, RestConnector};

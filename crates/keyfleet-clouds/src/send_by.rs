@@ -35,8 +35,8 @@ impl std::fmt::Display for Missed {
 impl std::error::Error for Missed {}
 
 /// Runs `call`, whose requests must leave by `by`: `Err(Missed)` when one was ready only later and was not
-/// sent (the call's own result is then dropped). A client that checks ([`check`]) is needed: the AWS SDK
-/// client of this crate does.
+/// sent (the call's own result is then dropped). It needs a client that checks the deadline before it
+/// sends: the AWS SDK client of this crate does.
 pub async fn send_by<F: Future>(by: Instant, call: F) -> Result<F::Output, Missed> {
     let deadline = Deadline { by, missed: AtomicBool::new(false) };
     let (output, missed) = SEND_BY

@@ -467,8 +467,6 @@ async fn items_handed_back_unsent_are_pending_again_or_meet_their_jobs_stop(db: 
     assert_eq!(rows.iter().filter(|i| i.detail.as_deref() == Some(skipped.as_str())).count(), 2, "{rows:?}");
 }
 
-/// A node paused past its lease may claim an item again that it still holds from before the pause: the
-/// earlier claim must neither pass the lease check nor record its result onto the later claim.
 /// A retry waits out its backoff, then goes before the fresh items of its partition (it would otherwise run
 /// only after all of them, at the end of the job).
 async fn a_due_retry_is_claimed_before_fresh_items(db: &TestDb) {
@@ -514,6 +512,8 @@ async fn a_late_heartbeat_never_shortens_a_lease(db: &TestDb) {
     assert!(s.holds_item(j.id, claimed[0].seq, 1, "a", later(t0, 19)).await.expect("held"));
 }
 
+/// A node paused past its lease may claim an item again that it still holds from before the pause: the
+/// earlier claim must neither pass the lease check nor record its result onto the later claim.
 async fn a_claim_is_fenced_from_a_later_claim_of_the_same_node(db: &TestDb) {
     let s = db.store();
     let t0 = now();

@@ -28,6 +28,13 @@ impl Target {
             _ => None,
         }
     }
+
+    /// Whether running the item may send a cloud call. Items that never do (an Azure backup deletion) are
+    /// claimed in large batches ([`crate::worker`]): with nothing sent, a batch waiting for its turn cannot
+    /// resend a change, and the item's lease still fences its record.
+    pub fn calls_cloud(&self) -> bool {
+        !matches!(self, Target::Backup { .. })
+    }
 }
 
 /// How an attempt ended, and what else the item's record changes in the same transaction.

@@ -24,6 +24,10 @@ use crate::stops::{Refused, Unsent};
 /// How often [`Engine::confirm_lease`] asks the store before it gives up on an item's lease.
 const LEASE_ASKS: usize = 3;
 
+/// Most items one claim takes when the partition's last claim held only items that call no cloud
+/// ([`Target::calls_cloud`]): they need no cloud slot, so a claim per free slot would only add claims.
+const LOCAL_CLAIM: usize = 256;
+
 /// A claimed item with what it needs to run, waiting for a cloud slot of its partition.
 struct Ready {
     item: ClaimedItem,
@@ -106,7 +110,8 @@ impl Engine {
     /// ([`Engine::prepare`]). Right before its call each item asks whether it may still be sent
     /// ([`crate::stops`]). Each item runs as its own task: an item must never wait for this loop to poll it
     /// (it may hold the store's writer), and a successful item frees its cloud slot before its result is
-    /// recorded, so the partition's next call never waits for a commit.
+    /// recorded, so the partition's next call never waits for a commit. A partition whose items call no cloud
+    /// (Azure `delete-key-backups`) is claimed [`LOCAL_CLAIM`] items at a time instead.
     async fn drive_partition(self: Arc<Self>, partition: String, stop: watch::Receiver<bool>) {
         let concurrency = self.config.partition_concurrency.max(1);
         let cloud_slots = Arc::new(Semaphore::new(concurrency));
@@ -115,6 +120,8 @@ impl Engine {
         let mut claiming: Option<JoinHandle<(usize, Vec<Ready>)>> = None;
         // The last claim found fewer items than it asked for: claim again only once an item has finished.
         let mut drained = false;
+        // The last claim held only items that call no cloud: claim the next one in a large batch.
+        let mut local = false;
         let mut owned = true;
         let mut lease_taken: Option<chrono::DateTime<chrono::Utc>> = None;
         loop {
@@ -149,7 +156,7 @@ impl Engine {
                     }
                     lease_taken = Some(now);
                 }
-                let n = free;
+                let n = if local { LOCAL_CLAIM } else { free };
                 claiming = Some(tokio::spawn(self.clone().claim(partition.clone(), n)));
             }
             if claiming.is_none() && ready.is_empty() && tasks.is_empty() && (drained || !open) {
@@ -169,6 +176,8 @@ impl Engine {
                     match claimed {
                         Ok((asked, batch)) => {
                             drained = batch.len() < asked;
+                            local = !batch.is_empty()
+                                && batch.iter().all(|r| r.target.as_ref().is_ok_and(|t| !t.calls_cloud()));
                             ready.extend(batch);
                         }
                         Err(e) => {

@@ -15,6 +15,7 @@ on_both_backends!(
     connections_and_containers_keep_names_unique_and_references_intact,
     acls_are_replaced_per_principal_and_go_with_their_container,
     a_region_sync_adds_updates_and_marks_gone_keys,
+    a_region_sync_of_many_keys_writes_each_once_as_listed_last,
     keys_list_with_filters_sorting_and_totals,
     templates_round_trip_and_outlive_their_container,
     sync_jobs_are_leased_one_node_at_a_time_and_fenced,
@@ -193,6 +194,30 @@ async fn a_region_sync_adds_updates_and_marks_gone_keys(db: &TestDb) {
     // Deleting the container takes its keys with it.
     assert!(s.delete_kms(k.id).await.expect("delete"));
     assert_eq!(s.list_aws_keys(&AwsKeyFilter::default(), &page(0, 10, &[])).await.expect("list").1, 0);
+}
+
+/// A region's keys are written many per statement: a listing longer than one statement, with a key listed
+/// twice, stores every key once, as listed last, and counts as the key-by-key writes did.
+async fn a_region_sync_of_many_keys_writes_each_once_as_listed_last(db: &TestDb) {
+    let s = db.store();
+    let c = connection("c");
+    s.insert_aws_connection(&c).await.expect("insert");
+    let k = kms("k", "111122223333", c.id, &["us-east-1"]);
+    s.insert_kms(&k).await.expect("insert kms");
+    let region = |keys| AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys };
+    let mut listed: Vec<_> = (0..400).map(|n| material(&format!("k{n:03}"), "Enabled", &[], &[])).collect();
+    listed.insert(150, material("k007", "Disabled", &[], &[])); // k007 again, in the next statement
+    let t0 = now();
+    assert_eq!(s.sync_aws_region(&region(&listed), t0).await.expect("sync"), (400, 1, 0));
+    let stored = s.list_aws_keys(&AwsKeyFilter::default(), &page(0, 1000, &["KeyID"])).await.expect("list");
+    assert_eq!(stored.1, 400);
+    let k007 = stored.0.iter().find(|k| k.material.key_id == "k007").expect("k007");
+    assert_eq!((k007.material.key_state.as_str(), k007.created_at), ("Disabled", t0), "the last listing wins");
+
+    let t1 = later(t0, 60);
+    assert_eq!(s.sync_aws_region(&region(&listed[..300]), t1).await.expect("sync"), (0, 300, 101));
+    let live = s.list_aws_keys(&AwsKeyFilter { gone: Some(false), ..Default::default() }, &page(0, 10, &[])).await;
+    assert_eq!(live.expect("list").1, 299, "k007 was listed twice among the first 300");
 }
 
 async fn keys_list_with_filters_sorting_and_totals(db: &TestDb) {

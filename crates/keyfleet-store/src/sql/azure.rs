@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use keyfleet_core::*;
 
 use super::audit::{append, audited};
-use super::inventory::{by_ids, list_named, lock_named, named_event};
+use super::inventory::{KEYS_PER_UPSERT, by_ids, last_listed, list_named, lock_named, named_event};
 use super::{
     Backend, Columns, Db, Dialect, Fields, JsonParam, Query, conflict, everything, list_page, order_by, row_by, save,
 };
@@ -372,49 +372,45 @@ impl<B: Backend> AzureWorkStore for B {
         let mut tx = self.writer().begin().await?;
         // One sync of a vault at a time (see `sync_aws_region`).
         lock_named(&mut tx, format!("keyfleet.sync_azure_vault:{vault_id}")).await?;
-        let (mut added, mut updated) = (0, 0);
-        // Key by key, as the AWS sync does: a name listed twice counts as added, then updated.
-        for m in keys {
-            let inserted = Query::<B::Db>::new(
+        // Many keys per statement, as the AWS sync writes them (`sync_aws_region`).
+        let (listed, repeats) = last_listed(keys, |m| name_lc(&m.name));
+        for chunk in listed.chunks(KEYS_PER_UPSERT) {
+            let mut q = Query::<B::Db>::new(
                 "INSERT INTO azure_keys (id, vault_id, name, name_lc, enabled, material, gone, synced_at, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7, $7) \
-                 ON CONFLICT (vault_id, name_lc) DO NOTHING",
+                 created_at, updated_at) VALUES ",
             )
-            .bind(KeyId::new().to_string())
-            .bind(vault_id.to_string())
-            .bind(&m.name)
-            .bind(name_lc(&m.name))
-            .bind(m.enabled)
-            .bind(JsonParam(m))
             .bind(at)
-            .execute(&mut tx)
-            .await
-            .map_err(|e| conflict(e, &format!("key {:?} of vault {vault_id}", m.name)))?;
-            if inserted == 1 {
-                added += 1;
-                continue;
+            .bind(vault_id.to_string());
+            for (k, m) in chunk.iter().enumerate() {
+                q.push(if k == 0 { "(" } else { ", (" });
+                q.push_bind(KeyId::new().to_string()).push(", $2, ");
+                q.push_bind(&m.name).push(", ");
+                q.push_bind(name_lc(&m.name)).push(", ");
+                q.push_bind(m.enabled).push(", ");
+                q.push_bind(JsonParam(*m)).push(", false, $1, $1, $1)");
             }
-            Query::<B::Db>::new(
-                "UPDATE azure_keys SET name = $1, enabled = $2, material = $3, gone = false, synced_at = $4, \
-                 updated_at = $4 WHERE vault_id = $5 AND name_lc = $6",
-            )
-            .bind(&m.name)
-            .bind(m.enabled)
-            .bind(JsonParam(m))
-            .bind(at)
-            .bind(vault_id.to_string())
-            .bind(name_lc(&m.name))
-            .execute(&mut tx)
-            .await?;
-            updated += 1;
+            q.push(
+                " ON CONFLICT (vault_id, name_lc) DO UPDATE SET name = excluded.name, enabled = excluded.enabled, \
+                 material = excluded.material, gone = false, synced_at = excluded.synced_at, \
+                 updated_at = excluded.updated_at",
+            );
+            q.execute(&mut tx).await.map_err(|e| conflict(e, &format!("a key of vault {vault_id}")))?;
         }
-        // Every key of the vault that the listing did not name has left Key Vault.
-        let mut q = Query::<B::Db>::new("UPDATE azure_keys SET gone = true, updated_at = $1 WHERE vault_id = $2");
-        q = q.bind(at).bind(vault_id.to_string());
-        q.push(" AND NOT gone AND NOT (");
-        B::Db::push_in_list(&mut q, "name_lc", keys.iter().map(|m| name_lc(&m.name)).collect());
-        q.push(")");
-        let gone = q.execute(&mut tx).await?;
+        let added = Query::<B::Db>::new("SELECT count(*) AS n FROM azure_keys WHERE vault_id = $1 AND created_at = $2")
+            .bind(vault_id.to_string())
+            .bind(at)
+            .count(&mut tx)
+            .await?;
+        let updated = listed.len() as u64 - added + repeats;
+        // Every key of the vault that the listing did not name has left Key Vault (this sync wrote `at` on
+        // every key it named).
+        let gone = Query::<B::Db>::new(
+            "UPDATE azure_keys SET gone = true, updated_at = $1 WHERE vault_id = $2 AND NOT gone AND synced_at < $1",
+        )
+        .bind(at)
+        .bind(vault_id.to_string())
+        .execute(&mut tx)
+        .await?;
         Query::<B::Db>::new("UPDATE azure_vaults SET synced_at = $1 WHERE id = $2")
             .bind(at)
             .bind(vault_id.to_string())

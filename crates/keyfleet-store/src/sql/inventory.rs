@@ -465,46 +465,42 @@ impl<B: Backend> AwsWorkStore for B {
         // One sync of a region at a time (two sync jobs may cover the same one): two interleaved syncs could
         // otherwise deadlock, each marking gone what the other is writing.
         lock_named(&mut tx, format!("keyfleet.sync_aws_region:{kms_id}/{region}")).await?;
-        let (mut added, mut updated) = (0, 0);
-        // Key by key, so that a key listed twice counts as added then updated (an upsert of a whole batch
-        // could touch a row only once). The statements are prepared once per connection.
-        for m in keys {
-            let inserted = Query::<B::Db>::new(
+        // Many keys per statement; a key listed twice is written once, as listed last (see `last_listed`).
+        let (keys, repeats) = last_listed(keys, |m| m.key_id.clone());
+        for chunk in keys.chunks(KEYS_PER_UPSERT) {
+            let mut q = Query::<B::Db>::new(
                 "INSERT INTO aws_keys (id, kms_id, region, aws_key_id, arn, key_state, enabled, material, gone, \
-                 synced_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9, $9, $9) \
-                 ON CONFLICT (kms_id, region, aws_key_id) DO NOTHING",
+                 synced_at, created_at, updated_at) VALUES ",
             )
-            .bind(KeyId::new().to_string())
-            .bind(kms_id.to_string())
-            .bind(region)
-            .bind(&m.key_id)
-            .bind(&m.arn)
-            .bind(&m.key_state)
-            .bind(m.enabled)
-            .bind(JsonParam(m))
             .bind(at)
-            .execute(&mut tx)
-            .await?;
-            if inserted == 1 {
-                added += 1;
-                continue;
+            .bind(kms_id.to_string())
+            .bind(region);
+            for (k, m) in chunk.iter().enumerate() {
+                q.push(if k == 0 { "(" } else { ", (" });
+                q.push_bind(KeyId::new().to_string()).push(", $2, $3, ");
+                q.push_bind(&m.key_id).push(", ");
+                q.push_bind(&m.arn).push(", ");
+                q.push_bind(&m.key_state).push(", ");
+                q.push_bind(m.enabled).push(", ");
+                q.push_bind(JsonParam(*m)).push(", false, $1, $1, $1)");
             }
-            Query::<B::Db>::new(
-                "UPDATE aws_keys SET arn = $1, key_state = $2, enabled = $3, material = $4, gone = false, \
-                 synced_at = $5, updated_at = $5 WHERE kms_id = $6 AND region = $7 AND aws_key_id = $8",
-            )
-            .bind(&m.arn)
-            .bind(&m.key_state)
-            .bind(m.enabled)
-            .bind(JsonParam(m))
-            .bind(at)
-            .bind(kms_id.to_string())
-            .bind(region)
-            .bind(&m.key_id)
-            .execute(&mut tx)
-            .await?;
-            updated += 1;
+            q.push(
+                " ON CONFLICT (kms_id, region, aws_key_id) DO UPDATE SET arn = excluded.arn, \
+                 key_state = excluded.key_state, enabled = excluded.enabled, material = excluded.material, \
+                 gone = false, synced_at = excluded.synced_at, updated_at = excluded.updated_at",
+            );
+            q.execute(&mut tx).await?;
         }
+        // Added: the rows this sync created (their creation is its `at`); every other listing updated one.
+        let added = Query::<B::Db>::new(
+            "SELECT count(*) AS n FROM aws_keys WHERE kms_id = $1 AND region = $2 AND created_at = $3",
+        )
+        .bind(kms_id.to_string())
+        .bind(region)
+        .bind(at)
+        .count(&mut tx)
+        .await?;
+        let updated = keys.len() as u64 - added + repeats;
         // Every key of this container and region that the sync did not see has left AWS.
         let gone = Query::<B::Db>::new(
             "UPDATE aws_keys SET gone = true, updated_at = $1 WHERE kms_id = $2 AND region = $3 AND NOT gone \
@@ -554,6 +550,20 @@ pub(super) async fn refresh_aws_keys<'a, D: Db>(
     q.push(") AS v WHERE id = v.column1");
     q.execute(on).await?;
     Ok(())
+}
+
+/// Keys per multi-row upsert of a sync: 5 parameters each besides 3 shared, within SQLite's 999.
+pub(super) const KEYS_PER_UPSERT: usize = 150;
+
+/// A sync's listing with each key once, as listed last, in listing order, and how many listings that dropped.
+/// One statement may write a row only once (PostgreSQL refuses an upsert that touches a row twice); written
+/// one by one, a key listed twice was added, then updated to its last listing: the counts stay those.
+pub(super) fn last_listed<T>(items: &[T], key: impl Fn(&T) -> String) -> (Vec<&T>, u64) {
+    let mut seen = std::collections::HashSet::new();
+    let mut once: Vec<&T> = items.iter().rev().filter(|m| seen.insert(key(m))).collect();
+    once.reverse();
+    let repeats = (items.len() - once.len()) as u64;
+    (once, repeats)
 }
 
 /// Keys per [`refresh_aws_keys`] statement: 4 parameters each, within SQLite's 999.

@@ -28,12 +28,20 @@ const LEASE_ASKS: usize = 3;
 /// ([`Target::calls_cloud`]): they need no cloud slot, so a claim per free slot would only add claims.
 const LOCAL_CLAIM: usize = 256;
 
-/// A claimed item with what it needs to run, waiting for a cloud slot of its partition.
+/// Claims of one partition in flight at once. Each claim takes only cloud slots that are free, so more claims
+/// never put an item behind another one's call; they let the slots freed while one claim is on its way to
+/// the store be filled by the next instead of waiting for it.
+const CLAIMS_IN_FLIGHT: usize = 2;
+
+/// A claimed item with what it needs to run.
 struct Ready {
     item: ClaimedItem,
     /// What [`Engine::prepare`] read for it; `Err` when the read failed (the attempt is retried).
     target: Result<Target, String>,
     lease: ItemLease,
+    /// The cloud slot taken for it before it was claimed; `None` for items claimed in a large batch because
+    /// they call no cloud ([`LOCAL_CLAIM`]): they take a slot when their turn comes.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 /// What this node knows of its lease on one item: it holds the item at least until [`ItemLease::until`] by
@@ -104,11 +112,12 @@ impl Engine {
     }
 
     /// Keeps up to `partition_concurrency` items of one partition at their cloud calls until none is due.
-    /// Items are claimed in batches, as many as there are free cloud slots (claiming further ahead made a
-    /// node paused past its leases resend an item another node had already done: the cluster SIGSTOP test
-    /// failed 2 runs in 8), and what a batch needs is read for the whole batch when it is claimed
-    /// ([`Engine::prepare`]). Right before its call each item asks whether it may still be sent
-    /// ([`crate::stops`]). Each item runs as its own task: an item must never wait for this loop to poll it
+    /// Items are claimed in batches, as many as there are free cloud slots, each claim taking its slots
+    /// before it asks the store (claiming further ahead made a node paused past its leases resend an item
+    /// another node had already done: the cluster SIGSTOP test failed 2 runs in 8); up to
+    /// [`CLAIMS_IN_FLIGHT`] claims are on their way at once, and what a batch needs is read for the whole
+    /// batch when it is claimed ([`Engine::prepare`]). Right before its call each item asks whether it may
+    /// still be sent ([`crate::stops`]). Each item runs as its own task: an item must never wait for this loop to poll it
     /// (it may hold the store's writer), and a successful item frees its cloud slot before its result is
     /// recorded, so the partition's next call never waits for a commit. A partition whose items call no cloud
     /// (Azure `delete-key-backups`) is claimed [`LOCAL_CLAIM`] items at a time instead.
@@ -117,7 +126,7 @@ impl Engine {
         let cloud_slots = Arc::new(Semaphore::new(concurrency));
         let mut tasks = JoinSet::new();
         let mut ready: VecDeque<Ready> = VecDeque::new();
-        let mut claiming: Option<JoinHandle<(usize, Vec<Ready>)>> = None;
+        let mut claims: JoinSet<(usize, Vec<Ready>)> = JoinSet::new();
         // The last claim found fewer items than it asked for: claim again only once an item has finished.
         let mut drained = false;
         // The last claim held only items that call no cloud: claim the next one in a large batch.
@@ -134,8 +143,22 @@ impl Engine {
                 let engine = self.clone();
                 tasks.spawn(async move { engine.hand_back(&unsent).await });
             }
+            // Items claimed with their slot start at once; what is left waits for a slot.
+            for mut next in std::mem::take(&mut ready) {
+                match next.slot.take() {
+                    Some(slot) => self.start_item(&mut tasks, next, slot),
+                    None => ready.push_back(next),
+                }
+            }
             let free = cloud_slots.available_permits();
-            if open && claiming.is_none() && !drained && ready.is_empty() && free > 0 {
+            let may_claim = if local {
+                claims.is_empty()
+            } else {
+                // Half the slots at least (or all when none is at a call): a claim and its reads serve several
+                // items.
+                claims.len() < CLAIMS_IN_FLIGHT && (free >= concurrency.div_ceil(2) || free == concurrency)
+            };
+            if open && !drained && ready.is_empty() && free > 0 && may_claim {
                 // Still ours? A node that was paused past its lease finds another node driving the partition
                 // and stops claiming; its in-flight items are fenced by their own leases. Asked again once a
                 // third of the lease time has passed: until then the lease taken last is certainly still held.
@@ -156,10 +179,15 @@ impl Engine {
                     }
                     lease_taken = Some(now);
                 }
-                let n = if local { LOCAL_CLAIM } else { free };
-                claiming = Some(tokio::spawn(self.clone().claim(partition.clone(), n)));
+                let claim = if local {
+                    self.clone().claim(partition.clone(), LOCAL_CLAIM, None)
+                } else {
+                    let slots = cloud_slots.clone().try_acquire_many_owned(free as u32).ok();
+                    self.clone().claim(partition.clone(), free, slots)
+                };
+                claims.spawn(claim);
             }
-            if claiming.is_none() && ready.is_empty() && tasks.is_empty() && (drained || !open) {
+            if claims.is_empty() && ready.is_empty() && tasks.is_empty() && (drained || !open) {
                 // Nothing in flight and nothing due: hand the partition back; the dispatcher restarts a driver
                 // (here or on another node) when there is work again.
                 if owned && let Err(e) = self.store.release_partition(&partition, &self.config.node_id).await {
@@ -169,33 +197,21 @@ impl Engine {
             }
             tokio::select! {
                 biased; // a fixed polling order: simulated runs replay exactly
-                claimed = async { claiming.as_mut().expect("guarded by the branch condition").await },
-                    if claiming.is_some() =>
-                {
-                    claiming = None;
-                    match claimed {
-                        Ok((asked, batch)) => {
-                            drained = batch.len() < asked;
-                            local = !batch.is_empty()
-                                && batch.iter().all(|r| r.target.as_ref().is_ok_and(|t| !t.calls_cloud()));
-                            ready.extend(batch);
-                        }
-                        Err(e) => {
-                            tracing::error!(partition, error = %e, "claiming items failed");
-                            drained = true;
-                        }
+                Some(claimed) = claims.join_next(), if !claims.is_empty() => match claimed {
+                    Ok((asked, batch)) => {
+                        drained = batch.len() < asked;
+                        local = !batch.is_empty()
+                            && batch.iter().all(|r| r.target.as_ref().is_ok_and(|t| !t.calls_cloud()));
+                        ready.extend(batch);
                     }
-                }
+                    Err(e) => {
+                        tracing::error!(partition, error = %e, "claiming items failed");
+                        drained = true;
+                    }
+                },
                 slot = cloud_slots.clone().acquire_owned(), if !ready.is_empty() => {
                     if let (Ok(slot), Some(next)) = (slot, ready.pop_front()) {
-                        // Every log line of the item (its cloud calls included) names the job and the request
-                        // that created it.
-                        let span = tracing::info_span!(
-                            "item",
-                            bulkjob.id = %next.item.job_id,
-                            request.id = next.item.params.request_id.as_deref().unwrap_or_default(),
-                        );
-                        tasks.spawn(self.clone().process(next, slot).instrument(span));
+                        self.start_item(&mut tasks, next, slot);
                     }
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => drained = false,
@@ -203,8 +219,25 @@ impl Engine {
         }
     }
 
-    /// Claims up to `n` due items of the partition and reads what they need. Returns `n` and the items.
-    async fn claim(self: Arc<Self>, partition: String, n: usize) -> (usize, Vec<Ready>) {
+    /// Starts one item's attempt as its own task, holding its cloud slot.
+    fn start_item(self: &Arc<Self>, tasks: &mut JoinSet<()>, next: Ready, slot: OwnedSemaphorePermit) {
+        // Every log line of the item (its cloud calls included) names the job and the request that created it.
+        let span = tracing::info_span!(
+            "item",
+            bulkjob.id = %next.item.job_id,
+            request.id = next.item.params.request_id.as_deref().unwrap_or_default(),
+        );
+        tasks.spawn(self.clone().process(next, slot).instrument(span));
+    }
+
+    /// Claims up to `n` due items of the partition and reads what they need. Returns `n` and the items; each
+    /// item takes one of `slots` (taken for the claim), the rest are given back.
+    async fn claim(
+        self: Arc<Self>,
+        partition: String,
+        n: usize,
+        mut slots: Option<OwnedSemaphorePermit>,
+    ) -> (usize, Vec<Ready>) {
         let lease = self.lease();
         let until = lease.until;
         let items = match self.store.claim_items(&partition, lease, n as u32).await {
@@ -215,10 +248,14 @@ impl Engine {
             }
         };
         let prepared = self.prepare(&items).await;
+        let mut slot = || match slots.as_mut() {
+            Some(s) if s.num_permits() > 1 => s.split(1),
+            _ => slots.take(),
+        };
         let ready = items
             .into_iter()
             .zip(prepared)
-            .map(|(item, target)| Ready { item, target, lease: ItemLease::new(until) })
+            .map(|(item, target)| Ready { item, target, lease: ItemLease::new(until), slot: slot() })
             .collect();
         (n, ready)
     }

@@ -267,26 +267,34 @@ impl Engine {
     ///
     /// [`Cloud::prepare`]: crate::cloud::Cloud::prepare
     async fn prepare(&self, items: &[ClaimedItem]) -> Vec<Result<Target, String>> {
-        let mut aborted: HashMap<JobId, Result<(), String>> = HashMap::new();
-        for item in items {
-            if let std::collections::hash_map::Entry::Vacant(job) = aborted.entry(item.job_id) {
-                let read = self.store.job_aborted(item.job_id).await;
-                job.insert(read.map(|a| self.stops.learned(item.job_id, a)).map_err(|e| e.to_string()));
+        // The two reads are independent: they go to the store side by side.
+        let stops = async {
+            let mut aborted: HashMap<JobId, Result<(), String>> = HashMap::new();
+            for item in items {
+                if let std::collections::hash_map::Entry::Vacant(job) = aborted.entry(item.job_id) {
+                    let read = self.store.job_aborted(item.job_id).await;
+                    job.insert(read.map(|a| self.stops.learned(item.job_id, a)).map_err(|e| e.to_string()));
+                }
             }
-        }
-        let mut targets: Vec<Option<Result<Target, String>>> = items.iter().map(|_| None).collect();
-        for c in CLOUDS {
-            let mine: Vec<usize> =
-                (0..items.len()).filter(|&k| cloud(items[k].operation.cloud()).id() == c.id()).collect();
-            if mine.is_empty() {
-                continue;
+            aborted
+        };
+        let targets = async {
+            let mut targets: Vec<Option<Result<Target, String>>> = items.iter().map(|_| None).collect();
+            for c in CLOUDS {
+                let mine: Vec<usize> =
+                    (0..items.len()).filter(|&k| cloud(items[k].operation.cloud()).id() == c.id()).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let batch: Vec<&ClaimedItem> = mine.iter().map(|&k| &items[k]).collect();
+                match c.prepare(self, &batch).await {
+                    Ok(found) => mine.into_iter().zip(found).for_each(|(k, t)| targets[k] = Some(Ok(t))),
+                    Err(e) => mine.into_iter().for_each(|k| targets[k] = Some(Err(e.to_string()))),
+                }
             }
-            let batch: Vec<&ClaimedItem> = mine.iter().map(|&k| &items[k]).collect();
-            match c.prepare(self, &batch).await {
-                Ok(found) => mine.into_iter().zip(found).for_each(|(k, t)| targets[k] = Some(Ok(t))),
-                Err(e) => mine.into_iter().for_each(|k| targets[k] = Some(Err(e.to_string()))),
-            }
-        }
+            targets
+        };
+        let (aborted, targets) = futures::join!(stops, targets);
         items
             .iter()
             .zip(targets)

@@ -110,3 +110,102 @@ impl Engine {
         Ok(())
     }
 }
+
+/// Keys a sync target writes per transaction while its reads go on.
+const WRITTEN_PER_PART: usize = 1_000;
+
+/// Stores a target's keys while they are still being read: every [`WRITTEN_PER_PART`] keys read go to
+/// `write(part, false)` (new and known keys only), and the rest, once the reads end, to `write(rest, true)`,
+/// which also marks gone what the target no longer holds. Reading does not wait for the writes (a slow write
+/// only holds the reads once two parts wait). A read that fails stops the target: what was written stays
+/// (it is what the cloud holds), and nothing is marked gone. `None` reads (a key that vanished meanwhile) are
+/// skipped. Returns (added, updated, gone).
+pub(crate) async fn store_while_reading<M, E, W, Fut>(
+    reads: impl futures::Stream<Item = Result<Option<M>, keyfleet_clouds::CloudError>>,
+    write: W,
+) -> Result<(u64, u64, u64), E>
+where
+    E: From<keyfleet_clouds::CloudError> + From<EngineError>,
+    W: Fn(Vec<M>, bool) -> Fut,
+    Fut: std::future::Future<Output = Result<(u64, u64, u64), EngineError>>,
+{
+    let (parts_tx, mut parts) = futures::channel::mpsc::channel::<Vec<M>>(1);
+    let read = async move {
+        let mut parts_tx = parts_tx;
+        let mut part = Vec::with_capacity(WRITTEN_PER_PART);
+        futures::pin_mut!(reads);
+        while let Some(read) = reads.next().await {
+            part.extend(read?);
+            if part.len() == WRITTEN_PER_PART {
+                let full = std::mem::replace(&mut part, Vec::with_capacity(WRITTEN_PER_PART));
+                if futures::SinkExt::send(&mut parts_tx, full).await.is_err() {
+                    break; // a write failed: its error is the target's
+                }
+            }
+        }
+        Ok::<_, keyfleet_clouds::CloudError>(part)
+    };
+    let write = &write;
+    // Owns the receiving end: a write that fails drops it, and the reads stop at their next part.
+    let written = async move {
+        let (mut added, mut updated) = (0, 0);
+        while let Some(part) = parts.next().await {
+            let (a, u, _) = write(part, false).await?;
+            (added, updated) = (added + a, updated + u);
+        }
+        Ok::<_, EngineError>((added, updated))
+    };
+    let (rest, written) = futures::join!(read, written);
+    let (added, updated) = written?;
+    let (a, u, gone) = write(rest?, true).await?;
+    Ok((added + a, updated + u, gone))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use keyfleet_clouds::{CloudError, ErrorKind};
+
+    use super::*;
+
+    /// `n` reads (every tenth a key that vanished); the read at `fail_at` fails.
+    fn reads(n: usize, fail_at: Option<usize>) -> impl futures::Stream<Item = Result<Option<usize>, CloudError>> {
+        futures::stream::iter((0..n).map(move |k| match k {
+            _ if Some(k) == fail_at => Err(CloudError::new(ErrorKind::Transient, "InternalError", "boom")),
+            _ if k % 10 == 9 => Ok(None),
+            _ => Ok(Some(k)),
+        }))
+    }
+
+    #[tokio::test]
+    async fn keys_are_stored_in_parts_and_only_the_last_write_ends_the_listing() {
+        let writes = Mutex::new(Vec::new());
+        let write = |part: Vec<usize>, complete: bool| {
+            writes.lock().expect("writes").push((part.len(), complete));
+            async move { Ok((part.len() as u64, 1, u64::from(complete))) }
+        };
+        let counts = store_while_reading::<_, EngineError, _, _>(reads(2_500, None), write).await.expect("stored");
+        assert_eq!(*writes.lock().expect("writes"), vec![(1_000, false), (1_000, false), (250, true)]);
+        assert_eq!(counts, (2_250, 3, 1));
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_keeps_what_was_stored_and_ends_nothing() {
+        let writes = Mutex::new(Vec::new());
+        let write = |part: Vec<usize>, complete: bool| {
+            writes.lock().expect("writes").push((part.len(), complete));
+            async move { Ok((0, 0, 0)) }
+        };
+        let failed = store_while_reading::<_, EngineError, _, _>(reads(2_500, Some(1_500)), write).await;
+        assert!(matches!(failed, Err(EngineError::Cloud(e)) if e.code == "InternalError"));
+        assert_eq!(*writes.lock().expect("writes"), vec![(1_000, false)], "no write marks anything gone");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_stops_the_reads() {
+        let write = |_: Vec<usize>, _: bool| async { Err(EngineError::Missing("the store went away".into())) };
+        let failed = store_while_reading::<_, EngineError, _, _>(reads(100_000, None), write).await;
+        assert!(matches!(failed, Err(EngineError::Missing(_))));
+    }
+}

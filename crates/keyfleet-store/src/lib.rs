@@ -322,9 +322,13 @@ pub trait AwsWorkStore: Send + Sync {
     /// Every KMS container (the list is small).
     async fn all_kms(&self) -> Result<Vec<KmsRecord>>;
     /// Records the keys one region of a container holds now, in one transaction: new keys are added,
-    /// known keys updated, and keys of that container and region that are not listed marked gone.
-    /// Returns (added, updated, gone).
+    /// known keys updated, and keys of that container and region that are not listed marked gone (nor
+    /// written by a [`AwsWorkStore::sync_aws_region_part`] with the same `at`). Returns (added, updated, gone).
     async fn sync_aws_region(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64, u64)>;
+    /// Records part of a region's listing ahead of the [`AwsWorkStore::sync_aws_region`] that ends it (same
+    /// `at`), in one transaction: new keys added, known keys updated; nothing is marked gone. Returns (added,
+    /// updated).
+    async fn sync_aws_region_part(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64)>;
 }
 
 /// Azure connections, vaults, synced Azure keys and cloud key backups.
@@ -382,14 +386,24 @@ pub trait AzureWorkStore: Send + Sync {
     /// A page of a vault's keys that are not gone, in the store's list order.
     async fn live_azure_keys(&self, vault: VaultId, skip: u64, limit: u64) -> Result<Vec<AzureKeyRecord>>;
     /// Records the keys a vault holds now, in one transaction: new keys (by name, case-insensitive) are added,
-    /// known keys updated (and no longer gone), keys of the vault not in `keys` marked gone; the vault's
-    /// `synced_at` becomes `at`. Returns (added, updated, gone).
+    /// known keys updated (and no longer gone), keys of the vault not in `keys` (nor written by a
+    /// [`AzureWorkStore::sync_azure_vault_part`] with the same `at`) marked gone; the vault's `synced_at`
+    /// becomes `at`. Returns (added, updated, gone).
     async fn sync_azure_vault(
         &self,
         vault: VaultId,
         keys: &[AzureKeyMaterial],
         at: DateTime<Utc>,
     ) -> Result<(u64, u64, u64)>;
+    /// Records part of a vault's listing ahead of the [`AzureWorkStore::sync_azure_vault`] that ends it (same
+    /// `at`), in one transaction: new keys added, known keys updated; nothing is marked gone. Returns (added,
+    /// updated).
+    async fn sync_azure_vault_part(
+        &self,
+        vault: VaultId,
+        keys: &[AzureKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64)>;
     /// Stores a backup's metadata and its encrypted blob.
     async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()>;
 }

@@ -301,6 +301,13 @@ async fn a_vault_sync_matches_names_case_insensitively_and_marks_gone_keys(db: &
     let live: Vec<_> = live.expect("list").0.iter().map(|k| (k.material.name.clone(), k.material.enabled)).collect();
     assert_eq!(live, vec![("Gamma".to_string(), false), ("beta".to_string(), true)]);
 
+    // Stored in parts while the reads go on: only the call that ends the listing marks gone, and only what
+    // no part of the same sync wrote.
+    let t25 = later(t2, 30);
+    assert_eq!(s.sync_azure_vault_part(v.id, &[key_material("beta", true)], t25).await.expect("part"), (0, 1));
+    assert_eq!(s.sync_azure_vault(v.id, &[key_material("gamma", false)], t25).await.expect("sync"), (0, 1, 0));
+    assert_eq!(s.get_azure_key(beta.id).await.expect("get").expect("beta").synced_at, t25);
+
     // Keys already gone are not counted again, nor touched.
     let t3 = later(t2, 60);
     assert_eq!(s.sync_azure_vault(v.id, &[], t3).await.expect("sync"), (0, 0, 2));

@@ -16,6 +16,7 @@ on_both_backends!(
     acls_are_replaced_per_principal_and_go_with_their_container,
     a_region_sync_adds_updates_and_marks_gone_keys,
     a_region_sync_of_many_keys_writes_each_once_as_listed_last,
+    a_region_sync_in_parts_marks_gone_only_at_its_end,
     keys_list_with_filters_sorting_and_totals,
     templates_round_trip_and_outlive_their_container,
     sync_jobs_are_leased_one_node_at_a_time_and_fenced,
@@ -218,6 +219,33 @@ async fn a_region_sync_of_many_keys_writes_each_once_as_listed_last(db: &TestDb)
     assert_eq!(s.sync_aws_region(&region(&listed[..300]), t1).await.expect("sync"), (0, 300, 101));
     let live = s.list_aws_keys(&AwsKeyFilter { gone: Some(false), ..Default::default() }, &page(0, 10, &[])).await;
     assert_eq!(live.expect("list").1, 299, "k007 was listed twice among the first 300");
+}
+
+/// A region stored in parts while its reads go on: a part adds and updates and marks nothing gone; the call
+/// that ends the listing marks gone only what no part of the same sync wrote.
+async fn a_region_sync_in_parts_marks_gone_only_at_its_end(db: &TestDb) {
+    let s = db.store();
+    let c = connection("c");
+    s.insert_aws_connection(&c).await.expect("insert");
+    let k = kms("k", "111122223333", c.id, &["us-east-1"]);
+    s.insert_kms(&k).await.expect("insert kms");
+    let region = |keys| AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys };
+    let live = || async {
+        let (filter, page) = (AwsKeyFilter { gone: Some(false), ..Default::default() }, page(0, 10, &["KeyID"]));
+        let live = s.list_aws_keys(&filter, &page).await.expect("list").0;
+        live.into_iter().map(|k| k.material.key_id).collect::<Vec<_>>()
+    };
+    let all: Vec<_> = (0..5).map(|n| material(&format!("k{n}"), "Enabled", &[], &[])).collect();
+    let t0 = now();
+    assert_eq!(s.sync_aws_region(&region(&all), t0).await.expect("sync"), (5, 0, 0));
+
+    let t1 = later(t0, 60);
+    assert_eq!(s.sync_aws_region_part(&region(&all[..2]), t1).await.expect("part"), (0, 2));
+    assert_eq!(live().await.len(), 5, "a part marks nothing gone");
+    // k1 again (an update, not an addition) and a new k9 end the listing: k2..k4 are gone.
+    let last = vec![all[1].clone(), material("k9", "Enabled", &[], &[])];
+    assert_eq!(s.sync_aws_region(&region(&last), t1).await.expect("sync"), (1, 1, 3));
+    assert_eq!(live().await, vec!["k0", "k1", "k9"]);
 }
 
 async fn keys_list_with_filters_sorting_and_totals(db: &TestDb) {

@@ -1,5 +1,6 @@
 //! AWS key synchronization: every key of a container's regions (ListAliases, ListKeys, then DescribeKey,
-//! GetKeyPolicy and ListResourceTags per key) into the inventory, one account/region per sync step. Every
+//! GetKeyPolicy and ListResourceTags per key) into the inventory, one account/region per sync step, stored
+//! while the reads go on (`sync.rs::store_while_reading`). Every
 //! call is paced on its (account, region, action) bucket and retried like a job's (`retry.rs`).
 
 use std::collections::HashMap;
@@ -83,23 +84,24 @@ impl Engine {
             }
         }
         let started = self.now();
-        let materials: Vec<Result<Option<AwsKeyMaterial>, CloudError>> = futures::stream::iter(key_ids)
+        let keys = futures::stream::iter(key_ids)
             .map(|id| {
                 let reads = &reads;
                 let aliases = &aliases;
                 async move { reads.key(&id, aliases).await }
             })
-            .buffer_unordered(KEY_CONCURRENCY)
-            .collect()
-            .await;
-        let mut keys = Vec::with_capacity(materials.len());
-        for m in materials {
-            if let Some(m) = m? {
-                keys.push(m);
-            }
-        }
-        let listed = keyfleet_store::AwsRegionKeys { kms_id: kms.id, region, keys: &keys };
-        Ok(self.store.sync_aws_region(&listed, started).await.map_err(EngineError::from)?)
+            .buffer_unordered(KEY_CONCURRENCY);
+        let store = &self.store;
+        crate::sync::store_while_reading(keys, |keys, complete| async move {
+            let listed = keyfleet_store::AwsRegionKeys { kms_id: kms.id, region, keys: &keys };
+            Ok(if complete {
+                store.sync_aws_region(&listed, started).await?
+            } else {
+                let (added, updated) = store.sync_aws_region_part(&listed, started).await?;
+                (added, updated, 0)
+            })
+        })
+        .await
     }
 }
 

@@ -2,7 +2,6 @@
 //! and with `take_cloud_key_backup` a backup of each; one vault per sync step.
 
 use futures::{SinkExt, StreamExt};
-use keyfleet_clouds::CloudError;
 use keyfleet_core::*;
 
 use super::vault::{Repeat, backup_name};
@@ -109,16 +108,18 @@ impl Engine {
                     Err(e) => Err(e),
                 }
             })
-            .buffer_unordered(KEY_CONCURRENCY)
-            .collect::<Vec<Result<Option<AzureKeyMaterial>, CloudError>>>();
-        let ((), read) = futures::join!(list, reads);
-        let mut keys = Vec::with_capacity(read.len());
-        for k in read {
-            if let Some(k) = k? {
-                keys.push(k);
-            }
-        }
-        let (added, updated, gone) = self.store.sync_azure_vault(vault.id, &keys, started).await?;
+            .buffer_unordered(KEY_CONCURRENCY);
+        let store = &self.store;
+        let stored = crate::sync::store_while_reading::<_, EngineError, _, _>(reads, |keys, complete| async move {
+            Ok(if complete {
+                store.sync_azure_vault(vault.id, &keys, started).await?
+            } else {
+                let (added, updated) = store.sync_azure_vault_part(vault.id, &keys, started).await?;
+                (added, updated, 0)
+            })
+        });
+        let ((), stored) = futures::join!(list, stored);
+        let (added, updated, gone) = stored?;
         let mut out = VaultSync { added, updated, gone, ..Default::default() };
         let Some(user) = backup_by else {
             return Ok(out);

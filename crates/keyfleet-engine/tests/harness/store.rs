@@ -360,7 +360,27 @@ impl AzureWorkStore for NodeStore {
             updated_at: at,
         };
         let same = |a: &AzureKeyMaterial, b: &AzureKeyMaterial| a.name == b.name;
-        Ok(sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at))
+        Ok(sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at, true))
+    }
+    async fn sync_azure_vault_part(
+        &self,
+        vault: VaultId,
+        keys: &[AzureKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64)> {
+        let new = |id, m: &AzureKeyMaterial| AzureKeyRecord {
+            id,
+            vault_id: vault,
+            material: m.clone(),
+            gone: false,
+            synced_at: at,
+            created_at: at,
+            updated_at: at,
+        };
+        let same = |a: &AzureKeyMaterial, b: &AzureKeyMaterial| a.name == b.name;
+        let (added, updated, _) =
+            sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at, false);
+        Ok((added, updated))
     }
     async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
         self.db().await.backups.insert(b.id, (b.clone(), blob_enc.to_vec()));
@@ -391,6 +411,24 @@ impl AwsWorkStore for NodeStore {
         Ok(self.db().await.templates.get(&id).cloned())
     }
     async fn sync_aws_region(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64, u64)> {
+        self.sync_aws_rows(listed, at, true).await
+    }
+    async fn sync_aws_region_part(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64)> {
+        let (added, updated, _) = self.sync_aws_rows(listed, at, false).await?;
+        Ok((added, updated))
+    }
+    async fn all_kms(&self) -> Result<Vec<KmsRecord>> {
+        Ok(self.db().await.kms.values().cloned().collect())
+    }
+}
+
+impl NodeStore {
+    async fn sync_aws_rows(
+        &self,
+        listed: &AwsRegionKeys<'_>,
+        at: DateTime<Utc>,
+        complete: bool,
+    ) -> Result<(u64, u64, u64)> {
         let AwsRegionKeys { kms_id, region, keys } = *listed;
         let new = |id, m: &AwsKeyMaterial| AwsKeyRecord {
             id,
@@ -404,10 +442,7 @@ impl AwsWorkStore for NodeStore {
         };
         let in_scope = |k: &AwsKeyRecord| k.kms_id == kms_id && k.region == region;
         let same = |a: &AwsKeyMaterial, b: &AwsKeyMaterial| a.key_id == b.key_id;
-        Ok(sync_rows(&mut self.db().await.aws_keys, in_scope, keys, same, new, at))
-    }
-    async fn all_kms(&self) -> Result<Vec<KmsRecord>> {
-        Ok(self.db().await.kms.values().cloned().collect())
+        Ok(sync_rows(&mut self.db().await.aws_keys, in_scope, keys, same, new, at, complete))
     }
 }
 
@@ -473,8 +508,8 @@ impl Synced for AzureKeyRecord {
     }
 }
 
-/// A sync of one scope (a region, a vault): keys seen are added or updated, the scope's other keys are gone.
-/// Returns (added, updated, gone).
+/// A sync of one scope (a region, a vault): keys seen are added or updated; once the listing is `complete`,
+/// the scope's keys not synced at `at` are gone. Returns (added, updated, gone).
 fn sync_rows<R: Synced>(
     rows: &mut BTreeMap<KeyId, R>,
     in_scope: impl Fn(&R) -> bool,
@@ -482,6 +517,7 @@ fn sync_rows<R: Synced>(
     same: impl Fn(&R::Material, &R::Material) -> bool,
     new: impl Fn(KeyId, &R::Material) -> R,
     at: DateTime<Utc>,
+    complete: bool,
 ) -> (u64, u64, u64) {
     let (mut added, mut updated, mut gone) = (0, 0, 0);
     for m in seen {
@@ -503,7 +539,7 @@ fn sync_rows<R: Synced>(
             }
         }
     }
-    for r in rows.values_mut().filter(|r| in_scope(r)) {
+    for r in rows.values_mut().filter(|r| complete && in_scope(r)) {
         let (_, is_gone, synced_at, updated_at) = r.parts();
         if !*is_gone && *synced_at < at {
             *is_gone = true;

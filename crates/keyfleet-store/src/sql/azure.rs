@@ -363,6 +363,17 @@ impl<B: Backend> AzureWorkStore for B {
             .optional(self.reader(), backup)
             .await
     }
+    async fn sync_azure_vault_part(
+        &self,
+        vault_id: VaultId,
+        keys: &[AzureKeyMaterial],
+        at: DateTime<Utc>,
+    ) -> Result<(u64, u64)> {
+        let mut tx = self.writer().begin().await?;
+        let counts = upsert_azure_vault(&mut tx, vault_id, keys, at).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
     async fn sync_azure_vault(
         &self,
         vault_id: VaultId,
@@ -370,40 +381,9 @@ impl<B: Backend> AzureWorkStore for B {
         at: DateTime<Utc>,
     ) -> Result<(u64, u64, u64)> {
         let mut tx = self.writer().begin().await?;
-        // One sync of a vault at a time (see `sync_aws_region`).
-        lock_named(&mut tx, format!("keyfleet.sync_azure_vault:{vault_id}")).await?;
-        // Many keys per statement, as the AWS sync writes them (`sync_aws_region`).
-        let (listed, repeats) = last_listed(keys, |m| name_lc(&m.name));
-        for chunk in listed.chunks(KEYS_PER_UPSERT) {
-            let mut q = Query::<B::Db>::new(
-                "INSERT INTO azure_keys (id, vault_id, name, name_lc, enabled, material, gone, synced_at, \
-                 created_at, updated_at) VALUES ",
-            )
-            .bind(at)
-            .bind(vault_id.to_string());
-            for (k, m) in chunk.iter().enumerate() {
-                q.push(if k == 0 { "(" } else { ", (" });
-                q.push_bind(KeyId::new().to_string()).push(", $2, ");
-                q.push_bind(&m.name).push(", ");
-                q.push_bind(name_lc(&m.name)).push(", ");
-                q.push_bind(m.enabled).push(", ");
-                q.push_bind(JsonParam(*m)).push(", false, $1, $1, $1)");
-            }
-            q.push(
-                " ON CONFLICT (vault_id, name_lc) DO UPDATE SET name = excluded.name, enabled = excluded.enabled, \
-                 material = excluded.material, gone = false, synced_at = excluded.synced_at, \
-                 updated_at = excluded.updated_at",
-            );
-            q.execute(&mut tx).await.map_err(|e| conflict(e, &format!("a key of vault {vault_id}")))?;
-        }
-        let added = Query::<B::Db>::new("SELECT count(*) AS n FROM azure_keys WHERE vault_id = $1 AND created_at = $2")
-            .bind(vault_id.to_string())
-            .bind(at)
-            .count(&mut tx)
-            .await?;
-        let updated = listed.len() as u64 - added + repeats;
+        let (added, updated) = upsert_azure_vault(&mut tx, vault_id, keys, at).await?;
         // Every key of the vault that the listing did not name has left Key Vault (this sync wrote `at` on
-        // every key it named).
+        // every key it named, in its parts too).
         let gone = Query::<B::Db>::new(
             "UPDATE azure_keys SET gone = true, updated_at = $1 WHERE vault_id = $2 AND NOT gone AND synced_at < $1",
         )
@@ -443,4 +423,48 @@ impl<B: Backend> AzureWorkStore for B {
         audited(self.writer(), query, record, false).await.map_err(|e| conflict(e, &format!("backup {}", b.id)))?;
         Ok(())
     }
+}
+
+/// Writes listed keys of a vault at sync time `at`, many per statement, as the AWS sync writes a region's
+/// (`upsert_aws_region`): new keys (by name, case-insensitive) added, known keys updated and no longer gone.
+/// Returns (added, updated).
+async fn upsert_azure_vault<D: Db>(
+    tx: &mut sqlx::Transaction<'_, D>,
+    vault_id: VaultId,
+    keys: &[AzureKeyMaterial],
+    at: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    // One sync of a vault at a time (see `upsert_aws_region`).
+    lock_named(tx, format!("keyfleet.sync_azure_vault:{vault_id}")).await?;
+    let created = || {
+        Query::<D>::new("SELECT count(*) AS n FROM azure_keys WHERE vault_id = $1 AND created_at = $2")
+            .bind(vault_id.to_string())
+            .bind(at)
+    };
+    let before = created().count(&mut *tx).await?;
+    let (listed, repeats) = last_listed(keys, |m| name_lc(&m.name));
+    for chunk in listed.chunks(KEYS_PER_UPSERT) {
+        let mut q = Query::<D>::new(
+            "INSERT INTO azure_keys (id, vault_id, name, name_lc, enabled, material, gone, synced_at, \
+             created_at, updated_at) VALUES ",
+        )
+        .bind(at)
+        .bind(vault_id.to_string());
+        for (k, m) in chunk.iter().enumerate() {
+            q.push(if k == 0 { "(" } else { ", (" });
+            q.push_bind(KeyId::new().to_string()).push(", $2, ");
+            q.push_bind(&m.name).push(", ");
+            q.push_bind(name_lc(&m.name)).push(", ");
+            q.push_bind(m.enabled).push(", ");
+            q.push_bind(JsonParam(*m)).push(", false, $1, $1, $1)");
+        }
+        q.push(
+            " ON CONFLICT (vault_id, name_lc) DO UPDATE SET name = excluded.name, enabled = excluded.enabled, \
+             material = excluded.material, gone = false, synced_at = excluded.synced_at, \
+             updated_at = excluded.updated_at",
+        );
+        q.execute(&mut *tx).await.map_err(|e| conflict(e, &format!("a key of vault {vault_id}")))?;
+    }
+    let added = created().count(&mut *tx).await? - before;
+    Ok((added, listed.len() as u64 - added + repeats))
 }

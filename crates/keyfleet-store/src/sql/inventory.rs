@@ -459,61 +459,77 @@ impl<B: Backend> AwsWorkStore for B {
     async fn get_template(&self, id: TemplateId) -> Result<Option<TemplateRecord>> {
         row_by(self.reader(), "aws_templates", "id", id.to_string(), template).await
     }
-    async fn sync_aws_region(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64, u64)> {
-        let AwsRegionKeys { kms_id, region, keys } = *listed;
+    async fn sync_aws_region_part(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64)> {
         let mut tx = self.writer().begin().await?;
-        // One sync of a region at a time (two sync jobs may cover the same one): two interleaved syncs could
-        // otherwise deadlock, each marking gone what the other is writing.
-        lock_named(&mut tx, format!("keyfleet.sync_aws_region:{kms_id}/{region}")).await?;
-        // Many keys per statement; a key listed twice is written once, as listed last (see `last_listed`).
-        let (keys, repeats) = last_listed(keys, |m| m.key_id.clone());
-        for chunk in keys.chunks(KEYS_PER_UPSERT) {
-            let mut q = Query::<B::Db>::new(
-                "INSERT INTO aws_keys (id, kms_id, region, aws_key_id, arn, key_state, enabled, material, gone, \
-                 synced_at, created_at, updated_at) VALUES ",
-            )
-            .bind(at)
-            .bind(kms_id.to_string())
-            .bind(region);
-            for (k, m) in chunk.iter().enumerate() {
-                q.push(if k == 0 { "(" } else { ", (" });
-                q.push_bind(KeyId::new().to_string()).push(", $2, $3, ");
-                q.push_bind(&m.key_id).push(", ");
-                q.push_bind(&m.arn).push(", ");
-                q.push_bind(&m.key_state).push(", ");
-                q.push_bind(m.enabled).push(", ");
-                q.push_bind(JsonParam(*m)).push(", false, $1, $1, $1)");
-            }
-            q.push(
-                " ON CONFLICT (kms_id, region, aws_key_id) DO UPDATE SET arn = excluded.arn, \
-                 key_state = excluded.key_state, enabled = excluded.enabled, material = excluded.material, \
-                 gone = false, synced_at = excluded.synced_at, updated_at = excluded.updated_at",
-            );
-            q.execute(&mut tx).await?;
-        }
-        // Added: the rows this sync created (their creation is its `at`); every other listing updated one.
-        let added = Query::<B::Db>::new(
-            "SELECT count(*) AS n FROM aws_keys WHERE kms_id = $1 AND region = $2 AND created_at = $3",
-        )
-        .bind(kms_id.to_string())
-        .bind(region)
-        .bind(at)
-        .count(&mut tx)
-        .await?;
-        let updated = keys.len() as u64 - added + repeats;
-        // Every key of this container and region that the sync did not see has left AWS.
+        let counts = upsert_aws_region(&mut tx, listed, at).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+    async fn sync_aws_region(&self, listed: &AwsRegionKeys<'_>, at: DateTime<Utc>) -> Result<(u64, u64, u64)> {
+        let mut tx = self.writer().begin().await?;
+        let (added, updated) = upsert_aws_region(&mut tx, listed, at).await?;
+        // Every key of this container and region that the sync did not write (its parts included) has left AWS.
         let gone = Query::<B::Db>::new(
             "UPDATE aws_keys SET gone = true, updated_at = $1 WHERE kms_id = $2 AND region = $3 AND NOT gone \
              AND synced_at < $1",
         )
         .bind(at)
-        .bind(kms_id.to_string())
-        .bind(region)
+        .bind(listed.kms_id.to_string())
+        .bind(listed.region)
         .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok((added, updated, gone))
     }
+}
+
+/// Writes listed keys of a region at sync time `at`, many per statement: new keys added, known keys updated
+/// (and no longer gone). Returns (added, updated).
+async fn upsert_aws_region<D: Db>(
+    tx: &mut sqlx::Transaction<'_, D>,
+    listed: &AwsRegionKeys<'_>,
+    at: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let AwsRegionKeys { kms_id, region, keys } = *listed;
+    // One sync of a region at a time (two sync jobs may cover the same one): two interleaved syncs could
+    // otherwise deadlock, each marking gone what the other is writing.
+    lock_named(tx, format!("keyfleet.sync_aws_region:{kms_id}/{region}")).await?;
+    let created = || {
+        Query::<D>::new("SELECT count(*) AS n FROM aws_keys WHERE kms_id = $1 AND region = $2 AND created_at = $3")
+            .bind(kms_id.to_string())
+            .bind(region)
+            .bind(at)
+    };
+    let before = created().count(&mut *tx).await?;
+    // A key listed twice is written once, as listed last (see `last_listed`).
+    let (keys, repeats) = last_listed(keys, |m| m.key_id.clone());
+    for chunk in keys.chunks(KEYS_PER_UPSERT) {
+        let mut q = Query::<D>::new(
+            "INSERT INTO aws_keys (id, kms_id, region, aws_key_id, arn, key_state, enabled, material, gone, \
+             synced_at, created_at, updated_at) VALUES ",
+        )
+        .bind(at)
+        .bind(kms_id.to_string())
+        .bind(region);
+        for (k, m) in chunk.iter().enumerate() {
+            q.push(if k == 0 { "(" } else { ", (" });
+            q.push_bind(KeyId::new().to_string()).push(", $2, $3, ");
+            q.push_bind(&m.key_id).push(", ");
+            q.push_bind(&m.arn).push(", ");
+            q.push_bind(&m.key_state).push(", ");
+            q.push_bind(m.enabled).push(", ");
+            q.push_bind(JsonParam(*m)).push(", false, $1, $1, $1)");
+        }
+        q.push(
+            " ON CONFLICT (kms_id, region, aws_key_id) DO UPDATE SET arn = excluded.arn, \
+             key_state = excluded.key_state, enabled = excluded.enabled, material = excluded.material, \
+             gone = false, synced_at = excluded.synced_at, updated_at = excluded.updated_at",
+        );
+        q.execute(&mut *tx).await?;
+    }
+    // Added: the rows this call created (created at `at`, and not before it); every other listing updated one.
+    let added = created().count(&mut *tx).await? - before;
+    Ok((added, keys.len() as u64 - added + repeats))
 }
 
 /// Refreshes the cached metadata of one AWS key after an effect (alone, or inside `finish_item_with`).

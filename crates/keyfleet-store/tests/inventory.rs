@@ -246,6 +246,17 @@ async fn a_region_sync_in_parts_marks_gone_only_at_its_end(db: &TestDb) {
     let last = vec![all[1].clone(), material("k9", "Enabled", &[], &[])];
     assert_eq!(s.sync_aws_region(&region(&last), t1).await.expect("sync"), (1, 1, 3));
     assert_eq!(live().await, vec!["k0", "k1", "k9"]);
+
+    // Two syncs of the region interleave their parts: the older one's part leaves alone what the later one
+    // wrote (neither its material nor its sync time goes back), so the later one's end does not mark it gone.
+    let (older, newer) = (later(t1, 60), later(t1, 120));
+    let disabled = vec![material("k0", "Disabled", &[], &[])];
+    s.sync_aws_region_part(&region(&disabled), newer).await.expect("newer part");
+    s.sync_aws_region_part(&region(&all[..1]), older).await.expect("older part");
+    s.sync_aws_region(&region(&[all[1].clone(), last[1].clone()]), newer).await.expect("newer end");
+    assert_eq!(live().await, vec!["k0", "k1", "k9"]);
+    let keys = s.list_aws_keys(&AwsKeyFilter::default(), &page(0, 10, &["KeyID"])).await.expect("list").0;
+    assert_eq!((keys[0].material.key_state.as_str(), keys[0].synced_at), ("Disabled", newer));
 }
 
 async fn keys_list_with_filters_sorting_and_totals(db: &TestDb) {

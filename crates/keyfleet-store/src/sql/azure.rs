@@ -442,6 +442,7 @@ async fn upsert_azure_vault<D: Db>(
             .bind(at)
     };
     let before = created().count(&mut *tx).await?;
+    // A key a later sync of the vault wrote already keeps what that sync read (see `upsert_aws_region`).
     let (listed, repeats) = last_listed(keys, |m| name_lc(&m.name));
     for chunk in listed.chunks(KEYS_PER_UPSERT) {
         let mut q = Query::<D>::new(
@@ -461,7 +462,7 @@ async fn upsert_azure_vault<D: Db>(
         q.push(
             " ON CONFLICT (vault_id, name_lc) DO UPDATE SET name = excluded.name, enabled = excluded.enabled, \
              material = excluded.material, gone = false, synced_at = excluded.synced_at, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at WHERE azure_keys.synced_at <= excluded.synced_at",
         );
         q.execute(&mut *tx).await.map_err(|e| conflict(e, &format!("a key of vault {vault_id}")))?;
     }

@@ -501,7 +501,10 @@ async fn upsert_aws_region<D: Db>(
             .bind(at)
     };
     let before = created().count(&mut *tx).await?;
-    // A key listed twice is written once, as listed last (see `last_listed`).
+    // A key listed twice is written once, as listed last (see `last_listed`). A key that a later sync of the
+    // region wrote already keeps what that sync read: two syncs of one region may interleave their parts,
+    // and the older one must neither bring back older material nor leave a key for the later one's end to
+    // mark gone.
     let (keys, repeats) = last_listed(keys, |m| m.key_id.clone());
     for chunk in keys.chunks(KEYS_PER_UPSERT) {
         let mut q = Query::<D>::new(
@@ -523,7 +526,8 @@ async fn upsert_aws_region<D: Db>(
         q.push(
             " ON CONFLICT (kms_id, region, aws_key_id) DO UPDATE SET arn = excluded.arn, \
              key_state = excluded.key_state, enabled = excluded.enabled, material = excluded.material, \
-             gone = false, synced_at = excluded.synced_at, updated_at = excluded.updated_at",
+             gone = false, synced_at = excluded.synced_at, updated_at = excluded.updated_at \
+             WHERE aws_keys.synced_at <= excluded.synced_at",
         );
         q.execute(&mut *tx).await?;
     }

@@ -117,9 +117,9 @@ impl Engine {
     /// another node had already done: the cluster SIGSTOP test failed 2 runs in 8); up to
     /// [`CLAIMS_IN_FLIGHT`] claims are on their way at once, and what a batch needs is read for the whole
     /// batch when it is claimed ([`Engine::prepare`]). Right before its call each item asks whether it may
-    /// still be sent ([`crate::stops`]). Each item runs as its own task: an item must never wait for this loop to poll it
-    /// (it may hold the store's writer), and a successful item frees its cloud slot before its result is
-    /// recorded, so the partition's next call never waits for a commit. A partition whose items call no cloud
+    /// still be sent ([`crate::stops`]). Each item runs as its own task: an item must never wait for this loop
+    /// to poll it (it may hold the store's writer), and a successful item frees its cloud slot before its
+    /// result is recorded, so the partition's next call never waits for a commit. A partition whose items call no cloud
     /// (Azure `delete-key-backups`) is claimed [`LOCAL_CLAIM`] items at a time instead.
     async fn drive_partition(self: Arc<Self>, partition: String, stop: watch::Receiver<bool>) {
         let concurrency = self.config.partition_concurrency.max(1);

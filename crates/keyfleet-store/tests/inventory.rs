@@ -197,14 +197,20 @@ async fn a_region_sync_adds_updates_and_marks_gone_keys(db: &TestDb) {
     assert_eq!(s.list_aws_keys(&AwsKeyFilter::default(), &page(0, 10, &[])).await.expect("list").1, 0);
 }
 
-/// A region's keys are written many per statement: a listing longer than one statement, with a key listed
-/// twice, stores every key once, as listed last, and counts as the key-by-key writes did.
-async fn a_region_sync_of_many_keys_writes_each_once_as_listed_last(db: &TestDb) {
-    let s = db.store();
+/// A KMS container over one region, us-east-1, with its connection.
+async fn one_region_container(s: &dyn keyfleet_store::Store) -> KmsRecord {
     let c = connection("c");
     s.insert_aws_connection(&c).await.expect("insert");
     let k = kms("k", "111122223333", c.id, &["us-east-1"]);
     s.insert_kms(&k).await.expect("insert kms");
+    k
+}
+
+/// A region's keys are written many per statement: a listing longer than one statement, with a key listed
+/// twice, stores every key once, as listed last, and counts as the key-by-key writes did.
+async fn a_region_sync_of_many_keys_writes_each_once_as_listed_last(db: &TestDb) {
+    let s = db.store();
+    let k = one_region_container(s).await;
     let region = |keys| AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys };
     let mut listed: Vec<_> = (0..400).map(|n| material(&format!("k{n:03}"), "Enabled", &[], &[])).collect();
     listed.insert(150, material("k007", "Disabled", &[], &[])); // k007 again, in the next statement
@@ -225,10 +231,7 @@ async fn a_region_sync_of_many_keys_writes_each_once_as_listed_last(db: &TestDb)
 /// that ends the listing marks gone only what no part of the same sync wrote.
 async fn a_region_sync_in_parts_marks_gone_only_at_its_end(db: &TestDb) {
     let s = db.store();
-    let c = connection("c");
-    s.insert_aws_connection(&c).await.expect("insert");
-    let k = kms("k", "111122223333", c.id, &["us-east-1"]);
-    s.insert_kms(&k).await.expect("insert kms");
+    let k = one_region_container(s).await;
     let region = |keys| AwsRegionKeys { kms_id: k.id, region: "us-east-1", keys };
     let live = || async {
         let (filter, page) = (AwsKeyFilter { gone: Some(false), ..Default::default() }, page(0, 10, &["KeyID"]));

@@ -350,17 +350,7 @@ impl AzureWorkStore for NodeStore {
         keys: &[AzureKeyMaterial],
         at: DateTime<Utc>,
     ) -> Result<(u64, u64, u64)> {
-        let new = |id, m: &AzureKeyMaterial| AzureKeyRecord {
-            id,
-            vault_id: vault,
-            material: m.clone(),
-            gone: false,
-            synced_at: at,
-            created_at: at,
-            updated_at: at,
-        };
-        let same = |a: &AzureKeyMaterial, b: &AzureKeyMaterial| a.name == b.name;
-        Ok(sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at, true))
+        self.sync_azure_rows(vault, keys, at, true).await
     }
     async fn sync_azure_vault_part(
         &self,
@@ -368,18 +358,7 @@ impl AzureWorkStore for NodeStore {
         keys: &[AzureKeyMaterial],
         at: DateTime<Utc>,
     ) -> Result<(u64, u64)> {
-        let new = |id, m: &AzureKeyMaterial| AzureKeyRecord {
-            id,
-            vault_id: vault,
-            material: m.clone(),
-            gone: false,
-            synced_at: at,
-            created_at: at,
-            updated_at: at,
-        };
-        let same = |a: &AzureKeyMaterial, b: &AzureKeyMaterial| a.name == b.name;
-        let (added, updated, _) =
-            sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at, false);
+        let (added, updated, _) = self.sync_azure_rows(vault, keys, at, false).await?;
         Ok((added, updated))
     }
     async fn insert_key_backup(&self, b: &KeyBackupRecord, blob_enc: &[u8]) -> Result<()> {
@@ -423,6 +402,26 @@ impl AwsWorkStore for NodeStore {
 }
 
 impl NodeStore {
+    async fn sync_azure_rows(
+        &self,
+        vault: VaultId,
+        keys: &[AzureKeyMaterial],
+        at: DateTime<Utc>,
+        complete: bool,
+    ) -> Result<(u64, u64, u64)> {
+        let new = |id, m: &AzureKeyMaterial| AzureKeyRecord {
+            id,
+            vault_id: vault,
+            material: m.clone(),
+            gone: false,
+            synced_at: at,
+            created_at: at,
+            updated_at: at,
+        };
+        let same = |a: &AzureKeyMaterial, b: &AzureKeyMaterial| a.name == b.name;
+        Ok(sync_rows(&mut self.db().await.azure_keys, |k| k.vault_id == vault, keys, same, new, at, complete))
+    }
+
     async fn sync_aws_rows(
         &self,
         listed: &AwsRegionKeys<'_>,

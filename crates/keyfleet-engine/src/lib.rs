@@ -150,6 +150,7 @@ impl Engine {
             azure,
             clients: ClientCache::new(),
             vault_clients: ClientCache::new(),
+            kms_connections: Default::default(),
         };
         EngineBuilder { resolver, config, clock: Arc::new(SystemClock), jitter_seed: None, metrics: None }
     }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use keyfleet_clouds::{AwsKms, AwsKmsConnector, KeyVault, KeyVaultConnector};
-use keyfleet_core::ConnectionId;
 use keyfleet_core::crypto::MasterKey;
+use keyfleet_core::{ConnectionId, KmsId};
 use secrecy::SecretString;
 
 use crate::EngineError;
@@ -45,6 +45,9 @@ pub(crate) struct Resolver {
     pub azure: Arc<dyn KeyVaultConnector>,
     pub clients: ClientCache<dyn AwsKms>,
     pub vault_clients: ClientCache<dyn KeyVault>,
+    /// The connection each KMS container had when last read (`aws/resolve.rs`): the next read of the
+    /// container reads that connection beside it instead of after it.
+    pub kms_connections: Mutex<HashMap<KmsId, ConnectionId>>,
 }
 
 impl Resolver {

@@ -1,6 +1,6 @@
 //! From AWS key ids to ready clients: key → KMS container → connection (secret decrypted) → SDK client. A
-//! claim's items are resolved together: one read of their keys, one of each distinct container and
-//! connection, and clients from the cache.
+//! claim's items are resolved together: one read of their keys, then one of each distinct container with its
+//! connection beside it, and clients from the cache.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,6 +10,9 @@ use keyfleet_core::*;
 
 use crate::EngineError;
 use crate::resolve::Resolver;
+
+/// Containers whose connection [`Resolver::aws_route`] remembers, at most.
+const MAX_KNOWN_CONTAINERS: usize = 10_000;
 
 /// A key and the means to act on it.
 pub struct AwsTarget {
@@ -30,7 +33,7 @@ pub struct AwsRoute {
 
 impl Resolver {
     /// The targets of `ids`, in their order: `Err` names what is gone (the key, its container or its
-    /// connection). Reads the keys at once, then each distinct container and connection once.
+    /// connection). Reads the keys at once, then each distinct container and its connection once.
     pub async fn aws_keys(&self, ids: &[KeyId]) -> Result<Vec<Result<AwsTarget, String>>, EngineError> {
         let mut keys: HashMap<KeyId, AwsKeyRecord> =
             self.store.get_aws_keys(ids).await?.into_iter().map(|k| (k.id, k)).collect();
@@ -57,14 +60,32 @@ impl Resolver {
         Ok(out)
     }
 
-    /// A container's route to `region`; `Err` names what was deleted.
+    /// A container's route to `region`; `Err` names what was deleted. The container and the connection it
+    /// had when last read are read side by side (one round trip instead of two); the connection is read again
+    /// after the container only when the container names another one now.
     async fn aws_route(&self, kms_id: KmsId, region: &str) -> Result<Result<AwsRoute, String>, EngineError> {
-        let Some(kms) = self.store.get_kms(kms_id).await? else {
+        let known = self.kms_connections.lock().unwrap_or_else(|e| e.into_inner()).get(&kms_id).copied();
+        let (kms, guessed) = match known {
+            Some(c) => futures::try_join!(self.store.get_kms(kms_id), self.store.get_aws_connection(c))?,
+            None => (self.store.get_kms(kms_id).await?, None),
+        };
+        let Some(kms) = kms else {
             return Ok(Err(format!("KMS container {kms_id} was deleted")));
         };
-        let Some(conn) = self.store.get_aws_connection(kms.connection_id).await? else {
+        let conn = match guessed {
+            Some(conn) if conn.id == kms.connection_id => Some(conn),
+            _ => self.store.get_aws_connection(kms.connection_id).await?,
+        };
+        let Some(conn) = conn else {
             return Ok(Err(format!("connection of KMS container {} was deleted", kms.name)));
         };
+        if known != Some(conn.id) {
+            let mut known = self.kms_connections.lock().unwrap_or_else(|e| e.into_inner());
+            if known.len() >= MAX_KNOWN_CONTAINERS {
+                known.clear(); // only a guess: the next read of each container is one round trip longer
+            }
+            known.insert(kms_id, conn.id);
+        }
         let client = self.aws_client_of(&conn, region)?;
         Ok(Ok(AwsRoute {
             account: kms.account_id,

@@ -127,3 +127,42 @@ async fn a_restart_resumes_and_an_interrupted_item_is_reconciled_not_repeated() 
         assert_eq!(key["aws_param"]["KeyState"], "Disabled");
     }
 }
+
+#[tokio::test]
+async fn a_container_moved_to_another_connection_runs_its_next_job_with_that_connection() {
+    // The engine reads a container and the connection it had last time side by side (`aws/resolve.rs`): once
+    // the container names another connection, its items must be sent with that one, never the remembered one.
+    let (app, ids) = app_with_keys(3).await;
+    let first = app.run_bulkjob(json!({"operation": "disablekey", "keys": ids})).await;
+    assert!(first["detailed_status"].as_object().unwrap().values().all(|v| v == "Success"), "{first}");
+    let other = "AKIAOTHERCONNECTION01";
+    app.post(
+        "/api/v1/connectionmgmt/services/aws/connections",
+        json!({"name": "other-conn", "access_key_id": other, "secret_access_key": SECRET, "endpoint_url": app.fake.url()}),
+    )
+    .await
+    .ok();
+    app.fake.fake.refuse_access_key(other);
+    let kms = app.get("/api/v1/cckm/aws/kms").await.ok();
+    let kms_id = kms["resources"][0]["id"].as_str().unwrap().to_string();
+    let admin = app.admin.clone();
+    let moved = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/cckm/aws/kms/{kms_id}"),
+            Some(&admin),
+            Some(json!({"connection": "other-conn"})),
+        )
+        .await
+        .ok();
+    assert_eq!(moved["connection"], "other-conn", "{moved}");
+    let before = app.fake.fake.calls().len();
+
+    let second = app.run_bulkjob(json!({"operation": "enablekey", "keys": ids})).await;
+    for (key, status) in second["detailed_status"].as_object().unwrap() {
+        let status = status.as_str().unwrap();
+        assert!(status.starts_with("Failed: UnrecognizedClientException: "), "{key}: {status}");
+    }
+    let calls = &app.fake.fake.calls()[before..];
+    assert!(!calls.is_empty() && calls.iter().all(|c| c.access_key_id == other), "sent with the old connection");
+}

@@ -27,12 +27,14 @@ pub use startup::{RunningServer, init_logging, migrate, open_database, serve, st
 /// What every handler can reach.
 pub struct AppState {
     pub services: Arc<Services>,
+    /// Ended bulk jobs' views, rendered once (`views/rendered.rs`).
+    pub rendered: views::rendered::RenderedJobs,
     /// The bearer token `/metrics` requires, if any.
     pub metrics_token: Option<secrecy::SecretString>,
 }
 
 impl AppState {
     pub fn new(services: Arc<Services>) -> Self {
-        Self { services, metrics_token: None }
+        Self { services, rendered: Default::default(), metrics_token: None }
     }
 }

@@ -312,7 +312,8 @@ pub async fn start(
     bootstrap_admin(&services, &config).await?;
     let engine_handle = engine.start().await?;
 
-    let state = Arc::new(AppState { services, metrics_token: config.metrics_token.clone() });
+    let state =
+        Arc::new(AppState { services, rendered: Default::default(), metrics_token: config.metrics_token.clone() });
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let https = !config.plain_http;

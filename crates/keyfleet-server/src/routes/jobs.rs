@@ -79,14 +79,14 @@ pub(crate) fn shared<V: Serialize + Send + 'static>(
 fn list_bulkjobs(cloud: Cloud) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Query(q): Query<BulkJobListQuery>| async move {
         let (jobs, total, page) = s.services.list_bulkjobs(&c, cloud, q).await?;
-        Ok::<_, ApiError>(axum::Json(views::list(jobs, total, &page, views::bulkjob)))
+        Ok::<_, ApiError>(axum::Json(views::list(jobs, total, &page, |j| s.rendered.bulkjob(j))))
     })
 }
 
 /// `GET .../bulkjob(s)/{id}`.
 fn get_bulkjob(cloud: Cloud) -> Methods {
     get(move |State(s): S, Auth(c): Auth, Path(id): Path<String>| async move {
-        Ok::<_, ApiError>(axum::Json(views::bulkjob(s.services.get_bulkjob(&c, cloud, &id).await?)))
+        Ok::<_, ApiError>(axum::Json(s.rendered.bulkjob(s.services.get_bulkjob(&c, cloud, &id).await?)))
     })
 }
 

@@ -35,6 +35,7 @@ macro_rules! job_view {
 
 pub mod aws;
 pub mod azure;
+pub mod rendered;
 pub mod report;
 
 use std::collections::BTreeMap;

@@ -23,10 +23,13 @@ impl Serialize for Rendered {
     }
 }
 
+/// Each ended job's rendering with the row it was rendered from, and the bytes held.
+type Held = (HashMap<JobId, (JobRecord, Rendered)>, usize);
+
 /// The renderings of ended jobs, bounded by their bytes; past [`RenderedJobs::MAX_BYTES`] it starts over.
 #[derive(Default)]
 pub struct RenderedJobs {
-    jobs: Mutex<(HashMap<JobId, (JobRecord, Rendered)>, usize)>,
+    jobs: Mutex<Held>,
 }
 
 impl RenderedJobs {
@@ -70,6 +73,7 @@ impl RenderedJobs {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use keyfleet_core::*;
     use keyfleet_store::ItemLine;

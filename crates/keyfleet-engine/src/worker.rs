@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use futures::FutureExt;
 use keyfleet_core::*;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use keyfleet_store::{Lease, Refusal};
@@ -42,6 +42,19 @@ struct Ready {
     /// The cloud slot taken for it before it was claimed; `None` for items claimed in a large batch because
     /// they call no cloud ([`LOCAL_CLAIM`]): they take a slot when their turn comes.
     slot: Option<OwnedSemaphorePermit>,
+}
+
+/// An item's cloud slot while it runs. Freeing it wakes the partition's driver, which may then claim again:
+/// an item frees its slot before its result is recorded, and the driver must not wait for the record.
+struct CloudSlot {
+    _permit: OwnedSemaphorePermit,
+    freed: Arc<Notify>,
+}
+
+impl Drop for CloudSlot {
+    fn drop(&mut self) {
+        self.freed.notify_one();
+    }
 }
 
 /// What this node knows of its lease on one item: it holds the item at least until [`ItemLease::until`] by
@@ -124,6 +137,7 @@ impl Engine {
     async fn drive_partition(self: Arc<Self>, partition: String, stop: watch::Receiver<bool>) {
         let concurrency = self.config.partition_concurrency.max(1);
         let cloud_slots = Arc::new(Semaphore::new(concurrency));
+        let slot_freed = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         let mut ready: VecDeque<Ready> = VecDeque::new();
         let mut claims: JoinSet<(usize, Vec<Ready>)> = JoinSet::new();
@@ -146,7 +160,7 @@ impl Engine {
             // Items claimed with their slot start at once; what is left waits for a slot.
             for mut next in std::mem::take(&mut ready) {
                 match next.slot.take() {
-                    Some(slot) => self.start_item(&mut tasks, next, slot),
+                    Some(slot) => self.start_item(&mut tasks, next, slot, &slot_freed),
                     None => ready.push_back(next),
                 }
             }
@@ -211,16 +225,25 @@ impl Engine {
                 },
                 slot = cloud_slots.clone().acquire_owned(), if !ready.is_empty() => {
                     if let (Ok(slot), Some(next)) = (slot, ready.pop_front()) {
-                        self.start_item(&mut tasks, next, slot);
+                        self.start_item(&mut tasks, next, slot, &slot_freed);
                     }
                 }
+                // An item freed its cloud slot, its result maybe still on its way to the store: a claim may go.
+                _ = slot_freed.notified(), if !drained && !tasks.is_empty() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => drained = false,
             }
         }
     }
 
     /// Starts one item's attempt as its own task, holding its cloud slot.
-    fn start_item(self: &Arc<Self>, tasks: &mut JoinSet<()>, next: Ready, slot: OwnedSemaphorePermit) {
+    fn start_item(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        next: Ready,
+        slot: OwnedSemaphorePermit,
+        freed: &Arc<Notify>,
+    ) {
+        let slot = CloudSlot { _permit: slot, freed: freed.clone() };
         // Every log line of the item (its cloud calls included) names the job and the request that created it.
         let span = tracing::info_span!(
             "item",
@@ -371,7 +394,7 @@ impl Engine {
         outcome.into()
     }
 
-    async fn process(self: Arc<Self>, ready: Ready, cloud_slot: OwnedSemaphorePermit) {
+    async fn process(self: Arc<Self>, ready: Ready, cloud_slot: CloudSlot) {
         let _permit = self.slots.acquire().await;
         let started = std::time::Instant::now();
         let Ready { item, target, lease, .. } = ready;
@@ -454,7 +477,7 @@ impl Engine {
             cloud_calls: result.cloud_calls,
             policy_before: result.policy_before,
         };
-        match self.recorder.record(self.store.as_ref(), &self.config.node_id, || self.now(), finished).await {
+        match self.recorder.record(self.store.as_ref(), &self.config.node_id, || self.now(), finished, may_stop).await {
             Ok(true) => tracing::debug!(
                 bulkjob.id = %item.job_id, key.id = %item.key_id, duration_ms = started.elapsed().as_millis() as u64,
                 "item attempt recorded"

@@ -69,8 +69,9 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Multiplies AWS's default request quotas; 0 turns pacing off.
     pub quota_scale: f64,
-    /// Return every lease at start. Right for a single node (SQLite): leases left by a previous run of
-    /// this node are dead, and waiting for them to expire would only delay the resume.
+    /// This is the only node (SQLite): return every lease at start (leases left by a previous run of this
+    /// node are dead, and waiting for them to expire would only delay the resume), and send a partition's
+    /// first call without a cluster's wait for the node it may have moved from (`pacing.rs`).
     pub reclaim_all_on_start: bool,
 }
 
@@ -273,7 +274,11 @@ impl EngineBuilder {
             store: resolver.store.clone(),
             master: resolver.master.clone(),
             resolver,
-            pacer: Pacer::new(config.quota_scale),
+            pacer: if config.reclaim_all_on_start {
+                Pacer::new(config.quota_scale).single_node()
+            } else {
+                Pacer::new(config.quota_scale)
+            },
             spacer: pacing::KeySpacer::new(config.per_key_interval),
             slots: tokio::sync::Semaphore::new(config.workers.max(1)),
             recorder: record::Recorder::default(),

@@ -4,9 +4,10 @@
 //! (a worker that is late to its slot — a paused process, a database read between slot and send — must not
 //! send two calls closer than the quota allows):
 //!
-//! - **Spacing**: calls leave one interval (1/rate) apart on average, the first one interval after a
-//!   partition's first call (a partition can move between nodes, and the node it comes from may have just
-//!   called); a call that fell behind may catch up by one interval, never more.
+//! - **Spacing**: calls leave one interval (1/rate) apart on average; a call that fell behind may catch up by
+//!   one interval, never more. In a cluster a partition's first call on a node waits one interval (the
+//!   partition may have just moved here from a node that was calling, and the spacing continues across the
+//!   move); a single node has no other node to continue from, and sends it at once.
 //! - **A window mirroring the quota's.** A cloud counts a quota over a sliding window: AWS admits at most
 //!   `N` calls of a partition in any one second (`floor(rate)` calls per `floor(rate)/rate` s, as the fake
 //!   models it). The time a call *arrives* is unknown — somewhere between its send and its answer — so the
@@ -73,10 +74,10 @@ struct Call {
 }
 
 impl Bucket {
-    fn new(quota: f64, now: Instant) -> Self {
+    fn new(quota: f64, now: Instant, first_waits: bool) -> Self {
         let mut b = Bucket { quota, rate: quota, tat: now, sent: VecDeque::new(), next_id: 0 };
-        // The first call goes one interval from now (the virtual clock allows one interval of catch-up).
-        b.tat = now + 2 * b.interval();
+        // The virtual clock allows one interval of catch-up: the first call goes now, or one interval from now.
+        b.tat = now + if first_waits { 2 } else { 1 } * b.interval();
         b
     }
 
@@ -125,6 +126,8 @@ pub struct Pacer {
     scale: f64,
     /// Woken when a call is answered: a send waiting for room in its window may then go.
     answered: Notify,
+    /// A partition's first call here waits one interval: another node may have been calling it (a cluster).
+    first_waits: bool,
 }
 
 /// A call sent on a partition: it stays in the partition's window until `window` after this value drops,
@@ -152,8 +155,15 @@ impl Drop for Sent<'_> {
 }
 
 impl Pacer {
+    /// A pacer for a node of a cluster (see [`Pacer::single_node`]).
     pub fn new(scale: f64) -> Self {
-        Self { buckets: Mutex::new(HashMap::new()), rate_for: default_rate, scale, answered: Notify::new() }
+        let buckets = Mutex::new(HashMap::new());
+        Self { buckets, rate_for: default_rate, scale, answered: Notify::new(), first_waits: true }
+    }
+
+    /// The pacer of the only node calling its partitions: a partition's first call goes at once.
+    pub fn single_node(self) -> Self {
+        Self { first_waits: false, ..self }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Partition, Bucket>> {
@@ -176,7 +186,7 @@ impl Pacer {
             let opens = {
                 let mut buckets = self.lock();
                 let now = Instant::now();
-                let b = buckets.entry(p.clone()).or_insert_with(|| Bucket::new(quota, now));
+                let b = buckets.entry(p.clone()).or_insert_with(|| Bucket::new(quota, now, self.first_waits));
                 if b.quota != quota {
                     // The container's quota changed: adopt it, keeping any back-off in proportion.
                     b.rate = b.rate / b.quota * quota;
@@ -285,6 +295,21 @@ mod tests {
         // ends on tokio's millisecond tick, at most 1 ms late.
         let expected = 11.0 / 5.0 / HEADROOM;
         let late = start.elapsed().as_secs_f64() - expected;
+        assert!((0.0..0.011).contains(&late), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_single_node_sends_a_partitions_first_call_at_once() {
+        let pacer = Pacer::new(1.0).single_node();
+        let p = part("EnableKey");
+        let start = tokio::time::Instant::now();
+        drop(pacer.acquire(&p, None).await);
+        assert_eq!(start.elapsed(), Duration::ZERO, "nobody else may have called: no wait");
+        for _ in 1..11 {
+            drop(pacer.acquire(&p, None).await);
+        }
+        // Then spaced as in a cluster: ten more intervals, each on tokio's millisecond tick.
+        let late = start.elapsed().as_secs_f64() - 10.0 / 5.0 / HEADROOM;
         assert!((0.0..0.011).contains(&late), "{:?}", start.elapsed());
     }
 

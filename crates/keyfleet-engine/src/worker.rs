@@ -98,6 +98,13 @@ impl Engine {
                             match self.store.acquire_partition(&partition, self.partition_lease()).await {
                                 Ok(true) => {
                                     let driver = self.clone().drive_partition(partition.clone(), stop.clone());
+                                    // A driver that hands its partition back may leave a retry due in a few
+                                    // milliseconds: list again then, not at the next poll (a second later).
+                                    let engine = self.clone();
+                                    let driver = async move {
+                                        driver.await;
+                                        engine.wake.notify_one();
+                                    };
                                     drivers.insert(partition, tokio::spawn(driver));
                                 }
                                 Ok(false) => {} // another node drives it
